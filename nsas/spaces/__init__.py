@@ -43,4 +43,24 @@ def get_space(name: str) -> SearchSpace:
     return _REGISTRY[name]
 
 
-__all__ = ["Architecture", "SearchSpace", "get_space", "register_space", "space_names"]
+def detect_space(text: str) -> str:
+    """Name of the space whose string form ``text`` uses (by its shape, not validated)."""
+    t = text.strip()
+    if t.startswith("|"):
+        return "nb201"
+    if t.startswith("Genotype") and "recurrent" in t:
+        return "darts-rnn"
+    if t.startswith("Genotype"):
+        return "darts"
+    raise ArchitectureError(
+        f"cannot tell the search space of {t[:40]!r}: expected a NAS-Bench-201 string "
+        "'|op~0|+|...|' or a DARTS 'Genotype(...)'"
+    )
+
+
+def parse_arch(text: str, space: str | None = None) -> Architecture:
+    """Parse ``text`` in ``space`` (detected from its shape when not given)."""
+    return get_space(space or detect_space(text)).parse(text)
+
+
+__all__ = ["Architecture", "SearchSpace", "detect_space", "get_space", "parse_arch", "register_space", "space_names"]

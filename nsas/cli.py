@@ -1,0 +1,70 @@
+"""The `nsas` command: a table of subcommands, each a module with two functions.
+
+Each module listed in :data:`SUBCOMMANDS` defines ``configure(parser)`` (add
+its flags) and ``run(args) -> int`` (do the work). Modules are imported only
+when their subcommand runs, so ``nsas --help`` is instant. Every
+:class:`~nsas.errors.NsasError` becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from nsas import __version__
+from nsas.errors import NsasError
+
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "search": ("nsas.search", "train a supernet (RandomNAS/GDAS, with or without NSAS) and select architectures"),
+    "inspect": ("nsas.inspection", "print an architecture's canonical string, parameters and multiply-adds"),
+    "rank": ("nsas.rank", "score architectures with a trained supernet's inherited weights"),
+    "train": ("nsas.train", "train one architecture stand-alone from scratch"),
+    "correlate": ("nsas.correlate", "rank correlation between supernet scores and ground truth"),
+    "plot": ("nsas.plot", "draw forgetting curves, losses, diversity and cells of a search run"),
+    "study": ("nsas.study", "run searches and ground-truth training, and report ranking quality"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line with exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; ``only`` configures just that subcommand (imports one module)."""
+    parser = _Parser(
+        prog="nsas",
+        description="One-shot neural architecture search that does not forget (NSAS).",
+    )
+    parser.add_argument("--version", action="version", version=f"nsas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == only:
+            importlib.import_module(module).configure(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `nsas` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    try:
+        parser = build_parser(only=command)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
+        module = importlib.import_module(SUBCOMMANDS[args.command][0])
+        return int(module.run(args) or 0)
+    except NsasError as err:
+        sys.stderr.write(f"nsas: error: {err}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("nsas: interrupted\n")
+        return 130
