@@ -57,6 +57,7 @@ class SearchSpace(ABC):
 
     name: ClassVar[str]
     ops: ClassVar[tuple[str, ...]]
+    kind: ClassVar[str]  # "image" (inputs (B, 3, H, W)) or "text" (tokens (T, B))
 
     # ---- architectures -------------------------------------------------
     @abstractmethod
