@@ -1,0 +1,115 @@
+"""Checkpoints: written atomically, loaded without executing pickled code.
+
+A checkpoint is a dict of tensors, numbers, strings, lists, tuples and dicts,
+tagged with a format marker. :func:`save_checkpoint` writes it to a temporary
+file in the same directory, flushes it to disk and renames it over the target,
+so a crash (even ``kill -9``) leaves either the old or the new file, never a
+torn one. :func:`load_checkpoint` uses ``torch.load(weights_only=True)``: a
+pickle that tries to build arbitrary objects or run code is refused, and so
+are truncated, corrupted and foreign files, each with a one-line
+:class:`~nsas.errors.CheckpointError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nsas.errors import CheckpointError
+
+FORMAT = "nsas-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any], *, kind: str) -> None:
+    """Atomically write ``state`` (tensor-only content) to ``path``.
+
+    Args:
+        path: destination file.
+        state: tensors and plain Python values only.
+        kind: what the checkpoint holds (``"search"``, ``"train"``); checked on load.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, "kind": kind, "state": state}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def load_checkpoint(path: str | Path, *, kind: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`; never runs pickled code.
+
+    Raises:
+        CheckpointError: missing, truncated, corrupt, unsafe or foreign file,
+            or one of another kind.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsafe content"
+        raise CheckpointError(f"checkpoint {path} was refused: it holds objects that are not plain data "
+                              f"({first[:160]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, AttributeError) as err:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt "
+                              f"({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an nsas checkpoint")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"checkpoint {path} has format version {payload.get('version')}, "
+                              f"this nsas reads version {VERSION}")
+    if payload.get("kind") != kind:
+        raise CheckpointError(f"checkpoint {path} is a {payload.get('kind')!r} checkpoint, expected {kind!r}")
+    return payload["state"]
+
+
+def rng_state() -> dict[str, Any]:
+    """Global RNG states (torch CPU and CUDA) as tensors."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` saved."""
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def as_tuple(value: Any) -> Any:
+    """Nested lists back to tuples (``random.Random.setstate`` needs tuples)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(as_tuple(v) for v in value)
+    return value
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,193 @@
+"""Supernet training losses (``--loss``): ce, nsas, nsas-replay, nsas-random, wpl.
+
+Each objective computes its loss for one step and back-propagates it,
+architecture by architecture: the current architecture's cross-entropy first,
+then each constraint's (scaled) cross-entropy. Gradients accumulate in the
+shared weights, so the total gradient is that of
+
+    L = CE(W(a_t); x, y) + beta * mean_{a in A} CE(W(a); x, y)
+
+(ALGORITHM.md §3) while peak memory stays at one single-path pass.
+
+The loop calls ``objective.observe(arch)`` (archive update, Algorithm 1) and
+then ``objective.backward(...)`` on the same mini-batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nsas.archive import NoveltyArchive
+from nsas.errors import NsasError
+from nsas.spaces.base import Architecture, SearchSpace
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class StepLosses:
+    """What one step's backward pass measured (floats, for logging)."""
+
+    current: float  # CE of the current architecture
+    archive: float | None  # mean CE of the constraint architectures, None without any
+    total: float  # the loss whose gradient was accumulated
+    passes: int  # single-path forward/backward passes this step cost
+
+
+def path_loss(supernet: nn.Module, path: Any, batch: Batch,
+              edge_weights: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """Cross-entropy of one path of the supernet on ``batch``.
+
+    Image batches: x (B, 3, H, W), y (B,). Text batches: x (T, B), y (T, B);
+    logits (T, B, V) are flattened to (T*B, V).
+    """
+    x, y = batch
+    logits = supernet(x, path, edge_weights=edge_weights)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+
+
+class Objective:
+    """Plain cross-entropy of the current architecture (the baselines' loss)."""
+
+    name: ClassVar[str] = "ce"
+    archive: NoveltyArchive | None = None
+
+    def observe(self, arch: Architecture) -> None:
+        """Record the step's discrete architecture (before the loss)."""
+
+    def backward(self, supernet: nn.Module, path: Any, batch: Batch,
+                 edge_weights: list[torch.Tensor] | None = None) -> StepLosses:
+        """Accumulate the gradient of this step's loss into ``supernet``."""
+        loss = path_loss(supernet, path, batch, edge_weights)
+        loss.backward()
+        value = loss.item()
+        return StepLosses(current=value, archive=None, total=value, passes=1)
+
+    def after_step(self, supernet: nn.Module) -> None:
+        """Called after the optimizer step (WPL anchors its weights here)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class NSASObjective(Objective):
+    """CE(current) + beta * mean CE(archive members), gradients through every term.
+
+    Args:
+        archive: the constraint archive (its policy decides nsas vs nsas-random).
+        beta: weight of the mean constraint loss.
+        replay: None for every member each step (``nsas``); r for the replay
+            variant that draws r members per step (``nsas-replay``).
+    """
+
+    name = "nsas"
+
+    def __init__(self, archive: NoveltyArchive, *, beta: float = 1.0, replay: int | None = None) -> None:
+        self.archive, self.beta, self.replay = archive, beta, replay
+
+    def observe(self, arch: Architecture) -> None:
+        self.archive.update(arch)
+
+    def constraints(self) -> list[Architecture]:
+        """The architectures whose losses regularise this step."""
+        members = self.archive.members
+        if self.replay is None or self.replay >= len(members):
+            return list(members)
+        return self.archive.rng.sample(members, self.replay)
+
+    def backward(self, supernet: nn.Module, path: Any, batch: Batch,
+                 edge_weights: list[torch.Tensor] | None = None) -> StepLosses:
+        current = path_loss(supernet, path, batch, edge_weights)
+        current.backward()
+        constraints = self.constraints()
+        total_archive = 0.0
+        for member in constraints:
+            # d/dW [beta * mean_i CE_i] = sum_i (beta / |A|) dCE_i/dW: one backward per member.
+            loss = path_loss(supernet, member, batch)
+            (loss * (self.beta / len(constraints))).backward()
+            total_archive += loss.item()
+        cur = current.item()
+        mean_archive = total_archive / len(constraints) if constraints else None
+        total = cur + self.beta * (mean_archive or 0.0)
+        return StepLosses(current=cur, archive=mean_archive, total=total, passes=1 + len(constraints))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"archive": self.archive.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.archive.load_state_dict(state["archive"])
+
+
+class WPLObjective(Objective):
+    """Weight plasticity loss (Benyahia et al. 2019), the prior method (ALGORITHM.md §5).
+
+    L = CE(a_t) + (strength / 2) * sum_i F_i (w_i - w*_i)^2 over the weights
+    a_t shares with the previous architecture; w* are the weights after the
+    previous step and F the squared gradients of the previous architecture's
+    loss (diagonal Fisher estimate).
+    """
+
+    name = "wpl"
+
+    def __init__(self, *, strength: float = 1.0) -> None:
+        self.strength = strength
+        self.anchor: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # name -> (w*, F)
+        self._pending: dict[str, torch.Tensor] = {}
+
+    def backward(self, supernet: nn.Module, path: Any, batch: Batch,
+                 edge_weights: list[torch.Tensor] | None = None) -> StepLosses:
+        loss = path_loss(supernet, path, batch, edge_weights)
+        loss.backward()
+        named = dict(supernet.named_parameters())
+        used = {n: p for n, p in named.items() if p.grad is not None}
+        # The Fisher of *this* architecture, kept for the next step.
+        self._pending = {n: p.grad.detach().pow(2) for n, p in used.items()}
+        shared = [n for n in used if n in self.anchor]
+        penalty = torch.zeros((), device=loss.device)
+        for n in shared:
+            w_star, fisher = self.anchor[n]
+            penalty = penalty + (fisher * (used[n] - w_star).pow(2)).sum()
+        penalty = 0.5 * self.strength * penalty
+        if shared:
+            penalty.backward()
+        value = loss.item()
+        return StepLosses(current=value, archive=None, total=value + penalty.item(), passes=1)
+
+    def after_step(self, supernet: nn.Module) -> None:
+        """Anchor the weights just updated (w*) with their Fisher estimate."""
+        named = dict(supernet.named_parameters())
+        self.anchor = {n: (named[n].detach().clone(), f) for n, f in self._pending.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"anchor": {n: {"w": w, "fisher": f} for n, (w, f) in self.anchor.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.anchor = {n: (v["w"], v["fisher"]) for n, v in state["anchor"].items()}
+
+
+LOSSES = ("ce", "nsas", "nsas-replay", "nsas-random", "wpl")
+
+
+def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, pool_size: int = 50,
+                    candidates: int | None = None, k: int = 10, beta: float = 1.0, replay: int = 1,
+                    wpl_strength: float = 1.0, seed: int = 0) -> Objective:
+    """The objective registered as ``name`` (one of :data:`LOSSES`)."""
+    if name == "ce":
+        return Objective()
+    if name == "wpl":
+        return WPLObjective(strength=wpl_strength)
+    if name in ("nsas", "nsas-replay", "nsas-random"):
+        archive = NoveltyArchive(space, capacity=archive_size, pool_size=pool_size, candidates=candidates,
+                                 k=k, policy="random" if name == "nsas-random" else "novelty", seed=seed)
+        objective = NSASObjective(archive, beta=beta, replay=replay if name == "nsas-replay" else None)
+        objective.name = name
+        return objective
+    raise NsasError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")

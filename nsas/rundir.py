@@ -1,0 +1,94 @@
+"""Run directories: resolved config, log file, metrics.jsonl, JSON outputs.
+
+Layout of a run directory (search and train alike)::
+
+    config.yaml      the resolved config (defaults < YAML < flags)
+    log.txt          everything the run printed, with timestamps
+    metrics.jsonl    one JSON object per line, each with a "kind" and "step"
+    checkpoint.pt    the latest checkpoint (written atomically)
+    *.json           results (selected architectures, archive, ...)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+LOGGER_NAME = "nsas"
+
+
+def default_run_dir(prefix: str) -> Path:
+    """``runs/<prefix>-<YYYYmmdd-HHMMSS>`` under the current directory."""
+    return Path("runs") / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class _TqdmHandler(logging.Handler):
+    """Console handler that does not break progress bars."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def setup_logging(run_dir: Path | None, *, quiet: bool = False) -> logging.Logger:
+    """The ``nsas`` logger writing to ``run_dir/log.txt`` and to the console."""
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    if not quiet:
+        console = _TqdmHandler()
+        console.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(console)
+    if run_dir is not None:
+        file_handler = logging.FileHandler(run_dir / "log.txt")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(file_handler)
+    return logger
+
+
+class MetricsWriter:
+    """Appends JSON records to ``metrics.jsonl``; on resume drops records past the checkpoint."""
+
+    def __init__(self, path: Path, *, resume_step: int | None = None) -> None:
+        self.path = path
+        if resume_step is not None and path.exists():
+            keep = [line for line in path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            write_text_atomic(path, "".join(line + "\n" for line in keep))
+        elif resume_step is None:
+            path.write_text("")
+
+    def write(self, record: dict[str, Any]) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """All records of a run's metrics.jsonl."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically (indented, for people to read)."""
+    write_text_atomic(Path(path), json.dumps(data, indent=2) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` through a temporary file and a rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

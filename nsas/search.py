@@ -1,0 +1,527 @@
+"""`nsas search`: train a weight-sharing supernet, then select architectures.
+
+The step, top to bottom (ALGORITHM.md §3)::
+
+    sample = strategy.sample()                        # path to compute + discrete arch
+    objective.observe(sample.arch)                    # recent pool + archive (Algorithm 1)
+    losses = objective.backward(supernet, sample.path, batch)   # CE + beta * mean CE(archive)
+    clip_grad_norm_(...); optimizer.step()
+    strategy.arch_step(supernet, val_batch)           # GDAS only: alpha on the validation half
+
+Run it with no arguments for the quick preset (NAS-Bench-201 space, RandomNAS
+with the NSAS loss, a small supernet, the embedded cifar10-mini data set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from nsas import data as nsas_data
+from nsas.archive import mean_pairwise_distance
+from nsas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
+from nsas.errors import CheckpointError, NsasError, TrainingError
+from nsas.evaluate import evaluate_path
+from nsas.objectives import LOSSES, build_objective
+from nsas.rundir import MetricsWriter, default_run_dir, setup_logging, write_json
+from nsas.spaces import get_space, space_names
+from nsas.spaces.base import Architecture, SearchSpace
+from nsas.strategies import STRATEGIES, build_strategy
+
+
+@dataclass
+class SearchConfig:
+    """Everything a search run depends on (recorded as config.yaml in the run directory)."""
+
+    space: str = "nb201"
+    strategy: str = "random"
+    loss: str = "nsas"
+    dataset: str = "cifar10"
+    data_dir: str | None = None
+    epochs: int = 50
+    steps_per_epoch: int | None = None  # cap on steps per epoch (None: the whole weights half)
+    batch_size: int = 64
+    channels: int = 16  # image spaces: initial channels
+    cells: int = 5  # nb201: cells per stage; darts: total cells
+    hidden: int = 300  # darts-rnn: embedding = hidden size
+    bptt: int = 35  # darts-rnn: truncated back-propagation length
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    train_fraction: float = 0.5  # share of the training set that trains weights; the rest is validation
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    archive_size: int = 8  # M
+    pool_size: int = 50  # |C|
+    candidates: int | None = None  # n (None: every recent architecture)
+    knn: int = 10  # k
+    beta: float = 1.0
+    replay: int = 1  # r, for nsas-replay
+    wpl_strength: float = 1.0
+    tau_max: float = 10.0
+    tau_min: float = 0.1
+    arch_lr: float = 3e-4
+    arch_weight_decay: float = 1e-3
+    select_rounds: int = 5  # RandomNAS selection: R rounds ...
+    select_samples: int = 10  # ... of S architectures each
+    eval_batches: int = 10  # validation batches per architecture score
+    probe: list[str] = field(default_factory=list)  # forgetting probe set (empty: sample probe_count)
+    probe_count: int = 4
+    probe_every: int = 0  # steps between probe evaluations (0: once per epoch)
+    log_every: int = 20
+    checkpoint_every: int = 200  # steps between checkpoints (0: only at epoch ends)
+
+    def __post_init__(self) -> None:
+        if self.space not in space_names():
+            raise NsasError(f"unknown search space {self.space!r}; choose one of {', '.join(space_names())}")
+        if self.strategy not in STRATEGIES:
+            raise NsasError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.loss not in LOSSES:
+            raise NsasError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        for name in ("epochs", "batch_size", "archive_size", "pool_size", "knn", "replay",
+                     "select_rounds", "select_samples", "eval_batches", "log_every"):
+            if getattr(self, name) < 1:
+                raise NsasError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 < self.train_fraction < 1.0:
+            raise NsasError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise NsasError(f"device must be auto, cpu or cuda, got {self.device!r}")
+
+
+# Paper settings per space (ALGORITHM.md §6); a YAML file or flags override them.
+PAPER_PRESETS: dict[str, dict[str, Any]] = {
+    "darts": dict(dataset="cifar10", epochs=50, batch_size=64, channels=16, cells=8),
+    "darts-chain": dict(dataset="cifar10", epochs=50, batch_size=64, channels=16, cells=8),
+    "nb201": dict(dataset="cifar10", epochs=50, batch_size=64, channels=16, cells=5),
+    "darts-rnn": dict(dataset="ptb", epochs=300, batch_size=128, hidden=300, bptt=35, lr=20.0, lr_min=20.0,
+                      momentum=0.0, weight_decay=5e-7, grad_clip=0.25, augment=False),
+}
+GDAS_EPOCHS = {"darts": 240, "darts-chain": 240}
+# `nsas search` with no arguments: minutes on a laptop CPU.
+QUICK_PRESET: dict[str, Any] = dict(space="nb201", strategy="random", loss="nsas", dataset="cifar10-mini",
+                                    epochs=10, batch_size=64, channels=8, cells=1, eval_batches=4,
+                                    select_rounds=3, select_samples=10, log_every=10, checkpoint_every=0)
+
+
+def preset_for(values: dict[str, Any]) -> dict[str, Any]:
+    """Paper defaults for the space (and strategy) named in ``values``."""
+    space = values.get("space", SearchConfig.space)
+    preset = dict(PAPER_PRESETS.get(space, {}))
+    if values.get("strategy") == "gdas" and space in GDAS_EPOCHS:
+        preset["epochs"] = GDAS_EPOCHS[space]
+    return preset
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise NsasError("--device cuda was asked for, but PyTorch sees no CUDA device")
+    return torch.device(name)
+
+
+@dataclass
+class SearchData:
+    """The two halves of the training set (and their batches) a search uses."""
+
+    train: Any  # ImageBatches | TextBatches: trains the weights
+    val: Any  # ImageBatches | TextBatches: trains GDAS's alpha, scores architectures
+    num_classes: int
+
+
+def build_search_data(cfg: SearchConfig, device: torch.device) -> SearchData:
+    """Load the data set and split it (images: weights half / validation half)."""
+    dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
+    space = get_space(cfg.space)
+    if space.kind == "text":
+        if not isinstance(dataset, nsas_data.TextDataset):
+            raise NsasError(f"space {cfg.space!r} needs a text data set (ptb, wikitext2), got {cfg.dataset!r}")
+        train = nsas_data.TextBatches(dataset.train, batch_size=cfg.batch_size, bptt=cfg.bptt, device=device)
+        # DARTS searches RNN cells with the validation text as the architecture split.
+        val = nsas_data.TextBatches(dataset.valid, batch_size=cfg.batch_size, bptt=cfg.bptt, device=device)
+        return SearchData(train, val, dataset.vocab_size)
+    if not isinstance(dataset, nsas_data.ImageDataset):
+        raise NsasError(f"space {cfg.space!r} needs an image data set, got {cfg.dataset!r}")
+    w_idx, v_idx = nsas_data.search_split(len(dataset.train_y), fraction=cfg.train_fraction, seed=cfg.seed)
+    common = dict(batch_size=cfg.batch_size, mean=dataset.mean, std=dataset.std, device=device)
+    train = nsas_data.ImageBatches(dataset.train_x[w_idx], dataset.train_y[w_idx], augment=cfg.augment,
+                                   shuffle=True, seed=cfg.seed, **common)
+    val = nsas_data.ImageBatches(dataset.train_x[v_idx], dataset.train_y[v_idx], augment=False,
+                                 shuffle=True, seed=cfg.seed + 1, **common)
+    return SearchData(train, val, dataset.num_classes)
+
+
+def build_supernet(cfg: SearchConfig, num_classes: int) -> nn.Module:
+    """The space's supernet at the configured size."""
+    space = get_space(cfg.space)
+    if space.kind == "text":
+        return space.build_supernet(vocab=num_classes, hidden=cfg.hidden)
+    return space.build_supernet(channels=cfg.channels, cells=cfg.cells, num_classes=num_classes)
+
+
+def cycle_batches(batches: Any, start: int) -> Iterator[Any]:
+    """Endless stream of ``batches``, starting at global batch number ``start``."""
+    per_epoch = len(batches)
+    epoch, index = divmod(start, per_epoch)
+    while True:
+        yield from batches.epoch(epoch, start=index)
+        epoch, index = epoch + 1, 0
+
+
+def fixed_batches(batches: Any, count: int) -> list[Any]:
+    """The first ``count`` batches of epoch 0: the same for every architecture scored."""
+    out = []
+    for batch in batches.epoch(0):
+        out.append(batch)
+        if len(out) == count:
+            break
+    return out
+
+
+class Search:
+    """One search run: supernet, strategy, objective, optimizer, and their state.
+
+    Args:
+        cfg: the resolved config.
+        run_dir: where config, metrics, checkpoints and results go.
+        progress: show a progress bar.
+    """
+
+    def __init__(self, cfg: SearchConfig, run_dir: Path, *, progress: bool = True) -> None:
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        self.space: SearchSpace = get_space(cfg.space)
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.data = build_search_data(cfg, self.device)
+        self.supernet = build_supernet(cfg, self.data.num_classes).to(self.device)
+        self.steps_per_epoch = min(len(self.data.train), cfg.steps_per_epoch or len(self.data.train))
+        if self.steps_per_epoch < 1:
+            raise NsasError(f"data set {cfg.dataset!r} gives no full batch of {cfg.batch_size}")
+        self.optimizer = torch.optim.SGD(self.supernet.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                         weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs,
+                                                                    eta_min=cfg.lr_min)
+        self.strategy = build_strategy(cfg.strategy, self.space, seed=cfg.seed, device=self.device,
+                                       **self._gdas_options())
+        self.objective = build_objective(cfg.loss, self.space, archive_size=cfg.archive_size,
+                                         pool_size=cfg.pool_size, candidates=cfg.candidates, k=cfg.knn,
+                                         beta=cfg.beta, replay=cfg.replay, wpl_strength=cfg.wpl_strength,
+                                         seed=cfg.seed + 3)
+        self.probe = self._probe_archs()
+        self.eval_set = fixed_batches(self.data.val, cfg.eval_batches)
+        self.epoch = self.step = self.global_step = 0  # next step to run
+        self.passes = 0  # single-path forward/backward passes so far (the cost measure)
+        self.elapsed = 0.0  # seconds of training, summed over resumes
+        self.checkpoint_path = self.run_dir / "checkpoint.pt"
+        self.log = setup_logging(self.run_dir, quiet=not progress)
+
+    def _gdas_options(self) -> dict[str, Any]:
+        if self.cfg.strategy != "gdas":
+            return {}
+        c = self.cfg
+        return dict(tau_max=c.tau_max, tau_min=c.tau_min, lr=c.arch_lr, weight_decay=c.arch_weight_decay)
+
+    def _probe_archs(self) -> list[Architecture]:
+        if self.cfg.probe:
+            return [self.space.parse(s) for s in self.cfg.probe]
+        rng = random.Random(f"probe-{self.cfg.seed}")
+        return [self.space.sample(rng) for _ in range(self.cfg.probe_count)]
+
+    # ---- checkpoints ---------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": config_to_dict(self.cfg),
+            "epoch": self.epoch, "step": self.step, "global_step": self.global_step,
+            "passes": self.passes, "elapsed": self.elapsed,
+            "supernet": self.supernet.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "strategy": self.strategy.state_dict(),
+            "objective": self.objective.state_dict(),
+            "rng": rng_state(),
+        }
+
+    def save(self) -> None:
+        save_checkpoint(self.checkpoint_path, self.state_dict(), kind="search")
+
+    def load(self, path: Path) -> None:
+        """Restore everything from a checkpoint of a run with the same config."""
+        state = load_checkpoint(path, kind="search", map_location=self.device)
+        saved = {k: v for k, v in state.get("config", {}).items() if k != "device"}
+        mine = {k: v for k, v in config_to_dict(self.cfg).items() if k != "device"}
+        if saved != mine:
+            diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
+            raise CheckpointError(f"checkpoint {path} belongs to a run with another config (differs in: {', '.join(diff)})")
+        try:
+            self.supernet.load_state_dict(state["supernet"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.strategy.load_state_dict(state["strategy"])
+            self.objective.load_state_dict(state["objective"])
+            set_rng_state(state["rng"])
+            self.epoch, self.step, self.global_step = state["epoch"], state["step"], state["global_step"]
+            self.passes, self.elapsed = state["passes"], state["elapsed"]
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:
+            raise CheckpointError(f"checkpoint {path} does not fit this run: {str(err).splitlines()[0][:200]}") from None
+
+    # ---- training ------------------------------------------------------
+    def train(self) -> None:
+        """Train the supernet from the current state to the last epoch."""
+        cfg = self.cfg
+        val_stream = cycle_batches(self.data.val, self.global_step) if cfg.strategy == "gdas" else None
+        total_steps = cfg.epochs * self.steps_per_epoch
+        bar = tqdm(total=total_steps, initial=self.global_step, disable=not self.progress,
+                   unit="step", dynamic_ncols=True, leave=False)
+        while self.epoch < cfg.epochs:
+            self.strategy.set_progress(self.epoch, cfg.epochs)
+            window_start, window_images = time.perf_counter(), 0
+            batches = self.data.train.epoch(self.epoch, start=self.step)
+            for batch in batches:
+                if self.step >= self.steps_per_epoch:
+                    break
+                t0 = time.perf_counter()
+                record = self.train_step(batch, val_stream)
+                self.elapsed += time.perf_counter() - t0
+                window_images += batch[1].numel()  # images, or tokens for text
+                self.step += 1
+                self.global_step += 1
+                bar.update(1)
+                bar.set_description(f"epoch {self.epoch + 1}/{cfg.epochs}")
+                bar.set_postfix(loss=f"{record['loss']:.3f}", archive=_fmt(record.get("archive_loss")))
+                if self.global_step % cfg.log_every == 0:
+                    now = time.perf_counter()
+                    unit = "tokens_per_s" if self.space.kind == "text" else "images_per_s"
+                    record[unit] = window_images / max(now - window_start, 1e-9)
+                    window_start, window_images = now, 0
+                    self.metrics.write(record)
+                if cfg.probe_every and self.global_step % cfg.probe_every == 0:
+                    self.evaluate_probe()
+                if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
+                    self.save()
+            self.end_epoch()
+        bar.close()
+
+    def train_step(self, batch: Any, val_stream: Iterator[Any] | None) -> dict[str, Any]:
+        """One supernet step (ALGORITHM.md §3); returns its metrics record."""
+        sample = self.strategy.sample()
+        self.objective.observe(sample.arch)
+        self.supernet.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        losses = self.objective.backward(self.supernet, sample.path, batch, sample.edge_weights)
+        if not math.isfinite(losses.total):
+            raise TrainingError(
+                f"the loss became {losses.total} at epoch {self.epoch + 1}, step {self.step + 1} "
+                f"(architecture {sample.arch}); the run stopped and the last good checkpoint "
+                f"{self.checkpoint_path} is intact; try a lower --lr or --grad-clip")
+        if self.cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.supernet.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.objective.after_step(self.supernet)
+        self.passes += losses.passes
+        record: dict[str, Any] = {
+            "kind": "step", "step": self.global_step + 1, "epoch": self.epoch + 1,
+            "loss": losses.current, "archive_loss": losses.archive, "total_loss": losses.total,
+            "passes": self.passes, "lr": self.optimizer.param_groups[0]["lr"], "arch": str(sample.arch),
+        }
+        archive = self.objective.archive
+        if archive is not None:
+            record["archive_diversity"] = archive.diversity()
+        if val_stream is not None:
+            record.update(self.strategy.arch_step(self.supernet, next(val_stream)))
+            record["tau"] = self.strategy.tau
+        return record
+
+    def end_epoch(self) -> None:
+        """Probe, log and checkpoint at the end of an epoch."""
+        probe = self.evaluate_probe()
+        self.scheduler.step()
+        self.epoch, self.step = self.epoch + 1, 0
+        mean_acc = sum(p["acc"] for p in probe) / len(probe) if probe else float("nan")
+        self.log.info(f"epoch {self.epoch}/{self.cfg.epochs}: probe accuracy {mean_acc:.2f}% "
+                      f"(passes {self.passes}, {self.elapsed:.0f}s)")
+        self.save()
+
+    def evaluate_probe(self) -> list[dict[str, Any]]:
+        """Inherited-weight accuracy of the fixed probe architectures (the forgetting tracker)."""
+        results = []
+        for arch in self.probe:
+            scores = evaluate_path(self.supernet, arch, self.eval_set)
+            results.append({"arch": str(arch), **scores})
+        self.metrics.write({"kind": "probe", "step": self.global_step, "epoch": self.epoch + 1,
+                            "passes": self.passes, "probe": results})
+        return results
+
+    # ---- selection -----------------------------------------------------
+    def select(self) -> list[dict[str, Any]]:
+        """Final architecture(s): random search on the supernet (RandomNAS) or argmax (GDAS).
+
+        RandomNAS: ``select_rounds`` rounds, each scoring ``select_samples``
+        random architectures on the validation half with inherited weights and
+        keeping the round's best; the winners are returned best first (retrain
+        them: the best after retraining is the final answer).
+        """
+        key, better = ("loss", min) if self.space.kind == "text" else ("acc", max)
+        if self.cfg.strategy == "gdas":
+            arch = self.strategy.final()
+            return [{"arch": str(arch), "round": 0, **evaluate_path(self.supernet, arch, self.eval_set)}]
+        rng = random.Random(f"select-{self.cfg.seed}")
+        winners = []
+        for round_ in range(self.cfg.select_rounds):
+            scored = []
+            for _ in range(self.cfg.select_samples):
+                arch = self.space.sample(rng)
+                scored.append({"arch": str(arch), "round": round_ + 1,
+                               **evaluate_path(self.supernet, arch, self.eval_set)})
+            winners.append(better(scored, key=lambda r: r[key]))
+        return sorted(winners, key=lambda r: r[key], reverse=better is max)
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Select, and write the selected architectures and the archive."""
+        selected = self.select()
+        write_json(self.run_dir / "selected.json", selected)
+        archive = self.objective.archive
+        write_json(self.run_dir / "archive.json", {
+            "members": [str(a) for a in archive.members] if archive else [],
+            "pool": [str(a) for a in archive.pool] if archive else [],
+            "diversity": archive.diversity() if archive else None,
+        })
+        write_json(self.run_dir / "summary.json", {
+            "space": self.cfg.space, "strategy": self.cfg.strategy, "loss": self.cfg.loss,
+            "steps": self.global_step, "passes": self.passes, "train_seconds": self.elapsed,
+            "best": selected[0]["arch"],
+        })
+        return selected
+
+    def run(self, *, resume: bool = False) -> list[dict[str, Any]]:
+        """Train (resuming from the run directory's checkpoint if asked), then select."""
+        if resume:
+            self.load(self.checkpoint_path)
+            self.log.info(f"resumed from {self.checkpoint_path} at epoch {self.epoch + 1}, step {self.step}")
+        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl",
+                                     resume_step=self.global_step if resume else None)
+        self.train()
+        return self.finish()
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def search(cfg: SearchConfig, run_dir: str | Path, *, resume: bool = False,
+           progress: bool = True) -> list[dict[str, Any]]:
+    """Library entry point: run (or resume) a search; returns the selected architectures."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_yaml(run_dir / "config.yaml", config_to_dict(cfg))
+    return Search(cfg, run_dir, progress=progress).run(resume=resume)
+
+
+# ---- command line ----------------------------------------------------------
+_FLAGS: list[tuple[str, dict[str, Any]]] = [
+    ("--space", dict(choices=space_names(), help="search space (default nb201)")),
+    ("--strategy", dict(choices=STRATEGIES, help="random (RandomNAS) or gdas (default random)")),
+    ("--loss", dict(choices=LOSSES, help="supernet loss (default nsas)")),
+    ("--dataset", dict(help="cifar10, cifar100, cifar10-mini, imagefolder:PATH, ptb, wikitext2")),
+    ("--data-dir", dict(dest="data_dir", help="where data sets live (default $NSAS_DATA or ~/.cache/nsas/data)")),
+    ("--epochs", dict(type=int, help="supernet training epochs (paper: 50; GDAS on darts: 240; darts-rnn: 300)")),
+    ("--steps-per-epoch", dict(dest="steps_per_epoch", type=int, help="cap the steps of each epoch")),
+    ("--batch-size", dict(dest="batch_size", type=int, help="mini-batch size (paper: 64; darts-rnn: 128)")),
+    ("--channels", dict(type=int, help="initial channels of the supernet (paper: 16)")),
+    ("--cells", dict(type=int, help="cells (darts: total, paper 8; nb201: per stage, paper 5)")),
+    ("--hidden", dict(type=int, help="darts-rnn embedding/hidden size (paper: 300)")),
+    ("--lr", dict(type=float, help="SGD learning rate, cosine-annealed to --lr-min")),
+    ("--lr-min", dict(dest="lr_min", type=float, help="final learning rate")),
+    ("--weight-decay", dict(dest="weight_decay", type=float, help="SGD weight decay (the paper's l2 term)")),
+    ("--grad-clip", dict(dest="grad_clip", type=float, help="gradient-norm clip (0: off)")),
+    ("--seed", dict(type=int, help="seed of data order, sampling and initialisation")),
+    ("--device", dict(help="auto, cpu or cuda")),
+    ("--archive-size", dict(dest="archive_size", type=int, help="NSAS archive size M (default 8)")),
+    ("--pool-size", dict(dest="pool_size", type=int, help="recent pool size |C| (default 50)")),
+    ("--candidates", dict(type=int, help="candidates n drawn from the pool per update (default: all)")),
+    ("--knn", dict(type=int, help="k nearest neighbours in the novelty score (default 10)")),
+    ("--beta", dict(type=float, help="weight of the mean archive loss (default 1)")),
+    ("--replay", dict(type=int, help="archive members per step for nsas-replay (default 1)")),
+    ("--wpl-strength", dict(dest="wpl_strength", type=float, help="WPL penalty strength lambda (default 1)")),
+    ("--select-rounds", dict(dest="select_rounds", type=int, help="RandomNAS selection rounds R (default 5)")),
+    ("--select-samples", dict(dest="select_samples", type=int, help="architectures per round S (default 10)")),
+    ("--eval-batches", dict(dest="eval_batches", type=int, help="validation batches per score (default 10)")),
+    ("--log-every", dict(dest="log_every", type=int, help="steps between metrics records (default 20)")),
+    ("--probe-every", dict(dest="probe_every", type=int, help="steps between probe evaluations (0: per epoch)")),
+    ("--checkpoint-every", dict(dest="checkpoint_every", type=int,
+                                help="steps between checkpoints (0: epoch ends only; default 200)")),
+]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Flags of `nsas search` (each also a key of the YAML config)."""
+    parser.description = (
+        "Train a weight-sharing supernet and select architectures. With no arguments, runs the quick "
+        "preset: nb201 space, RandomNAS + NSAS, a small supernet, the embedded cifar10-mini data set. "
+        "Otherwise unspecified settings follow the paper for the chosen space.")
+    add_config_flag(parser)
+    for flag, kwargs in _FLAGS:
+        add_flag(parser, flag, **kwargs)
+    parser.add_argument("--preset", choices=("quick", "paper"), default=None,
+                        help="base settings: quick (the no-argument default) or paper")
+    parser.add_argument("--out", default=None, help="run directory (default runs/search-<space>-...-<time>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its last checkpoint (config from its config.yaml)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or console log")
+
+
+def resolve(args: argparse.Namespace) -> SearchConfig:
+    """Config from preset < YAML < flags."""
+    names = {f.name for f in dataclasses.fields(SearchConfig)}
+    flags = {k: v for k, v in vars(args).items() if k in names}
+    yaml_values = read_yaml(args.config) if args.config else {}
+    preset = args.preset or ("quick" if not flags and not yaml_values else "paper")
+    values = dict(QUICK_PRESET) if preset == "quick" else {}
+    values.update(yaml_values)
+    values.update(flags)
+    if preset == "paper":
+        values = {**preset_for(values), **values}
+    return build_config(SearchConfig, values, source=f"config file {args.config}" if args.config else "search")
+
+
+def run(args: argparse.Namespace) -> int:
+    """`nsas search`."""
+    if args.resume:
+        if not args.out:
+            raise NsasError("--resume needs --out RUN_DIR (the run to continue)")
+        run_dir = Path(args.out)
+        if not (run_dir / "checkpoint.pt").exists():
+            raise NsasError(f"{run_dir} holds no checkpoint.pt to resume from")
+        values = read_yaml(run_dir / "config.yaml")
+        if getattr(args, "device", None):
+            values["device"] = args.device
+        cfg = build_config(SearchConfig, values, source=f"{run_dir / 'config.yaml'}")
+    else:
+        cfg = resolve(args)
+        run_dir = Path(args.out) if args.out else default_run_dir(f"search-{cfg.space}-{cfg.strategy}-{cfg.loss}")
+        if (run_dir / "checkpoint.pt").exists():
+            raise NsasError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    print(f"nsas search: {cfg.space} / {cfg.strategy} / {cfg.loss} on {cfg.dataset}, "
+          f"{cfg.epochs} epochs -> {run_dir}")
+    selected = search(cfg, run_dir, resume=args.resume, progress=not args.quiet)
+    key = "loss" if get_space(cfg.space).kind == "text" else "acc"
+    print(f"selected architectures (validation {key} with inherited weights):")
+    for row in selected:
+        print(f"  {row[key]:8.3f}  {row['arch']}")
+    print(f"run directory: {run_dir}")
+    return 0

@@ -1,0 +1,172 @@
+"""Search strategies (``--strategy``): how each step's architecture is chosen.
+
+- ``random``: RandomNAS (Li & Talwalkar 2019): uniform sampling of valid
+  architectures; selection by random search on the trained supernet.
+- ``gdas``: GDAS (Dong & Yang 2019): architecture logits alpha; each step
+  draws a hard Gumbel-max sample per row (only the chosen op runs), with a
+  straight-through gradient through the Gumbel-softmax; alpha trains on the
+  validation half with Adam, alternating with the weight step.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from nsas.checkpoint import as_tuple
+from nsas.errors import NsasError
+from nsas.spaces.base import Architecture, SearchSpace
+
+
+@dataclass
+class Sample:
+    """One step's choice: the path the supernet computes and its discrete architecture."""
+
+    path: Any  # what supernet(x, path) takes (an architecture, or a GDAS path)
+    arch: Architecture  # the discrete architecture (enters the recent pool and archive)
+    edge_weights: list[torch.Tensor] | None = None  # GDAS straight-through multipliers
+
+
+class RandomStrategy:
+    """RandomNAS: a uniformly random valid architecture each step."""
+
+    name: ClassVar[str] = "random"
+
+    def __init__(self, space: SearchSpace, *, seed: int = 0) -> None:
+        self.space = space
+        self.rng = random.Random(seed)
+
+    def sample(self) -> Sample:
+        arch = self.space.sample(self.rng)
+        return Sample(path=arch, arch=arch)
+
+    def set_progress(self, epoch: int, epochs: int) -> None:
+        """Called at the start of every epoch (GDAS anneals its temperature)."""
+
+    def arch_step(self, supernet: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+        """Architecture-parameter update on a validation batch (none for RandomNAS)."""
+        return {}
+
+    def parameters(self) -> list[nn.Parameter]:
+        return []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.setstate(as_tuple(state["rng"]))
+
+
+class GDASStrategy:
+    """GDAS: Gumbel-max hard sampling with straight-through gradients.
+
+    Args:
+        space: the search space (defines the alpha matrices and their decoding).
+        tau_max, tau_min: the temperature anneals linearly from tau_max to tau_min
+            over the epochs.
+        lr, betas, weight_decay: Adam on alpha (GDAS's settings by default).
+        seed: seeds the Gumbel noise generator.
+        device: where alpha lives.
+    """
+
+    name: ClassVar[str] = "gdas"
+
+    def __init__(self, space: SearchSpace, *, tau_max: float = 10.0, tau_min: float = 0.1,
+                 lr: float = 3e-4, betas: tuple[float, float] = (0.5, 0.999), weight_decay: float = 1e-3,
+                 seed: int = 0, device: str | torch.device = "cpu") -> None:
+        self.space = space
+        self.alphas = nn.ParameterList(
+            nn.Parameter(1e-3 * torch.randn(shape, generator=torch.Generator().manual_seed(seed + i)).to(device))
+            for i, shape in enumerate(space.gdas_alpha_shapes()))
+        self.optimizer = torch.optim.Adam(self.alphas.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
+        self.tau_max, self.tau_min, self.tau = tau_max, tau_min, tau_max
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def set_progress(self, epoch: int, epochs: int) -> None:
+        frac = epoch / max(1, epochs - 1)
+        self.tau = self.tau_max - (self.tau_max - self.tau_min) * frac
+
+    def gumbel(self) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """One hard sample per row: (choices, detached soft weights, straight-through multipliers).
+
+        The multiplier of row r is ``1 - p_r.detach() + p_r`` where p_r is the
+        Gumbel-softmax weight of the chosen column: its value is 1 (the forward
+        pass computes the chosen op unscaled) and its gradient is dp_r/dalpha.
+        """
+        choices, probs, weights = [], [], []
+        for alpha in self.alphas:
+            u = torch.rand(alpha.shape, generator=self.generator, device=alpha.device)
+            g = -torch.log(-torch.log(u.clamp_min(1e-20)).clamp_min(1e-20))
+            soft = torch.softmax((alpha.log_softmax(-1) + g) / self.tau, dim=-1)  # (rows, cols)
+            index = soft.argmax(-1)  # (rows,)
+            p = soft.gather(1, index[:, None]).squeeze(1)
+            choices.append(index)
+            probs.append(soft.detach())
+            weights.append(1.0 - p.detach() + p)
+        return choices, probs, weights
+
+    def sample(self) -> Sample:
+        """The weight step's sample; multipliers are dropped (alpha learns on the validation step)."""
+        with torch.no_grad():
+            choices, probs, _ = self.gumbel()
+        path, arch = self.space.gdas_decode(choices, probs)
+        return Sample(path=path, arch=arch)
+
+    def arch_step(self, supernet: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+        """One Adam step on alpha from a fresh sample's CE on a validation batch."""
+        from nsas.objectives import path_loss
+
+        choices, probs, weights = self.gumbel()
+        path, _ = self.space.gdas_decode(choices, probs)
+        self.optimizer.zero_grad(set_to_none=True)
+        for p in supernet.parameters():  # the weights are not trained on the validation half
+            p.requires_grad_(False)
+        try:
+            loss = path_loss(supernet, path, batch, edge_weights=weights)
+            loss.backward()
+        finally:
+            for p in supernet.parameters():
+                p.requires_grad_(True)
+        self.optimizer.step()
+        return {"arch_loss": loss.item()}
+
+    def final(self) -> Architecture:
+        """The argmax architecture of the learned alpha."""
+        return self.space.gdas_final([a.detach() for a in self.alphas])
+
+    def parameters(self) -> list[nn.Parameter]:
+        return list(self.alphas.parameters())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "alphas": [a.detach().clone() for a in self.alphas],
+            "optimizer": self.optimizer.state_dict(),
+            "tau": self.tau,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for a, saved in zip(self.alphas, state["alphas"], strict=True):
+                a.copy_(saved)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.tau = float(state["tau"])
+        self.generator.set_state(state["generator"])
+
+
+STRATEGIES = ("random", "gdas")
+
+
+def build_strategy(name: str, space: SearchSpace, *, seed: int = 0, device: str | torch.device = "cpu",
+                   **gdas_options: Any) -> RandomStrategy | GDASStrategy:
+    """The strategy registered as ``name`` (one of :data:`STRATEGIES`)."""
+    if name == "random":
+        return RandomStrategy(space, seed=seed)
+    if name == "gdas":
+        return GDASStrategy(space, seed=seed, device=device, **gdas_options)
+    raise NsasError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+
