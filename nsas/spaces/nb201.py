@@ -1,0 +1,197 @@
+"""The NAS-Bench-201 search space (Dong & Yang, ICLR 2020).
+
+A cell is a 4-node DAG: node 0 is the cell input, node ``j`` sums one op
+applied to every earlier node, and node 3 is the output. Its 6 edges, in
+NAS-Bench-201 order, are ``1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2``; each carries
+one of 5 ops, so the space holds 5^6 = 15,625 architectures. The canonical
+string is NAS-Bench-201's own::
+
+    |nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|
+
+The networks (stand-alone and supernet) live in :mod:`nsas.spaces.nb201_net`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from nsas.errors import ArchitectureError
+from nsas.spaces import register_space
+from nsas.spaces.base import Architecture, SearchSpace
+
+OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NUM_NODES = 4  # node 0 = cell input, node 3 = cell output
+# (target node, input node) of each edge, in NAS-Bench-201 order.
+EDGES: tuple[tuple[int, int], ...] = tuple((j, i) for j in range(1, NUM_NODES) for i in range(j))
+NUM_EDGES = len(EDGES)  # 6
+
+
+@dataclass(frozen=True)
+class NB201Arch(Architecture):
+    """One NAS-Bench-201 cell: the op on each of the 6 edges, in ``EDGES`` order."""
+
+    ops: tuple[str, ...]
+    space: ClassVar[str] = "nb201"
+
+    def __post_init__(self) -> None:
+        # A tuple keeps the value hashable even when built from a list.
+        object.__setattr__(self, "ops", tuple(self.ops))
+        if len(self.ops) != NUM_EDGES:
+            raise ArchitectureError(
+                f"a NAS-Bench-201 cell has {NUM_EDGES} edges, got {len(self.ops)} ops: {self.ops!r}"
+            )
+        for e, op in enumerate(self.ops):
+            if op not in OPS:
+                j, i = EDGES[e]
+                raise ArchitectureError(
+                    f"unknown op {op!r} on edge {e} ({j}<-{i}); choose one of {', '.join(OPS)}"
+                )
+
+    def to_str(self) -> str:
+        nodes = []
+        for j in range(1, NUM_NODES):
+            tokens = [f"{self.ops[_edge_index(j, i)]}~{i}" for i in range(j)]
+            nodes.append("|" + "|".join(tokens) + "|")
+        return "+".join(nodes)
+
+    def to_json(self) -> list[str]:
+        return list(self.ops)
+
+
+def _edge_index(j: int, i: int) -> int:
+    """Position in ``EDGES`` of the edge from node ``i`` into node ``j``."""
+    return j * (j - 1) // 2 + i
+
+
+def _parse_node(text: str, j: int, whole: str) -> list[str]:
+    """The ops of node ``j`` from its ``|op~0|op~1|`` segment."""
+    if len(text) < 2 or not (text.startswith("|") and text.endswith("|")):
+        raise ArchitectureError(
+            f"node {j} segment {text!r} of {whole!r} must look like '|op~0|...|'"
+        )
+    tokens = text[1:-1].split("|")
+    if len(tokens) != j:
+        raise ArchitectureError(
+            f"node {j} segment {text!r} of {whole!r} has {len(tokens)} input edges, expected {j}"
+        )
+    ops = []
+    for pos, token in enumerate(tokens):
+        op, sep, src = token.partition("~")
+        where = f"token {token!r} (node {j}, input {pos}) of {whole!r}"
+        if not sep:
+            raise ArchitectureError(f"{where} must be 'op~input'")
+        if op not in OPS:
+            raise ArchitectureError(f"unknown op {op!r} in {where}; choose one of {', '.join(OPS)}")
+        if not (src.isascii() and src.isdigit()):
+            raise ArchitectureError(f"input index {src!r} in {where} is not an integer")
+        if src != str(pos):
+            raise ArchitectureError(
+                f"input index {src} in {where} must be {pos} "
+                f"(node {j} takes inputs 0..{j - 1} in order)"
+            )
+        ops.append(op)
+    return ops
+
+
+@register_space
+class NB201Space(SearchSpace):
+    """NAS-Bench-201: 6 edges x 5 ops, one shared cell for the whole network."""
+
+    name: ClassVar[str] = "nb201"
+    ops: ClassVar[tuple[str, ...]] = OPS
+    kind: ClassVar[str] = "image"
+
+    # ---- architectures -------------------------------------------------
+    def parse(self, text: str) -> NB201Arch:
+        if not isinstance(text, str):
+            raise ArchitectureError(f"expected a NAS-Bench-201 string, got {type(text).__name__}")
+        whole = text.strip()
+        segments = whole.split("+")
+        if len(segments) != NUM_NODES - 1:
+            raise ArchitectureError(
+                f"{whole!r} has {len(segments)} node segments separated by '+', "
+                f"expected {NUM_NODES - 1}"
+            )
+        ops: list[str] = []
+        for j, segment in enumerate(segments, start=1):
+            ops += _parse_node(segment, j, whole)
+        return NB201Arch(tuple(ops))
+
+    def from_json(self, obj: Any) -> NB201Arch:
+        if not isinstance(obj, (list, tuple)):
+            raise ArchitectureError(
+                f"a NAS-Bench-201 JSON architecture is a list of {NUM_EDGES} op names, got {obj!r}"
+            )
+        for e, op in enumerate(obj):
+            if not isinstance(op, str):
+                raise ArchitectureError(f"entry {e} ({op!r}) of {obj!r} is not an op name")
+        return NB201Arch(tuple(obj))
+
+    def sample(self, rng: random.Random) -> NB201Arch:
+        return NB201Arch(tuple(rng.choice(OPS) for _ in range(NUM_EDGES)))
+
+    def size(self) -> int:
+        return len(OPS) ** NUM_EDGES
+
+    def enumerate(self) -> Iterator[NB201Arch]:
+        """Every architecture, in lexicographic order of op indices (edge 0 slowest)."""
+        for ops in itertools.product(OPS, repeat=NUM_EDGES):
+            yield NB201Arch(ops)
+
+    def distance(self, a: Architecture | str, b: Architecture | str) -> float:
+        """Fraction of the 6 edges whose op differs (ALGORITHM.md §4)."""
+        a, b = self.coerce(a), self.coerce(b)
+        return sum(x != y for x, y in zip(a.ops, b.ops)) / NUM_EDGES
+
+    # ---- networks ------------------------------------------------------
+    def build_network(
+        self, arch: Architecture | str, *, channels: int = 16, cells: int = 5, num_classes: int = 10
+    ) -> nn.Module:
+        """NAS-Bench-201's stand-alone network of ``arch``.
+
+        Args:
+            arch: the cell, or its string.
+            channels: channels of the first stage (C); stages use C, 2C, 4C.
+            cells: cells per stage (NAS-Bench-201's N).
+            num_classes: outputs of the classifier.
+        """
+        from nsas.spaces.nb201_net import NB201Network
+
+        return NB201Network(self.coerce(arch), channels=channels, cells=cells, num_classes=num_classes)
+
+    def build_supernet(self, *, channels: int = 16, cells: int = 5, num_classes: int = 10) -> nn.Module:
+        """The weight-sharing supernet; same options as :meth:`build_network`."""
+        from nsas.spaces.nb201_net import NB201Supernet
+
+        return NB201Supernet(channels=channels, cells=cells, num_classes=num_classes)
+
+    # ---- GDAS ----------------------------------------------------------
+    def gdas_alpha_shapes(self) -> list[tuple[int, int]]:
+        """One (6, 5) matrix: rows are edges in ``EDGES`` order, columns follow ``OPS``."""
+        return [(NUM_EDGES, len(OPS))]
+
+    def gdas_decode(
+        self, choices: Sequence[torch.Tensor], probs: Sequence[torch.Tensor]
+    ) -> tuple[NB201Arch, NB201Arch]:
+        """The sampled cell is both the path to compute and the architecture."""
+        arch = NB201Arch(tuple(OPS[k] for k in self._one_matrix(choices, (NUM_EDGES,)).tolist()))
+        return arch, arch
+
+    def gdas_final(self, alphas: Sequence[torch.Tensor]) -> NB201Arch:
+        """Argmax op of each edge."""
+        best = self._one_matrix(alphas, (NUM_EDGES, len(OPS))).argmax(dim=1)
+        return NB201Arch(tuple(OPS[k] for k in best.tolist()))
+
+    @staticmethod
+    def _one_matrix(tensors: Sequence[torch.Tensor], shape: tuple[int, ...]) -> torch.Tensor:
+        if len(tensors) != 1 or tuple(tensors[0].shape) != shape:
+            got = [tuple(t.shape) for t in tensors]
+            raise ArchitectureError(f"nb201 GDAS expects one tensor of shape {shape}, got shapes {got}")
+        return tensors[0]
