@@ -1,0 +1,500 @@
+"""How well do supernet scores rank architectures? (``nsas correlate``)
+
+Reads two tables of architectures -- supernet scores and ground truth (for
+example stand-alone accuracies) -- joins them on canonical architecture
+strings and reports Kendall's tau-b, Spearman's rho, precision@k and the true
+rank of the supernet's favourite, each correlation with a percentile bootstrap
+95% confidence interval::
+
+    nsas correlate scores.csv truth.jsonl --key acc --top-k 5 10 --bootstrap 1000
+
+A table is a CSV file whose header has an ``arch`` column plus numeric
+columns, or JSON (a list of objects with ``"arch"`` and numeric keys), or JSONL
+(one such object per line). Either file may write an architecture in any form
+its space parses; rows are matched by ``str(parse_arch(text))``.
+
+All metrics are computed on values oriented so that higher is better (a
+``--lower-is-better`` key is negated first), so a positive correlation always
+means the supernet agrees with the truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from nsas.errors import ArchitectureError, NsasError
+
+ARCH = "arch"
+_SHOWN = 5  # how many unmatched architectures a report names
+
+
+# ---------------------------------------------------------------- reading
+class Table(dict[str, dict[str, float]]):
+    """Rows keyed by the raw ``arch`` text; remembers where each row came from.
+
+    Attributes:
+        source: the file name (used in error messages).
+        lines: raw arch text -> line number of its row in the file.
+    """
+
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        self.source = source
+        self.lines: dict[str, int] = {}
+
+    def add(self, arch: Any, values: dict[str, float], line: int) -> None:
+        """Add one row; reject a missing, non-string or repeated arch."""
+        if not isinstance(arch, str) or not arch.strip():
+            raise NsasError(f"{self.source} line {line}: {ARCH!r} must be a non-empty architecture string, got {arch!r}")
+        if arch in self:
+            raise NsasError(f"{self.source} line {line}: architecture {arch.strip()!r} already appears on line {self.lines[arch]}")
+        self[arch] = values
+        self.lines[arch] = line
+
+
+def _number(text: Any, source: str, line: int, column: str) -> float:
+    """``text`` as a finite float, or an NsasError naming file, line and column."""
+    if isinstance(text, bool):
+        value = math.nan
+    else:
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            value = math.nan
+    if not math.isfinite(value):
+        raise NsasError(f"{source} line {line}: column {column!r} has {text!r}, not a finite number")
+    return value
+
+
+def _pick(header: Sequence[str], keys: Sequence[str] | None, source: str) -> list[str]:
+    """The value columns to read: ``keys`` (each must exist) or every non-arch column."""
+    available = [h for h in header if h != ARCH]
+    if keys is None:
+        return available
+    for key in keys:
+        if key not in available:
+            raise NsasError(f"{source} line 1: no column {key!r}; available: {', '.join(available) or '(none)'}")
+    return list(dict.fromkeys(keys))
+
+
+def _read_csv(text: str, source: str, keys: Sequence[str] | None) -> Table:
+    reader = csv.reader(text.splitlines())
+    header = [h.strip() for h in next(reader, [])]
+    if ARCH not in header:
+        raise NsasError(f"{source} line 1: the header has no {ARCH!r} column (found: {', '.join(header) or 'nothing'})")
+    columns = _pick(header, keys, source)
+    where = {name: header.index(name) for name in [ARCH, *columns]}
+    table = Table(source)
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue  # blank line
+        if len(row) != len(header):
+            raise NsasError(f"{source} line {line}: {len(row)} fields, but the header has {len(header)}")
+        values = {c: _number(row[where[c]], source, line, c) for c in columns}
+        table.add(row[where[ARCH]], values, line)
+    return table
+
+
+def _json_items(text: str, source: str) -> list[tuple[int, Any]]:
+    """``(line, object)`` pairs of a JSON array, or of JSONL (one value per line)."""
+    decoder = json.JSONDecoder()
+    start = len(text) - len(text.lstrip())
+    if not text.startswith("[", start):
+        items = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    items.append((number, json.loads(line)))
+                except json.JSONDecodeError as err:
+                    raise NsasError(f"{source} line {number}: not valid JSON ({err.msg}); "
+                                    "expected a JSON list of objects or one object per line") from None
+        return items
+    items, pos = [], start + 1
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if text.startswith("]", pos) and not items:
+            return items
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as err:
+            raise NsasError(f"{source} line {err.lineno}: not valid JSON ({err.msg})") from None
+        items.append((text.count("\n", 0, pos) + 1, value))
+        pos = end
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if text.startswith("]", pos):
+            return items
+        if not text.startswith(",", pos):
+            line = text.count("\n", 0, pos) + 1
+            raise NsasError(f"{source} line {line}: not valid JSON (expected ',' or ']' after a list item)")
+        pos += 1
+
+
+def _read_json(text: str, source: str, keys: Sequence[str] | None) -> Table:
+    table = Table(source)
+    for line, obj in _json_items(text, source):
+        if not isinstance(obj, dict):
+            raise NsasError(f"{source} line {line}: expected an object with {ARCH!r}, got {type(obj).__name__}")
+        if ARCH not in obj:
+            raise NsasError(f"{source} line {line}: object has no {ARCH!r} key (found: {', '.join(obj) or 'nothing'})")
+        header = list(obj)
+        if keys is not None and any(k not in obj for k in keys):
+            missing = next(k for k in keys if k not in obj)
+            available = ", ".join(h for h in header if h != ARCH) or "(none)"
+            raise NsasError(f"{source} line {line}: no key {missing!r}; available: {available}")
+        columns = [h for h in header if h != ARCH] if keys is None else list(dict.fromkeys(keys))
+        table.add(obj[ARCH], {c: _number(obj[c], source, line, c) for c in columns}, line)
+    return table
+
+
+def read_table(path: str | Path, keys: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+    """Read a CSV, JSON or JSONL table of architectures and numbers.
+
+    The format follows the suffix (``.csv``, ``.json``, ``.jsonl``); any other
+    suffix is sniffed (``[`` or ``{`` first means JSON/JSONL, else CSV).
+
+    Args:
+        path: the file.
+        keys: the value columns to read (each must exist; others are
+            ignored). ``None`` reads every column, all of which must be numeric.
+
+    Returns:
+        A :class:`Table` (a dict): raw arch text -> {column: value}.
+
+    Raises:
+        NsasError: unreadable file, no ``arch`` column, unknown key,
+            non-numeric value or repeated arch, naming the file and line.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise NsasError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
+    suffix = path.suffix.lower()
+    is_json = suffix in (".json", ".jsonl") or (suffix != ".csv" and text.lstrip()[:1] in ("[", "{"))
+    table = (_read_json if is_json else _read_csv)(text, str(path), keys)
+    if not table:
+        raise NsasError(f"{path}: no rows")
+    return table
+
+
+# ---------------------------------------------------------------- joining
+@dataclass(frozen=True)
+class Joined:
+    """Rows of two tables matched by canonical architecture string.
+
+    Attributes:
+        archs: canonical strings present in both tables, in the order of the first.
+        scores: the first table's row of each, same order.
+        truth: the second table's row of each, same order.
+        only_scores: canonical strings found only in the first table.
+        only_truth: canonical strings found only in the second table.
+    """
+
+    archs: list[str]
+    scores: list[dict[str, float]]
+    truth: list[dict[str, float]]
+    only_scores: list[str]
+    only_truth: list[str]
+
+
+def _canonical(table: Mapping[str, dict[str, float]], space: str | None, default: str) -> tuple[str, dict[str, dict[str, float]]]:
+    """Re-key ``table`` by canonical strings; reject unparseable and repeated archs."""
+    from nsas.spaces import parse_arch  # imports torch: only when needed
+
+    source = getattr(table, "source", default)
+    lines: dict[str, int] = getattr(table, "lines", {})
+    out: dict[str, dict[str, float]] = {}
+    first: dict[str, str] = {}
+    for raw, row in table.items():
+        where = f"{source} line {lines[raw]}" if raw in lines else source
+        try:
+            canon = str(parse_arch(raw.strip(), space))
+        except ArchitectureError as err:
+            raise NsasError(f"{where}: {err}") from None
+        if canon in out:
+            seen = f"line {lines[first[canon]]}" if first[canon] in lines else repr(first[canon].strip())
+            raise NsasError(f"{where}: architecture {canon} appears twice in {source} (also {seen})")
+        out[canon], first[canon] = row, raw
+    return source, out
+
+
+def join(scores: Mapping[str, dict[str, float]], truth: Mapping[str, dict[str, float]],
+         space: str | None = None) -> Joined:
+    """Match two tables (from :func:`read_table` or plain dicts) on canonical architectures.
+
+    Args:
+        scores: raw arch text -> values (supernet scores).
+        truth: raw arch text -> values (ground truth).
+        space: the search space of every arch; detected per string when ``None``.
+
+    Raises:
+        NsasError: an arch that does not parse, or one architecture written
+            twice in the same table (in any two forms).
+    """
+    _, s = _canonical(scores, space, "scores")
+    _, t = _canonical(truth, space, "truth")
+    archs = [a for a in s if a in t]
+    return Joined(
+        archs=archs,
+        scores=[s[a] for a in archs],
+        truth=[t[a] for a in archs],
+        only_scores=[a for a in s if a not in t],
+        only_truth=[a for a in t if a not in s],
+    )
+
+
+# ---------------------------------------------------------------- metrics
+def _quiet(fn: Callable[[np.ndarray, np.ndarray], Any], x: Sequence[float], y: Sequence[float]) -> float:
+    """``fn(x, y).statistic`` as a float; NaN (no warning) where it is undefined."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(fn(np.asarray(x, dtype=float), np.asarray(y, dtype=float)).statistic)
+
+
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b (ties in either sequence handled); NaN if either is constant."""
+    return _quiet(stats.kendalltau, x, y)
+
+
+def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation (ties get average ranks); NaN if either is constant."""
+    return _quiet(stats.spearmanr, x, y)
+
+
+def _top(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest values; ties go to the earlier position."""
+    return np.argsort(-values, kind="stable")[:k]
+
+
+def precision_at_k(score: Sequence[float], truth: Sequence[float], k: int) -> float:
+    """``|top_k(score) ∩ top_k(truth)| / k``, higher values being better in both.
+
+    Ties at the k-th place are broken by position (earlier entries first) in
+    both rankings, so copies of one architecture are treated alike.
+
+    Raises:
+        ValueError: ``k`` is not in ``1..len(score)``.
+    """
+    s, t = np.asarray(score, dtype=float), np.asarray(truth, dtype=float)
+    if not 1 <= k <= len(s):
+        raise ValueError(f"k={k} must be between 1 and the number of architectures ({len(s)})")
+    return len(np.intersect1d(_top(s, k), _top(t, k))) / k
+
+
+def top_truth_rank(score: Sequence[float], truth: Sequence[float]) -> int:
+    """True rank (1 = best) of the highest-scored entry: 1 + how many have strictly better truth."""
+    s, t = np.asarray(score, dtype=float), np.asarray(truth, dtype=float)
+    best = int(_top(s, 1)[0])
+    return 1 + int(np.sum(t > t[best]))
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A bootstrap confidence interval.
+
+    Attributes:
+        low: lower percentile (NaN when every resample was degenerate).
+        high: upper percentile.
+        skipped: resamples on which the metric was undefined (NaN), left out.
+    """
+
+    low: float
+    high: float
+    skipped: int
+
+
+def bootstrap_ci(metric: Callable[[np.ndarray, np.ndarray], float], score: Sequence[float],
+                 truth: Sequence[float], *, resamples: int = 1000, seed: int = 0,
+                 confidence: float = 0.95) -> Interval:
+    """Percentile bootstrap interval of ``metric(score, truth)``.
+
+    Architectures (pairs) are resampled with replacement; resamples on which
+    ``metric`` is NaN (for example all scores equal) are skipped and counted.
+    The same ``seed`` draws the same resamples for every metric.
+    """
+    s, t = np.asarray(score, dtype=float), np.asarray(truth, dtype=float)
+    rng = np.random.default_rng(seed)
+    values = np.array([metric(s[i], t[i]) for i in rng.integers(0, len(s), size=(resamples, len(s)))])
+    values = values[~np.isnan(values)]
+    skipped = resamples - len(values)
+    if not len(values):
+        return Interval(math.nan, math.nan, skipped)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(values, [alpha, 1 - alpha])
+    return Interval(float(low), float(high), skipped)
+
+
+# ---------------------------------------------------------------- report
+def _column(rows: list[dict[str, float]], key: str, source: str) -> np.ndarray:
+    missing = next((r for r in rows if key not in r), None)
+    if missing is not None:
+        raise NsasError(f"{source}: no key {key!r}; available: {', '.join(missing) or '(none)'}")
+    return np.array([r[key] for r in rows], dtype=float)
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def correlate(scores: Mapping[str, dict[str, float]], truth: Mapping[str, dict[str, float]], *,
+              key: str = "acc", truth_key: str | None = None, lower_is_better: bool = False,
+              truth_lower_is_better: bool | None = None, space: str | None = None,
+              top_k: Sequence[int] = (5, 10), bootstrap: int = 1000, seed: int = 0,
+              confidence: float = 0.95) -> dict[str, Any]:
+    """Ranking quality of ``scores`` against ``truth``, as a JSON-ready dict.
+
+    Args:
+        scores: supernet scores (from :func:`read_table` or a plain dict).
+        truth: ground truth, same shape.
+        key: the score column.
+        truth_key: the truth column (default: ``key``).
+        lower_is_better: smaller scores are better (loss, perplexity).
+        truth_lower_is_better: the same for the truth (default: ``lower_is_better``).
+        space: search space of the arch strings (detected when ``None``).
+        top_k: the k of each precision@k; a k above the number joined is
+            skipped and listed under ``"skipped_top_k"``.
+        bootstrap: number of resamples (0: no intervals).
+        seed: seed of the resamples.
+        confidence: coverage of the intervals.
+
+    Returns:
+        ``{"n", "metrics": {name: {"value", "ci", "skipped"}}, "top_arch",
+        "top_truth_rank", "only_in_scores", "only_in_truth", ...}``;
+        undefined values are ``None``.
+
+    Raises:
+        NsasError: bad arguments, bad tables, or fewer than 3 architectures joined.
+    """
+    truth_key = key if truth_key is None else truth_key
+    truth_lower = lower_is_better if truth_lower_is_better is None else truth_lower_is_better
+    if bootstrap < 0:
+        raise NsasError(f"--bootstrap must be 0 or more, got {bootstrap}")
+    if any(k < 1 for k in top_k):
+        raise NsasError(f"--top-k values must be 1 or more, got {' '.join(map(str, top_k))}")
+    if not 0 < confidence < 1:
+        raise NsasError(f"confidence must be between 0 and 1, got {confidence}")
+    if space is not None:
+        from nsas.spaces import get_space
+
+        get_space(space)  # an unknown name fails here, not on the first row
+    s_name, t_name = getattr(scores, "source", "scores"), getattr(truth, "source", "truth")
+    joined = join(scores, truth, space)
+    n = len(joined.archs)
+    if n < 3:
+        raise NsasError(f"only {n} architecture(s) appear in both {s_name} and {t_name}; need at least 3 "
+                        f"({len(joined.only_scores)} only in {s_name}, {len(joined.only_truth)} only in {t_name})")
+    s = _column(joined.scores, key, s_name) * (-1 if lower_is_better else 1)
+    t = _column(joined.truth, truth_key, t_name) * (-1 if truth_lower else 1)
+
+    metrics: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+        "kendall_tau": kendall_tau, "spearman_rho": spearman_rho}
+    ks = list(dict.fromkeys(top_k))
+    for k in (k for k in ks if k <= n):
+        metrics[f"precision@{k}"] = lambda a, b, k=k: precision_at_k(a, b, k)
+    report: dict[str, dict[str, Any]] = {}
+    for name, fn in metrics.items():
+        entry: dict[str, Any] = {"value": _nan_to_none(fn(s, t)), "ci": None, "skipped": 0}
+        if bootstrap:
+            ci = bootstrap_ci(fn, s, t, resamples=bootstrap, seed=seed, confidence=confidence)
+            entry["ci"] = None if math.isnan(ci.low) else [ci.low, ci.high]
+            entry["skipped"] = ci.skipped
+        report[name] = entry
+    best = int(_top(s, 1)[0])
+    return {
+        "n": n,
+        "key": key, "truth_key": truth_key,
+        "lower_is_better": lower_is_better, "truth_lower_is_better": truth_lower,
+        "metrics": report,
+        "skipped_top_k": [k for k in ks if k > n],
+        "top_arch": joined.archs[best],
+        "top_truth_rank": top_truth_rank(s, t),
+        "bootstrap": {"resamples": bootstrap, "seed": seed, "confidence": confidence},
+        "only_in_scores": {"count": len(joined.only_scores), "first": joined.only_scores[:_SHOWN]},
+        "only_in_truth": {"count": len(joined.only_truth), "first": joined.only_truth[:_SHOWN]},
+    }
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """The human-readable table of a :func:`correlate` result."""
+    n = result["n"]
+    pct = round(100 * result["bootstrap"]["confidence"])
+    rows = [("metric", "value", f"{pct}% CI", "n")]
+    for name, m in result["metrics"].items():
+        value = "undefined" if m["value"] is None else f"{m['value']:.4f}"
+        ci = "-" if m["ci"] is None else f"[{m['ci'][0]:.4f}, {m['ci'][1]:.4f}]"
+        rows.append((name.replace("_", " "), value, ci, str(n)))
+    rows.append(("truth rank of top-1", f"{result['top_truth_rank']} of {n}", "-", str(n)))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    boot = result["bootstrap"]
+    if boot["resamples"]:
+        note = f"bootstrap: {boot['resamples']} resamples of architectures, seed {boot['seed']}"
+        skipped = [f"{name} {m['skipped']}" for name, m in result["metrics"].items() if m["skipped"]]
+        if skipped:
+            note += "; degenerate resamples skipped: " + ", ".join(skipped)
+        lines.append(note)
+    lines.append(f"top-1 by score: {result['top_arch']}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- CLI
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``nsas correlate``."""
+    parser.add_argument("scores", metavar="SCORES", help="CSV/JSON/JSONL of supernet scores: an 'arch' column plus numbers")
+    parser.add_argument("truth", metavar="TRUTH", help="CSV/JSON/JSONL of ground truth, same shape")
+    parser.add_argument("--key", default="acc", help="score column (default: acc)")
+    parser.add_argument("--truth-key", default=None, metavar="KEY", help="truth column (default: same as --key)")
+    parser.add_argument("--lower-is-better", action="store_true",
+                        help="smaller is better (loss, perplexity); applies to the truth too unless overridden")
+    side = parser.add_mutually_exclusive_group()
+    side.add_argument("--truth-lower-is-better", dest="truth_lower_is_better", action="store_const",
+                      const=True, default=None, help="smaller truth values are better")
+    side.add_argument("--truth-higher-is-better", dest="truth_lower_is_better", action="store_const",
+                      const=False, help="larger truth values are better")
+    parser.add_argument("--space", default=None, help="search space of the arch strings (default: detected)")
+    parser.add_argument("--top-k", type=int, nargs="+", default=[5, 10], metavar="K", help="k of precision@k (default: 5 10)")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default: 1000; 0: none)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _note_unmatched(result: dict[str, Any], here: str, there: str, field: str) -> None:
+    only = result[field]
+    if only["count"]:
+        more = ", ..." if only["count"] > len(only["first"]) else ""
+        sys.stderr.write(f"nsas: note: {only['count']} architecture(s) only in {here}, not in {there}: "
+                         f"{', '.join(only['first'])}{more}\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``nsas correlate``: read, join, measure, print."""
+    truth_key = args.truth_key or args.key
+    scores = read_table(args.scores, keys=[args.key])
+    truth = read_table(args.truth, keys=[truth_key])
+    result = correlate(scores, truth, key=args.key, truth_key=truth_key, lower_is_better=args.lower_is_better,
+                       truth_lower_is_better=args.truth_lower_is_better, space=args.space,
+                       top_k=args.top_k, bootstrap=args.bootstrap, seed=args.seed)
+    result = {"scores": args.scores, "truth": args.truth, **result}
+    _note_unmatched(result, args.scores, args.truth, "only_in_scores")
+    _note_unmatched(result, args.truth, args.scores, "only_in_truth")
+    if result["skipped_top_k"]:
+        sys.stderr.write(f"nsas: note: precision@k skipped for k > {result['n']} joined: "
+                         f"{' '.join(map(str, result['skipped_top_k']))}\n")
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0

@@ -1,0 +1,327 @@
+"""Ranking metrics, table reading, joining and `nsas correlate` end to end."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from nsas.cli import main
+from nsas.correlate import (
+    bootstrap_ci,
+    correlate,
+    join,
+    kendall_tau,
+    precision_at_k,
+    read_table,
+    spearman_rho,
+    top_truth_rank,
+)
+from nsas.errors import NsasError
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+CANONICAL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+
+def nb201(i: int) -> str:
+    """The i-th NAS-Bench-201 string (edge ops are the base-5 digits of i)."""
+    ops = [OPS[(i // 5**e) % 5] for e in range(6)]
+    return f"|{ops[0]}~0|+|{ops[1]}~0|{ops[2]}~1|+|{ops[3]}~0|{ops[4]}~1|{ops[5]}~2|"
+
+
+def tau_b_by_pairs(x, y):
+    """Kendall tau-b straight from its definition (O(n^2))."""
+    conc = disc = tie_x = tie_y = 0
+    for i, j in itertools.combinations(range(len(x)), 2):
+        dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+        tie_x += dx == 0
+        tie_y += dy == 0
+        conc += dx * dy > 0
+        disc += dx * dy < 0
+    pairs = len(x) * (len(x) - 1) // 2
+    return (conc - disc) / math.sqrt((pairs - tie_x) * (pairs - tie_y))
+
+
+# ---------------------------------------------------------------- metrics
+def test_kendall_tau_by_hand():
+    # One discordant pair (2,3) of 6: (5 - 1) / 6.
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(2 / 3)
+    # Ties: C=4, D=0, one pair tied in x, one in y: 4 / sqrt(5 * 5).
+    assert kendall_tau([1, 2, 2, 3], [1, 2, 3, 3]) == pytest.approx(0.8)
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_correlations_match_scipy_and_definitions_with_ties():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 5, 40).astype(float)  # many ties
+    y = x + rng.integers(-2, 3, 40)
+    assert kendall_tau(x, y) == pytest.approx(stats.kendalltau(x, y).statistic)
+    assert kendall_tau(x, y) == pytest.approx(tau_b_by_pairs(x, y))
+    rank_x, rank_y = stats.rankdata(x), stats.rankdata(y)
+    assert spearman_rho(x, y) == pytest.approx(np.corrcoef(rank_x, rank_y)[0, 1])
+    assert spearman_rho(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
+
+
+def test_correlation_of_constant_input_is_nan():
+    assert math.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))
+    assert math.isnan(spearman_rho([1, 2, 3], [5, 5, 5]))
+
+
+def test_precision_at_k_by_hand():
+    score = [0.9, 0.8, 0.7, 0.6, 0.5]
+    truth = [0.5, 0.9, 0.8, 0.1, 0.2]
+    assert precision_at_k(score, truth, 1) == 0.0  # best score 0, best truth 1
+    assert precision_at_k(score, truth, 2) == 0.5  # {0,1} vs {1,2}
+    assert precision_at_k(score, truth, 3) == 1.0  # {0,1,2} vs {1,2,0}
+    assert precision_at_k(score, truth, 4) == 0.75  # {0,1,2,3} vs {1,2,0,4}
+    assert precision_at_k(score, truth, 5) == 1.0
+    with pytest.raises(ValueError):
+        precision_at_k(score, truth, 6)
+    with pytest.raises(ValueError):
+        precision_at_k(score, truth, 0)
+
+
+def test_precision_ties_break_by_position_alike():
+    # Entries 1 and 2 are equal in both rankings: top-2 is {0, 1} in both.
+    assert precision_at_k([3, 2, 2, 1], [9, 5, 5, 0], 2) == 1.0
+
+
+def test_top_truth_rank():
+    assert top_truth_rank([0.1, 0.9, 0.5], [3, 1, 2]) == 3
+    assert top_truth_rank([0.9, 0.1, 0.5], [3, 1, 2]) == 1
+    assert top_truth_rank([0.1, 0.9, 0.5], [3, 2, 3]) == 3  # two strictly better
+    assert top_truth_rank([0.1, 0.9, 0.5], [2, 2, 3]) == 2  # a tie in truth shares the better rank
+
+
+# ---------------------------------------------------------------- bootstrap
+def _noisy(n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    return x, x + rng.normal(size=n)
+
+
+def test_bootstrap_ci_contains_point_and_is_seeded():
+    x, y = _noisy()
+    for metric in (kendall_tau, spearman_rho, lambda a, b: precision_at_k(a, b, 10)):
+        ci = bootstrap_ci(metric, x, y, resamples=200, seed=1)
+        assert ci.low <= metric(x, y) <= ci.high
+        assert ci.low < ci.high
+        assert ci == bootstrap_ci(metric, x, y, resamples=200, seed=1)
+    assert bootstrap_ci(kendall_tau, x, y, resamples=200, seed=2) != bootstrap_ci(kendall_tau, x, y, resamples=200, seed=1)
+    wide = bootstrap_ci(kendall_tau, x, y, resamples=200, seed=1, confidence=0.99)
+    narrow = bootstrap_ci(kendall_tau, x, y, resamples=200, seed=1, confidence=0.5)
+    assert wide.low < narrow.low and narrow.high < wide.high
+
+
+def test_bootstrap_counts_degenerate_resamples():
+    # With 3 items, a resample of one item thrice has constant scores: tau undefined.
+    ci = bootstrap_ci(kendall_tau, [1, 2, 3], [1, 3, 2], resamples=400, seed=0)
+    assert 0 < ci.skipped < 400
+    assert -1 <= ci.low <= ci.high <= 1
+    never = bootstrap_ci(lambda a, b: math.nan, [1, 2, 3], [1, 2, 3], resamples=10)
+    assert never.skipped == 10 and math.isnan(never.low)
+
+
+# ---------------------------------------------------------------- reading
+def test_read_csv_json_jsonl(tmp_path):
+    (tmp_path / "a.csv").write_text(f"arch,acc,loss\n{nb201(1)},0.5,1.25\n\n{nb201(2)},0.75,2\n")
+    table = read_table(tmp_path / "a.csv")
+    assert table == {nb201(1): {"acc": 0.5, "loss": 1.25}, nb201(2): {"acc": 0.75, "loss": 2.0}}
+    assert read_table(tmp_path / "a.csv", keys=["loss"]) == {nb201(1): {"loss": 1.25}, nb201(2): {"loss": 2.0}}
+    rows = [{"arch": nb201(1), "acc": 0.5}, {"arch": nb201(2), "acc": 1}]
+    (tmp_path / "b.json").write_text(json.dumps(rows, indent=2))
+    (tmp_path / "c.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    expected = {nb201(1): {"acc": 0.5}, nb201(2): {"acc": 1.0}}
+    assert read_table(tmp_path / "b.json") == expected
+    assert read_table(tmp_path / "c.jsonl") == expected
+
+
+@pytest.mark.parametrize(
+    "name, text, keys, pieces",
+    [
+        ("a.csv", "name,acc\nx,1\n", None, ["line 1", "'arch'", "name, acc"]),
+        ("a.csv", f"arch,acc\n{nb201(1)},1\n{nb201(2)},oops\n", None, ["line 3", "'acc'", "'oops'"]),
+        ("a.csv", f"arch,acc\n{nb201(1)},nan\n", None, ["line 2", "finite"]),
+        ("a.csv", f"arch,acc,loss\n{nb201(1)},1,2\n", ["top1"], ["no column 'top1'", "available: acc, loss"]),
+        ("a.csv", f"arch,acc\n{nb201(1)},1,2\n", None, ["line 2", "3 fields"]),
+        ("a.csv", f"arch,acc\n{nb201(1)},1\n{nb201(1)},2\n", None, ["line 3", "already appears on line 2"]),
+        ("a.jsonl", f'{{"arch": "{nb201(1)}", "acc": 1}}\n{{"arch": "{nb201(2)}", "acc": "x"}}\n', None,
+         ["line 2", "'acc'"]),
+        ("a.jsonl", f'{{"arch": "{nb201(1)}", "acc": 1}}\n{{"arch": \n', None, ["line 2", "not valid JSON"]),
+        ("a.json", f'[\n {{"arch": "{nb201(1)}", "acc": 1}},\n {{"arch": "{nb201(2)}", "loss": 1}}\n]', ["acc"],
+         ["line 3", "no key 'acc'", "available: loss"]),
+        ("a.json", '[\n {"acc": 1}\n]', None, ["line 2", "no 'arch'"]),
+        ("a.json", '[\n {"arch": 3, "acc": 1}\n]', None, ["line 2", "architecture string"]),
+    ],
+)
+def test_read_table_errors_name_file_and_line(tmp_path, name, text, keys, pieces):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(NsasError) as err:
+        read_table(path, keys=keys)
+    message = str(err.value)
+    assert str(path) in message
+    for piece in pieces:
+        assert piece in message
+
+
+def test_read_table_unreadable_file(tmp_path):
+    with pytest.raises(NsasError, match="cannot read .*missing.csv"):
+        read_table(tmp_path / "missing.csv")
+
+
+# ---------------------------------------------------------------- joining
+def test_join_matches_string_forms_and_reports_one_sided():
+    scores = {f"  {CANONICAL}\t": {"acc": 1.0}, nb201(1): {"acc": 2.0}, nb201(2): {"acc": 3.0}}
+    truth = {CANONICAL: {"acc": 10.0}, nb201(2): {"acc": 30.0}, nb201(3): {"acc": 40.0}}
+    joined = join(scores, truth, space="nb201")
+    assert joined.archs == [CANONICAL, nb201(2)]
+    assert joined.scores == [{"acc": 1.0}, {"acc": 3.0}]
+    assert joined.truth == [{"acc": 10.0}, {"acc": 30.0}]
+    assert joined.only_scores == [nb201(1)]
+    assert joined.only_truth == [nb201(3)]
+    assert join(scores, truth).archs == joined.archs  # space detected
+
+
+DARTS_SWAPPED = (
+    "Genotype(normal=[('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 0), ('sep_conv_3x3', 1), "
+    "('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 2)], normal_concat=range(2, 6), "
+    "reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), "
+    "('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=range(2, 6))"
+)
+
+
+def test_join_matches_darts_genotype_forms(tmp_path):
+    from nsas.spaces import get_space
+
+    space = get_space("darts")
+    others = {str(space.sample(random.Random(seed))) for seed in range(3)}
+    canonical = str(space.parse(DARTS_SWAPPED))
+    assert canonical != DARTS_SWAPPED and canonical not in others
+    with open(tmp_path / "s.csv", "w", newline="") as f:  # genotypes hold commas: quoted fields
+        writer = csv.writer(f)
+        writer.writerow(["arch", "acc"])
+        writer.writerows([[DARTS_SWAPPED, 1], *([g, 2] for g in others)])
+    (tmp_path / "t.json").write_text(json.dumps([{"arch": a, "acc": 3} for a in [canonical, *others]]))
+    joined = join(read_table(tmp_path / "s.csv"), read_table(tmp_path / "t.json"), space="darts")
+    assert joined.archs[0] == canonical and set(joined.archs) == {canonical, *others}
+    assert joined.only_scores == joined.only_truth == []
+    with pytest.raises(NsasError, match="appears twice"):
+        join({DARTS_SWAPPED: {}, canonical: {}}, {})
+
+
+def test_join_rejects_one_arch_written_twice(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text(f'arch,acc\n"{CANONICAL}",1\n" {CANONICAL}",2\n')
+    with pytest.raises(NsasError) as err:
+        join(read_table(path), {CANONICAL: {"acc": 1.0}})
+    assert CANONICAL in str(err.value) and str(path) in str(err.value) and "line 2" in str(err.value)
+
+
+def test_join_names_file_and_line_of_a_bad_arch(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text(f"arch,acc\n{nb201(1)},1\n|conv_9x9~0|+|x|,2\n")
+    with pytest.raises(NsasError, match=r"s\.csv line 3: .*"):
+        join(read_table(path), {})
+
+
+# ---------------------------------------------------------------- correlate
+def _tables(n=12, seed=0):
+    x, y = _noisy(n, seed)
+    return ({nb201(i): {"acc": float(x[i]), "loss": float(-x[i])} for i in range(n)},
+            {nb201(i): {"acc": float(y[i]), "err": float(-y[i])} for i in range(n)})
+
+
+def test_correlate_values_and_orientation():
+    scores, truth = _tables()
+    result = correlate(scores, truth, top_k=(3, 50), bootstrap=200, seed=0)
+    x = [scores[a]["acc"] for a in scores]
+    y = [truth[a]["acc"] for a in scores]
+    assert result["n"] == 12
+    assert result["metrics"]["kendall_tau"]["value"] == pytest.approx(stats.kendalltau(x, y).statistic)
+    assert result["metrics"]["spearman_rho"]["value"] == pytest.approx(stats.spearmanr(x, y).statistic)
+    assert result["metrics"]["precision@3"]["value"] == precision_at_k(x, y, 3)
+    assert "precision@50" not in result["metrics"] and result["skipped_top_k"] == [50]
+    assert result["top_arch"] == nb201(int(np.argmax(x)))
+    low, high = result["metrics"]["kendall_tau"]["ci"]
+    assert low <= result["metrics"]["kendall_tau"]["value"] <= high
+    # loss and err are the negated keys: lower is better gives the same answers.
+    flipped = correlate(scores, truth, key="loss", truth_key="err", lower_is_better=True, top_k=(3, 50),
+                        bootstrap=200, seed=0)
+    assert flipped["metrics"] == result["metrics"]
+    assert flipped["top_truth_rank"] == result["top_truth_rank"]
+    mixed = correlate(scores, truth, key="loss", truth_key="acc", lower_is_better=True,
+                      truth_lower_is_better=False, top_k=(3,), bootstrap=0)
+    assert mixed["metrics"]["kendall_tau"]["value"] == pytest.approx(result["metrics"]["kendall_tau"]["value"])
+    assert mixed["metrics"]["kendall_tau"]["ci"] is None
+
+
+def test_correlate_needs_three_joined_and_known_keys():
+    scores, truth = _tables()
+    with pytest.raises(NsasError, match="only 2 architecture"):
+        correlate({a: scores[a] for a in list(scores)[:2]}, truth)
+    with pytest.raises(NsasError, match="no key 'top1'; available: acc, err"):
+        correlate(scores, truth, truth_key="top1")
+    with pytest.raises(NsasError, match="unknown search space"):
+        correlate(scores, truth, space="nb999")
+
+
+# ---------------------------------------------------------------- CLI
+def _write_files(tmp_path):
+    scores, truth = _tables(n=15, seed=4)
+    lines = ["arch,acc,loss"] + [f"{a},{v['acc']},{v['loss']}" for a, v in scores.items()]
+    lines.append(f"{nb201(100)},0.5,0.5")  # only in the scores
+    (tmp_path / "scores.csv").write_text("\n".join(lines) + "\n")
+    rows = [{"arch": f" {a} ", "acc": v["acc"]} for a, v in truth.items()]
+    (tmp_path / "truth.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return str(tmp_path / "scores.csv"), str(tmp_path / "truth.jsonl")
+
+
+def test_cli_table_and_json(tmp_path, capsys):
+    scores, truth = _write_files(tmp_path)
+    assert main(["correlate", scores, truth, "--top-k", "5", "--bootstrap", "100"]) == 0
+    out, err = capsys.readouterr()
+    for word in ("kendall tau", "spearman rho", "precision@5", "truth rank of top-1", "95% CI", "15"):
+        assert word in out
+    assert "1 architecture(s) only in" in err and nb201(100) in err
+    assert main(["correlate", scores, truth, "--top-k", "5", "10", "--bootstrap", "100", "--json"]) == 0
+    out, _ = capsys.readouterr()
+    result = json.loads(out)
+    assert result["n"] == 15
+    assert set(result["metrics"]) == {"kendall_tau", "spearman_rho", "precision@5", "precision@10"}
+    assert result["only_in_scores"] == {"count": 1, "first": [nb201(100)]}
+    assert result["only_in_truth"] == {"count": 0, "first": []}
+    low, high = result["metrics"]["spearman_rho"]["ci"]
+    assert low <= result["metrics"]["spearman_rho"]["value"] <= high
+
+
+@pytest.mark.parametrize(
+    "extra, piece",
+    [
+        (["--key", "top1"], "no column 'top1'; available: acc, loss"),
+        (["--key", "loss"], "no key 'loss'; available: acc"),  # loss is not in the truth file
+        (["--top-k", "0"], "--top-k"),
+        (["--bootstrap", "-1"], "--bootstrap"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, piece):
+    scores, truth = _write_files(tmp_path)
+    assert main(["correlate", scores, truth, *extra]) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and err.startswith("nsas: error:") and piece in err
+    assert "Traceback" not in err and out == ""
+
+
+def test_cli_bad_number_names_file_and_line(tmp_path, capsys):
+    scores, truth = _write_files(tmp_path)
+    with open(scores, "a") as f:
+        f.write(f"{nb201(200)},high,0\n")
+    assert main(["correlate", scores, truth]) == 2
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1 and f"{scores} line 18" in err and "'high'" in err
