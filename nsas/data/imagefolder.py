@@ -1,0 +1,185 @@
+"""Image sets stored as image files: ImageFolder trees, their .tar.gz, the embedded mini set.
+
+An ImageFolder tree holds ``train/<class>/<file>`` and ``test/<class>/<file>``,
+possibly under one top-level folder (``cifar10/train/...``). Classes are
+sorted by name, files by name within a class. Images are decoded once with
+Pillow (two processes when there are many) and cached as uint8 arrays in an
+.npz keyed by the source's absolute path, size and modification time.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import zipfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from nsas.data.common import ImageDataset, cache_dir, cache_key, channel_stats, image_dataset, save_arrays
+from nsas.errors import DataError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
+CHUNK = 2048  # images per decode task
+MINI_ASSET = Path(__file__).resolve().parents[1] / "assets" / "cifar10-mini.npz"
+_CACHE_VERSION = 1  # bump when the cached layout changes
+
+
+def decode_images(names: list[str], blobs: list[bytes]) -> np.ndarray:
+    """Decode encoded images to one uint8 array (n, H, W, 3); all must share a size."""
+    out = None
+    for i, (name, blob) in enumerate(zip(names, blobs)):
+        try:
+            with Image.open(io.BytesIO(blob)) as im:
+                pixels = np.asarray(im.convert("RGB"))
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            raise DataError(f"cannot decode image {name}: {e}") from None
+        if out is None:
+            out = np.empty((len(blobs), *pixels.shape), np.uint8)
+        elif pixels.shape != out.shape[1:]:
+            raise DataError(f"image {name} is {pixels.shape[1]}x{pixels.shape[0]}, others are {out.shape[2]}x{out.shape[1]}; resize the set to one size")
+        out[i] = pixels
+    return out if out is not None else np.empty((0, 0, 0, 3), np.uint8)
+
+
+class _Decoder:
+    """Decodes chunks as they arrive: serially at first, in a 2-process pool once there are many."""
+
+    def __init__(self, workers: int = 2) -> None:
+        self.workers = min(workers, os.cpu_count() or 1)
+        self.pool: ProcessPoolExecutor | None = None
+        self.results: list = []
+
+    def submit(self, names: list[str], blobs: list[bytes]) -> None:
+        if self.pool is None and self.workers > 1 and self.results:
+            self.pool = ProcessPoolExecutor(self.workers)  # second chunk: worth the start-up
+        if self.pool is None:
+            self.results.append(decode_images(names, blobs))
+        else:
+            self.results.append(self.pool.submit(decode_images, names, blobs))
+
+    def finish(self) -> np.ndarray:
+        try:
+            arrays = [r if isinstance(r, np.ndarray) else r.result() for r in self.results]
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(cancel_futures=True)
+        return np.concatenate(arrays) if arrays else np.empty((0, 0, 0, 3), np.uint8)
+
+
+def _split_key(name: str) -> tuple[str, str, str, str] | None:
+    """(top folder, split, class, file) of a member path, or None when it is no image."""
+    parts = Path(name).parts
+    if len(parts) < 3 or not name.lower().endswith(IMAGE_SUFFIXES) or parts[-1].startswith("."):
+        return None
+    return "/".join(parts[:-3]), parts[-3], parts[-2], parts[-1]
+
+
+def _read_source(source: Path) -> tuple[list[tuple[str, str, str, str]], np.ndarray]:
+    """Member keys and decoded images (n, H, W, 3) of a folder or tar archive, in reading order."""
+    keys, names, blobs, decoder = [], [], [], _Decoder()
+
+    def add(name: str, read) -> None:
+        key = _split_key(name)
+        if key is None:
+            return
+        keys.append(key)
+        names.append(name)
+        blobs.append(read())
+        if len(blobs) == CHUNK:
+            decoder.submit(names[:], blobs[:])
+            names.clear(), blobs.clear()
+
+    if source.is_dir():
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            add(path.relative_to(source).as_posix(), path.read_bytes)
+    else:
+        try:
+            with tarfile.open(source) as tar:
+                for member in tar:
+                    if member.isfile():
+                        add(member.name, lambda: tar.extractfile(member).read())
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise DataError(f"{source} is not a readable tar archive ({e}); give an ImageFolder tree or its .tar.gz") from None
+    if blobs:
+        decoder.submit(names, blobs)
+    return keys, decoder.finish()
+
+
+def _arrays(source: Path, keys: list[tuple[str, str, str, str]], images: np.ndarray) -> dict[str, np.ndarray]:
+    """Sorted, labelled train/test arrays from member keys and images (n, H, W, 3)."""
+    if len({k[0] for k in keys}) > 1:
+        raise DataError(f"{source} holds several top-level folders; expected train/<class>/* and test/<class>/* under at most one")
+    classes = sorted({k[2] for k in keys if k[1] == "train"})
+    if not classes or not any(k[1] == "test" for k in keys):
+        raise DataError(f"{source} has no train/<class>/<image> or no test/<class>/<image> files; give an ImageFolder tree")
+    label = {c: i for i, c in enumerate(classes)}
+    out: dict[str, np.ndarray] = {"classes": np.array(classes)}
+    for split in ("train", "test"):
+        idx = sorted((i for i, k in enumerate(keys) if k[1] == split), key=lambda i: keys[i][2:])
+        unknown = {keys[i][2] for i in idx} - set(label)
+        if unknown:
+            raise DataError(f"{source}: test classes {sorted(unknown)} have no train images")
+        out[f"{split}_x"] = np.ascontiguousarray(images[idx].transpose(0, 3, 1, 2))  # (n, 3, H, W)
+        out[f"{split}_y"] = np.array([label[keys[i][2]] for i in idx], np.int64)
+    out["mean"], out["std"] = map(np.array, channel_stats(out["train_x"]))
+    return out
+
+
+def _source_key(source: Path) -> str:
+    """Changes when the source (a file, or any file in a folder) changes."""
+    if source.is_dir():
+        stats = [p.stat() for p in source.rglob("*") if p.is_file()]
+        return cache_key(source, len(stats), sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0), _CACHE_VERSION)
+    s = source.stat()
+    return cache_key(source, s.st_size, s.st_mtime_ns, _CACHE_VERSION)
+
+
+def _cached(path: Path, name: str, build) -> ImageDataset:
+    """Load the .npz cache at ``path``, building (and writing) it first if missing or unreadable."""
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return image_dataset(name, {k: z[k] for k in z.files})
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            pass  # a damaged cache is rebuilt below
+    arrays = build()
+    save_arrays(path, **arrays)
+    return image_dataset(name, arrays)
+
+
+def load_imagefolder(spec: str, data_dir: Path) -> ImageDataset:
+    """Load ``imagefolder:PATH`` (a folder or a .tar/.tar.gz of one), decoding once and caching."""
+    source = Path(spec.split(":", 1)[1]).expanduser().resolve()
+    if not source.exists():
+        raise DataError(f"{source} does not exist; imagefolder:PATH needs an ImageFolder tree (train/<class>/*, test/<class>/*) or a .tar.gz of one")
+    stem = source.name.split(".")[0] or "root"
+    path = cache_dir(data_dir) / f"imagefolder-{stem}-{_source_key(source)}.npz"
+    return _cached(path, spec, lambda: _arrays(source, *_read_source(source)))
+
+
+def load_mini(data_dir: Path, asset: Path = MINI_ASSET) -> ImageDataset:
+    """Load the embedded ``cifar10-mini`` set (JPEG bytes in the package), decoding once and caching."""
+    if not asset.exists():
+        raise DataError(f"{asset} is missing from the installed package; reinstall nsas or run scripts/make_cifar10_mini.py")
+    s = asset.stat()
+    path = cache_dir(data_dir) / f"cifar10-mini-{cache_key(asset, s.st_size, s.st_mtime_ns, _CACHE_VERSION)}.npz"
+    return _cached(path, "cifar10-mini", lambda: _mini_arrays(asset))
+
+
+def _mini_arrays(asset: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(asset, allow_pickle=False) as z:
+            buf, offsets, labels = z["jpeg"], z["offsets"], z["labels"]
+            num_train, classes = int(z["num_train"]), z["classes"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise DataError(f"{asset} is unreadable ({e}); reinstall nsas or run scripts/make_cifar10_mini.py") from None
+    blobs = [buf[a:b].tobytes() for a, b in zip(offsets[:-1], offsets[1:])]
+    images = decode_images([f"{asset}[{i}]" for i in range(len(blobs))], blobs).transpose(0, 3, 1, 2)  # (n, 3, H, W)
+    out = {"classes": classes, "train_x": np.ascontiguousarray(images[:num_train]), "train_y": labels[:num_train],
+           "test_x": np.ascontiguousarray(images[num_train:]), "test_y": labels[num_train:]}
+    out["mean"], out["std"] = map(np.array, channel_stats(out["train_x"]))
+    return out
