@@ -158,7 +158,7 @@ V2_7 = _replace(DARTS_V2, "('skip_connect', 0), ('dil_conv_3x3', 2)]", "('skip_c
     "space, text, tokens",
     [
         (DARTS, _replace(DARTS_V2, "('sep_conv_3x3', 0)", "('sep_conv_9x9', 0)"), ["'sep_conv_9x9'", "normal[0]", "line 1"]),
-        (DARTS, V2_7, ["'normal'", "7 edges"]),
+        (DARTS, V2_7, ["'normal'", "7 edges", "column 10"]),
         (DARTS, V2_9, ["'normal'", "9 edges"]),
         (DARTS, _replace(DARTS_V2, "('sep_conv_3x3', 1)", "('sep_conv_3x3', 2)"), ["input 2", "normal[1]", "node 0"]),
         (DARTS, _replace(DARTS_V2, "('max_pool_3x3', 1), ('max_pool_3x3', 0)", "('max_pool_3x3', 1), ('max_pool_3x3', 9)"),
@@ -168,6 +168,8 @@ V2_7 = _replace(DARTS_V2, "('skip_connect', 0), ('dil_conv_3x3', 2)]", "('skip_c
         (DARTS, _replace(DARTS_V2, "normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 3, 4]"), ["normal_concat", "[2, 3, 4]"]),
         (DARTS, _replace(PDARTS, "reduce_concat=range(2, 6)", "reduce_concat=range(1, 6)"), ["reduce_concat", "line 7"]),
         (DARTS, "hello world", ["'hello'"]),
+        (DARTS, "", ["end of input"]),
+        (DARTS, DARTS_V2.replace("reduce=", "normal=", 1), ["'normal'", "twice"]),
         (DARTS, "Genotype(normal=[('sep_conv_3x3', 0) ; ]", ["';'", "column 38"]),
         (DARTS, _replace(DARTS_V2, "normal_concat", "normal_kontakt"), ["'normal_kontakt'"]),
         (DARTS, _replace(DARTS_V2, "('sep_conv_3x3', 0)", "(sep_conv_3x3, 0)"), ["'sep_conv_3x3'", "quoted op"]),

@@ -54,14 +54,17 @@ def _flat(cell: Any) -> list:
     return cell
 
 
-def _check_cell(pairs: Sequence, cell: str, chain: bool, locs: Sequence[str] | None = None) -> CellNodes:
+def _check_cell(pairs: Sequence, cell: str, chain: bool, locs: Sequence[str] | None = None,
+                at: str | None = None) -> CellNodes:
     """Validate one cell's 8 ``(op, input)`` edges; return its canonical nodes.
 
-    ``locs`` (from the parser) gives each edge's line and column for messages.
+    ``locs`` and ``at`` (from the parser) give the line and column of each
+    edge and of the cell for messages.
     """
     if len(pairs) != 2 * NODES:
+        where = f" at {at}" if at else ""
         raise ArchitectureError(
-            f"{cell!r} cell has {len(pairs)} edges, expected {2 * NODES} (2 per node, {NODES} nodes)"
+            f"{cell!r} cell{where} has {len(pairs)} edges, expected {2 * NODES} (2 per node, {NODES} nodes)"
         )
     nodes: list[list[Edge]] = [[] for _ in range(NODES)]
     for k, pair in enumerate(pairs):
@@ -204,26 +207,30 @@ class _Parser:
         return out
 
     def genotype(self) -> dict[str, Any]:
-        if self.tokens[1][1] == "=":  # "DARTS_V2 = Genotype(...)" pasted from genotypes.py
+        if len(self.tokens) > 2 and self.tokens[1][1] == "=":  # "DARTS_V2 = Genotype(...)"
             self.take("name", what="a name")
             self.take("punct", "=")
-        self.take("name", *[p + "Genotype" for p in ("", "genotypes.")], what="'Genotype'")
+        self.take("name", "Genotype", "genotypes.Genotype", what="'Genotype'")
         self.take("punct", "(")
-        fields = dict(self.items(self.field, ")"))
+        fields: dict[str, Any] = {}
+        for name, pos, value in self.items(self.field, ")"):
+            if name in fields:
+                raise ArchitectureError(f"field {name!r} at {self.where(pos)} is given twice")
+            fields[name] = value
         self.take("end", what="end of input")
         for name in ("normal", "normal_concat", "reduce", "reduce_concat"):
             if name not in fields:
                 raise ArchitectureError(f"missing field {name!r} in {self.text.strip()[:40]!r}...")
         return fields
 
-    def field(self) -> tuple[str, Any]:
+    def field(self) -> tuple[str, int, Any]:
         _, name, pos = self.take("name", "normal", "normal_concat", "reduce", "reduce_concat",
                                  what="one of normal, normal_concat, reduce, reduce_concat")
         self.take("punct", "=")
         if name.endswith("_concat"):
-            return name, self.concat(name)
+            return name, pos, self.concat(name)
         close = {"[": "]", "(": ")"}[self.take("punct", "[", "(")[1]]
-        return name, (pos, self.items(self.edge, close))
+        return name, pos, (self.where(pos), self.items(self.edge, close))
 
     def edge(self) -> tuple[str, int, str]:
         close = {"[": "]", "(": ")"}[self.take("punct", "[", "(", what="'(' starting an (op, input) pair")[1]]
@@ -267,9 +274,9 @@ def _parse(text: str, cls: type[DartsGenotype]) -> DartsGenotype:
     fields = _Parser(text).genotype()
     cells = {}
     for cell in CELLS:
-        _, edges = fields[cell]
-        cells[cell] = _check_cell([(op, inp) for op, inp, _ in edges], cell, cls.chain,
-                                  [loc for _, _, loc in edges])
+        at, edges = fields[cell]
+        pairs = [(op, inp) for op, inp, _ in edges]
+        cells[cell] = _check_cell(pairs, cell, cls.chain, [loc for _, _, loc in edges], at)
     return cls(**cells)
 
 
@@ -348,7 +355,9 @@ class _DartsCellSpace(SearchSpace):
         shape = (len(self.edges), len(PRIMITIVES)) if cols else (len(self.edges),)
         if len(tables) != 2 or any(tuple(t.shape) != shape for t in tables):
             got = [tuple(t.shape) for t in tables]
-            raise ArchitectureError(f"GDAS {what} must be 2 tensors of shape {shape} (normal, reduce), got {got}")
+            raise ArchitectureError(
+                f"GDAS {what} must be 2 tensors of shape {shape} (normal, reduce), got {got}"
+            )
         return [t.detach().tolist() for t in tables]
 
     def _top2(self, scores: list[tuple[tuple, int]]) -> CellNodes:
@@ -385,10 +394,12 @@ class _DartsCellSpace(SearchSpace):
 
     def gdas_final(self, alphas: Sequence[torch.Tensor]) -> DartsGenotype:
         """DARTS's derivation: per node the top-2 edges by their strongest non-``none`` softmax weight."""
-        tables = self._check_tables([torch.softmax(a.detach().float(), dim=-1) for a in alphas], "alphas", cols=True)
+        softmax = [torch.softmax(a.detach().float(), dim=-1) for a in alphas]
+        tables = self._check_tables(softmax, "alphas", cols=True)
         cells = {}
         for cell, weights in zip(CELLS, tables):
-            cells[cell] = self._top2([((-w[_best_op(w)],), _best_op(w)) for w in weights])
+            best = [_best_op(w) for w in weights]
+            cells[cell] = self._top2([((-w[k],), k) for w, k in zip(weights, best)])
         return self.genotype_cls(**cells)
 
 
