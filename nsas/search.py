@@ -175,6 +175,25 @@ def build_supernet(cfg: SearchConfig, num_classes: int) -> nn.Module:
     return space.build_supernet(channels=cfg.channels, cells=cfg.cells, num_classes=num_classes)
 
 
+def load_search_run(run_dir: str | Path, device: str | torch.device = "cpu"
+                    ) -> tuple[SearchConfig, nn.Module, SearchData, dict[str, Any]]:
+    """A finished or interrupted search run: its config, supernet (trained weights), data and checkpoint state."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise NsasError(f"{run_dir} is not a search run directory (no config.yaml)")
+    cfg = build_config(SearchConfig, read_yaml(run_dir / "config.yaml"), source=str(run_dir / "config.yaml"))
+    device = torch.device(device)
+    state = load_checkpoint(run_dir / "checkpoint.pt", kind="search", map_location=device)
+    data = build_search_data(cfg, device)
+    supernet = build_supernet(cfg, data.num_classes).to(device)
+    try:
+        supernet.load_state_dict(state["supernet"])
+    except (KeyError, RuntimeError) as err:
+        raise CheckpointError(f"{run_dir / 'checkpoint.pt'} does not fit the run's config: "
+                              f"{str(err).splitlines()[0][:200]}") from None
+    return cfg, supernet, data, state
+
+
 def cycle_batches(batches: Any, start: int) -> Iterator[Any]:
     """Endless stream of ``batches``, starting at global batch number ``start``."""
     per_epoch = len(batches)
@@ -471,14 +490,15 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
 def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of `nsas search` (each also a key of the YAML config)."""
     parser.description = (
-        "Train a weight-sharing supernet and select architectures. With no arguments, runs the quick "
-        "preset: nb201 space, RandomNAS + NSAS, a small supernet, the embedded cifar10-mini data set. "
-        "Otherwise unspecified settings follow the paper for the chosen space.")
+        "Train a weight-sharing supernet and select architectures. Without --space, --dataset or --config "
+        "it runs the quick preset (nb201 space, RandomNAS + NSAS, a small supernet, the embedded "
+        "cifar10-mini data set, 10 epochs); otherwise unspecified settings follow the paper for the "
+        "chosen space. Other flags override either preset.")
     add_config_flag(parser)
     for flag, kwargs in _FLAGS:
         add_flag(parser, flag, **kwargs)
     parser.add_argument("--preset", choices=("quick", "paper"), default=None,
-                        help="base settings: quick (the no-argument default) or paper")
+                        help="base settings: quick (default without --space/--dataset/--config) or paper")
     parser.add_argument("--out", default=None, help="run directory (default runs/search-<space>-...-<time>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last checkpoint (config from its config.yaml)")
@@ -490,7 +510,8 @@ def resolve(args: argparse.Namespace) -> SearchConfig:
     names = {f.name for f in dataclasses.fields(SearchConfig)}
     flags = {k: v for k, v in vars(args).items() if k in names}
     yaml_values = read_yaml(args.config) if args.config else {}
-    preset = args.preset or ("quick" if not flags and not yaml_values else "paper")
+    chosen = {"space", "dataset"} & (set(flags) | set(yaml_values))
+    preset = args.preset or ("paper" if chosen or args.config else "quick")
     values = dict(QUICK_PRESET) if preset == "quick" else {}
     values.update(yaml_values)
     values.update(flags)

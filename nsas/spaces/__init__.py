@@ -7,6 +7,7 @@ imported lazily on first use so that ``nsas --help`` stays fast.
 from __future__ import annotations
 
 import importlib
+import re
 
 from nsas.errors import ArchitectureError
 from nsas.spaces.base import Architecture, SearchSpace
@@ -45,7 +46,8 @@ def get_space(name: str) -> SearchSpace:
 
 def detect_space(text: str) -> str:
     """Name of the space whose string form ``text`` uses (by its shape, not validated)."""
-    t = text.strip()
+    t = re.sub(r"^\s*[A-Za-z_][\w.]*\s*=\s*", "", text).strip()  # "DARTS_V2 = Genotype(...)"
+    t = re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=Genotype)", "", t)  # "genotypes.Genotype(...)"
     if t.startswith("|"):
         return "nb201"
     if t.startswith("Genotype") and "recurrent" in t:
