@@ -57,15 +57,15 @@ def crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.T
     Returns:
         Cropped (and flipped) images (B, C, H, W).
     """
-    b, _, h, w = x.shape
-    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))  # (B, C, H+2p, W+2p), zeros
+    b, c, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))  # (B, C, Hp, Wp), zeros around
     ar_h, ar_w = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
     rows = dy[:, None] + ar_h  # (B, H)
     # flipping = reading the crop's columns right to left
     cols = dx[:, None] + torch.where(flip[:, None], (w - 1) - ar_w, ar_w)  # (B, W)
-    batch = torch.arange(b, device=x.device)[:, None, None]
-    # padded.transpose(0, 1): (C, B, Hp, Wp); adjacent advanced indices give (C, B, H, W)
-    return padded.transpose(0, 1)[:, batch, rows[:, :, None], cols[:, None, :]].transpose(0, 1)
+    # one gather over flattened pixels: several times faster than 4-D advanced indexing
+    flat = (rows[:, :, None] * (w + 2 * pad) + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+    return padded.flatten(2).gather(2, flat).view(b, c, h, w)
 
 
 def cutout(x: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, size: int) -> torch.Tensor:
@@ -85,8 +85,8 @@ def cutout(x: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, size: int) -> to
     c = torch.arange(w, device=x.device)
     in_rows = (r >= cy[:, None] - size // 2) & (r < cy[:, None] + size - size // 2)  # (B, H)
     in_cols = (c >= cx[:, None] - size // 2) & (c < cx[:, None] + size - size // 2)  # (B, W)
-    hole = in_rows[:, None, :, None] & in_cols[:, None, None, :]  # (B, 1, H, W)
-    return x.masked_fill(hole, 0)
+    keep = ~(in_rows[:, None, :, None] & in_cols[:, None, None, :])  # (B, 1, H, W)
+    return x * keep.to(x.dtype)  # a broadcast multiply is cheaper than masked_fill here
 
 
 class ImageBatches:
@@ -147,7 +147,7 @@ class ImageBatches:
             dy, dx = torch.randint(0, 2 * PAD + 1, (2, b), generator=g).to(self.device)
             flip = (torch.rand(b, generator=g) < 0.5).to(self.device)
             x = crop_flip(x, dy, dx, flip)
-        x = torch.addcmul(self.shift, x.float(), self.scale)  # (B, C, H, W) float32
+        x = x.float() * self.scale + self.shift  # (B, C, H, W) float32; addcmul's broadcast is slower
         if self.augment and self.cutout > 0:
             cy = torch.randint(0, h, (b,), generator=g).to(self.device)
             cx = torch.randint(0, w, (b,), generator=g).to(self.device)
