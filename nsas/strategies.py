@@ -99,8 +99,8 @@ class GDASStrategy:
         """
         choices, probs, weights = [], [], []
         for alpha in self.alphas:
-            u = torch.rand(alpha.shape, generator=self.generator, device=alpha.device)
-            g = -torch.log(-torch.log(u.clamp_min(1e-20)).clamp_min(1e-20))
+            u = torch.rand(alpha.shape, generator=self.generator, device=alpha.device).clamp(1e-10, 1 - 1e-7)
+            g = -torch.log(-torch.log(u))  # Gumbel(0, 1) noise
             soft = torch.softmax((alpha.log_softmax(-1) + g) / self.tau, dim=-1)  # (rows, cols)
             index = soft.argmax(-1)  # (rows,)
             p = soft.gather(1, index[:, None]).squeeze(1)

@@ -25,3 +25,38 @@ def tiny_batch(space: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = torch.randint(0, 30, (6, 3), generator=g)
         return tokens[:-1], tokens[1:]
     return torch.randn(6, 3, 16, 16, generator=g), torch.randint(0, 5, (6,), generator=g)
+
+
+def fake_dataset(name: str, data_dir=None, download: bool = True):
+    """Stand-in for nsas.data.load_dataset: tiny deterministic image and text sets."""
+    from nsas.data import ImageDataset, TextDataset
+
+    g = torch.Generator().manual_seed(0)
+    if name == "fake-text":
+        vocab = tuple(f"w{i}" for i in range(30))
+        return TextDataset(name=name, train=torch.randint(0, 30, (400,), generator=g),
+                           valid=torch.randint(0, 30, (200,), generator=g),
+                           test=torch.randint(0, 30, (200,), generator=g), vocab=vocab)
+    if name == "fake-images":
+        return ImageDataset(name=name, train_x=torch.randint(0, 256, (96, 3, 16, 16), generator=g, dtype=torch.uint8),
+                            train_y=torch.arange(96) % 5, test_x=torch.randint(0, 256, (20, 3, 16, 16), generator=g,
+                                                                                 dtype=torch.uint8),
+                            test_y=torch.arange(20) % 5, classes=tuple("abcde"), mean=(0.5, 0.5, 0.5),
+                            std=(0.25, 0.25, 0.25))
+    from nsas.data import load_dataset
+
+    return load_dataset(name, data_dir, download)
+
+
+def tiny_search_config(space: str = "nb201", **overrides):
+    """A SearchConfig that trains a few steps of a tiny supernet on fake data."""
+    from nsas.search import SearchConfig
+
+    text = space == "darts-rnn"
+    values = dict(space=space, strategy="random", loss="nsas", dataset="fake-text" if text else "fake-images",
+                  epochs=1, steps_per_epoch=2, batch_size=4 if text else 8, channels=4,
+                  cells=3 if space.startswith("darts") else 1, hidden=8, bptt=5, eval_batches=1,
+                  select_rounds=1, select_samples=2, archive_size=2, pool_size=4, probe_count=2,
+                  log_every=1, checkpoint_every=0)
+    values.update(overrides)
+    return SearchConfig(**values)

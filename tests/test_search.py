@@ -1,0 +1,231 @@
+"""Supernet training end to end: every combination, exact resume, checkpoints, NaN."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import nsas.data
+import nsas.objectives
+from nsas.checkpoint import load_checkpoint
+from nsas.cli import main
+from nsas.errors import CheckpointError, TrainingError
+from nsas.objectives import LOSSES
+from nsas.search import Search, search
+from nsas.spaces import get_space, space_names
+from nsas.strategies import STRATEGIES
+from tiny import fake_dataset, tiny_search_config
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+
+
+@pytest.fixture(autouse=True)
+def fake_data(monkeypatch):
+    monkeypatch.setattr(nsas.data, "load_dataset", fake_dataset)
+
+
+@pytest.mark.parametrize("space,strategy,loss", list(itertools.product(space_names(), STRATEGIES, LOSSES)))
+def test_every_combination_trains_and_selects(tmp_path, space, strategy, loss):
+    cfg = tiny_search_config(space, strategy=strategy, loss=loss)
+    selected = search(cfg, tmp_path, progress=False)
+    sp = get_space(space)
+    assert selected and all(sp.parse(row["arch"]) for row in selected)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["kind"] == "step"]
+    assert [r["step"] for r in steps] == [1, 2]
+    expected_passes = 1 + (2 if loss in ("nsas", "nsas-random") else 1 if loss == "nsas-replay" else 0)
+    # step 1: the archive holds only a_1; from step 2 it holds up to M = 2 members.
+    assert steps[1]["passes"] - steps[0]["passes"] == expected_passes
+    assert any(r["kind"] == "probe" for r in records)
+    if strategy == "gdas":
+        assert "tau" in steps[0] and "arch_loss" in steps[0]
+    archive = json.loads((tmp_path / "archive.json").read_text())
+    assert len(archive["members"]) == (2 if loss.startswith("nsas") else 0)
+
+
+def _interrupt_after_first_epoch(monkeypatch):
+    original = Search.end_epoch
+
+    def end_epoch(self):
+        original(self)
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Search, "end_epoch", end_epoch)
+
+
+def _final_state(run_dir: Path) -> dict:
+    return load_checkpoint(run_dir / "checkpoint.pt", kind="search")
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    sa, sb = _final_state(a), _final_state(b)
+    assert sa["global_step"] == sb["global_step"]
+    for k, v in sa["supernet"].items():
+        assert torch.equal(v, sb["supernet"][k]), k
+    assert json.loads((a / "archive.json").read_text()) == json.loads((b / "archive.json").read_text())
+    assert (a / "selected.json").read_text() == (b / "selected.json").read_text()
+    strip = lambda p: [{k: v for k, v in json.loads(line).items() if not k.endswith("_per_s")}  # noqa: E731
+                       for line in (p / "metrics.jsonl").read_text().splitlines()]
+    assert strip(a) == strip(b)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_resume_after_an_epoch_is_bit_identical(tmp_path, monkeypatch, strategy):
+    cfg = tiny_search_config("nb201", strategy=strategy, epochs=2, steps_per_epoch=3, archive_size=3)
+    search(cfg, tmp_path / "straight", progress=False)
+    _interrupt_after_first_epoch(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        search(cfg, tmp_path / "cut", progress=False)
+    assert _final_state(tmp_path / "cut")["epoch"] == 1
+    monkeypatch.undo()
+    monkeypatch.setattr(nsas.data, "load_dataset", fake_dataset)
+    search(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert_same_run(tmp_path / "straight", tmp_path / "cut")
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+sys.path[:0] = [{repo!r}, {tests!r}]
+import torch
+torch.set_num_threads(1)
+import nsas.data
+from tiny import fake_dataset, tiny_search_config
+nsas.data.load_dataset = fake_dataset
+from nsas.search import Search, search
+original = Search.train_step
+def train_step(self, *args):
+    if self.global_step == 7:
+        os.kill(os.getpid(), signal.SIGKILL)  # mid-epoch 2; last checkpoint at step 6
+    return original(self, *args)
+Search.train_step = train_step
+search(tiny_search_config("nb201", epochs=2, steps_per_epoch=5, checkpoint_every=3, archive_size=3),
+       {run!r}, progress=False)
+"""
+
+
+def test_resume_after_kill_9_mid_epoch_is_bit_identical(tmp_path):
+    cfg = tiny_search_config("nb201", epochs=2, steps_per_epoch=5, checkpoint_every=3, archive_size=3)
+    search(cfg, tmp_path / "straight", progress=False)
+    run = tmp_path / "killed"
+    script = KILL_SCRIPT.format(repo=str(REPO), tests=str(TESTS), run=str(run))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    state = _final_state(run)
+    assert (state["epoch"], state["step"], state["global_step"]) == (1, 1, 6)
+    search(cfg, run, resume=True, progress=False)
+    assert_same_run(tmp_path / "straight", run)
+
+
+def _make_run(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    search(tiny_search_config("nb201"), run, progress=False)
+    return run
+
+
+class _Evil:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _corrupt(kind: str, path: Path, marker: Path) -> None:
+    good = path.read_bytes()
+    if kind == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif kind == "garbage":
+        path.write_bytes(os.urandom(2048))
+    elif kind == "foreign":
+        torch.save({"state_dict": {"w": torch.zeros(2)}}, path)
+    elif kind == "malicious-zip":
+        torch.save({"format": "nsas-checkpoint", "payload": _Evil(marker)}, path)
+    elif kind == "malicious-pickle":
+        path.write_bytes(pickle.dumps(_Evil(marker)))
+    elif kind == "empty":
+        path.write_bytes(b"")
+
+
+@pytest.mark.parametrize("kind", ["truncated", "garbage", "foreign", "malicious-zip", "malicious-pickle", "empty"])
+def test_bad_checkpoints_are_refused_in_one_line_and_run_nothing(tmp_path, kind, capsys):
+    run = _make_run(tmp_path)
+    marker = tmp_path / "pwned"
+    _corrupt(kind, run / "checkpoint.pt", marker)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(run / "checkpoint.pt", kind="search")
+    assert str(run / "checkpoint.pt") in str(err.value)
+    capsys.readouterr()
+    assert main(["search", "--resume", "--out", str(run), "--quiet"]) == 2
+    out = capsys.readouterr()
+    assert len(out.err.strip().splitlines()) == 1 and "Traceback" not in out.err
+    assert "checkpoint" in out.err
+    assert not marker.exists()
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path):
+    run = _make_run(tmp_path)
+    other = tiny_search_config("nb201", seed=5)
+    with pytest.raises(CheckpointError, match="another config"):
+        Search(other, run, progress=False).load(run / "checkpoint.pt")
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    cfg = tiny_search_config("nb201", epochs=2, steps_per_epoch=2)
+    calls = {"n": 0}
+    original = nsas.objectives.path_loss
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = original(*args, **kwargs)
+        return loss * float("nan") if calls["n"] > 6 else loss  # epoch 1 (2 steps x 3 passes) is clean
+
+    monkeypatch.setattr(nsas.objectives, "path_loss", poisoned)
+    with pytest.raises(TrainingError, match="loss became nan.*epoch 2, step 1"):
+        search(cfg, tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "checkpoint.pt", kind="search")
+    assert state["epoch"] == 1 and state["global_step"] == 2
+    assert all(torch.isfinite(v).all() for v in state["supernet"].values() if v.is_floating_point())
+
+
+def test_cli_reports_nan_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(nsas.objectives, "path_loss",
+                        lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
+    code = main(["search", "--space", "nb201", "--dataset", "fake-images", "--epochs", "1", "--channels", "4",
+                 "--cells", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--out", str(tmp_path / "r"),
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "loss became nan" in err and len(err.strip().splitlines()) == 1
+
+
+def test_existing_run_is_not_overwritten(tmp_path, capsys):
+    run = _make_run(tmp_path)
+    before = (run / "checkpoint.pt").read_bytes()
+    assert main(["search", "--dataset", "fake-images", "--out", str(run), "--quiet"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (run / "checkpoint.pt").read_bytes() == before
+
+
+def test_yaml_config_and_flags(tmp_path, capsys):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("space: nb201\ndataset: fake-images\nepochs: 1\nsteps_per_epoch: 1\nchannels: 4\n"
+                        "cells: 1\nbatch_size: 8\nloss: ce\nselect_rounds: 1\nselect_samples: 1\neval_batches: 1\n")
+    assert main(["search", "--config", str(cfg_file), "--loss", "nsas-replay", "--out", str(tmp_path / "r"),
+                 "--quiet"]) == 0
+    import yaml
+
+    resolved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert resolved["loss"] == "nsas-replay" and resolved["channels"] == 4 and resolved["epochs"] == 1
+    cfg_file.write_text("space: nb201\nchanels: 4\n")
+    assert main(["search", "--config", str(cfg_file), "--out", str(tmp_path / "r2"), "--quiet"]) == 2
+    assert "chanels" in capsys.readouterr().err
