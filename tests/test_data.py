@@ -161,11 +161,36 @@ def test_imagefolder_tree_order_labels_and_pixels(tmp_path):
     assert ds.std == pytest.approx(tuple(stacked.std((0, 1, 2))), abs=1e-9)
 
 
+@pytest.mark.parametrize("fmt, mode", [(tarfile.PAX_FORMAT, "w"), (tarfile.GNU_FORMAT, "w:gz"), (tarfile.USTAR_FORMAT, "w:bz2")])
+def test_imagefolder_archive_matches_the_tree(tmp_path, fmt, mode):
+    rng = np.random.default_rng(1)
+    top = "a-top-folder-with-a-long-name-" + "x" * 60  # member paths longer than 100 bytes
+    root = tmp_path / "tree" / top
+    for c in ("cat", "ant"):
+        _write_images(root, "train", c, [rng.integers(0, 256, (5, 7, 3), dtype=np.uint8) for _ in range(2)])
+        _write_images(root, "test", c, [rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)])
+    (root / "README.txt").write_text("not an image")
+    archive = tmp_path / "tree.tar"
+    with tarfile.open(archive, mode, format=fmt) as tar:
+        tar.add(root, arcname=top)
+    from_tree = load_dataset(f"imagefolder:{tmp_path / 'tree'}", data_dir=tmp_path / "data")
+    from_tar = load_dataset(f"imagefolder:{archive}", data_dir=tmp_path / "data")
+    assert from_tar.classes == from_tree.classes == ("ant", "cat")
+    assert torch.equal(from_tar.train_x, from_tree.train_x) and torch.equal(from_tar.test_y, from_tree.test_y)
+    assert len(list((tmp_path / "data" / "cache").glob("imagefolder-*.npz"))) == 2
+
+
 def test_imagefolder_errors(tmp_path):
     bad = tmp_path / "bad.tar.gz"
     bad.write_bytes(b"this is not a gzip file at all" * 10)
     with pytest.raises(DataError, match="bad.tar.gz"):
         load_dataset(f"imagefolder:{bad}", data_dir=tmp_path)
+    good = tmp_path / "good.tar"
+    with tarfile.open(good, "w") as tar:
+        tar.add(Path(__file__), arcname="x/train/a/0.png")
+    (tmp_path / "cut.tar").write_bytes(good.read_bytes()[:700])
+    with pytest.raises(DataError, match="cut.tar"):
+        load_dataset(f"imagefolder:{tmp_path / 'cut.tar'}", data_dir=tmp_path)
     root = tmp_path / "broken"
     _write_images(root, "train", "a", [np.zeros((4, 4, 3), np.uint8)])
     _write_images(root, "test", "a", [np.zeros((4, 4, 3), np.uint8)])
