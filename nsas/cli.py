@@ -56,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     try:
         parser = build_parser(only=command)
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit_:  # --help, --version and usage errors (already printed)
+            return int(exit_.code or 0)
         if args.command is None:
             parser.print_help()
             return 0
