@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import tarfile
@@ -253,7 +254,7 @@ def test_cifar_archive_extracts_and_checks_md5(tmp_path, monkeypatch):
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
     with pytest.raises(DataError, match="corrupt"):  # the real md5 does not match the synthetic archive
         load_dataset("cifar10", data_dir=archive.parent)
-    monkeypatch.setitem(cifar.RELEASES, "cifar10", cifar.RELEASES["cifar10"].__class__(**{**cifar.RELEASES["cifar10"].__dict__, "md5": md5}))
+    monkeypatch.setitem(cifar.RELEASES, "cifar10", dataclasses.replace(cifar.RELEASES["cifar10"], md5=md5))
     ds = load_dataset("cifar10", data_dir=archive.parent)
     assert torch.equal(ds.train_x, torch.from_numpy(x[:20]))
     assert (archive.parent / "cifar-10-batches-bin" / "test_batch.bin").exists()

@@ -9,6 +9,7 @@ or (n, 3074) uint8 array, and the pixels reshape straight to (n, 3, 32, 32).
 from __future__ import annotations
 
 import hashlib
+import http.client
 import shutil
 import tarfile
 import urllib.request
@@ -159,7 +160,7 @@ def load_cifar(name: str, data_dir: Path, download_missing: bool = True) -> Imag
                 raise DataError(f"{name} is missing: {how}")
             try:
                 download(release.url, archive)
-            except OSError as e:  # URLError, timeouts and refused connections are OSErrors
+            except (OSError, http.client.HTTPException) as e:  # URLError and timeouts are OSErrors
                 raise DataError(f"cannot download {name} ({e}): {how}") from None
         digest = _md5(archive)
         if digest != release.md5:

@@ -26,6 +26,7 @@ from nsas.data.common import ImageDataset, cache_dir, cache_key, channel_stats, 
 from nsas.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
+SPLITS = ("train", "test")
 CHUNK = 2048  # images per decode task
 MINI_ASSET = Path(__file__).resolve().parents[1] / "assets" / "cifar10-mini.npz"
 _CACHE_VERSION = 1  # bump when the cached layout changes
@@ -70,6 +71,8 @@ class _Decoder:
         finally:
             if self.pool is not None:
                 self.pool.shutdown(cancel_futures=True)
+        if len({a.shape[1:] for a in arrays}) > 1:
+            raise DataError(f"images come in several sizes {sorted({a.shape[1:3] for a in arrays})}; resize the set to one size")
         return np.concatenate(arrays) if arrays else np.empty((0, 0, 0, 3), np.uint8)
 
 
@@ -141,9 +144,9 @@ def tar_members(path: Path) -> Iterator[tuple[str, bytes]]:
 
 
 def _split_key(name: str) -> tuple[str, str, str, str] | None:
-    """(top folder, split, class, file) of a member path, or None when it is no image."""
+    """(top folder, split, class, file) of a member path; None for anything but split/class/image."""
     parts = Path(name).parts
-    if len(parts) < 3 or not name.lower().endswith(IMAGE_SUFFIXES) or parts[-1].startswith("."):
+    if len(parts) < 3 or parts[-3] not in SPLITS or not name.lower().endswith(IMAGE_SUFFIXES) or parts[-1].startswith("."):
         return None
     return "/".join(parts[:-3]), parts[-3], parts[-2], parts[-1]
 
@@ -183,7 +186,7 @@ def _arrays(source: Path, keys: list[tuple[str, str, str, str]], images: np.ndar
         raise DataError(f"{source} has no train/<class>/<image> or no test/<class>/<image> files; give an ImageFolder tree")
     label = {c: i for i, c in enumerate(classes)}
     out: dict[str, np.ndarray] = {"classes": np.array(classes)}
-    for split in ("train", "test"):
+    for split in SPLITS:
         idx = sorted((i for i, k in enumerate(keys) if k[1] == split), key=lambda i: keys[i][2:])
         unknown = {keys[i][2] for i in idx} - set(label)
         if unknown:
