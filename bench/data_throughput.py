@@ -75,12 +75,14 @@ def main() -> None:
     args = parser.parse_args()
 
     ds = load_dataset(args.dataset, data_dir=args.data_dir)
-    rows = [(f"ImageBatches augment+cutout16, batch {b}", data_rate(ds, b, args.device, args.seconds)) for b in (64, 256)]
+    rows = [(f"ImageBatches augment+cutout16, batch {b}", data_rate(ds, b, args.device, args.seconds))
+            for b in (64, 256)]
     train = train_rate(ds, 64, args.device, args.seconds)
     rows.append(("nb201 supernet C16 N5 train step (fwd+bwd+SGD), batch 64", train))
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, device {args.device}; data set {args.dataset} ({len(ds.train_x)} train images)")
+          f"{torch.get_num_threads()} threads, device {args.device}; "
+          f"data set {args.dataset} ({len(ds.train_x)} train images)")
     print()
     print("| measurement | images/s |")
     print("|---|---:|")

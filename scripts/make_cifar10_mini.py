@@ -21,7 +21,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-RULE = "per class (sorted by name): first {train} train and first {test} test files in sorted file-name order; JPEG bytes unchanged"
+RULE = (
+    "per class (sorted by name): first {train} train and first {test} test files "
+    "in sorted file-name order; JPEG bytes unchanged"
+)
 
 
 def sha256(path: Path) -> str:
@@ -35,7 +38,8 @@ def sha256(path: Path) -> str:
 def select(source: Path, per_class: dict[str, int]) -> tuple[list[str], dict[str, bytes], list[str]]:
     """Chosen member names (train first, then test), their bytes, and the class names."""
     with tarfile.open(source) as tar:
-        members = {m.name: m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith((".jpg", ".jpeg", ".png"))}
+        images = (m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith((".jpg", ".jpeg", ".png")))
+        members = {m.name: m for m in images}
         by_key: dict[tuple[str, str], list[str]] = {}
         for name in members:
             split, cls = Path(name).parts[-3:-1]

@@ -162,7 +162,9 @@ def test_imagefolder_tree_order_labels_and_pixels(tmp_path):
     assert ds.std == pytest.approx(tuple(stacked.std((0, 1, 2))), abs=1e-9)
 
 
-@pytest.mark.parametrize("fmt, mode", [(tarfile.PAX_FORMAT, "w"), (tarfile.GNU_FORMAT, "w:gz"), (tarfile.USTAR_FORMAT, "w:bz2")])
+@pytest.mark.parametrize(
+    "fmt, mode", [(tarfile.PAX_FORMAT, "w"), (tarfile.GNU_FORMAT, "w:gz"), (tarfile.USTAR_FORMAT, "w:bz2")]
+)
 def test_imagefolder_archive_matches_the_tree(tmp_path, fmt, mode):
     rng = np.random.default_rng(1)
     top = "a-top-folder-with-a-long-name-" + "x" * 60  # member paths longer than 100 bytes
@@ -209,7 +211,8 @@ def _cifar_records(n: int, label_bytes: int, seed: int) -> tuple[bytes, np.ndarr
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 10, (n, label_bytes), dtype=np.uint8)
     images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
-    raw = b"".join(labels[i].tobytes() + images[i, 0].tobytes() + images[i, 1].tobytes() + images[i, 2].tobytes() for i in range(n))
+    # label byte(s), then the red, green and blue planes, row-major
+    raw = b"".join(labels[i].tobytes() + images[i].tobytes() for i in range(n))
     return raw, images, labels
 
 
@@ -305,11 +308,12 @@ def _toy_images(n: int = 40, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]
 
 def test_image_batches_plain_are_normalised_in_order():
     x, y = _toy_images()
-    batches = ImageBatches(x, y, batch_size=16, mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 0.2), shuffle=False, drop_last=False)
+    mean, std = (0.1, 0.2, 0.3), (0.5, 0.25, 0.2)
+    batches = ImageBatches(x, y, batch_size=16, mean=mean, std=std, shuffle=False, drop_last=False)
     out = list(batches.epoch(0))
     assert len(batches) == len(out) == 3 and [len(b[1]) for b in out] == [16, 16, 8]
     xs = torch.cat([b[0] for b in out])
-    expected = (x.float() / 255 - torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.5, 0.25, 0.2]).view(1, 3, 1, 1)
+    expected = (x.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     assert xs.dtype == torch.float32 and torch.allclose(xs, expected, atol=1e-6)
     assert torch.equal(torch.cat([b[1] for b in out]), y)
     assert len(ImageBatches(x, y, batch_size=16, mean=(0,) * 3, std=(1,) * 3)) == 2  # drop_last
@@ -365,7 +369,8 @@ def test_crop_flip_on_a_hand_made_image():
     assert torch.equal(out[0], img[0])  # centre crop, no flip: unchanged
     assert torch.equal(out[1], img[0].flip(-1))
     # offset 0: the image moves 4 down and 4 right, zeros come in from the top and left
-    assert torch.equal(out[2, :, 4:, 4:], img[0, :, :2, :1]) and (out[2, :, :4] == 0).all() and (out[2, :, :, :4] == 0).all()
+    assert torch.equal(out[2, :, 4:, 4:], img[0, :, :2, :1])
+    assert (out[2, :, :4] == 0).all() and (out[2, :, :, :4] == 0).all()
     # offset 8 / 6: the image moves 4 up and 2 left
     assert torch.equal(out[3, :, :2, :3], img[0, :, 4:, 2:]) and (out[3, :, 2:] == 0).all()
 

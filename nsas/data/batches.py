@@ -39,7 +39,10 @@ def search_split(num: int, fraction: float = 0.5, seed: int = 0) -> tuple[torch.
     """
     n_weights = int(num * fraction)
     if not 0 < n_weights < num:
-        raise DataError(f"a search split of {num} examples with fraction {fraction} leaves a part empty; use 0 < fraction < 1 and at least 2 examples")
+        raise DataError(
+            f"a search split of {num} examples with fraction {fraction} leaves a part empty; "
+            f"use 0 < fraction < 1 and at least 2 examples"
+        )
     perm = torch.randperm(num, generator=generator(seed, num))
     return perm[:n_weights].sort().values, perm[n_weights:].sort().values
 
@@ -114,9 +117,15 @@ class ImageBatches:
         device: str | torch.device = "cpu",
     ) -> None:
         if x.dtype != torch.uint8 or x.dim() != 4 or len(x) != len(y):
-            raise DataError(f"images must be uint8 (N, C, H, W) with one label each, got {x.dtype} {tuple(x.shape)} and {len(y)} labels")
+            raise DataError(
+                f"images must be uint8 (N, C, H, W) with one label each, got {x.dtype} {tuple(x.shape)} and "
+                f"{len(y)} labels"
+            )
         if batch_size < 1 or (drop_last and len(x) < batch_size):
-            raise DataError(f"batch size {batch_size} does not fit {len(x)} images; use a batch size between 1 and {len(x)}")
+            raise DataError(
+                f"batch size {batch_size} does not fit {len(x)} images; "
+                f"use a batch size between 1 and {len(x)}"
+            )
         self.device = torch.device(device)
         self.x = x.to(self.device)
         self.y = y.to(self.device, torch.int64)
@@ -172,7 +181,10 @@ class TextBatches:
     def __init__(self, tokens: torch.Tensor, *, batch_size: int, bptt: int, device: str | torch.device = "cpu") -> None:
         length = len(tokens) // batch_size if batch_size > 0 else 0
         if bptt < 1 or length < 2:
-            raise DataError(f"{len(tokens)} tokens cannot make batches of {batch_size} columns with bptt {bptt}; use a smaller batch size")
+            raise DataError(
+                f"{len(tokens)} tokens cannot make batches of {batch_size} columns with bptt {bptt}; "
+                f"use a smaller batch size"
+            )
         self.data = tokens[: length * batch_size].view(batch_size, length).t().contiguous().to(device)  # (L, B)
         self.bptt = bptt
 

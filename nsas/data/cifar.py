@@ -75,7 +75,10 @@ def read_records(path: Path, release: CifarRelease) -> tuple[np.ndarray, np.ndar
     raw = np.fromfile(path, dtype=np.uint8)
     record = release.label_bytes + PIXELS
     if raw.size == 0 or raw.size % record:
-        raise DataError(f"{path} is not a CIFAR binary file ({raw.size} bytes, not a multiple of {record}); delete it and download again")
+        raise DataError(
+            f"{path} is not a CIFAR binary file ({raw.size} bytes, not a multiple of {record}); "
+            f"delete it and download again"
+        )
     rows = raw.reshape(-1, record)
     return rows[:, release.label_bytes :].reshape(-1, 3, 32, 32), rows[:, release.label_index].astype(np.int64)
 
@@ -99,7 +102,10 @@ def parse_folder(folder: Path, name: str) -> ImageDataset:
     classes = _class_names(folder, name, release)
     top = max(parts["train_y"].max(), parts["test_y"].max())
     if top >= len(classes):
-        raise DataError(f"{folder} has label {top} but only {len(classes)} class names; extract {release.archive} again")
+        raise DataError(
+            f"{folder} has label {top} but only {len(classes)} class names; "
+            f"extract {release.archive} again"
+        )
     mean, std = channel_stats(parts["train_x"])
     return image_dataset(name, dict(parts, classes=np.array(classes), mean=np.array(mean), std=np.array(std)))
 

@@ -116,7 +116,8 @@ def channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     values = np.arange(256, dtype=np.float64)
     mean, std = [], []
     for c in range(x.shape[1]):
-        counts = torch.bincount(torch.from_numpy(np.ascontiguousarray(x[:, c])).view(-1), minlength=256).double().numpy()
+        plane = torch.from_numpy(np.ascontiguousarray(x[:, c])).view(-1)  # (N*H*W,) uint8
+        counts = torch.bincount(plane, minlength=256).double().numpy()
         n = counts.sum()
         m = (counts * values).sum() / n
         mean.append(m / 255)

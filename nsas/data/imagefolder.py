@@ -44,7 +44,10 @@ def decode_images(names: list[str], blobs: list[bytes]) -> np.ndarray:
         if out is None:
             out = np.empty((len(blobs), *pixels.shape), np.uint8)
         elif pixels.shape != out.shape[1:]:
-            raise DataError(f"image {name} is {pixels.shape[1]}x{pixels.shape[0]}, others are {out.shape[2]}x{out.shape[1]}; resize the set to one size")
+            raise DataError(
+                f"image {name} is {pixels.shape[1]}x{pixels.shape[0]}, others are {out.shape[2]}x{out.shape[1]}; "
+                f"resize the set to one size"
+            )
         out[i] = pixels
     return out if out is not None else np.empty((0, 0, 0, 3), np.uint8)
 
@@ -72,7 +75,10 @@ class _Decoder:
             if self.pool is not None:
                 self.pool.shutdown(cancel_futures=True)
         if len({a.shape[1:] for a in arrays}) > 1:
-            raise DataError(f"images come in several sizes {sorted({a.shape[1:3] for a in arrays})}; resize the set to one size")
+            raise DataError(
+                f"images come in several sizes {sorted({a.shape[1:3] for a in arrays})}; "
+                f"resize the set to one size"
+            )
         return np.concatenate(arrays) if arrays else np.empty((0, 0, 0, 3), np.uint8)
 
 
@@ -117,7 +123,8 @@ def tar_members(path: Path) -> Iterator[tuple[str, bytes]]:
                     return
                 checksum = sum(header[:148]) + 8 * 32 + sum(header[156:])
                 try:
-                    size, stored = int(_field(header[124:136]).strip() or "0", 8), int(_field(header[148:156]).strip(), 8)
+                    size = int(_field(header[124:136]).strip() or "0", 8)
+                    stored = int(_field(header[148:156]).strip(), 8)
                 except ValueError:
                     raise bad("malformed header") from None
                 if stored != checksum:
@@ -146,7 +153,9 @@ def tar_members(path: Path) -> Iterator[tuple[str, bytes]]:
 def _split_key(name: str) -> tuple[str, str, str, str] | None:
     """(top folder, split, class, file) of a member path; None for anything but split/class/image."""
     parts = Path(name).parts
-    if len(parts) < 3 or parts[-3] not in SPLITS or not name.lower().endswith(IMAGE_SUFFIXES) or parts[-1].startswith("."):
+    if len(parts) < 3 or parts[-3] not in SPLITS or parts[-1].startswith("."):
+        return None
+    if not name.lower().endswith(IMAGE_SUFFIXES):
         return None
     return "/".join(parts[:-3]), parts[-3], parts[-2], parts[-1]
 
@@ -180,10 +189,16 @@ def _read_source(source: Path) -> tuple[list[tuple[str, str, str, str]], np.ndar
 def _arrays(source: Path, keys: list[tuple[str, str, str, str]], images: np.ndarray) -> dict[str, np.ndarray]:
     """Sorted, labelled train/test arrays from member keys and images (n, H, W, 3)."""
     if len({k[0] for k in keys}) > 1:
-        raise DataError(f"{source} holds several top-level folders; expected train/<class>/* and test/<class>/* under at most one")
+        raise DataError(
+            f"{source} holds several top-level folders; "
+            f"expected train/<class>/* and test/<class>/* under at most one"
+        )
     classes = sorted({k[2] for k in keys if k[1] == "train"})
     if not classes or not any(k[1] == "test" for k in keys):
-        raise DataError(f"{source} has no train/<class>/<image> or no test/<class>/<image> files; give an ImageFolder tree")
+        raise DataError(
+            f"{source} has no train/<class>/<image> or no test/<class>/<image> files; "
+            f"give an ImageFolder tree"
+        )
     label = {c: i for i, c in enumerate(classes)}
     out: dict[str, np.ndarray] = {"classes": np.array(classes)}
     for split in SPLITS:
@@ -201,7 +216,8 @@ def _source_key(source: Path) -> str:
     """Changes when the source (a file, or any file in a folder) changes."""
     if source.is_dir():
         stats = [p.stat() for p in source.rglob("*") if p.is_file()]
-        return cache_key(source, len(stats), sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0), _CACHE_VERSION)
+        newest = max((s.st_mtime_ns for s in stats), default=0)
+        return cache_key(source, len(stats), sum(s.st_size for s in stats), newest, _CACHE_VERSION)
     s = source.stat()
     return cache_key(source, s.st_size, s.st_mtime_ns, _CACHE_VERSION)
 
@@ -223,7 +239,10 @@ def load_imagefolder(spec: str, data_dir: Path) -> ImageDataset:
     """Load ``imagefolder:PATH`` (a folder or a .tar/.tar.gz of one), decoding once and caching."""
     source = Path(spec.split(":", 1)[1]).expanduser().resolve()
     if not source.exists():
-        raise DataError(f"{source} does not exist; imagefolder:PATH needs an ImageFolder tree (train/<class>/*, test/<class>/*) or a .tar.gz of one")
+        raise DataError(
+            f"{source} does not exist; "
+            f"imagefolder:PATH needs an ImageFolder tree (train/<class>/*, test/<class>/*) or a .tar.gz of one"
+        )
     stem = source.name.split(".")[0] or "root"
     path = cache_dir(data_dir) / f"imagefolder-{stem}-{_source_key(source)}.npz"
     return _cached(path, spec, lambda: _arrays(source, *_read_source(source)))
@@ -232,7 +251,10 @@ def load_imagefolder(spec: str, data_dir: Path) -> ImageDataset:
 def load_mini(data_dir: Path, asset: Path = MINI_ASSET) -> ImageDataset:
     """Load the embedded ``cifar10-mini`` set (JPEG bytes in the package), decoding once and caching."""
     if not asset.exists():
-        raise DataError(f"{asset} is missing from the installed package; reinstall nsas or run scripts/make_cifar10_mini.py")
+        raise DataError(
+            f"{asset} is missing from the installed package; "
+            f"reinstall nsas or run scripts/make_cifar10_mini.py"
+        )
     s = asset.stat()
     path = cache_dir(data_dir) / f"cifar10-mini-{cache_key(asset, s.st_size, s.st_mtime_ns, _CACHE_VERSION)}.npz"
     return _cached(path, "cifar10-mini", lambda: _mini_arrays(asset))

@@ -46,7 +46,10 @@ def load_corpus(name: str, data_dir: Path) -> TextDataset:
         path = next((root / c for c in candidates if (root / c).is_file()), None)
         if path is None:
             want = ", ".join(c[0] for c in files.values())
-            raise DataError(f"{name}: {root / candidates[0]} is missing; put {want} in {root} (or set --data-dir / $NSAS_DATA)")
+            raise DataError(
+                f"{name}: {root / candidates[0]} is missing; "
+                f"put {want} in {root} (or set --data-dir / $NSAS_DATA)"
+            )
         try:
             splits[split] = tokenize(path, ids)
         except UnicodeDecodeError as e:
