@@ -364,6 +364,8 @@ class Search:
         if val_stream is not None:
             record.update(self.strategy.arch_step(self.supernet, next(val_stream)))
             record["tau"] = self.strategy.tau
+            self.passes += 1  # GDAS's architecture step is one more single-path pass
+            record["passes"] = self.passes
         return record
 
     def end_epoch(self) -> None:

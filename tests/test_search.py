@@ -44,6 +44,7 @@ def test_every_combination_trains_and_selects(tmp_path, space, strategy, loss):
     steps = [r for r in records if r["kind"] == "step"]
     assert [r["step"] for r in steps] == [1, 2]
     expected_passes = 1 + (2 if loss in ("nsas", "nsas-random") else 1 if loss == "nsas-replay" else 0)
+    expected_passes += strategy == "gdas"  # the architecture step on the validation half
     # step 1: the archive holds only a_1; from step 2 it holds up to M = 2 members.
     assert steps[1]["passes"] - steps[0]["passes"] == expected_passes
     assert any(r["kind"] == "probe" for r in records)

@@ -1,0 +1,438 @@
+"""`nsas study`: does NSAS make the supernet's ranking agree with stand-alone training?
+
+    nsas study --space nb201 --dataset cifar10-mini --methods random:ce,random:nsas \\
+        --seeds 3 --archs 20 --equal-compute --out runs/study
+
+Stages (each skipped when its output exists, so an interrupted study resumes
+where it stopped):
+
+1. searches: one search per method and seed (``searches/<method>-s<seed>``);
+   with ``--equal-compute`` also one per cheaper method whose epochs are
+   scaled so that it spends as many single-path passes as the most expensive
+   method (``searches/<method>-s<seed>-compute``).
+2. ground truth: a fixed set of architectures (each search's best pick, then
+   random ones up to ``--archs``), each trained stand-alone with the proxy
+   recipe (``truth/<index>``).
+3. scores: every search's supernet scores every ground-truth architecture
+   with inherited weights on its validation half (``scores/<run>.csv``).
+4. report: Kendall tau and Spearman rho per method and seed, mean and spread,
+   at equal steps and at equal compute; the stand-alone accuracy of each
+   method's picks (paper Figure 4); search cost as wall time and passes
+   (``report.md``, ``report.json``, PNG figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
+from nsas.correlate import kendall_tau, spearman_rho
+from nsas.errors import NsasError
+from nsas.objectives import LOSSES
+from nsas.rundir import write_json, write_text_atomic
+from nsas.spaces import get_space, space_names
+from nsas.strategies import STRATEGIES
+
+
+@dataclass
+class StudyConfig:
+    """A ranking study (recorded as study.yaml in its directory)."""
+
+    space: str = "nb201"
+    dataset: str = "cifar10-mini"
+    data_dir: str | None = None
+    methods: list[str] = field(default_factory=lambda: ["random:ce", "random:nsas"])
+    seeds: int = 3
+    archs: int = 20  # K: ground-truth architectures (picks first, then random ones)
+    picks: int = 1  # best selected architectures of each search that join the ground-truth set
+    equal_compute: bool = False  # also run the cheaper methods with as many passes as the costliest
+    search_epochs: int = 2
+    score_batches: int = 10  # validation batches each supernet scores every architecture on
+    truth_recipe: str = "proxy"
+    search: dict[str, Any] = field(default_factory=dict)  # any other `nsas search` config key
+    train: dict[str, Any] = field(default_factory=dict)  # any `nsas train` config key (over the recipe)
+    device: str = "auto"
+    seed: int = 0  # seeds the random part of the ground-truth set
+
+    def __post_init__(self) -> None:
+        if self.space not in space_names():
+            raise NsasError(f"unknown search space {self.space!r}; choose one of {', '.join(space_names())}")
+        for method in self.methods:
+            parse_method(method)
+        if len(set(self.methods)) != len(self.methods) or not self.methods:
+            raise NsasError("--methods must name at least one method, each once")
+        for name in ("seeds", "archs", "search_epochs", "score_batches"):
+            if getattr(self, name) < 1:
+                raise NsasError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.picks < 0:
+            raise NsasError(f"picks must not be negative, got {self.picks}")
+        if self.archs < 3:
+            raise NsasError("a ranking study needs at least 3 ground-truth architectures (--archs)")
+
+
+def parse_method(text: str) -> tuple[str, str]:
+    """``"random:nsas"`` -> ("random", "nsas"), validated."""
+    strategy, _, loss = text.partition(":")
+    if strategy not in STRATEGIES or loss not in LOSSES:
+        raise NsasError(f"method {text!r} is not STRATEGY:LOSS with a strategy in {', '.join(STRATEGIES)} "
+                        f"and a loss in {', '.join(LOSSES)}")
+    return strategy, loss
+
+
+def passes_per_step(method: str, search: dict[str, Any]) -> float:
+    """Single-path passes one step of ``method`` costs once its archive is full."""
+    from nsas.search import SearchConfig
+
+    strategy, loss = parse_method(method)
+    m = search.get("archive_size", SearchConfig.archive_size)
+    r = search.get("replay", SearchConfig.replay)
+    cost = 1 + {"nsas": m, "nsas-random": m, "nsas-replay": min(r, m)}.get(loss, 0)
+    return cost + (1 if strategy == "gdas" else 0)
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    """One search of the study."""
+
+    method: str
+    seed: int
+    epochs: int
+    budget: str  # "steps" (the method's own epochs) or "compute" (epochs scaled to equal passes)
+
+    @property
+    def name(self) -> str:
+        return f"{self.method.replace(':', '-')}-s{self.seed}" + ("-compute" if self.budget == "compute" else "")
+
+
+def search_jobs(cfg: StudyConfig) -> list[SearchJob]:
+    """Every search of the study: equal steps, then (optionally) equal compute."""
+    jobs = [SearchJob(m, s, cfg.search_epochs, "steps") for m in cfg.methods for s in range(cfg.seeds)]
+    if cfg.equal_compute:
+        top = max(passes_per_step(m, cfg.search) for m in cfg.methods)
+        for m in cfg.methods:
+            factor = top / passes_per_step(m, cfg.search)
+            if factor > 1:
+                epochs = max(1, round(cfg.search_epochs * factor))
+                jobs += [SearchJob(m, s, epochs, "compute") for s in range(cfg.seeds)]
+    return jobs
+
+
+class Study:
+    """The stages of a study in ``out_dir``; each stage skips what is already done."""
+
+    def __init__(self, cfg: StudyConfig, out_dir: str | Path, *, progress: bool = True) -> None:
+        self.cfg, self.dir, self.progress = cfg, Path(out_dir), progress
+        self.space = get_space(cfg.space)
+        self.jobs = search_jobs(cfg)
+
+    def log(self, message: str) -> None:
+        if self.progress:
+            print(message, flush=True)
+
+    # ---- 1. searches ---------------------------------------------------
+    def search_config(self, job: SearchJob) -> Any:
+        from nsas.search import SearchConfig
+
+        strategy, loss = parse_method(job.method)
+        values = {**self.cfg.search, "space": self.cfg.space, "dataset": self.cfg.dataset,
+                  "data_dir": self.cfg.data_dir, "strategy": strategy, "loss": loss, "seed": job.seed,
+                  "epochs": job.epochs, "device": self.cfg.device}
+        return build_config(SearchConfig, values, source="study search config")
+
+    def run_searches(self) -> None:
+        from nsas.search import search
+
+        for i, job in enumerate(self.jobs):
+            run = self.dir / "searches" / job.name
+            if (run / "summary.json").exists():
+                continue
+            resume = (run / "checkpoint.pt").exists()
+            self.log(f"[study] search {i + 1}/{len(self.jobs)}: {job.name} ({job.epochs} epochs)"
+                     + (" - resuming" if resume else ""))
+            search(self.search_config(job), run, resume=resume, progress=self.progress)
+
+    # ---- 2. ground truth -----------------------------------------------
+    def truth_archs(self) -> list[str]:
+        """The fixed ground-truth set: picks of every equal-steps search, then random ones (saved once)."""
+        path = self.dir / "truth_archs.json"
+        if path.exists():
+            return read_json(path)
+        archs: list[str] = []
+        for job in self.jobs:
+            selected = read_json(self.dir / "searches" / job.name / "selected.json")
+            for row in selected[: self.cfg.picks]:
+                if row["arch"] not in archs:
+                    archs.append(row["arch"])
+        rng = random.Random(f"study-truth-{self.cfg.seed}")
+        tries = 0
+        while len(archs) < self.cfg.archs and tries < 100 * self.cfg.archs:
+            arch = str(self.space.sample(rng))
+            tries += 1
+            if arch not in archs:
+                archs.append(arch)
+        write_json(path, archs)
+        return archs
+
+    def train_truth(self, archs: list[str]) -> list[dict[str, Any]]:
+        """Stand-alone proxy training of every ground-truth architecture."""
+        from nsas.train import recipe_config, train
+
+        overrides = {"dataset": self.cfg.dataset, "data_dir": self.cfg.data_dir, "device": self.cfg.device,
+                     **self.cfg.train}
+        tcfg = recipe_config(self.cfg.space, self.cfg.truth_recipe, **overrides)
+        results = []
+        for i, arch in enumerate(archs):
+            run = self.dir / "truth" / f"{i:03d}"
+            if (run / "result.json").exists():
+                results.append(read_json(run / "result.json"))
+                continue
+            resume = (run / "checkpoint.pt").exists()
+            self.log(f"[study] ground truth {i + 1}/{len(archs)}: {arch}")
+            results.append(train(tcfg, arch, run, resume=resume, progress=self.progress))
+        return results
+
+    # ---- 3. scores -----------------------------------------------------
+    def score(self, job: SearchJob, archs: list[str]) -> list[dict[str, Any]]:
+        """Inherited-weight accuracy of every ground-truth architecture under one search's supernet."""
+        from nsas.correlate import read_table
+        from nsas.rank import score_archs, write_scores
+        from nsas.search import fixed_batches, load_search_run, resolve_device
+
+        path = self.dir / "scores" / f"{job.name}.csv"
+        if not path.exists():
+            _, supernet, data, _ = load_search_run(self.dir / "searches" / job.name,
+                                                   resolve_device(self.cfg.device))
+            batches = fixed_batches(data.val, self.cfg.score_batches)
+            rows = score_archs(supernet, [self.space.parse(a) for a in archs], batches)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_scores(path, rows, kind=self.space.kind)
+        table = read_table(path)
+        return [{"arch": a, **table[a]} for a in archs]
+
+    # ---- 4. report -----------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """All stages, then the report."""
+        start = time.time()
+        self.run_searches()
+        archs = self.truth_archs()
+        truth = self.train_truth(archs)
+        key = "test_loss" if self.space.kind == "text" else "test_acc"
+        truth_values = [r[key] * (-1 if self.space.kind == "text" else 1) for r in truth]
+        per_run = []
+        for job in self.jobs:
+            scores = self.score(job, archs)
+            values = [s["acc"] if self.space.kind == "image" else -s["loss"] for s in scores]
+            summary = read_json(self.dir / "searches" / job.name / "summary.json")
+            selected = read_json(self.dir / "searches" / job.name / "selected.json")
+            picks = [r["arch"] for r in selected[: max(1, self.cfg.picks)]]
+            per_run.append({
+                "run": job.name, "method": job.method, "seed": job.seed, "budget": job.budget,
+                "epochs": job.epochs, "kendall_tau": kendall_tau(values, truth_values),
+                "spearman_rho": spearman_rho(values, truth_values), "passes": summary["passes"],
+                "steps": summary["steps"], "search_seconds": summary["train_seconds"],
+                "pick_truth": [truth[archs.index(p)][key] for p in picks if p in archs],
+                "scores": values,
+            })
+        report = build_report(self.cfg, archs, truth, key, per_run)
+        report["study_seconds_this_invocation"] = time.time() - start
+        write_json(self.dir / "report.json", report)
+        figures = write_figures(self.dir, report)
+        write_text_atomic(self.dir / "report.md", render_markdown(self.cfg, report, figures))
+        self.log(f"[study] report: {self.dir / 'report.md'}")
+        return report
+
+
+def read_json(path: Path) -> Any:
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise NsasError(f"cannot read {path}: {err}") from None
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return float("nan"), float("nan")
+    return float(np.mean(finite)), float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
+
+
+def build_report(cfg: StudyConfig, archs: list[str], truth: list[dict[str, Any]], key: str,
+                 per_run: list[dict[str, Any]]) -> dict[str, Any]:
+    """Aggregate per method and budget: tau/rho mean and spread, picks' truth, cost."""
+    groups = []
+    for budget in ("steps", "compute"):
+        for method in cfg.methods:
+            runs = [r for r in per_run if r["method"] == method and r["budget"] == budget]
+            if budget == "compute" and not runs:  # the costliest method is its own equal-compute run
+                runs = [r for r in per_run if r["method"] == method and r["budget"] == "steps"] \
+                    if cfg.equal_compute else []
+            if not runs:
+                continue
+            tau_mean, tau_std = _mean_std([r["kendall_tau"] for r in runs])
+            rho_mean, rho_std = _mean_std([r["spearman_rho"] for r in runs])
+            picks = [v for r in runs for v in r["pick_truth"]]
+            groups.append({
+                "method": method, "budget": budget, "seeds": len(runs),
+                "kendall_tau": [r["kendall_tau"] for r in runs], "tau_mean": tau_mean, "tau_std": tau_std,
+                "rho_mean": rho_mean, "rho_std": rho_std,
+                "picks_truth_mean": _mean_std(picks)[0], "picks_truth_std": _mean_std(picks)[1],
+                "passes_mean": float(np.mean([r["passes"] for r in runs])),
+                "steps_mean": float(np.mean([r["steps"] for r in runs])),
+                "search_seconds_mean": float(np.mean([r["search_seconds"] for r in runs])),
+            })
+    truth_vals = [t[key] for t in truth]
+    return {
+        "config": config_to_dict(cfg), "truth_key": key, "archs": archs,
+        "truth": [{"arch": a, key: t[key], "parameters": t.get("parameters"),
+                   "wall_seconds": t.get("wall_seconds")} for a, t in zip(archs, truth)],
+        "truth_range": [min(truth_vals), max(truth_vals)],
+        "truth_seconds": float(sum(t.get("wall_seconds", 0.0) or 0.0 for t in truth)),
+        "runs": per_run, "groups": groups,
+    }
+
+
+def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
+    """tau per method and budget (bars with spread), and supernet-vs-truth scatter of seed 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    groups = report["groups"]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(groups)), 3.6))
+    labels = [f"{g['method']}\n({'equal compute' if g['budget'] == 'compute' else 'equal steps'})" for g in groups]
+    colors = ["tab:blue" if g["budget"] == "steps" else "tab:orange" for g in groups]
+    ax.bar(range(len(groups)), [g["tau_mean"] for g in groups], yerr=[g["tau_std"] for g in groups],
+           color=colors, capsize=4)
+    for i, g in enumerate(groups):
+        ax.scatter([i] * len(g["kendall_tau"]), g["kendall_tau"], color="black", s=10, zorder=3)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(range(len(groups)), labels, fontsize=8)
+    ax.set_ylabel("Kendall tau (supernet vs stand-alone)")
+    ax.set_title("Ranking quality: mean ± std over seeds, dots = seeds", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_dir / "kendall_tau.png", dpi=110)
+    plt.close(fig)
+    names.append("kendall_tau.png")
+
+    truth = [t[report["truth_key"]] for t in report["truth"]]
+    runs = [r for r in report["runs"] if r["seed"] == 0 and r["budget"] == "steps"]
+    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.2), squeeze=False)
+    for ax, r in zip(axes[0], runs):
+        ax.scatter(r["scores"], truth, s=14)
+        ax.set_title(f"{r['method']} (seed 0)\ntau = {r['kendall_tau']:.2f}", fontsize=9)
+        ax.set_xlabel("supernet score", fontsize=8)
+        ax.set_ylabel(f"stand-alone {report['truth_key']}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / "scatter.png", dpi=110)
+    plt.close(fig)
+    names.append("scatter.png")
+    return names
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def render_markdown(cfg: StudyConfig, report: dict[str, Any], figures: list[str]) -> str:
+    """The human-readable report."""
+    key = report["truth_key"]
+    lines = [
+        f"# Ranking study: {cfg.space} on {cfg.dataset}", "",
+        f"Methods {', '.join(cfg.methods)}; {cfg.seeds} seeds; {len(report['archs'])} ground-truth "
+        f"architectures trained stand-alone with the `{cfg.truth_recipe}` recipe "
+        f"(overrides: {cfg.train or 'none'}); searches of {cfg.search_epochs} epochs "
+        f"(overrides: {cfg.search or 'none'}); supernet scores on {cfg.score_batches} validation batches.", "",
+        f"Ground truth {key}: {_fmt(report['truth_range'][0], 2)} to {_fmt(report['truth_range'][1], 2)}; "
+        f"{report['truth_seconds'] / 60:.1f} min of stand-alone training.", "",
+        "| method | budget | Kendall tau per seed | tau mean ± std | Spearman rho mean ± std | "
+        f"picks' stand-alone {key} | steps | passes | search s |",
+        "|---|---|---|---|---|---|---:|---:|---:|",
+    ]
+    for g in report["groups"]:
+        taus = ", ".join(_fmt(t, 2) for t in g["kendall_tau"])
+        lines.append(
+            f"| {g['method']} | {'equal compute' if g['budget'] == 'compute' else 'equal steps'} | {taus} | "
+            f"{_fmt(g['tau_mean'])} ± {_fmt(g['tau_std'])} | {_fmt(g['rho_mean'])} ± {_fmt(g['rho_std'])} | "
+            f"{_fmt(g['picks_truth_mean'], 2)} ± {_fmt(g['picks_truth_std'], 2)} | {g['steps_mean']:.0f} | "
+            f"{g['passes_mean']:.0f} | {g['search_seconds_mean']:.0f} |")
+    lines += ["", "Passes are single-path forward/backward passes (the cost measure: an NSAS step with M "
+              "archive members costs 1 + M). Equal compute gives each cheaper method more epochs so that its "
+              "passes match the costliest method's.", ""]
+    lines += [f"![{name}]({name})" for name in figures]
+    lines += ["", "## Ground-truth architectures", "", f"| # | architecture | {key} | parameters |", "|---:|---|---:|---:|"]
+    for i, t in enumerate(report["truth"]):
+        lines.append(f"| {i} | `{t['arch']}` | {_fmt(t[key], 2)} | {t['parameters'] or ''} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---- command line ----------------------------------------------------------
+def _methods(text: str) -> list[str]:
+    return [m.strip() for m in text.split(",") if m.strip()]
+
+
+_FLAGS: list[tuple[str, dict[str, Any]]] = [
+    ("--space", dict(choices=space_names(), help="search space (default nb201)")),
+    ("--dataset", dict(help="data set of searches and ground truth (default cifar10-mini)")),
+    ("--data-dir", dict(dest="data_dir", help="where data sets live")),
+    ("--methods", dict(type=_methods, help="comma-separated STRATEGY:LOSS list (default random:ce,random:nsas)")),
+    ("--seeds", dict(type=int, help="search seeds per method (default 3)")),
+    ("--archs", dict(type=int, help="ground-truth architectures K (default 20)")),
+    ("--picks", dict(type=int, help="best selected architectures of each search added to the truth set (default 1)")),
+    ("--equal-compute", dict(dest="equal_compute", action="store_true",
+                             help="also run cheaper methods with as many passes as the costliest one")),
+    ("--search-epochs", dict(dest="search_epochs", type=int, help="epochs of each search (default 2)")),
+    ("--score-batches", dict(dest="score_batches", type=int, help="validation batches per supernet score")),
+    ("--truth-recipe", dict(dest="truth_recipe", choices=("proxy", "paper"), help="stand-alone recipe")),
+    ("--device", dict(help="auto, cpu or cuda")),
+    ("--seed", dict(type=int, help="seed of the random ground-truth architectures")),
+]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Run searches for several methods and seeds, train a fixed set of architectures stand-alone, "
+        "and report how well each supernet ranks them (Kendall tau), at equal steps and optionally at "
+        "equal compute. Other search/train keys go in the YAML config under `search:` and `train:`. "
+        "Rerun the same command to resume an interrupted study.")
+    add_config_flag(parser)
+    for flag, kwargs in _FLAGS:
+        add_flag(parser, flag, **kwargs)
+    parser.add_argument("--out", required=True, help="study directory")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    names = {f.name for f in dataclasses.fields(StudyConfig)}
+    values = read_yaml(args.config) if args.config else {}
+    values.update({k: v for k, v in vars(args).items() if k in names})
+    saved = out / "study.yaml"
+    if saved.exists():
+        previous = read_yaml(saved)
+        values = {**previous, **values}
+        cfg = build_config(StudyConfig, values, source="study")
+        if config_to_dict(cfg) != previous:
+            raise NsasError(f"{out} holds a study with another config; use another --out "
+                            f"(or the same options to resume it)")
+    else:
+        cfg = build_config(StudyConfig, values, source="study")
+        out.mkdir(parents=True, exist_ok=True)
+        write_yaml(saved, config_to_dict(cfg))
+    report = Study(cfg, out, progress=not args.quiet).run()
+    for g in report["groups"]:
+        print(f"{g['method']:>22} ({g['budget']:>7}): Kendall tau {_fmt(g['tau_mean'])} ± {_fmt(g['tau_std'])}")
+    print(f"report: {out / 'report.md'}")
+    return 0
