@@ -1,0 +1,622 @@
+"""`nsas train`: train one architecture stand-alone from scratch (the ground truth).
+
+    nsas train "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|" \\
+        --recipe proxy --dataset cifar10-mini --out runs/t1
+    nsas train runs/search-darts-random-nsas-... --recipe paper --out runs/retrain   # the search's best
+    nsas train @genotype.txt --space darts-rnn --recipe proxy --epochs 20 --out runs/t2
+
+One step, top to bottom::
+
+    images: logits, aux = net(x)                  # aux only with the auxiliary head, in training
+            loss = CE(logits) + w_aux * CE(aux)
+    text:   logits, hidden = net(x, hidden.detach())  # state carried across windows (truncated BPTT)
+            loss = CE(logits)
+    clip_grad_norm_(...); optimizer.step()        # SGD; text switches to ASGD when validation stalls
+
+Settings come from a recipe (``nsas/recipes/<family>-<recipe>.yaml``; family
+``cifar`` for darts spaces, ``nb201``, ``ptb`` for darts-rnn), then
+``--config``, then flags. The learning rate is a pure function of the epoch
+(cosine or constant), so a checkpoint needs no scheduler state: model,
+optimizer, counters, running sums, the carried hidden state and the RNG states
+make a resumed run bit-identical to an uninterrupted one (on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from nsas import data as nsas_data
+from nsas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
+from nsas.errors import CheckpointError, NsasError, TrainingError
+from nsas.inspection import count_macs, count_parameters, read_arch_argument
+from nsas.rundir import MetricsWriter, default_run_dir, setup_logging, write_json
+from nsas.search import resolve_device
+from nsas.spaces import detect_space, get_space, space_names
+from nsas.spaces.base import Architecture, SearchSpace
+
+RECIPES = ("paper", "proxy")
+RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
+RECIPE_FAMILY = {"nb201": "nb201", "darts": "cifar", "darts-chain": "cifar", "darts-rnn": "ptb"}
+AUX_SPACES = ("darts", "darts-chain")  # spaces whose networks have an auxiliary head and drop-path
+SCHEDULES = ("cosine", "constant")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a stand-alone training run depends on (recorded as config.yaml).
+
+    Build one from a recipe with :func:`recipe_config`; the defaults here are
+    only a base that the recipe files override.
+    """
+
+    space: str = "nb201"
+    recipe: str = "custom"  # the recipe the values came from (recorded, not interpreted)
+    dataset: str = "cifar10"
+    data_dir: str | None = None
+    train_fraction: float = 1.0  # share of the training split used (a seeded subset; text: a prefix)
+    epochs: int = 10
+    batch_size: int = 128
+    eval_batch_size: int = 256
+    channels: int = 16  # image spaces: initial channels
+    cells: int = 5  # nb201: cells per stage; darts: total cells
+    hidden: int = 300  # darts-rnn: embedding = hidden size
+    bptt: int = 35  # darts-rnn: truncated back-propagation length
+    dropout: float = 0.75  # darts-rnn dropouts (output, recurrent, cell input, embedding, words)
+    dropouth: float = 0.25
+    dropoutx: float = 0.75
+    dropouti: float = 0.2
+    dropoute: float = 0.1
+    auxiliary_weight: float = 0.0  # darts: weight of the auxiliary head's loss (0: no head)
+    drop_path: float = 0.0  # darts: final drop-path probability, ramped linearly from 0
+    lr: float = 0.05
+    lr_min: float = 0.0
+    schedule: str = "cosine"  # per epoch: cosine from lr to lr_min, or constant lr
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0  # gradient-norm clip (0: off)
+    asgd_nonmono: int = 0  # text: switch SGD -> ASGD when validation loss stalls this many epochs (0: never)
+    augment: bool = True  # images: random crop + flip
+    cutout: int = 0  # images: cutout square side (0: off)
+    seed: int = 0
+    device: str = "auto"
+    eval_every: int = 1  # epochs between test evaluations (images; the last epoch always)
+    log_every: int = 50  # steps between step records in metrics.jsonl (0: epoch records only)
+    checkpoint_every: int = 0  # steps between mid-epoch checkpoints (0: epoch ends only)
+
+    def __post_init__(self) -> None:
+        if self.space not in space_names():
+            raise NsasError(f"unknown search space {self.space!r}; choose one of {', '.join(space_names())}")
+        if self.schedule not in SCHEDULES:
+            raise NsasError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        for name in ("epochs", "batch_size", "eval_batch_size", "channels", "cells", "hidden", "bptt", "eval_every"):
+            if getattr(self, name) < 1:
+                raise NsasError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("cutout", "asgd_nonmono", "log_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
+        for name in ("lr", "lr_min", "momentum", "weight_decay", "grad_clip", "auxiliary_weight"):
+            if not getattr(self, name) >= 0:
+                raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
+        for name in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute", "drop_path"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise NsasError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise NsasError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
+        if self.nesterov and self.momentum == 0:
+            raise NsasError("nesterov needs a momentum above 0")
+        if self.space not in AUX_SPACES and (self.auxiliary_weight > 0 or self.drop_path > 0):
+            raise NsasError(f"auxiliary_weight and drop_path apply to the {' and '.join(AUX_SPACES)} spaces only, "
+                            f"not {self.space!r}; set them to 0")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise NsasError(f"device must be auto, cpu or cuda, got {self.device!r}")
+
+
+def recipe_path(space: str, recipe: str) -> Path:
+    """The YAML file of ``recipe`` for ``space``."""
+    if recipe not in RECIPES:
+        raise NsasError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    if space not in RECIPE_FAMILY:
+        raise NsasError(f"unknown search space {space!r}; choose one of {', '.join(space_names())}")
+    return RECIPE_DIR / f"{RECIPE_FAMILY[space]}-{recipe}.yaml"
+
+
+def recipe_config(space: str, recipe: str = "proxy", **overrides: Any) -> TrainConfig:
+    """A validated config: the recipe file for ``space``, then ``overrides`` (library entry point)."""
+    path = recipe_path(space, recipe)
+    values = {**read_yaml(path), "space": space, **overrides}
+    return build_config(TrainConfig, values, source=str(path) if not overrides else "train config")
+
+
+def learning_rate(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate of ``epoch`` (0-based): DARTS's per-epoch cosine to ``lr_min``, or constant."""
+    if cfg.schedule == "constant":
+        return cfg.lr
+    return cfg.lr_min + (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
+
+
+# ---- data and network ------------------------------------------------------
+@dataclass
+class TrainData:
+    """Training batches and the evaluation splits (images: test; text: valid and test)."""
+
+    train: Any  # ImageBatches | TextBatches
+    test: Any
+    valid: Any | None
+    num_classes: int  # classes, or the vocabulary size
+
+
+def build_train_data(cfg: TrainConfig, kind: str, device: torch.device) -> TrainData:
+    """The data set's full training split (or a ``train_fraction`` of it) and its evaluation splits."""
+    dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
+    if kind == "text":
+        if not isinstance(dataset, nsas_data.TextDataset):
+            raise NsasError(f"space {cfg.space!r} needs a text data set (ptb, wikitext2), got {cfg.dataset!r}")
+        tokens = dataset.train[: max(2, int(len(dataset.train) * cfg.train_fraction))]
+        train = nsas_data.TextBatches(tokens, batch_size=cfg.batch_size, bptt=cfg.bptt, device=device)
+        evals = [nsas_data.TextBatches(split, batch_size=cfg.eval_batch_size, bptt=cfg.bptt, device=device)
+                 for split in (dataset.valid, dataset.test)]
+        return TrainData(train, evals[1], evals[0], dataset.vocab_size)
+    if not isinstance(dataset, nsas_data.ImageDataset):
+        raise NsasError(f"space {cfg.space!r} needs an image data set, got {cfg.dataset!r}")
+    x, y = dataset.train_x, dataset.train_y
+    if cfg.train_fraction < 1.0:
+        idx, _ = nsas_data.search_split(len(y), fraction=cfg.train_fraction, seed=cfg.seed)
+        x, y = x[idx], y[idx]
+    common = dict(mean=dataset.mean, std=dataset.std, device=device)
+    train = nsas_data.ImageBatches(x, y, batch_size=cfg.batch_size, augment=cfg.augment, cutout=cfg.cutout,
+                                   shuffle=True, seed=cfg.seed, **common)
+    test = nsas_data.ImageBatches(dataset.test_x, dataset.test_y, batch_size=cfg.eval_batch_size,
+                                  shuffle=False, drop_last=False, **common)
+    return TrainData(train, test, None, dataset.num_classes)
+
+
+def build_model(cfg: TrainConfig, space: SearchSpace, arch: Architecture, num_classes: int) -> nn.Module:
+    """The stand-alone network of ``arch`` at the configured size."""
+    if space.kind == "text":
+        return space.build_network(arch, vocab=num_classes, hidden=cfg.hidden, dropout=cfg.dropout,
+                                   dropouth=cfg.dropouth, dropoutx=cfg.dropoutx, dropouti=cfg.dropouti,
+                                   dropoute=cfg.dropoute)
+    options: dict[str, Any] = dict(channels=cfg.channels, cells=cfg.cells, num_classes=num_classes)
+    if cfg.space in AUX_SPACES:
+        options.update(auxiliary=cfg.auxiliary_weight > 0, drop_path=0.0)
+    return space.build_network(arch, **options)
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(min(loss, 700.0))
+
+
+# ---- the trainer -----------------------------------------------------------
+class Trainer:
+    """One stand-alone training run: network, optimizer, counters and their checkpoint.
+
+    Args:
+        cfg: the resolved config.
+        arch: the architecture to train.
+        run_dir: where config, log, metrics, checkpoint and result go.
+        progress: show a progress bar and log to the console.
+    """
+
+    def __init__(self, cfg: TrainConfig, arch: Architecture, run_dir: Path, *, progress: bool = True) -> None:
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        self.space = get_space(cfg.space)
+        self.arch = self.space.coerce(arch)
+        self.text = self.space.kind == "text"
+        self.device = resolve_device(cfg.device)
+        self.data = build_train_data(cfg, self.space.kind, self.device)
+        self.steps_per_epoch = len(self.data.train)
+        if self.steps_per_epoch < 1:
+            raise NsasError(f"data set {cfg.dataset!r} gives no full batch of {cfg.batch_size}")
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg, self.space, self.arch, self.data.num_classes)
+        self.parameters, self.macs = count_parameters(model), count_macs(model, self.space.kind)
+        self.model = model.to(self.device).train()
+        self.optimizer_name = "sgd"
+        self.optimizer = self._make_optimizer()
+        self.val_losses: list[float] = []  # text: validation loss per epoch (the ASGD switch rule)
+        self.epoch = self.step = self.global_step = 0  # next step to run
+        self.sums = self._zero_sums()  # running sums of the current epoch
+        self.hidden: torch.Tensor | None = None  # text: state carried to the next window
+        self.elapsed = 0.0  # seconds of training and evaluation, summed over resumes
+        self._mark = time.perf_counter()
+        self.checkpoint_path = self.run_dir / "checkpoint.pt"
+        self.log = setup_logging(self.run_dir, quiet=not progress)
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        c, params = self.cfg, self.model.parameters()
+        if self.optimizer_name == "asgd":  # DARTS / AWD-LSTM: plain averaging from the switch on
+            return torch.optim.ASGD(params, lr=c.lr, t0=0, lambd=0.0, weight_decay=c.weight_decay)
+        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov,
+                               weight_decay=c.weight_decay)
+
+    @staticmethod
+    def _zero_sums() -> dict[str, float]:
+        return {"loss": 0.0, "correct": 0.0, "count": 0.0, "batches": 0.0, "seconds": 0.0}
+
+    # ---- checkpoints ---------------------------------------------------
+    def _tick(self) -> float:
+        """Seconds since the last tick, added to the run's elapsed time."""
+        now = time.perf_counter()
+        seconds, self._mark = now - self._mark, now
+        self.elapsed += seconds
+        return seconds
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": config_to_dict(self.cfg), "arch": str(self.arch),
+            "epoch": self.epoch, "step": self.step, "global_step": self.global_step,
+            "elapsed": self.elapsed, "sums": dict(self.sums), "val_losses": list(self.val_losses),
+            "model": self.model.state_dict(),
+            "optimizer_name": self.optimizer_name, "optimizer": self.optimizer.state_dict(),
+            "hidden": self.hidden, "rng": rng_state(),
+        }
+
+    def save(self) -> None:
+        self.sums["seconds"] += self._tick()
+        save_checkpoint(self.checkpoint_path, self.state_dict(), kind="train")
+
+    def load(self, path: Path) -> None:
+        """Restore everything from a checkpoint of a run with the same config and architecture."""
+        state = load_checkpoint(path, kind="train", map_location=self.device)
+        saved = {k: v for k, v in state.get("config", {}).items() if k != "device"}
+        mine = {k: v for k, v in config_to_dict(self.cfg).items() if k != "device"}
+        if saved != mine:
+            diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
+            raise CheckpointError(f"checkpoint {path} belongs to a run with another config "
+                                  f"(differs in: {', '.join(diff)})")
+        if state.get("arch") != str(self.arch):
+            raise CheckpointError(f"checkpoint {path} trains another architecture: {str(state.get('arch'))[:80]}")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer_name = state["optimizer_name"]
+            self.optimizer = self._make_optimizer()
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.epoch, self.step, self.global_step = state["epoch"], state["step"], state["global_step"]
+            self.elapsed, self.sums = state["elapsed"], dict(state["sums"])
+            self.val_losses, self.hidden = list(state["val_losses"]), state["hidden"]
+            set_rng_state(state["rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:
+            first = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+            raise CheckpointError(f"checkpoint {path} does not fit this run: {first}") from None
+        self._mark = time.perf_counter()
+
+    # ---- training ------------------------------------------------------
+    def train(self) -> None:
+        """Train from the current state to the last epoch."""
+        cfg = self.cfg
+        bar = tqdm(total=cfg.epochs * self.steps_per_epoch, initial=self.global_step, disable=not self.progress,
+                   unit="step", dynamic_ncols=True, leave=False)
+        while self.epoch < cfg.epochs:
+            if cfg.space in AUX_SPACES:  # DARTS: drop_path_prob = drop_path * epoch / epochs
+                self.model.drop_path_prob = cfg.drop_path * self.epoch / cfg.epochs
+            if self.step == 0:
+                self.hidden = None  # text: every epoch starts from a zero state, as in DARTS
+            for x, y in self.data.train.epoch(self.epoch, start=self.step):
+                loss = self.train_step(x, y)
+                self.step += 1
+                self.global_step += 1
+                bar.update(1)
+                bar.set_description(f"epoch {self.epoch + 1}/{cfg.epochs}")
+                bar.set_postfix(loss=f"{loss:.3f}")
+                if cfg.log_every and self.global_step % cfg.log_every == 0:
+                    self.metrics.write({"kind": "step", "step": self.global_step, "epoch": self.epoch + 1,
+                                        "loss": loss, "lr": self.optimizer.param_groups[0]["lr"]})
+                if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 \
+                        and self.step < self.steps_per_epoch:
+                    self.save()
+            self.end_epoch()
+        bar.close()
+
+    def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        """Training loss of one batch, with the number of correct predictions and of targets."""
+        if self.text:
+            hidden = None if self.hidden is None else self.hidden.detach()
+            logits, self.hidden = self.model(x, hidden)  # (T, B, V), (B, H)
+            logits, y = logits.reshape(-1, logits.size(-1)), y.reshape(-1)
+            loss = F.cross_entropy(logits, y)
+        else:
+            out = self.model(x)
+            logits, aux = out if isinstance(out, tuple) else (out, None)  # (B, classes) each
+            loss = F.cross_entropy(logits, y)
+            if aux is not None:
+                loss = loss + self.cfg.auxiliary_weight * F.cross_entropy(aux, y)
+        return loss, int((logits.detach().argmax(-1) == y).sum()), y.numel()
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """One optimizer step; returns the batch's loss."""
+        lr = learning_rate(self.cfg, self.epoch)
+        if self.text:  # DARTS scales the rate by the window length (the last window is shorter)
+            lr *= x.size(0) / self.cfg.bptt
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, correct, count = self.forward_loss(x, y)
+        value = loss.item()
+        if not math.isfinite(value):
+            kept = (f"the last checkpoint {self.checkpoint_path} is intact" if self.checkpoint_path.exists()
+                    else "no checkpoint had been written yet")
+            raise TrainingError(f"the loss became {value} at epoch {self.epoch + 1}, step {self.step + 1} "
+                                f"(architecture {self.arch}); the run stopped and {kept}; "
+                                "try a lower --lr or a gradient clip")
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        s = self.sums
+        s["loss"] += value * count
+        s["correct"] += correct
+        s["count"] += count
+        s["batches"] += 1
+        return value
+
+    def end_epoch(self) -> None:
+        """Evaluate, record, maybe switch to ASGD, and checkpoint at the end of an epoch."""
+        cfg, s = self.cfg, self.sums
+        train_loss = s["loss"] / max(s["count"], 1)
+        record: dict[str, Any] = {"kind": "epoch", "step": self.global_step, "epoch": self.epoch + 1,
+                                  "train_loss": train_loss, "lr": learning_rate(cfg, self.epoch)}
+        if self.text:
+            record["train_ppl"] = perplexity(train_loss)
+            scores = self.evaluate(self.data.valid)
+            record.update(valid_loss=scores["loss"], valid_ppl=scores["ppl"], optimizer=self.optimizer_name)
+            self._maybe_switch_to_asgd(scores["loss"])
+        else:
+            record["train_acc"] = 100.0 * s["correct"] / max(s["count"], 1)
+            if cfg.drop_path > 0:
+                record["drop_path"] = self.model.drop_path_prob
+            if (self.epoch + 1) % cfg.eval_every == 0 or self.epoch + 1 == cfg.epochs:
+                scores = self.evaluate(self.data.test)
+                record.update(test_acc=scores["acc"], test_loss=scores["loss"])
+        s["seconds"] += self._tick()
+        record["seconds"] = s["seconds"]
+        self.metrics.write(record)  # before the checkpoint: a crash in between drops it on resume
+        self.log.info("epoch %d/%d: %s", self.epoch + 1, cfg.epochs, _summary(record))
+        self.epoch, self.step, self.sums = self.epoch + 1, 0, self._zero_sums()
+        save_checkpoint(self.checkpoint_path, self.state_dict(), kind="train")
+
+    def _maybe_switch_to_asgd(self, val_loss: float) -> None:
+        """DARTS's rule: switch once the loss is worse than the best before the last ``nonmono`` epochs."""
+        n = self.cfg.asgd_nonmono
+        if self.optimizer_name == "sgd" and n and len(self.val_losses) > n and val_loss > min(self.val_losses[:-n]):
+            self.log.info("epoch %d: validation loss stopped improving; switching to ASGD", self.epoch + 1)
+            self.optimizer_name = "asgd"
+            self.optimizer = self._make_optimizer()
+        self.val_losses.append(val_loss)
+
+    @contextlib.contextmanager
+    def averaged_weights(self) -> Iterator[None]:
+        """Under ASGD, the model holds the averaged weights inside the block (as DARTS evaluates)."""
+        saved = []
+        if self.optimizer_name == "asgd":
+            for p in self.model.parameters():
+                state = self.optimizer.state.get(p, {})
+                if "ax" in state:
+                    saved.append((p, p.detach().clone()))
+                    p.data.copy_(state["ax"])
+        try:
+            yield
+        finally:
+            for p, value in saved:
+                p.data.copy_(value)
+
+    @torch.no_grad()
+    def evaluate(self, batches: Any) -> dict[str, float]:
+        """Loss, accuracy (per image or token) and perplexity on ``batches``; text carries the state."""
+        self.model.eval()
+        loss_sum, correct, total, hidden = 0.0, 0, 0, None
+        with self.averaged_weights():
+            for x, y in batches.epoch(0):
+                if self.text:
+                    logits, hidden = self.model(x, hidden)
+                else:
+                    logits = self.model(x)
+                logits, y = logits.reshape(-1, logits.size(-1)), y.reshape(-1)
+                loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+                correct += int((logits.argmax(-1) == y).sum())
+                total += y.numel()
+        self.model.train()
+        loss = loss_sum / max(total, 1)
+        return {"loss": loss, "acc": 100.0 * correct / max(total, 1), "ppl": perplexity(loss)}
+
+    # ---- the run -------------------------------------------------------
+    def finish(self) -> dict[str, Any]:
+        """Final evaluation; writes and returns result.json."""
+        result: dict[str, Any] = {"arch": str(self.arch), "space": self.cfg.space, "recipe": self.cfg.recipe,
+                                  "dataset": self.cfg.dataset}
+        if self.text:
+            valid, test = self.evaluate(self.data.valid), self.evaluate(self.data.test)
+            result.update(valid_ppl=valid["ppl"], valid_loss=valid["loss"], test_ppl=test["ppl"],
+                          test_loss=test["loss"], optimizer=self.optimizer_name)
+        else:
+            test = self.evaluate(self.data.test)
+            result.update(test_acc=test["acc"], test_loss=test["loss"])
+        self._tick()
+        result.update(parameters=self.parameters, macs=self.macs, epochs=self.cfg.epochs,
+                      steps=self.global_step, wall_seconds=self.elapsed)
+        write_json(self.run_dir / "result.json", result)
+        self.log.info("result: %s", _summary(result))
+        return result
+
+    def run(self, *, resume: bool = False) -> dict[str, Any]:
+        """Train (resuming from the run directory's checkpoint if asked), then evaluate."""
+        if resume:
+            self.load(self.checkpoint_path)
+            self.log.info(f"resumed from {self.checkpoint_path} at epoch {self.epoch + 1}, step {self.step}")
+        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", resume_step=self.global_step if resume else None)
+        self.train()
+        return self.finish()
+
+
+def _summary(record: dict[str, Any]) -> str:
+    keys = ("train_loss", "train_acc", "test_acc", "test_loss", "valid_ppl", "test_ppl")
+    return ", ".join(f"{k} {record[k]:.4g}" for k in keys if k in record)
+
+
+def train(cfg: TrainConfig, arch: Architecture | str, out_dir: str | Path, *, resume: bool = False,
+          progress: bool = True) -> dict[str, Any]:
+    """Library entry point: train (or resume) ``arch`` stand-alone; returns the result (also result.json)."""
+    run_dir = Path(out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    arch = get_space(cfg.space).coerce(arch)
+    write_yaml(run_dir / "config.yaml", config_to_dict(cfg))
+    (run_dir / "arch.txt").write_text(f"{arch}\n")
+    return Trainer(cfg, arch, run_dir, progress=progress).run(resume=resume)
+
+
+# ---- command line ----------------------------------------------------------
+_FLAGS: list[tuple[str, dict[str, Any]]] = [
+    ("--space", dict(choices=space_names(), help="search space (default: from ARCH)")),
+    ("--dataset", dict(help="cifar10, cifar100, cifar10-mini, imagefolder:PATH, ptb, wikitext2 "
+                            "(default: the recipe's, or the search run's)")),
+    ("--data-dir", dict(dest="data_dir", help="where data sets live (default $NSAS_DATA or ~/.cache/nsas/data)")),
+    ("--train-fraction", dict(dest="train_fraction", type=float,
+                              help="train on this share of the training split (default 1)")),
+    ("--epochs", dict(type=int, help="training epochs")),
+    ("--batch-size", dict(dest="batch_size", type=int, help="mini-batch size")),
+    ("--eval-batch-size", dict(dest="eval_batch_size", type=int, help="batch size of evaluation")),
+    ("--channels", dict(type=int, help="image spaces: initial channels")),
+    ("--cells", dict(type=int, help="cells (darts: total; nb201: per stage)")),
+    ("--hidden", dict(type=int, help="darts-rnn: embedding/hidden size")),
+    ("--bptt", dict(type=int, help="darts-rnn: truncated back-propagation length")),
+    ("--dropout", dict(type=float, help="darts-rnn: output dropout")),
+    ("--dropouth", dict(type=float, help="darts-rnn: recurrent-state dropout")),
+    ("--dropoutx", dict(type=float, help="darts-rnn: cell-input dropout")),
+    ("--dropouti", dict(type=float, help="darts-rnn: embedding-output dropout")),
+    ("--dropoute", dict(type=float, help="darts-rnn: whole-word dropout")),
+    ("--auxiliary-weight", dict(dest="auxiliary_weight", type=float,
+                                help="darts: auxiliary head loss weight (0: no head)")),
+    ("--drop-path", dict(dest="drop_path", type=float, help="darts: final drop-path probability (ramped from 0)")),
+    ("--lr", dict(type=float, help="initial learning rate")),
+    ("--lr-min", dict(dest="lr_min", type=float, help="final learning rate of the cosine schedule")),
+    ("--schedule", dict(choices=SCHEDULES, help="learning-rate schedule per epoch")),
+    ("--momentum", dict(type=float, help="SGD momentum")),
+    ("--nesterov", dict(action=argparse.BooleanOptionalAction, help="Nesterov momentum")),
+    ("--weight-decay", dict(dest="weight_decay", type=float, help="weight decay")),
+    ("--grad-clip", dict(dest="grad_clip", type=float, help="gradient-norm clip (0: off)")),
+    ("--asgd-nonmono", dict(dest="asgd_nonmono", type=int,
+                            help="darts-rnn: epochs without improvement before ASGD (0: never)")),
+    ("--augment", dict(action=argparse.BooleanOptionalAction, help="images: random crop and flip")),
+    ("--cutout", dict(type=int, help="images: cutout side in pixels (0: off)")),
+    ("--seed", dict(type=int, help="seed of initialisation, data order, augmentation and dropout")),
+    ("--device", dict(help="auto, cpu or cuda")),
+    ("--eval-every", dict(dest="eval_every", type=int, help="images: epochs between test evaluations")),
+    ("--log-every", dict(dest="log_every", type=int, help="steps between step records (0: epochs only)")),
+    ("--checkpoint-every", dict(dest="checkpoint_every", type=int,
+                                help="steps between mid-epoch checkpoints (0: epoch ends)")),
+]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Flags of `nsas train` (each also a key of the YAML config)."""
+    parser.description = (
+        "Train one architecture stand-alone from scratch and report its test accuracy (images) or "
+        "perplexity (text). Settings: the recipe for the space (paper: the published evaluation; proxy: "
+        "a short budget for ranking), then --config, then flags.")
+    parser.add_argument("arch", metavar="ARCH", nargs="?",
+                        help="architecture string, @FILE holding one, or a search run directory (its best)")
+    parser.add_argument("--recipe", choices=RECIPES, default=None, help="base settings (default proxy)")
+    add_config_flag(parser)
+    for flag, kwargs in _FLAGS:
+        add_flag(parser, flag, **kwargs)
+    parser.add_argument("--out", default=None, help="run directory (default runs/train-<space>-<recipe>-<time>)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or console log")
+
+
+def read_arch_source(text: str) -> tuple[str, dict[str, Any]]:
+    """An architecture's text, and the defaults a search run directory implies (space, data set).
+
+    ``text`` is an architecture string, ``@FILE``, or a search run directory
+    (its selected.json's first entry, its config.yaml's space and data set).
+    """
+    if text.startswith("@") or not Path(text).is_dir():
+        return read_arch_argument(text), {}
+    run_dir = Path(text)
+    if not (run_dir / "selected.json").is_file():
+        raise NsasError(f"{run_dir} is not a finished search run (no selected.json)")
+    try:
+        selected = json.loads((run_dir / "selected.json").read_text())
+        arch = selected[0]["arch"]
+    except (ValueError, LookupError, TypeError):
+        raise NsasError(f"{run_dir / 'selected.json'} does not list a selected architecture") from None
+    run_cfg = read_yaml(run_dir / "config.yaml")
+    return arch, {k: run_cfg[k] for k in ("space", "dataset", "data_dir") if run_cfg.get(k) is not None}
+
+
+def resolve(args: argparse.Namespace) -> tuple[TrainConfig, Architecture]:
+    """Config from recipe < search run's space/data set < YAML < flags, and the architecture."""
+    if not args.arch:
+        raise NsasError("give the architecture to train: a string, @FILE or a search run directory")
+    text, run_values = read_arch_source(args.arch)
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    flags = {k: v for k, v in vars(args).items() if k in names and k != "recipe"}
+    yaml_values = read_yaml(args.config) if args.config else {}
+    space = flags.get("space") or yaml_values.get("space") or run_values.get("space") or detect_space(text)
+    recipe = args.recipe or yaml_values.get("recipe") or "proxy"
+    values = {**read_yaml(recipe_path(str(space), str(recipe))), **run_values, **yaml_values, **flags,
+              "space": space, "recipe": recipe}
+    cfg = build_config(TrainConfig, values, source=f"config file {args.config}" if args.config else "train")
+    return cfg, get_space(cfg.space).parse(text)
+
+
+def _resume_config(args: argparse.Namespace, run_dir: Path) -> tuple[TrainConfig, Architecture]:
+    """The recorded config and architecture of the run to continue (only --device may change)."""
+    if not (run_dir / "checkpoint.pt").exists():
+        raise NsasError(f"{run_dir} holds no checkpoint.pt to resume from")
+    keys = {f.name for f in dataclasses.fields(TrainConfig)} - {"device", "recipe"}
+    changed = sorted(k for k in vars(args) if k in keys)
+    if changed or args.config or args.recipe:
+        raise NsasError("--resume continues the run with its recorded config; only --device may be given "
+                        f"(got {', '.join('--' + k.replace('_', '-') for k in changed) or '--config/--recipe'})")
+    values = read_yaml(run_dir / "config.yaml")
+    if getattr(args, "device", None):
+        values["device"] = args.device
+    cfg = build_config(TrainConfig, values, source=str(run_dir / "config.yaml"))
+    try:
+        recorded = (run_dir / "arch.txt").read_text().strip()
+    except OSError:
+        raise NsasError(f"{run_dir} has no arch.txt: it is not a `nsas train` run") from None
+    arch = get_space(cfg.space).parse(recorded)
+    if args.arch and get_space(cfg.space).parse(read_arch_source(args.arch)[0]) != arch:
+        raise NsasError(f"{run_dir} trains {recorded[:80]}, not the ARCH given; omit ARCH to resume")
+    return cfg, arch
+
+
+def run(args: argparse.Namespace) -> int:
+    """`nsas train`."""
+    if args.resume:
+        if not args.out:
+            raise NsasError("--resume needs --out RUN_DIR (the run to continue)")
+        run_dir = Path(args.out)
+        cfg, arch = _resume_config(args, run_dir)
+    else:
+        cfg, arch = resolve(args)
+        run_dir = Path(args.out) if args.out else default_run_dir(f"train-{cfg.space}-{cfg.recipe}")
+        if (run_dir / "checkpoint.pt").exists():
+            raise NsasError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    print(f"nsas train: {cfg.space} architecture on {cfg.dataset}, recipe {cfg.recipe}, "
+          f"{cfg.epochs} epochs -> {run_dir}")
+    result = train(cfg, arch, run_dir, resume=args.resume, progress=not args.quiet)
+    if "test_acc" in result:
+        print(f"test accuracy {result['test_acc']:.2f}% (loss {result['test_loss']:.4f})")
+    else:
+        print(f"perplexity: valid {result['valid_ppl']:.2f}, test {result['test_ppl']:.2f}")
+    print(f"{result['parameters']:,} parameters, {result['macs']:,} MACs, {result['wall_seconds']:.0f}s")
+    print(f"run directory: {run_dir}")
+    return 0
