@@ -119,9 +119,8 @@ def search_jobs(cfg: StudyConfig) -> list[SearchJob]:
     if cfg.equal_compute:
         top = max(passes_per_step(m, cfg.search) for m in cfg.methods)
         for m in cfg.methods:
-            factor = top / passes_per_step(m, cfg.search)
-            if factor > 1:
-                epochs = max(1, round(cfg.search_epochs * factor))
+            epochs = round(cfg.search_epochs * top / passes_per_step(m, cfg.search))
+            if epochs > cfg.search_epochs:  # otherwise its equal-steps runs already match the budget
                 jobs += [SearchJob(m, s, epochs, "compute") for s in range(cfg.seeds)]
     return jobs
 

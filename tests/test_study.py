@@ -1,0 +1,95 @@
+"""`nsas study` end to end on a tiny configuration, and its resume."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import yaml
+
+import nsas.data
+import nsas.train
+from nsas.cli import main
+from nsas.study import StudyConfig, passes_per_step, search_jobs
+from tiny import fake_dataset
+
+SEARCH = dict(steps_per_epoch=2, batch_size=8, channels=4, cells=1, eval_batches=1, select_rounds=1,
+              select_samples=2, archive_size=2, pool_size=4, probe_count=2, log_every=1, checkpoint_every=0)
+TRAIN = dict(epochs=1, channels=4, cells=1, batch_size=16, eval_batch_size=20, log_every=0)
+
+
+@pytest.fixture(autouse=True)
+def fake_data(monkeypatch):
+    monkeypatch.setattr(nsas.data, "load_dataset", fake_dataset)
+
+
+def write_config(tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({"space": "nb201", "dataset": "fake-images", "methods": ["random:ce", "random:nsas"],
+                                    "seeds": 2, "archs": 4, "equal_compute": True, "search_epochs": 1,
+                                    "score_batches": 1, "search": SEARCH, "train": TRAIN}))
+    return path
+
+
+def test_equal_compute_gives_cheaper_methods_more_epochs():
+    cfg = StudyConfig(methods=["random:ce", "random:nsas", "random:nsas-replay", "gdas:nsas"], seeds=1,
+                      search_epochs=2, equal_compute=True, search={"archive_size": 8})
+    assert passes_per_step("random:nsas", cfg.search) == 9
+    assert passes_per_step("gdas:nsas", cfg.search) == 10
+    compute = {j.method: j.epochs for j in search_jobs(cfg) if j.budget == "compute"}
+    # nsas (9 passes) rounds to its own 2 epochs of gdas:nsas's 10: no extra run.
+    assert compute == {"random:ce": 20, "random:nsas-replay": 10}
+
+
+def test_bad_methods_are_one_line_errors(tmp_path, capsys):
+    assert main(["study", "--methods", "random:magic", "--out", str(tmp_path / "s"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "random:magic" in err and len(err.strip().splitlines()) == 1
+
+
+def test_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
+    cfg_file = write_config(tmp_path)
+    out = tmp_path / "study"
+    trained: list[str] = []
+    original = nsas.train.train
+
+    def counting_train(cfg, arch, out_dir, **kw):
+        trained.append(str(out_dir))
+        if len(trained) == 3 and not kw.get("resume"):
+            raise KeyboardInterrupt  # interrupt the study in the middle of the ground truth
+        return original(cfg, arch, out_dir, **kw)
+
+    monkeypatch.setattr(nsas.train, "train", counting_train)
+    assert main(["study", "--config", str(cfg_file), "--out", str(out), "--quiet"]) == 130  # interrupted
+    searches = sorted(p.name for p in (out / "searches").iterdir())
+    # 2 methods x 2 seeds at equal steps + random:ce x 2 seeds at equal compute
+    assert searches == ["random-ce-s0", "random-ce-s0-compute", "random-ce-s1", "random-ce-s1-compute",
+                        "random-nsas-s0", "random-nsas-s1"]
+    stamps = {p: (out / "searches" / p / "summary.json").stat().st_mtime_ns for p in searches}
+
+    trained.clear()
+    assert main(["study", "--config", str(cfg_file), "--out", str(out), "--quiet"]) == 0
+    assert len(trained) == 2  # only the two ground-truth runs not finished before the interrupt
+    assert {p: (out / "searches" / p / "summary.json").stat().st_mtime_ns for p in searches} == stamps
+
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["archs"]) == 4 and len(report["truth"]) == 4
+    budgets = {(g["method"], g["budget"]) for g in report["groups"]}
+    assert budgets == {("random:ce", "steps"), ("random:nsas", "steps"), ("random:ce", "compute"),
+                       ("random:nsas", "compute")}
+    for g in report["groups"]:
+        # tau is undefined (NaN) when a tiny supernet scores every architecture alike
+        assert len(g["kendall_tau"]) == 2 and all(math.isnan(t) or -1 <= t <= 1 for t in g["kendall_tau"])
+    assert any(not math.isnan(t) for g in report["groups"] for t in g["kendall_tau"])
+    runs = {r["run"]: r for r in report["runs"]}
+    # Equal compute: random:ce ran 3x the epochs of random:nsas (archive of 2: 3 passes a step).
+    assert runs["random-ce-s0-compute"]["steps"] == 3 * runs["random-nsas-s0"]["steps"]
+    assert runs["random-ce-s0-compute"]["passes"] == pytest.approx(runs["random-nsas-s0"]["passes"], rel=0.35)
+    md = (out / "report.md").read_text()
+    assert "Kendall tau" in md and "equal compute" in md
+    for png in ("kendall_tau.png", "scatter.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # A different config in the same directory is refused.
+    assert main(["study", "--config", str(cfg_file), "--seeds", "3", "--out", str(out), "--quiet"]) == 2
+    assert "another config" in capsys.readouterr().err
