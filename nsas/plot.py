@@ -1,0 +1,642 @@
+"""`nsas plot`: figures of a search run -- forgetting curves, losses, Kendall tau, cells.
+
+    nsas plot runs/search-nb201-random-nsas-... [--truth truth.csv] [--out DIR] [--dpi 120]
+
+writes into ``RUN_DIR/plots/`` (or ``--out``) and prints the path of each file:
+
+    forgetting.png  inherited-weight accuracy of the probe architectures over training (paper Fig. 1)
+    losses.png      current vs. archive loss, archive diversity, learning rate / GDAS temperature
+    kendall.png     Kendall tau between the probes' inherited accuracy and --truth (paper Fig. 3)
+    cells.png       the cells of the best selected architecture (paper Fig. 5)
+
+Every figure has a function that takes data (records, series, an
+architecture), not paths, and returns a matplotlib ``Figure``, so other
+commands (``nsas study``) can draw the same figures. Figures are rendered on
+the Agg canvas; pyplot and its global backend are never touched, so nothing
+here needs a display.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
+from matplotlib.ticker import MaxNLocator
+
+from nsas.config import read_yaml
+from nsas.correlate import join, kendall_tau, read_table
+from nsas.errors import NsasError
+
+Record = Mapping[str, Any]
+MIN_KENDALL_ARCHS = 3
+
+# Short op names for legends and captions (edges of cell diagrams use the full names).
+_ABBREV = {
+    "none": "-", "skip_connect": "skip", "nor_conv_1x1": "c1", "nor_conv_3x3": "c3", "avg_pool_3x3": "avg3",
+    "max_pool_3x3": "max3", "sep_conv_3x3": "sep3", "sep_conv_5x5": "sep5", "dil_conv_3x3": "dil3",
+    "dil_conv_5x5": "dil5", "sigmoid": "sigm", "identity": "id",
+}
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A figure drawn on the Agg canvas (no display, no pyplot state)."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _step_ticks() -> MaxNLocator:
+    """Whole-number ticks at 1, 2, 5 x 10^k (steps)."""
+    return MaxNLocator(integer=True, steps=[1, 2, 5, 10])
+
+
+def _column(records: Sequence[Record], key: str) -> np.ndarray:
+    """``record[key]`` of each record as floats; NaN where missing or None."""
+    return np.array([np.nan if r.get(key) is None else float(r[key]) for r in records], dtype=float)
+
+
+# ---------------------------------------------------------------- data
+@dataclass(frozen=True)
+class ProbeSeries:
+    """Inherited-weight scores of the probe architectures at each probe point.
+
+    Attributes:
+        steps: global step of each probe point, increasing.
+        archs: the probe architectures (as written in the records), first-seen order.
+        acc: shape (len(steps), len(archs)); NaN where an arch was not probed.
+        loss: the same for the validation loss.
+    """
+
+    steps: np.ndarray
+    archs: list[str]
+    acc: np.ndarray
+    loss: np.ndarray
+
+
+def probe_series(records: Iterable[Record]) -> ProbeSeries:
+    """Collect the "probe" records of a run; a later record at the same step replaces an earlier one."""
+    by_step: dict[int, dict[str, Record]] = {}
+    archs: dict[str, None] = {}
+    for record in records:
+        if record.get("kind") != "probe":
+            continue
+        row = by_step.setdefault(int(record["step"]), {})
+        for probe in record.get("probe") or []:
+            archs.setdefault(probe["arch"])
+            row[probe["arch"]] = probe
+    steps = sorted(by_step)
+    acc = np.full((len(steps), len(archs)), np.nan)
+    loss = np.full_like(acc, np.nan)
+    for i, step in enumerate(steps):
+        for j, arch in enumerate(archs):
+            probe = by_step[step].get(arch, {})
+            acc[i, j] = np.nan if probe.get("acc") is None else probe["acc"]
+            loss[i, j] = np.nan if probe.get("loss") is None else probe["loss"]
+    return ProbeSeries(np.array(steps, dtype=int), list(archs), acc, loss)
+
+
+@dataclass(frozen=True)
+class KendallSeries:
+    """Kendall tau-b between inherited accuracy and truth at each probe point.
+
+    Attributes:
+        steps: the probe points.
+        tau: tau at each point; NaN where fewer than 3 archs were probed or a side is constant.
+        count: how many architectures entered each tau.
+        archs: the probe architectures that have a truth value.
+    """
+
+    steps: np.ndarray
+    tau: np.ndarray
+    count: np.ndarray
+    archs: list[str]
+
+
+def kendall_series(series: ProbeSeries, truth: Mapping[str, float], *,
+                   lower_is_better: bool = False) -> KendallSeries:
+    """Kendall tau over training of the probes' inherited accuracy against ``truth`` (paper Fig. 3).
+
+    Args:
+        series: from :func:`probe_series`.
+        truth: arch (as written in ``series.archs``) -> true value; probes without one are left out.
+        lower_is_better: the truth is a loss or perplexity (it is negated so
+            that a positive tau means the supernet agrees with the truth).
+
+    Raises:
+        ValueError: fewer than 3 probe architectures have a truth value.
+    """
+    cols = [j for j, a in enumerate(series.archs) if a in truth]
+    if len(cols) < MIN_KENDALL_ARCHS:
+        raise ValueError(f"{len(cols)} probe architecture(s) have a truth value; need at least {MIN_KENDALL_ARCHS}")
+    sign = -1.0 if lower_is_better else 1.0
+    t = np.array([sign * truth[series.archs[j]] for j in cols], dtype=float)
+    taus, counts = [], []
+    for row in series.acc[:, cols]:
+        ok = ~np.isnan(row)
+        counts.append(int(ok.sum()))
+        taus.append(kendall_tau(row[ok], t[ok]) if ok.sum() >= MIN_KENDALL_ARCHS else np.nan)
+    return KendallSeries(series.steps.copy(), np.array(taus, dtype=float), np.array(counts, dtype=int),
+                         [series.archs[j] for j in cols])
+
+
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over the last ``window`` finite values (shorter windows at the start); NaN stays NaN."""
+    values = np.asarray(values, dtype=float)
+    ok = ~np.isnan(values)
+    sums = np.cumsum(np.where(ok, values, 0.0))
+    counts = np.cumsum(ok)
+    sums[window:] = sums[window:] - sums[:-window]
+    counts[window:] = counts[window:] - counts[:-window]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = sums / counts
+    out[~ok] = np.nan
+    return out
+
+
+def short_arch(text: str, space: str | None = None) -> str:
+    """A compact one-line form of an architecture for captions (``c3 | skip c1 | - avg3 c3``)."""
+    from nsas.spaces import parse_arch  # imports torch: only when a caption is drawn
+
+    try:
+        arch = parse_arch(text, space)
+    except NsasError:
+        return text if len(text) <= 60 else text[:57] + "..."
+    ab = lambda op: _ABBREV.get(op, op)  # noqa: E731
+    if arch.space == "nb201":
+        nodes = [arch.ops[j * (j - 1) // 2: j * (j + 1) // 2] for j in range(1, 4)]
+        return " | ".join(" ".join(ab(op) for op in node) for node in nodes)
+    if arch.space.startswith("darts") and hasattr(arch, "normal"):
+        cells = [" | ".join(" ".join(f"{ab(op)}~{i}" for op, i in node) for node in getattr(arch, c))
+                 for c in ("normal", "reduce")]
+        return f"N: {cells[0]}   R: {cells[1]}"
+    if arch.space == "darts-rnn":
+        return " ".join(f"{ab(op)}~{j}" for op, j in arch.recurrent)
+    return str(arch)
+
+
+_READING = {  # how to read short_arch's form, per space
+    "nb201": "nodes 1 | 2 | 3, each the ops on its edges from nodes 0..j-1",
+    "darts": "N: normal, R: reduction cell; nodes 0 | 1 | 2 | 3; op~k reads input k (0, 1: previous cells)",
+    "darts-chain": "N: normal, R: reduction cell; nodes 0 | 1 | 2 | 3; op~k reads input k (0, 1: previous cells)",
+    "darts-rnn": "nodes 1..8; op~k applies op to node k",
+}
+
+
+def _key(text: str, space: str | None) -> str:
+    """How to read the short forms in ``text``, and the short op names they use."""
+    words = set(text.replace("~", " ").split())
+    used = [f"{short}: {op}" for op, short in _ABBREV.items() if short in words]
+    reading = _READING.get(space or "", "")
+    return "; ".join(part for part in (reading, ", ".join(used)) if part)
+
+
+# ---------------------------------------------------------------- figures
+def plot_forgetting(series: ProbeSeries, *, space: str | None = None, title: str | None = None) -> Figure:
+    """Paper Fig. 1: inherited-weight validation accuracy of each probe architecture over training."""
+    names = [chr(ord("A") + j) if j < 26 else f"P{j + 1}" for j in range(len(series.archs))]
+    caption = [f"{n}: {short_arch(a, space)}" for n, a in zip(names, series.archs)]
+    caption.append(_key(" ".join(caption), space))
+    fig = _figure(9.0, 4.2 + 0.16 * len(caption))
+    ax = fig.add_subplot()
+    for j, name in enumerate(names):
+        ok = ~np.isnan(series.acc[:, j])
+        ax.plot(series.steps[ok], series.acc[ok, j], marker="o", markersize=3, lw=1.4, label=name)
+    ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(_step_ticks())
+    ax.set_ylabel("validation accuracy (%), inherited weights")
+    ax.set_title(title or f"Forgetting: probe architectures over supernet training ({len(names)} probes)")
+    ax.grid(alpha=0.3)
+    ax.legend(title="probe", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.supxlabel("\n".join(caption), fontsize=7, family="monospace", x=0.01, ha="left", multialignment="left")
+    return fig
+
+
+def plot_losses(records: Sequence[Record], *, window: int | None = None, title: str | None = None) -> Figure:
+    """Current-architecture loss vs. mean archive loss, archive diversity, and lr / GDAS temperature.
+
+    Args:
+        records: the "step" records of a run (others are ignored).
+        window: moving-average length in records (default: a tenth of them, 1..50).
+        title: figure title.
+    """
+    steps = [r for r in records if r.get("kind", "step") == "step"]
+    x = _column(steps, "step")
+    loss, archive = _column(steps, "loss"), _column(steps, "archive_loss")
+    diversity, lr, tau = _column(steps, "archive_diversity"), _column(steps, "lr"), _column(steps, "tau")
+    present = lambda v: bool(np.isfinite(v).any())  # noqa: E731
+    panels = ["loss"] + ["diversity"] * present(diversity) + ["schedule"] * (present(lr) or present(tau))
+    window = window or max(1, min(50, len(steps) // 10))
+    marker = "o" if len(steps) < 30 else None
+    fig = _figure(8.5, 0.6 + 2.3 * len(panels))
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    fig.suptitle(title or "Supernet training")
+    ax = axes[0]
+    for values, color, label in ((loss, "C0", "current architecture"), (archive, "C1", "archive (mean)")):
+        if present(values):
+            if window > 1:
+                ax.plot(x, values, color=color, alpha=0.25, lw=0.8)
+            ax.plot(x, moving_average(values, window), color=color, lw=1.8, marker=marker, markersize=3,
+                    label=label)
+    ax.set_ylabel("cross-entropy")
+    ax.set_title(f"loss (faint: raw; solid: moving average over {window} records)" if window > 1
+                 else "loss (every logged step)", fontsize=9)
+    ax.legend(frameon=False)
+    for ax, panel in zip(axes[1:], panels[1:]):
+        if panel == "diversity":
+            ax.plot(x, diversity, color="C2", lw=1.6, marker=marker, markersize=3)
+            ax.set_ylabel("mean pairwise\ndistance")
+            ax.set_title("archive diversity", fontsize=9)
+            ax.set_ylim(0, max(1.0, float(np.nanmax(diversity))) * 1.05)
+        else:
+            _schedule_panel(ax, x, lr, tau, marker)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("step")
+    axes[-1].xaxis.set_major_locator(_step_ticks())
+    return fig
+
+
+def _schedule_panel(ax: Any, x: np.ndarray, lr: np.ndarray, tau: np.ndarray, marker: str | None) -> None:
+    """Learning rate (left axis) and, for GDAS, the Gumbel-softmax temperature (right axis)."""
+    handles = []
+    if np.isfinite(lr).any():
+        handles += ax.plot(x, lr, color="C3", lw=1.6, marker=marker, markersize=3, label="learning rate")
+        ax.set_ylabel("learning rate")
+    if np.isfinite(tau).any():
+        twin = ax.twinx() if handles else ax
+        handles += twin.plot(x, tau, color="C4", lw=1.6, ls="--", marker=marker, markersize=3,
+                             label="GDAS temperature")
+        twin.set_ylabel("temperature")
+    ax.set_title("schedule", fontsize=9)
+    ax.legend(handles=handles, frameon=False, loc="best")
+
+
+def plot_kendall(ks: KendallSeries, *, title: str | None = None, truth_name: str = "truth") -> Figure:
+    """Paper Fig. 3: Kendall tau between the probes' inherited accuracy and their truth, over training."""
+    fig = _figure(8.0, 4.0)
+    ax = fig.add_subplot()
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    ax.plot(ks.steps, ks.tau, color="C0", marker="o", markersize=4, lw=1.6)
+    last = np.flatnonzero(np.isfinite(ks.tau))
+    if len(last):
+        i = last[-1]
+        ax.annotate(f"{ks.tau[i]:+.3f}", (ks.steps[i], ks.tau[i]), textcoords="offset points", xytext=(0, 8),
+                    ha="center", fontsize=9)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel("step")
+    ax.set_ylabel("Kendall τ")
+    ax.xaxis.set_major_locator(_step_ticks())
+    ax.set_title(title or f"Ranking by inherited accuracy vs. {truth_name} ({len(ks.archs)} probe architectures)")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+# ---------------------------------------------------------------- cell diagrams (paper Fig. 5)
+@dataclass(frozen=True)
+class CellGraph:
+    """A cell as a DAG to draw left to right.
+
+    Attributes:
+        title: shown above the diagram.
+        nodes: ``(id, label, kind, rank)``; kind is "input", "node" or "output";
+            rank is the column (inputs 0, the output last).
+        edges: ``(source id, target id, op)``; an empty op draws a plain grey
+            edge (cell inputs, the concatenation or mean into the output).
+    """
+
+    title: str
+    nodes: list[tuple[str, str, str, int]]
+    edges: list[tuple[str, str, str]]
+
+
+def cell_graphs(arch: Any) -> list[CellGraph]:
+    """The cells of an architecture of any space, as graphs (DARTS CNN: normal, then reduction)."""
+    if arch.space == "nb201":
+        from nsas.spaces.nb201 import EDGES
+
+        nodes = [(str(j), str(j), "input" if j == 0 else "output" if j == 3 else "node", j) for j in range(4)]
+        edges = [(str(i), str(j), op) for (j, i), op in zip(EDGES, arch.ops) if op != "none"]
+        return [CellGraph("NAS-Bench-201 cell", nodes, edges)]
+    if hasattr(arch, "normal"):  # darts, darts-chain
+        return [_darts_cell(arch, cell, title) for cell, title in (("normal", "normal cell"),
+                                                                   ("reduce", "reduction cell"))]
+    if arch.space == "darts-rnn":
+        rank = {"0": 1}
+        nodes = [("x", "$x_t$", "input", 0), ("h", "$h_{t-1}$", "input", 0), ("0", "0", "node", 1)]
+        edges = [("x", "0", ""), ("h", "0", "")]
+        for i, (op, j) in enumerate(arch.recurrent, start=1):
+            rank[str(i)] = rank[str(j)] + 1
+            nodes.append((str(i), str(i), "node", rank[str(i)]))
+            edges.append((str(j), str(i), op))
+        nodes.append(("out", "$h_t$", "output", max(rank.values()) + 1))
+        edges += [(str(i), "out", "") for i in range(1, len(arch.recurrent) + 1)]
+        return [CellGraph(f"recurrent cell ($h_t$ = mean of nodes 1-{len(arch.recurrent)})", nodes, edges)]
+    raise NsasError(f"no cell diagram for architectures of space {arch.space!r}")
+
+
+def _darts_cell(arch: Any, cell: str, title: str) -> CellGraph:
+    names = ["k-2", "k-1"] + [str(i) for i in range(len(getattr(arch, cell)))]
+    rank = {"k-2": 0, "k-1": 0}
+    nodes = [("k-2", "$c_{k-2}$", "input", 0), ("k-1", "$c_{k-1}$", "input", 0)]
+    edges = []
+    for i, node in enumerate(getattr(arch, cell)):
+        rank[str(i)] = 1 + max(rank[names[j]] for _, j in node)
+        nodes.append((str(i), str(i), "node", rank[str(i)]))
+        edges += [(names[j], str(i), op) for op, j in node]
+    nodes.append(("out", "$c_{k}$", "output", max(rank.values()) + 1))
+    edges += [(str(i), "out", "") for i in range(len(getattr(arch, cell)))]  # concat of nodes 0..3
+    return CellGraph(title, nodes, edges)
+
+
+_DX, _DY = 3.0, 1.5  # column and row spacing (data units; 1 unit = _INCH inches)
+_INCH = 0.75
+_R = 0.3  # node circle radius; input/output boxes are _BOX wide and 2 _R high
+_BOX = 0.95
+_FILL = {"input": "#d9f0d3", "node": "#deebf7", "output": "#fff2cc"}
+_RADS = (0.0, 0.3, -0.3, 0.5, -0.5, 0.75, -0.75)
+_LABEL_AT = (0.5, 0.38, 0.62, 0.28, 0.72, 0.8)  # label positions along an edge
+_LABEL_H = 0.4  # label box height
+
+
+def _layout(graph: CellGraph) -> dict[str, np.ndarray]:
+    """Positions: x by rank; within a rank, nodes ordered by the mean height of their sources."""
+    pos: dict[str, np.ndarray] = {}
+    sources: dict[str, list[str]] = {}
+    for src, dst, _ in graph.edges:
+        sources.setdefault(dst, []).append(src)
+    for r in sorted({n[3] for n in graph.nodes}):
+        column = [n[0] for n in graph.nodes if n[3] == r]
+        if r > 0:  # stable sort: ties keep index order
+            column.sort(key=lambda n: -np.mean([pos[s][1] for s in sources.get(n, []) if s in pos] or [0.0]))
+        for k, node in enumerate(column):
+            pos[node] = np.array([r * _DX, ((len(column) - 1) / 2 - k) * _DY])
+    return pos
+
+
+def _curve(p: np.ndarray, q: np.ndarray, rad: float, t: np.ndarray) -> np.ndarray:
+    """Points of matplotlib's ``arc3,rad=rad`` quadratic Bezier from p to q (equal aspect)."""
+    d = q - p
+    c = (p + q) / 2 + rad * np.array([d[1], -d[0]])
+    t = t[:, None]
+    return (1 - t) ** 2 * p + 2 * (1 - t) * t * c + t ** 2 * q
+
+
+def _label_width(op: str) -> float:
+    """Approximate width of an edge label in data units (7.5 pt text)."""
+    return 0.3 + len(op) * 7.5 * 0.6 / 72 / _INCH
+
+
+def _hits(points: np.ndarray, centre: np.ndarray, width: float, height: float = _LABEL_H) -> int:
+    """How many of ``points`` lie inside the box of ``width`` x ``height`` at ``centre``."""
+    d = np.abs(np.atleast_2d(points) - centre)
+    return int(np.sum((d[:, 0] < width / 2) & (d[:, 1] < height / 2)))
+
+
+@dataclass
+class _Drawn:
+    """What earlier edges of a diagram occupy: their sampled points and label boxes."""
+
+    curves: list[np.ndarray]
+    labels: list[tuple[np.ndarray, float]]
+
+
+def _route(p: np.ndarray, q: np.ndarray, others: list[tuple[np.ndarray, float]], drawn: _Drawn, op: str
+           ) -> tuple[float, np.ndarray]:
+    """A curvature for edge p -> q, and a place for its label, that avoid what is drawn.
+
+    Candidates go from straight to strongly curved, each with the label at the
+    middle or shifted along the edge; the first that touches no other node,
+    label or edge wins, else the one with the fewest collisions.
+    """
+    t = np.linspace(0.1, 0.9, 33)
+    best: tuple[float, float, np.ndarray] | None = None
+    for rad in _RADS:
+        pts = _curve(p, q, rad, t)
+        cost = sum(_hits(pts, o, w + 0.3, 2 * _R + 0.3) for o, w in others)
+        cost += sum(1.0 for m, w in drawn.labels if _hits(pts, m, w))
+        for where in (_LABEL_AT if op else (0.5,)):
+            mid = _curve(p, q, rad, np.array([where]))[0]
+            clash = 0.0
+            if op:
+                width = _label_width(op)
+                clash += sum(2.0 for m, w in drawn.labels
+                             if abs(m[0] - mid[0]) < (w + width) / 2 and abs(m[1] - mid[1]) < _LABEL_H)
+                clash += sum(2.0 for o, w in others if _hits(mid, o, w + width + 0.1, 2 * _R + _LABEL_H))
+                clash += sum(1.0 for c in drawn.curves if _hits(c, mid, width))
+            if best is None or cost + clash < best[0]:
+                best = (cost + clash, rad, mid)
+            if cost + clash == 0:
+                return rad, mid
+    return best[1], best[2]
+
+
+def _draw_cell(ax: Any, graph: CellGraph) -> None:
+    pos = _layout(graph)
+    patches = {}
+    for node, label, kind, _ in graph.nodes:
+        x, y = pos[node]
+        if kind == "node":
+            patch = Circle((x, y), _R, fc=_FILL[kind], ec="0.2", lw=1.0, zorder=3)
+        else:
+            patch = FancyBboxPatch((x - _BOX / 2, y - _R), _BOX, 2 * _R, boxstyle="round,pad=0.04",
+                                   fc=_FILL[kind], ec="0.2", lw=1.0, zorder=3)
+        ax.add_patch(patch)
+        patches[node] = patch
+        ax.text(x, y, label, ha="center", va="center", fontsize=10, zorder=4)
+    drawn = _Drawn([], [])
+    kinds = {node: kind for node, _, kind, _ in graph.nodes}
+    extent = [np.array(list(pos.values()))]
+    for src, dst, op in sorted(graph.edges, key=lambda e: e[2] == ""):  # labelled edges pick first
+        p, q = pos[src], pos[dst]
+        others = [(v, _BOX if kinds[k] != "node" else 2 * _R) for k, v in pos.items() if k not in (src, dst)]
+        rad, mid = _route(p, q, others, drawn, op)
+        ax.add_patch(FancyArrowPatch(p, q, connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>",
+                                     mutation_scale=11, patchA=patches[src], patchB=patches[dst],
+                                     shrinkA=0, shrinkB=1, lw=1.1 if op else 0.7,
+                                     color="0.15" if op else "0.68", zorder=2))
+        extent.append(_curve(p, q, rad, np.linspace(0, 1, 9)))
+        drawn.curves.append(_curve(p, q, rad, np.linspace(0.05, 0.95, 41)))
+        if op:
+            drawn.labels.append((mid, _label_width(op)))
+            ax.text(mid[0], mid[1], op, ha="center", va="center", fontsize=7.5, zorder=5,
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.9))
+    pts = np.vstack(extent)
+    ax.set_xlim(pts[:, 0].min() - 0.8, pts[:, 0].max() + 0.8)
+    ax.set_ylim(pts[:, 1].min() - 0.5, pts[:, 1].max() + 0.5)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(graph.title, fontsize=10)
+
+
+def plot_cells(arch: Any, *, title: str | None = None) -> Figure:
+    """Paper Fig. 5: diagrams of an architecture's cells, side by side, laid out left to right."""
+    graphs = cell_graphs(arch)
+    fig = _figure(8.0, 3.0)
+    grid = fig.add_gridspec(1, len(graphs))
+    axes = [fig.add_subplot(grid[0, k]) for k in range(len(graphs))]
+    for ax, graph in zip(axes, graphs):
+        _draw_cell(ax, graph)
+    # size the figure to the drawings (equal aspect: 1 data unit = _INCH inches)
+    sizes = [(np.ptp(ax.get_xlim()), np.ptp(ax.get_ylim())) for ax in axes]
+    grid.set_width_ratios([w for w, _ in sizes])
+    width = sum(w for w, _ in sizes) * _INCH + 0.2 * len(axes)
+    height = max(h for _, h in sizes) * _INCH + 0.35 + 0.3 * bool(title)
+    fig.set_size_inches(max(width, 4.0), max(height, 1.8))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# ---------------------------------------------------------------- a run directory
+def read_records(run_dir: Path) -> list[dict[str, Any]]:
+    """metrics.jsonl of a run; a half-written last line (a run in progress) is left out."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if number == len(lines):
+                break
+            raise NsasError(f"{path} line {number}: not valid JSON ({err.msg})") from None
+    return records
+
+
+def _truth_values(archs: list[str], truth: str | Path, key: str, space: str) -> dict[str, float]:
+    """Probe arch -> truth value, matched on canonical architecture strings."""
+    table = read_table(truth, keys=[key])
+    joined = join({a: {} for a in archs}, table, space)
+    from nsas.spaces import parse_arch
+
+    canonical = {str(parse_arch(a, space)): a for a in archs}
+    return {canonical[c]: row[key] for c, row in zip(joined.archs, joined.truth)}
+
+
+def _note_to_stderr(message: str) -> None:
+    sys.stderr.write(f"nsas plot: {message}\n")
+
+
+def plot_run(run_dir: str | Path, *, truth: str | Path | None = None, truth_key: str = "acc",
+             truth_lower_is_better: bool = False, out_dir: str | Path | None = None, dpi: int = 120,
+             note: Callable[[str], None] = _note_to_stderr) -> list[Path]:
+    """Draw every figure a search run's files allow; a figure without data is skipped with a note.
+
+    Args:
+        run_dir: the search run directory (config.yaml, metrics.jsonl, selected.json).
+        truth: CSV/JSON/JSONL table of true values per architecture (for kendall.png).
+        truth_key: the column of ``truth`` to use.
+        truth_lower_is_better: the truth column is a loss or perplexity.
+        out_dir: where the PNGs go (default ``run_dir/plots``).
+        dpi: resolution of the PNGs.
+        note: receives one line per skipped figure (default: printed to stderr).
+
+    Returns:
+        The paths written, in the order forgetting, losses, kendall, cells.
+
+    Raises:
+        NsasError: ``run_dir`` is not a search run, a file in it is corrupt,
+            the truth table cannot be read, or there is nothing to draw.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise NsasError(f"{run_dir} is not a directory")
+    if not (run_dir / "config.yaml").is_file():
+        raise NsasError(f"{run_dir} is not a search run directory (no config.yaml)")
+    config = read_yaml(run_dir / "config.yaml")
+    space = config.get("space")
+    if not isinstance(space, str):
+        raise NsasError(f"{run_dir / 'config.yaml'} names no search space: not a search run directory")
+    if dpi < 10:
+        raise NsasError(f"--dpi must be at least 10, got {dpi}")
+    records = read_records(run_dir)
+    out = Path(out_dir) if out_dir is not None else run_dir / "plots"
+    name = f"{space} / {config.get('strategy', '?')} / {config.get('loss', '?')}"
+    figures: list[tuple[str, Figure]] = []
+    series = probe_series(records)
+    if len(series.steps):
+        figures.append(("forgetting.png", plot_forgetting(series, space=space)))
+    else:
+        note("skipped forgetting.png: metrics.jsonl has no probe records yet")
+    if any(r.get("kind") == "step" for r in records):
+        figures.append(("losses.png", plot_losses(records, title=f"Supernet training: {name}")))
+    else:
+        note("skipped losses.png: metrics.jsonl has no step records yet")
+    if truth is not None:
+        figures += _kendall_figure(series, truth, truth_key, truth_lower_is_better, space, note)
+    figures += _cells_figure(run_dir, space, note)
+    if not figures:
+        raise NsasError(f"nothing to plot in {run_dir} yet: no metrics records and no selected.json")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for filename, fig in figures:
+        fig.savefig(out / filename, dpi=dpi)
+        paths.append(out / filename)
+    return paths
+
+
+def _kendall_figure(series: ProbeSeries, truth: str | Path, key: str, lower: bool, space: str,
+                    note: Callable[[str], None]) -> list[tuple[str, Figure]]:
+    values = _truth_values(series.archs, truth, key, space) if series.archs else {}
+    if len(values) < MIN_KENDALL_ARCHS:
+        note(f"skipped kendall.png: {len(values)} of {len(series.archs)} probe architectures have a "
+             f"{key!r} value in {truth}; Kendall tau needs at least {MIN_KENDALL_ARCHS}")
+        return []
+    if len(values) < len(series.archs):
+        note(f"kendall.png: {len(series.archs) - len(values)} probe architecture(s) have no truth in {truth}")
+    ks = kendall_series(series, values, lower_is_better=lower)
+    return [("kendall.png", plot_kendall(ks, truth_name=f"{Path(truth).name} ({key})"))]
+
+
+def _cells_figure(run_dir: Path, space: str, note: Callable[[str], None]) -> list[tuple[str, Figure]]:
+    path = run_dir / "selected.json"
+    if not path.exists():
+        note("skipped cells.png: no selected.json (the search has not finished)")
+        return []
+    try:
+        selected = json.loads(path.read_text())
+        best = selected[0]
+        text = best["arch"]
+    except (json.JSONDecodeError, IndexError, KeyError, TypeError):
+        raise NsasError(f"{path} is not a list of selected architectures with an 'arch' each") from None
+    from nsas.spaces import get_space
+
+    arch = get_space(space).parse(text)
+    score = "  ".join(f"{k} {best[k]:.3g}" for k in ("acc", "loss") if isinstance(best.get(k), (int, float)))
+    title = f"Selected architecture ({space}){': inherited ' + score if score else ''}"
+    return [("cells.png", plot_cells(arch, title=title))]
+
+
+# ---------------------------------------------------------------- CLI
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``nsas plot``."""
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a search run directory (from nsas search)")
+    parser.add_argument("--truth", metavar="FILE", default=None,
+                        help="CSV/JSON/JSONL of true accuracies per architecture: adds kendall.png")
+    parser.add_argument("--truth-key", default="acc", metavar="KEY", help="truth column (default: acc)")
+    parser.add_argument("--truth-lower-is-better", action="store_true",
+                        help="the truth column is a loss or perplexity (smaller is better)")
+    parser.add_argument("--out", metavar="DIR", default=None, help="output folder (default: RUN_DIR/plots)")
+    parser.add_argument("--dpi", type=int, default=120, help="resolution of the PNGs (default: 120)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``nsas plot``: draw the figures and print their paths."""
+    paths = plot_run(args.run_dir, truth=args.truth, truth_key=args.truth_key,
+                     truth_lower_is_better=args.truth_lower_is_better, out_dir=args.out, dpi=args.dpi)
+    for path in paths:
+        print(path)
+    return 0

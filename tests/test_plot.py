@@ -1,0 +1,299 @@
+"""Tests of `nsas plot`: series computations, the figures of a run directory, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+from scipy import stats
+
+from nsas.cli import main
+from nsas.plot import (
+    ProbeSeries,
+    cell_graphs,
+    kendall_series,
+    moving_average,
+    plot_cells,
+    plot_run,
+    probe_series,
+)
+from nsas.spaces import get_space
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+NB201 = [
+    "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|",
+    "|avg_pool_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_1x1~2|",
+    "|none~0|+|none~0|nor_conv_1x1~1|+|none~0|none~1|skip_connect~2|",
+    "|skip_connect~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|nor_conv_3x3~0|skip_connect~1|none~2|",
+    "|nor_conv_1x1~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|",
+]
+DARTS = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+         "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
+         "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
+         "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+         "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+RNN = ("Genotype(recurrent=[('sigmoid', 0), ('relu', 1), ('relu', 1), ('identity', 1), ('tanh', 2), "
+       "('sigmoid', 5), ('tanh', 3), ('relu', 5)], concat=range(1, 9))")
+# accuracy of each NB201 probe at the probe points 10, 20, 30, 40 (row 0 is constant: tau undefined)
+ACC = np.array([[10.0, 10.0, 10.0, 10.0, 10.0],
+                [20.0, 35.0, 15.0, 30.0, 25.0],
+                [40.0, 30.0, 30.0, 45.0, 20.0],
+                [55.0, 50.0, 20.0, 60.0, 52.0]])
+TRUTH = [91.0, 88.5, 60.0, 93.2, 85.0]
+
+
+def write_run(root: Path, *, space: str = "nb201", probes: bool = True, steps: bool = True,
+              selected: str | None = NB201[0], gdas: bool = False) -> Path:
+    """A synthetic search run directory: config.yaml, metrics.jsonl, selected.json."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.yaml").write_text(f"space: {space}\nstrategy: {'gdas' if gdas else 'random'}\nloss: nsas\n")
+    records = []
+    for step in range(1, 41):
+        if steps and step % 2 == 0:
+            record = {"kind": "step", "step": step, "epoch": 1 + step // 20, "loss": 2.3 - 0.02 * step,
+                      "archive_loss": None if step < 6 else 2.4 - 0.02 * step, "total_loss": 4.0,
+                      "passes": 9 * step, "lr": 0.025 * (1 - step / 50), "arch": NB201[step % 5],
+                      "archive_diversity": 0.5 + 0.005 * step}
+            if gdas:
+                record["tau"] = 10 - 0.2 * step
+            records.append(record)
+        if probes and step % 10 == 0:
+            row = ACC[step // 10 - 1]
+            records.append({"kind": "probe", "step": step, "epoch": 1, "passes": 9 * step,
+                            "probe": [{"arch": a, "acc": float(x), "loss": 2.0} for a, x in zip(NB201, row)]})
+    (root / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    if selected is not None:
+        (root / "selected.json").write_text(json.dumps([{"arch": selected, "round": 1, "acc": 61.5, "loss": 1.2}]))
+    return root
+
+
+def assert_png(path: Path) -> np.ndarray:
+    """``path`` is a non-empty PNG that matplotlib reads back as a picture with content."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    image = imread(path)
+    assert image.ndim == 3 and image.shape[2] in (3, 4)
+    assert image.shape[0] > 50 and image.shape[1] > 50
+    assert image[..., :3].std() > 0.01  # not a blank canvas
+    return image
+
+
+# ---------------------------------------------------------------- series
+def test_probe_series_orders_steps_keeps_last_record_and_marks_missing():
+    records = [
+        {"kind": "probe", "step": 20, "probe": [{"arch": "b", "acc": 5.0, "loss": 1.0}]},
+        {"kind": "step", "step": 20, "loss": 1.0},
+        {"kind": "probe", "step": 10, "probe": [{"arch": "a", "acc": 1.0, "loss": 2.0},
+                                                {"arch": "b", "acc": 2.0, "loss": 2.0}]},
+        {"kind": "probe", "step": 20, "probe": [{"arch": "a", "acc": 7.0, "loss": 0.5}]},
+        {"kind": "probe", "step": 20, "probe": [{"arch": "a", "acc": 8.0, "loss": 0.4}]},  # epoch-end repeat
+    ]
+    s = probe_series(records)
+    assert s.steps.tolist() == [10, 20]
+    assert s.archs == ["b", "a"]
+    assert s.acc.tolist() == [[2.0, 1.0], [5.0, 8.0]]
+    assert s.loss[1].tolist() == [1.0, 0.4]
+    partial = probe_series(records[:2])
+    assert partial.archs == ["b"] and partial.steps.tolist() == [20]
+    empty = probe_series([{"kind": "step", "step": 1}])
+    assert empty.steps.size == 0 and empty.acc.shape == (0, 0)
+
+
+def test_kendall_series_equals_scipy_at_every_probe_point():
+    archs = [f"arch{j}" for j in range(5)]
+    series = ProbeSeries(np.array([10, 20, 30, 40]), archs, ACC.copy(), np.zeros_like(ACC))
+    truth = dict(zip(archs, TRUTH))
+    ks = kendall_series(series, truth)
+    assert ks.steps.tolist() == [10, 20, 30, 40]
+    assert ks.count.tolist() == [5, 5, 5, 5]
+    assert math.isnan(ks.tau[0])  # constant inherited accuracy: undefined, as in scipy
+    for i in range(4):
+        expected = stats.kendalltau(ACC[i], TRUTH).statistic
+        if math.isnan(expected):
+            assert math.isnan(ks.tau[i])
+        else:
+            assert ks.tau[i] == pytest.approx(expected, abs=1e-12)
+    assert ks.tau[3] > 0.5  # at the end the supernet ranks the probes mostly right
+    flipped = kendall_series(series, truth, lower_is_better=True)
+    assert np.allclose(flipped.tau[1:], -ks.tau[1:])
+
+
+def test_kendall_series_uses_only_archs_with_truth_and_needs_three():
+    archs = [f"arch{j}" for j in range(5)]
+    acc = ACC.copy()
+    acc[2, 4] = np.nan  # arch4 not probed at step 30
+    series = ProbeSeries(np.array([10, 20, 30, 40]), archs, acc, np.zeros_like(acc))
+    truth = {a: t for a, t in zip(archs, TRUTH) if a != "arch1"}
+    ks = kendall_series(series, truth)
+    assert ks.archs == ["arch0", "arch2", "arch3", "arch4"]
+    assert ks.count.tolist() == [4, 4, 3, 4]
+    cols = [0, 2, 3]
+    assert ks.tau[2] == pytest.approx(stats.kendalltau(ACC[2, cols], [TRUTH[c] for c in cols]).statistic)
+    with pytest.raises(ValueError, match="need at least 3"):
+        kendall_series(series, {"arch0": 1.0, "arch2": 2.0})
+
+
+def test_moving_average_is_trailing_and_skips_nan():
+    x = np.array([1.0, 3.0, np.nan, 5.0, 7.0, 9.0])
+    assert np.allclose(moving_average(x, 1), x, equal_nan=True)
+    out = moving_average(x, 2)
+    assert out[0] == 1.0 and out[1] == 2.0 and math.isnan(out[2])
+    assert out[3] == 5.0  # the window [nan, 5] averages the finite value only
+    assert out[4] == 6.0 and out[5] == 8.0
+
+
+# ---------------------------------------------------------------- cell graphs
+def test_cell_graphs_follow_the_architecture():
+    nb = get_space("nb201").parse(NB201[0])
+    (graph,) = cell_graphs(nb)
+    assert len(graph.nodes) == 4
+    assert sorted(op for _, _, op in graph.edges) == sorted(op for op in nb.ops if op != "none")
+    assert ("0", "3", "none") not in graph.edges and ("1", "3", "avg_pool_3x3") in graph.edges
+
+    darts = get_space("darts").parse(DARTS)
+    normal, reduce = cell_graphs(darts)
+    for graph, cell in ((normal, "normal"), (reduce, "reduce")):
+        op_edges = [e for e in graph.edges if e[2]]
+        assert sorted(op for *_, op in op_edges) == sorted(op for op, _ in darts.edges(cell))
+        assert sorted(src for src, dst, op in graph.edges if dst == "out") == ["0", "1", "2", "3"]
+        assert {n[1] for n in graph.nodes if n[2] == "input"} == {"$c_{k-2}$", "$c_{k-1}$"}
+    assert ("k-1", "3", "dil_conv_3x3") not in normal.edges and ("0", "3", "dil_conv_3x3") in normal.edges
+
+    rnn = get_space("darts-rnn").parse(RNN)
+    (graph,) = cell_graphs(rnn)
+    assert [(s, d, op) for s, d, op in graph.edges if op] == [
+        (str(j), str(i), op) for i, (op, j) in enumerate(rnn.recurrent, start=1)]
+    assert sorted(int(s) for s, d, _ in graph.edges if d == "out") == list(range(1, 9))
+    ranks = {n[0]: n[3] for n in graph.nodes}
+    assert all(ranks[d] > ranks[s] for s, d, _ in graph.edges)  # laid out left to right
+
+
+@pytest.mark.parametrize("space,text", [("nb201", NB201[0]), ("darts", DARTS), ("darts-rnn", RNN)])
+def test_plot_cells_labels_every_op_edge(space, text):
+    arch = get_space(space).parse(text)
+    fig = plot_cells(arch, title="t")
+    drawn = Counter(t.get_text() for ax in fig.axes for t in ax.texts)
+    ops = Counter(op for graph in cell_graphs(arch) for *_, op in graph.edges if op)
+    assert all(drawn[op] == n for op, n in ops.items())
+    assert "none" not in drawn
+    assert len(fig.axes) == (2 if space == "darts" else 1)
+
+
+# ---------------------------------------------------------------- run directories
+def test_plot_run_draws_all_four_figures_with_truth(tmp_path):
+    run = write_run(tmp_path / "run")
+    truth = tmp_path / "truth.csv"
+    truth.write_text("arch,acc\n" + "".join(f"{a},{t}\n" for a, t in zip(NB201, TRUTH)))
+    notes = []
+    paths = plot_run(run, truth=truth, dpi=50, note=notes.append)
+    assert [p.name for p in paths] == ["forgetting.png", "losses.png", "kendall.png", "cells.png"]
+    assert all(p.parent == run / "plots" for p in paths)
+    for path in paths:
+        assert_png(path)
+    assert notes == []
+
+
+def test_truth_joins_on_canonical_strings_and_needs_three_matches(tmp_path):
+    run = write_run(tmp_path / "run", steps=False, selected=None)
+    # rows are matched on canonical strings: padding around an architecture does not matter
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps([{"arch": f"  {a} ", "top1": t} for a, t in zip(NB201[:3], TRUTH)]))
+    notes = []
+    paths = plot_run(run, truth=truth, truth_key="top1", out_dir=tmp_path / "figs", dpi=50, note=notes.append)
+    assert [p.name for p in paths] == ["forgetting.png", "kendall.png"]
+    assert "kendall.png: 2 probe architecture(s) have no truth in " + str(truth) in notes
+
+    truth.write_text(json.dumps([{"arch": a, "top1": t} for a, t in zip(NB201[:2], TRUTH)]))
+    notes = []
+    paths = plot_run(run, truth=truth, truth_key="top1", out_dir=tmp_path / "figs2", dpi=50, note=notes.append)
+    assert [p.name for p in paths] == ["forgetting.png"]
+    assert (f"skipped kendall.png: 2 of 5 probe architectures have a 'top1' value in {truth}; "
+            "Kendall tau needs at least 3") in notes
+
+
+def test_run_without_probe_records_skips_forgetting_with_a_message(tmp_path):
+    run = write_run(tmp_path / "run", probes=False, gdas=True)
+    notes = []
+    paths = plot_run(run, dpi=50, note=notes.append)
+    assert [p.name for p in paths] == ["losses.png", "cells.png"]
+    assert notes == ["skipped forgetting.png: metrics.jsonl has no probe records yet"]
+    assert not (run / "plots" / "forgetting.png").exists()
+    assert_png(run / "plots" / "losses.png")
+
+
+def test_run_in_progress_ignores_a_half_written_line_and_skips_cells(tmp_path):
+    run = write_run(tmp_path / "run", selected=None)
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"kind": "step", "step": 41, "lo')
+    notes = []
+    paths = plot_run(run, dpi=50, note=notes.append)
+    assert [p.name for p in paths] == ["forgetting.png", "losses.png"]
+    assert notes == ["skipped cells.png: no selected.json (the search has not finished)"]
+
+
+@pytest.mark.parametrize("space,text", [("darts", DARTS), ("darts-rnn", RNN)])
+def test_cells_only_run_of_other_spaces(tmp_path, space, text):
+    run = write_run(tmp_path / "run", space=space, probes=False, steps=False, selected=text)
+    notes = []
+    paths = plot_run(run, dpi=50, note=notes.append)
+    assert [p.name for p in paths] == ["cells.png"]
+    image = assert_png(paths[0])
+    assert image.shape[1] > image.shape[0]  # left to right: wider than tall
+    assert len(notes) == 2 and all(n.startswith("skipped ") for n in notes)
+
+
+def test_corrupt_files_are_one_line_errors(tmp_path):
+    from nsas.errors import NsasError
+
+    run = write_run(tmp_path / "run")
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    (run / "metrics.jsonl").write_text("\n".join(["{oops"] + lines) + "\n")
+    with pytest.raises(NsasError, match="metrics.jsonl line 1: not valid JSON"):
+        plot_run(run, dpi=50)
+    run = write_run(tmp_path / "run2")
+    (run / "selected.json").write_text('{"arch": 1}')
+    with pytest.raises(NsasError, match="not a list of selected architectures"):
+        plot_run(run, dpi=50, note=lambda _: None)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "config.yaml").write_text("space: nb201\n")
+    with pytest.raises(NsasError, match="nothing to plot"):
+        plot_run(empty, note=lambda _: None)
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_prints_the_paths_it_wrote_and_notes_what_it_skipped(tmp_path, capsys):
+    run = write_run(tmp_path / "run", steps=False, selected=None)
+    out = tmp_path / "figures"
+    assert main(["plot", str(run), "--out", str(out), "--dpi", "40"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.split() == [str(out / "forgetting.png")]
+    assert assert_png(out / "forgetting.png").shape[1] == pytest.approx(9.0 * 40, abs=2)  # --dpi applied
+    assert captured.err.splitlines() == [
+        "nsas plot: skipped losses.png: metrics.jsonl has no step records yet",
+        "nsas plot: skipped cells.png: no selected.json (the search has not finished)"]
+
+
+@pytest.mark.parametrize("setup,message", [
+    (lambda d: None, "is not a directory"),
+    (lambda d: d.mkdir(), "is not a search run directory (no config.yaml)"),
+    (lambda d: (d.mkdir(), (d / "config.yaml").write_text("arch: x\n")), "names no search space"),
+])
+def test_cli_errors_are_one_line_with_exit_2(tmp_path, capsys, setup, message):
+    target = tmp_path / "not-a-run"
+    setup(target)
+    assert main(["plot", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("nsas: error: ") and message in err
+    assert not (target / "plots").exists()
+
+
+def test_cli_rejects_a_silly_dpi(tmp_path, capsys):
+    run = write_run(tmp_path / "run")
+    assert main(["plot", str(run), "--dpi", "0"]) == 2
+    assert "--dpi must be at least 10" in capsys.readouterr().err
