@@ -22,6 +22,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from nsas.errors import NsasError
+
 LOGGER_NAME = "nsas"
 
 
@@ -62,9 +64,8 @@ class MetricsWriter:
     def __init__(self, path: Path, *, resume_step: int | None = None) -> None:
         self.path = path
         if resume_step is not None and path.exists():
-            keep = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
-            write_text_atomic(path, "".join(line + "\n" for line in keep))
+            keep = [r for r in _parse_records(path) if r.get("step", 0) <= resume_step]
+            write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in keep))
         elif resume_step is None:
             path.write_text("")
 
@@ -76,9 +77,21 @@ class MetricsWriter:
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """All records of a run's metrics.jsonl."""
     path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return _parse_records(path) if path.exists() else []
+
+
+def _parse_records(path: Path) -> list[dict[str, Any]]:
+    """JSON lines of ``path``; a half-written last line (a run killed mid-write) is dropped."""
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            if i == len(lines) - 1:  # a run killed while appending leaves a half-written last line
+                break
+            raise NsasError(f"{path} line {i + 1} is not valid JSON") from None
+    return records
 
 
 def write_json(path: str | Path, data: Any) -> None:
