@@ -4,12 +4,18 @@ Each module listed in :data:`SUBCOMMANDS` defines ``configure(parser)`` (add
 its flags) and ``run(args) -> int`` (do the work). Modules are imported only
 when their subcommand runs, so ``nsas --help`` is instant. Every
 :class:`~nsas.errors.NsasError` becomes one line on stderr and exit status 2.
+
+Under torchrun (``torchrun --nproc-per-node N -m nsas COMMAND ...``) each
+process joins the group first (nsas/distributed.py); only rank 0 prints, and
+an error names the rank it happened on.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import sys
 
 from nsas import __version__
@@ -64,7 +70,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 0
         module = importlib.import_module(SUBCOMMANDS[args.command][0])
-        return int(module.run(args) or 0)
+        from nsas import distributed
+
+        with distributed.session():  # under torchrun: join the group; leave it (abort on errors) at the end
+            quiet = distributed.active() and not distributed.is_main()
+            with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+                return int(module.run(args) or 0)
     except NsasError as err:
         sys.stderr.write(f"nsas: error: {err}\n")
         return 2

@@ -11,6 +11,12 @@ shared weights, so the total gradient is that of
 
 The loop calls ``objective.observe(arch)`` (archive update, Algorithm 1) and
 then ``objective.backward(...)`` on the same mini-batch.
+
+``backward(..., chunks=m)`` splits the batch into m contiguous micro-batches
+and averages their gradients (search networks normalise with batch
+statistics, so this is what m data-parallel processes compute). When the
+supernet is wrapped in DistributedDataParallel, every pass but the very last
+accumulates locally under ``no_sync()`` and the last one all-reduces.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nsas import distributed
 from nsas.archive import NoveltyArchive
 from nsas.errors import NsasError
 from nsas.spaces.base import Architecture, SearchSpace
@@ -51,6 +58,25 @@ def path_loss(supernet: nn.Module, path: Any, batch: Batch,
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
 
 
+def _passes(terms: list[tuple[Any, list[torch.Tensor] | None, float]], supernet: nn.Module, batch: Batch,
+            chunks: int) -> list[list[float]]:
+    """Back-propagate ``coef * CE(path)`` for every (path, edge_weights, coef) term and micro-batch.
+
+    Each micro-batch's losses are scaled by ``1 / chunks`` (the gradient is
+    their mean). Returns the unscaled losses, ``[term][chunk]``.
+    """
+    values: list[list[float]] = [[] for _ in terms]
+    last = (chunks - 1, len(terms) - 1)
+    for c in range(chunks):
+        part = distributed.shard(batch, c, chunks, dim=1 if batch[0].dim() == 2 else 0)
+        for t, (path, edge_weights, coef) in enumerate(terms):
+            with distributed.pass_context(supernet, sync=(c, t) == last):
+                loss = path_loss(supernet, path, part, edge_weights)
+                (loss * (coef / chunks)).backward()
+            values[t].append(loss.item())
+    return values
+
+
 class Objective:
     """Plain cross-entropy of the current architecture (the baselines' loss)."""
 
@@ -61,11 +87,15 @@ class Objective:
         """Record the step's discrete architecture (before the loss)."""
 
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
-                 edge_weights: list[torch.Tensor] | None = None) -> StepLosses:
-        """Accumulate the gradient of this step's loss into ``supernet``."""
-        loss = path_loss(supernet, path, batch, edge_weights)
-        loss.backward()
-        value = loss.item()
+                 edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
+        """Accumulate the gradient of this step's loss into ``supernet`` (mean over ``chunks`` micro-batches)."""
+        if chunks == 1 and not distributed.active():
+            loss = path_loss(supernet, path, batch, edge_weights)
+            loss.backward()
+            value = loss.item()
+            return StepLosses(current=value, archive=None, total=value, passes=1)
+        (values,) = _passes([(path, edge_weights, 1.0)], supernet, batch, chunks)
+        value = sum(values) / chunks
         return StepLosses(current=value, archive=None, total=value, passes=1)
 
     def after_step(self, supernet: nn.Module) -> None:
@@ -104,7 +134,16 @@ class NSASObjective(Objective):
         return self.archive.rng.sample(members, self.replay)
 
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
-                 edge_weights: list[torch.Tensor] | None = None) -> StepLosses:
+                 edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
+        if chunks > 1 or distributed.active():
+            constraints = self.constraints()
+            # d/dW [beta * mean_i CE_i] = sum_i (beta / |A|) dCE_i/dW: one backward per member.
+            terms = [(path, edge_weights, 1.0)] + [(m, None, self.beta / len(constraints)) for m in constraints]
+            values = [sum(v) / chunks for v in _passes(terms, supernet, batch, chunks)]
+            cur, members = values[0], values[1:]
+            mean_archive = sum(members) / len(members) if members else None
+            return StepLosses(current=cur, archive=mean_archive, total=cur + self.beta * (mean_archive or 0.0),
+                              passes=1 + len(constraints))
         current = path_loss(supernet, path, batch, edge_weights)
         current.backward()
         constraints = self.constraints()
@@ -143,27 +182,31 @@ class WPLObjective(Objective):
         self._pending: dict[str, torch.Tensor] = {}
 
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
-                 edge_weights: list[torch.Tensor] | None = None) -> StepLosses:
-        loss = path_loss(supernet, path, batch, edge_weights)
-        loss.backward()
-        named = dict(supernet.named_parameters())
+                 edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
+        if chunks == 1 and not distributed.active():
+            loss = path_loss(supernet, path, batch, edge_weights)
+            loss.backward()
+            value = loss.item()
+        else:  # the mean gradient over micro-batches and processes, identical on every rank
+            value = sum(_passes([(path, edge_weights, 1.0)], supernet, batch, chunks)[0]) / chunks
+        # The penalty depends only on the weights, anchors and averaged gradient: every rank computes the same.
+        named = dict(distributed.unwrap(supernet).named_parameters())
         used = {n: p for n, p in named.items() if p.grad is not None}
         # The Fisher of *this* architecture, kept for the next step.
         self._pending = {n: p.grad.detach().pow(2) for n, p in used.items()}
         shared = [n for n in used if n in self.anchor]
-        penalty = torch.zeros((), device=loss.device)
+        penalty = torch.zeros((), device=batch[1].device)
         for n in shared:
             w_star, fisher = self.anchor[n]
             penalty = penalty + (fisher * (used[n] - w_star).pow(2)).sum()
         penalty = 0.5 * self.strength * penalty
         if shared:
             penalty.backward()
-        value = loss.item()
         return StepLosses(current=value, archive=None, total=value + penalty.item(), passes=1)
 
     def after_step(self, supernet: nn.Module) -> None:
         """Anchor the weights just updated (w*) with their Fisher estimate."""
-        named = dict(supernet.named_parameters())
+        named = dict(distributed.unwrap(supernet).named_parameters())
         self.anchor = {n: (named[n].detach().clone(), f) for n, f in self._pending.items()}
 
     def state_dict(self) -> dict[str, Any]:

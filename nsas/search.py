@@ -10,6 +10,27 @@ The step, top to bottom (ALGORITHM.md §3)::
 
 Run it with no arguments for the quick preset (NAS-Bench-201 space, RandomNAS
 with the NSAS loss, a small supernet, the embedded cifar10-mini data set).
+
+Data parallel (``torchrun --nproc-per-node N -m nsas search ...``, see
+nsas/distributed.py): every rank samples the same architecture, keeps the same
+archive, pool and GDAS alphas, and takes its contiguous slice of the same
+global batch (``batch_size``); the supernet is wrapped in
+DistributedDataParallel and each step's 1 + M backward passes accumulate
+locally under ``no_sync()`` until the last one, which averages the gradients
+over the ranks. Only rank 0 writes the run directory; every rank reads the
+checkpoint on resume. Every ``consistency_every`` steps the ranks compare a
+digest of (step, architecture, archive, weights) and stop if they differ.
+
+BatchNorm caveat: the search networks normalise with the statistics of the
+batch they see, so N processes compute what one process computes when it
+splits each global batch into N micro-batches and averages their gradients,
+not what it computes on the whole batch. ``micro_batches`` makes that
+explicit: the global batch is split into ``micro_batches`` contiguous
+micro-batches (shared out among the processes; 0 means one per process). With
+a fixed ``micro_batches`` (a multiple of every process count used), the run
+computes the same thing with 1, 2, ... processes, so a checkpoint resumes with
+another process count and continues as the uninterrupted run would (up to
+floating-point summation order).
 """
 
 from __future__ import annotations
@@ -29,6 +50,7 @@ from torch import nn
 from tqdm import tqdm
 
 from nsas import data as nsas_data
+from nsas import distributed
 from nsas.archive import mean_pairwise_distance
 from nsas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
@@ -85,6 +107,8 @@ class SearchConfig:
     probe_every: int = 0  # steps between probe evaluations (0: once per epoch)
     log_every: int = 20
     checkpoint_every: int = 200  # steps between checkpoints (0: only at epoch ends)
+    micro_batches: int = 0  # BatchNorm groups per global batch, shared out among processes (0: one per process)
+    consistency_every: int = 50  # data parallel: steps between cross-rank consistency checks (0: never)
 
     def __post_init__(self) -> None:
         if self.space not in space_names():
@@ -97,6 +121,11 @@ class SearchConfig:
                      "select_rounds", "select_samples", "eval_batches", "log_every"):
             if getattr(self, name) < 1:
                 raise NsasError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("micro_batches", "consistency_every"):
+            if getattr(self, name) < 0:
+                raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.micro_batches and self.batch_size % self.micro_batches:
+            raise NsasError(f"batch_size {self.batch_size} must be divisible by micro_batches {self.micro_batches}")
         if not 0.0 < self.train_fraction < 1.0:
             raise NsasError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -128,7 +157,10 @@ def preset_for(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available."""
+    """``auto`` picks CUDA when available (``cuda:LOCAL_RANK`` under data parallelism)."""
+    per_rank = distributed.device_for(name)
+    if per_rank is not None:
+        return per_rank
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -223,12 +255,16 @@ class Search:
     """
 
     def __init__(self, cfg: SearchConfig, run_dir: Path, *, progress: bool = True) -> None:
-        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.rank, self.world, self.main = distributed.rank(), distributed.world_size(), distributed.is_main()
+        self.progress = progress and self.main
+        self.chunks = local_micro_batches(cfg, self.world)  # micro-batches of this process per step
         self.space: SearchSpace = get_space(cfg.space)
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
         self.data = build_search_data(cfg, self.device)
         self.supernet = build_supernet(cfg, self.data.num_classes).to(self.device)
+        self.model = distributed.wrap(self.supernet, self.device)  # DDP under torchrun, else the supernet
         self.steps_per_epoch = min(len(self.data.train), cfg.steps_per_epoch or len(self.data.train))
         if self.steps_per_epoch < 1:
             raise NsasError(f"data set {cfg.dataset!r} gives no full batch of {cfg.batch_size}")
@@ -248,7 +284,7 @@ class Search:
         self.passes = 0  # single-path forward/backward passes so far (the cost measure)
         self.elapsed = 0.0  # seconds of training, summed over resumes
         self.checkpoint_path = self.run_dir / "checkpoint.pt"
-        self.log = setup_logging(self.run_dir, quiet=not progress)
+        self.log = setup_logging(self.run_dir if self.main else None, quiet=not self.progress)
 
     def _gdas_options(self) -> dict[str, Any]:
         if self.cfg.strategy != "gdas":
@@ -277,13 +313,16 @@ class Search:
         }
 
     def save(self) -> None:
-        save_checkpoint(self.checkpoint_path, self.state_dict(), kind="search")
+        if self.main:  # the other ranks hold the same state
+            save_checkpoint(self.checkpoint_path, self.state_dict(), kind="search")
 
     def load(self, path: Path) -> None:
-        """Restore everything from a checkpoint of a run with the same config."""
+        """Restore everything from a checkpoint of a run with the same config (any number of processes)."""
         state = load_checkpoint(path, kind="search", map_location=self.device)
-        saved = {k: v for k, v in state.get("config", {}).items() if k != "device"}
-        mine = {k: v for k, v in config_to_dict(self.cfg).items() if k != "device"}
+        free = ("device", "consistency_every")  # may change between resumes
+        defaults = config_to_dict(SearchConfig(space=self.cfg.space))
+        saved = {k: v for k, v in {**defaults, **state.get("config", {})}.items() if k not in free}
+        mine = {k: v for k, v in config_to_dict(self.cfg).items() if k not in free}
         if saved != mine:
             diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
             raise CheckpointError(f"checkpoint {path} belongs to a run with another config (differs in: {', '.join(diff)})")
@@ -333,8 +372,14 @@ class Search:
                     self.evaluate_probe()
                 if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
                     self.save()
+                if self.world > 1 and cfg.consistency_every and self.global_step % cfg.consistency_every == 0:
+                    self.check_consistency(record["arch"])
             self.end_epoch()
         bar.close()
+
+    def local_part(self, batch: Any) -> Any:
+        """This rank's contiguous slice of a global batch (images: along dim 0; text (T, B): dim 1)."""
+        return distributed.shard(batch, self.rank, self.world, dim=1 if self.space.kind == "text" else 0)
 
     def train_step(self, batch: Any, val_stream: Iterator[Any] | None) -> dict[str, Any]:
         """One supernet step (ALGORITHM.md §3); returns its metrics record."""
@@ -342,7 +387,16 @@ class Search:
         self.objective.observe(sample.arch)
         self.supernet.train()
         self.optimizer.zero_grad(set_to_none=True)
-        losses = self.objective.backward(self.supernet, sample.path, batch, sample.edge_weights)
+        if self.chunks == 1 and self.world == 1:
+            losses = self.objective.backward(self.supernet, sample.path, batch, sample.edge_weights)
+        else:
+            losses = self.objective.backward(self.model, sample.path, self.local_part(batch), sample.edge_weights,
+                                             chunks=self.chunks)
+            if self.world > 1:  # the logged losses (and the NaN stop) are the global batch's, on every rank
+                cur, arc, total = distributed.mean_floats(
+                    [losses.current, losses.archive or 0.0, losses.total], self.device)
+                losses = dataclasses.replace(losses, current=cur, total=total,
+                                             archive=None if losses.archive is None else arc)
         if not math.isfinite(losses.total):
             raise TrainingError(
                 f"the loss became {losses.total} at epoch {self.epoch + 1}, step {self.step + 1} "
@@ -362,11 +416,24 @@ class Search:
         if archive is not None:
             record["archive_diversity"] = archive.diversity()
         if val_stream is not None:
-            record.update(self.strategy.arch_step(self.supernet, next(val_stream)))
+            val_batch = next(val_stream)
+            if self.chunks == 1 and self.world == 1:
+                record.update(self.strategy.arch_step(self.supernet, val_batch))
+            else:
+                record.update(self.strategy.arch_step(self.supernet, self.local_part(val_batch), chunks=self.chunks))
             record["tau"] = self.strategy.tau
             self.passes += 1  # GDAS's architecture step is one more single-path pass
             record["passes"] = self.passes
         return record
+
+    def check_consistency(self, arch: str) -> None:
+        """Stop with an error naming the ranks whose state differs from rank 0's."""
+        archive = self.objective.archive
+        alphas = [float(a.detach().double().sum()) for a in self.strategy.parameters()]
+        fingerprint = (self.global_step, arch, [str(a) for a in archive.members] if archive else [],
+                       [str(a) for a in archive.pool] if archive else [], distributed.weight_checksum(self.supernet),
+                       alphas)
+        distributed.check_consistent(f"step {self.global_step}", fingerprint)
 
     def end_epoch(self) -> None:
         """Probe, log and checkpoint at the end of an epoch."""
@@ -415,6 +482,8 @@ class Search:
     def finish(self) -> list[dict[str, Any]]:
         """Select, and write the selected architectures and the archive."""
         selected = self.select()
+        if not self.main:  # every rank selected the same architectures; rank 0 writes them
+            return selected
         write_json(self.run_dir / "selected.json", selected)
         archive = self.objective.archive
         write_json(self.run_dir / "archive.json", {
@@ -434,10 +503,28 @@ class Search:
         if resume:
             self.load(self.checkpoint_path)
             self.log.info(f"resumed from {self.checkpoint_path} at epoch {self.epoch + 1}, step {self.step}")
-        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl",
-                                     resume_step=self.global_step if resume else None)
+        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", resume_step=self.global_step if resume else None) \
+            if self.main else NullWriter()
         self.train()
         return self.finish()
+
+
+class NullWriter:
+    """Metrics sink of the ranks other than 0."""
+
+    def write(self, record: dict[str, Any]) -> None:
+        pass
+
+
+def local_micro_batches(cfg: SearchConfig, world: int) -> int:
+    """Micro-batches each of ``world`` processes runs per step (the global batch splits into world x that)."""
+    if cfg.micro_batches and cfg.micro_batches % world:
+        raise NsasError(f"micro_batches {cfg.micro_batches} must be a multiple of the number of processes ({world})")
+    chunks = cfg.micro_batches // world if cfg.micro_batches else 1
+    if cfg.batch_size % (world * chunks):
+        raise NsasError(f"batch_size {cfg.batch_size} cannot be split into {world} processes x {chunks} "
+                        "micro-batches; choose a divisible batch size")
+    return chunks
 
 
 def _fmt(value: float | None) -> str:
@@ -448,8 +535,10 @@ def search(cfg: SearchConfig, run_dir: str | Path, *, resume: bool = False,
            progress: bool = True) -> list[dict[str, Any]]:
     """Library entry point: run (or resume) a search; returns the selected architectures."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_yaml(run_dir / "config.yaml", config_to_dict(cfg))
+    if distributed.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_yaml(run_dir / "config.yaml", config_to_dict(cfg))
+    distributed.barrier()
     return Search(cfg, run_dir, progress=progress).run(resume=resume)
 
 
@@ -486,6 +575,11 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--probe-every", dict(dest="probe_every", type=int, help="steps between probe evaluations (0: per epoch)")),
     ("--checkpoint-every", dict(dest="checkpoint_every", type=int,
                                 help="steps between checkpoints (0: epoch ends only; default 200)")),
+    ("--micro-batches", dict(dest="micro_batches", type=int,
+                             help="split each global batch into this many BatchNorm groups, shared out among "
+                                  "the processes (0: one per process; fix it to resume with another count)")),
+    ("--consistency-every", dict(dest="consistency_every", type=int,
+                                 help="data parallel: steps between cross-rank consistency checks (default 50)")),
 ]
 
 
@@ -537,6 +631,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = resolve(args)
         run_dir = Path(args.out) if args.out else default_run_dir(f"search-{cfg.space}-{cfg.strategy}-{cfg.loss}")
+        run_dir = Path(distributed.broadcast_object(str(run_dir)))  # the ranks' clocks may differ
         if (run_dir / "checkpoint.pt").exists():
             raise NsasError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     print(f"nsas search: {cfg.space} / {cfg.strategy} / {cfg.loss} on {cfg.dataset}, "

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from nsas import distributed
 from nsas.checkpoint import as_tuple
 from nsas.errors import NsasError
 from nsas.spaces.base import Architecture, SearchSpace
@@ -47,7 +48,8 @@ class RandomStrategy:
     def set_progress(self, epoch: int, epochs: int) -> None:
         """Called at the start of every epoch (GDAS anneals its temperature)."""
 
-    def arch_step(self, supernet: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+    def arch_step(self, supernet: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], *,
+                  chunks: int = 1) -> dict[str, float]:
         """Architecture-parameter update on a validation batch (none for RandomNAS)."""
         return {}
 
@@ -116,23 +118,39 @@ class GDASStrategy:
         path, arch = self.space.gdas_decode(choices, probs)
         return Sample(path=path, arch=arch)
 
-    def arch_step(self, supernet: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
-        """One Adam step on alpha from a fresh sample's CE on a validation batch."""
+    def arch_step(self, supernet: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], *,
+                  chunks: int = 1) -> dict[str, float]:
+        """One Adam step on alpha from a fresh sample's CE on a validation batch.
+
+        ``batch`` is this process's part of the global batch; the loss is the
+        mean over ``chunks`` micro-batches of it, and under data parallelism
+        the alpha gradients are averaged over the processes before the step
+        (every rank draws the same sample, so alpha stays identical).
+        """
         from nsas.objectives import path_loss
 
+        supernet = distributed.unwrap(supernet)  # alpha is not part of the DDP module: reduced by hand below
         choices, probs, weights = self.gumbel()
         path, _ = self.space.gdas_decode(choices, probs)
         self.optimizer.zero_grad(set_to_none=True)
         for p in supernet.parameters():  # the weights are not trained on the validation half
             p.requires_grad_(False)
         try:
-            loss = path_loss(supernet, path, batch, edge_weights=weights)
+            if chunks == 1:
+                loss = path_loss(supernet, path, batch, edge_weights=weights)
+            else:
+                parts = [distributed.shard(batch, c, chunks, dim=1 if batch[0].dim() == 2 else 0)
+                         for c in range(chunks)]
+                loss = sum(path_loss(supernet, path, part, edge_weights=weights) for part in parts) / chunks
             loss.backward()
         finally:
             for p in supernet.parameters():
                 p.requires_grad_(True)
+        grads = [a.grad for a in self.alphas if a.grad is not None]
+        distributed.all_reduce_mean(grads)
         self.optimizer.step()
-        return {"arch_loss": loss.item()}
+        (value,) = distributed.mean_floats([loss.item()])
+        return {"arch_loss": value}
 
     def final(self) -> Architecture:
         """The argmax architecture of the learned alpha."""

@@ -19,6 +19,13 @@ where it stopped):
    at equal steps and at equal compute; the stand-alone accuracy of each
    method's picks (paper Figure 4); search cost as wall time and passes
    (``report.md``, ``report.json``, PNG figures).
+
+Under torchrun (``torchrun --nproc-per-node N -m nsas study ...``) the
+searches, the ground-truth trainings and the scores are shared out among the
+ranks (job i goes to rank i mod N; each runs as a single process on its
+rank's device); the ranks wait for each other between stages, and rank 0
+reads the other ranks' result files and writes the report. The study
+directory must be on a file system every rank sees.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from nsas import distributed
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
 from nsas.correlate import kendall_tau, spearman_rho
 from nsas.errors import NsasError
@@ -132,10 +140,20 @@ class Study:
         self.cfg, self.dir, self.progress = cfg, Path(out_dir), progress
         self.space = get_space(cfg.space)
         self.jobs = search_jobs(cfg)
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        self.group = distributed.waiting_group()  # stage barriers may wait for hours
 
     def log(self, message: str) -> None:
         if self.progress:
-            print(message, flush=True)
+            print(message if self.world == 1 else f"[rank {self.rank}] {message}", flush=True)
+
+    def mine(self, index: int) -> bool:
+        """Whether job ``index`` of a stage is this rank's."""
+        return index % self.world == self.rank
+
+    def wait(self) -> None:
+        """All ranks finished the stage (their files are written)."""
+        distributed.barrier(self.group)
 
     # ---- 1. searches ---------------------------------------------------
     def search_config(self, job: SearchJob) -> Any:
@@ -152,19 +170,25 @@ class Study:
 
         for i, job in enumerate(self.jobs):
             run = self.dir / "searches" / job.name
-            if (run / "summary.json").exists():
+            if not self.mine(i) or (run / "summary.json").exists():
                 continue
             resume = (run / "checkpoint.pt").exists()
             self.log(f"[study] search {i + 1}/{len(self.jobs)}: {job.name} ({job.epochs} epochs)"
                      + (" - resuming" if resume else ""))
-            search(self.search_config(job), run, resume=resume, progress=self.progress)
+            with distributed.local():
+                search(self.search_config(job), run, resume=resume, progress=self.progress)
+        self.wait()
 
     # ---- 2. ground truth -----------------------------------------------
     def truth_archs(self) -> list[str]:
         """The fixed ground-truth set: picks of every equal-steps search, then random ones (saved once)."""
         path = self.dir / "truth_archs.json"
-        if path.exists():
-            return read_json(path)
+        if not path.exists() and distributed.is_main():
+            write_json(path, self._choose_truth_archs())
+        self.wait()
+        return read_json(path)
+
+    def _choose_truth_archs(self) -> list[str]:
         archs: list[str] = []
         for job in self.jobs:
             selected = read_json(self.dir / "searches" / job.name / "selected.json")
@@ -178,7 +202,6 @@ class Study:
             tries += 1
             if arch not in archs:
                 archs.append(arch)
-        write_json(path, archs)
         return archs
 
     def train_truth(self, archs: list[str]) -> list[dict[str, Any]]:
@@ -188,33 +211,37 @@ class Study:
         overrides = {"dataset": self.cfg.dataset, "data_dir": self.cfg.data_dir, "device": self.cfg.device,
                      **self.cfg.train}
         tcfg = recipe_config(self.cfg.space, self.cfg.truth_recipe, **overrides)
-        results = []
         for i, arch in enumerate(archs):
             run = self.dir / "truth" / f"{i:03d}"
-            if (run / "result.json").exists():
-                results.append(read_json(run / "result.json"))
+            if not self.mine(i) or (run / "result.json").exists():
                 continue
             resume = (run / "checkpoint.pt").exists()
             self.log(f"[study] ground truth {i + 1}/{len(archs)}: {arch}")
-            results.append(train(tcfg, arch, run, resume=resume, progress=self.progress))
-        return results
+            with distributed.local():
+                train(tcfg, arch, run, resume=resume, progress=self.progress)
+        self.wait()  # then every result.json exists
+        return [read_json(self.dir / "truth" / f"{i:03d}" / "result.json") for i in range(len(archs))]
 
     # ---- 3. scores -----------------------------------------------------
-    def score(self, job: SearchJob, archs: list[str]) -> list[dict[str, Any]]:
-        """Inherited-weight accuracy of every ground-truth architecture under one search's supernet."""
-        from nsas.correlate import read_table
+    def score(self, job: SearchJob, archs: list[str]) -> None:
+        """Inherited-weight accuracy of every ground-truth architecture under one search's supernet (this rank's)."""
         from nsas.rank import score_archs, write_scores
         from nsas.search import fixed_batches, load_search_run, resolve_device
 
         path = self.dir / "scores" / f"{job.name}.csv"
-        if not path.exists():
+        if not path.exists() and self.mine(self.jobs.index(job)):
             _, supernet, data, _ = load_search_run(self.dir / "searches" / job.name,
                                                    resolve_device(self.cfg.device))
             batches = fixed_batches(data.val, self.cfg.score_batches)
             rows = score_archs(supernet, [self.space.parse(a) for a in archs], batches)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_scores(path, rows, kind=self.space.kind)
-        table = read_table(path)
+
+    def scores(self, job: SearchJob, archs: list[str]) -> list[dict[str, Any]]:
+        """The scores :meth:`score` wrote."""
+        from nsas.correlate import read_table
+
+        table = read_table(self.dir / "scores" / f"{job.name}.csv")
         return [{"arch": a, **table[a]} for a in archs]
 
     # ---- 4. report -----------------------------------------------------
@@ -226,9 +253,15 @@ class Study:
         truth = self.train_truth(archs)
         key = "test_loss" if self.space.kind == "text" else "test_acc"
         truth_values = [r[key] * (-1 if self.space.kind == "text" else 1) for r in truth]
+        with distributed.local():
+            for job in self.jobs:
+                self.score(job, archs)
+        self.wait()
+        if not distributed.is_main():  # rank 0 gathers the other ranks' files into the report
+            return {}
         per_run = []
         for job in self.jobs:
-            scores = self.score(job, archs)
+            scores = self.scores(job, archs)
             values = [s["acc"] if self.space.kind == "image" else -s["loss"] for s in scores]
             summary = read_json(self.dir / "searches" / job.name / "summary.json")
             selected = read_json(self.dir / "searches" / job.name / "selected.json")
@@ -341,6 +374,28 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
     return names
 
 
+def _config(args: argparse.Namespace, out: Path) -> StudyConfig | str:
+    """The study's config (recorded in study.yaml), or the error message that refuses it."""
+    names = {f.name for f in dataclasses.fields(StudyConfig)}
+    values = read_yaml(args.config) if args.config else {}
+    values.update({k: v for k, v in vars(args).items() if k in names})
+    saved = out / "study.yaml"
+    try:
+        if saved.exists():
+            previous = read_yaml(saved)
+            values = {**previous, **values}
+            cfg = build_config(StudyConfig, values, source="study")
+            if config_to_dict(cfg) != previous:
+                return f"{out} holds a study with another config; use another --out (or the same options to resume it)"
+        else:
+            cfg = build_config(StudyConfig, values, source="study")
+            out.mkdir(parents=True, exist_ok=True)
+            write_yaml(saved, config_to_dict(cfg))
+    except NsasError as err:
+        return str(err)
+    return cfg
+
+
 def _fmt(x: float, digits: int = 3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
@@ -415,22 +470,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    names = {f.name for f in dataclasses.fields(StudyConfig)}
-    values = read_yaml(args.config) if args.config else {}
-    values.update({k: v for k, v in vars(args).items() if k in names})
-    saved = out / "study.yaml"
-    if saved.exists():
-        previous = read_yaml(saved)
-        values = {**previous, **values}
-        cfg = build_config(StudyConfig, values, source="study")
-        if config_to_dict(cfg) != previous:
-            raise NsasError(f"{out} holds a study with another config; use another --out "
-                            f"(or the same options to resume it)")
-    else:
-        cfg = build_config(StudyConfig, values, source="study")
-        out.mkdir(parents=True, exist_ok=True)
-        write_yaml(saved, config_to_dict(cfg))
+    cfg = distributed.broadcast_object(_config(args, out) if distributed.is_main() else None)
+    if isinstance(cfg, str):  # rank 0 refused the config; every rank stops with its message
+        raise NsasError(cfg)
     report = Study(cfg, out, progress=not args.quiet).run()
+    if not distributed.is_main():
+        return 0
     for g in report["groups"]:
         print(f"{g['method']:>22} ({g['budget']:>7}): Kendall tau {_fmt(g['tau_mean'])} ± {_fmt(g['tau_std'])}")
     print(f"report: {out / 'report.md'}")

@@ -19,6 +19,17 @@ Settings come from a recipe (``nsas/recipes/<family>-<recipe>.yaml``; family
 (cosine or constant), so a checkpoint needs no scheduler state: model,
 optimizer, counters, running sums, the carried hidden state and the RNG states
 make a resumed run bit-identical to an uninterrupted one (on CPU).
+
+Data parallel (``torchrun --nproc-per-node N -m nsas train ...``): the network
+is wrapped in DistributedDataParallel and each rank trains on its contiguous
+slice of the same global batch (``batch_size``); evaluation runs on every rank
+(the same weights give the same scores) and rank 0 writes the run directory.
+The checkpoint holds global state (summed running sums, the text hidden state
+of every batch column), so a run resumes with another number of processes.
+BatchNorm normalises each rank's slice with its own statistics (and rank 0's
+running statistics are broadcast), so runs with different process counts
+differ slightly; a resume with another count continues correctly but not
+bit-identically.
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ from torch import nn
 from tqdm import tqdm
 
 from nsas import data as nsas_data
+from nsas import distributed
 from nsas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
 from nsas.errors import CheckpointError, NsasError, TrainingError
@@ -214,7 +226,9 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, arch: Architecture, run_dir: Path, *, progress: bool = True) -> None:
-        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.rank, self.world, self.main = distributed.rank(), distributed.world_size(), distributed.is_main()
+        self.progress = progress and self.main
         self.space = get_space(cfg.space)
         self.arch = self.space.coerce(arch)
         self.text = self.space.kind == "text"
@@ -227,6 +241,10 @@ class Trainer:
         model = build_model(cfg, self.space, self.arch, self.data.num_classes)
         self.parameters, self.macs = count_parameters(model), count_macs(model, self.space.kind)
         self.model = model.to(self.device).train()
+        self.net = distributed.wrap(self.model, self.device)  # what training calls: DDP under torchrun
+        if cfg.batch_size % self.world:
+            raise NsasError(f"batch_size {cfg.batch_size} cannot be split among {self.world} processes; "
+                            "choose a multiple of the process count")
         self.optimizer_name = "sgd"
         self.optimizer = self._make_optimizer()
         self.val_losses: list[float] = []  # text: validation loss per epoch (the ASGD switch rule)
@@ -236,7 +254,7 @@ class Trainer:
         self.elapsed = 0.0  # seconds of training and evaluation, summed over resumes
         self._mark = time.perf_counter()
         self.checkpoint_path = self.run_dir / "checkpoint.pt"
-        self.log = setup_logging(self.run_dir, quiet=not progress)
+        self.log = setup_logging(self.run_dir if self.main else None, quiet=not self.progress)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c, params = self.cfg, self.model.parameters()
@@ -269,7 +287,24 @@ class Trainer:
 
     def save(self) -> None:
         self.sums["seconds"] += self._tick()
-        save_checkpoint(self.checkpoint_path, self.state_dict(), kind="train")
+        self.write_checkpoint()
+
+    def write_checkpoint(self) -> None:
+        """Rank 0 writes the global state (every rank takes part in gathering it)."""
+        state = self.state_dict()
+        if self.world > 1:
+            self._gather_sums()
+            state["sums"] = dict(self.sums)
+            state["hidden"] = None if self.hidden is None else distributed.all_gather_tensor(self.hidden)
+        if self.main:
+            save_checkpoint(self.checkpoint_path, state, kind="train")
+
+    def _gather_sums(self) -> None:
+        """Rank 0 holds the sums over all ranks, the others zero (so the next gathering counts all once)."""
+        keys = ("loss", "correct", "count")  # "batches" counts global batches: the same on every rank
+        totals = distributed.mean_floats([self.sums[k] for k in keys], self.device)
+        for k, v in zip(keys, totals):
+            self.sums[k] = v * self.world if self.main else 0.0
 
     def load(self, path: Path) -> None:
         """Restore everything from a checkpoint of a run with the same config and architecture."""
@@ -291,6 +326,11 @@ class Trainer:
             self.elapsed, self.sums = state["elapsed"], dict(state["sums"])
             self.val_losses, self.hidden = list(state["val_losses"]), state["hidden"]
             set_rng_state(state["rng"])
+            if self.world > 1:  # the checkpoint holds global sums and every column's hidden state
+                if not self.main:
+                    self.sums = self._zero_sums()
+                if self.hidden is not None:
+                    self.hidden = distributed.shard((self.hidden,), self.rank, self.world)[0].clone()
         except (KeyError, RuntimeError, ValueError, TypeError) as err:
             first = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
             raise CheckpointError(f"checkpoint {path} does not fit this run: {first}") from None
@@ -308,6 +348,8 @@ class Trainer:
             if self.step == 0:
                 self.hidden = None  # text: every epoch starts from a zero state, as in DARTS
             for x, y in self.data.train.epoch(self.epoch, start=self.step):
+                if self.world > 1:  # this rank's slice of the global batch (text (T, B): columns)
+                    x, y = distributed.shard((x, y), self.rank, self.world, dim=1 if self.text else 0)
                 loss = self.train_step(x, y)
                 self.step += 1
                 self.global_step += 1
@@ -327,11 +369,11 @@ class Trainer:
         """Training loss of one batch, with the number of correct predictions and of targets."""
         if self.text:
             hidden = None if self.hidden is None else self.hidden.detach()
-            logits, self.hidden = self.model(x, hidden)  # (T, B, V), (B, H)
+            logits, self.hidden = self.net(x, hidden)  # (T, B, V), (B, H)
             logits, y = logits.reshape(-1, logits.size(-1)), y.reshape(-1)
             loss = F.cross_entropy(logits, y)
         else:
-            out = self.model(x)
+            out = self.net(x)
             logits, aux = out if isinstance(out, tuple) else (out, None)  # (B, classes) each
             loss = F.cross_entropy(logits, y)
             if aux is not None:
@@ -348,6 +390,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss, correct, count = self.forward_loss(x, y)
         value = loss.item()
+        if self.world > 1:  # every rank stops on a NaN together; logs show the global batch's loss
+            (value,) = distributed.mean_floats([value], self.device)
         if not math.isfinite(value):
             kept = (f"the last checkpoint {self.checkpoint_path} is intact" if self.checkpoint_path.exists()
                     else "no checkpoint had been written yet")
@@ -367,6 +411,8 @@ class Trainer:
 
     def end_epoch(self) -> None:
         """Evaluate, record, maybe switch to ASGD, and checkpoint at the end of an epoch."""
+        if self.world > 1:
+            self._gather_sums()
         cfg, s = self.cfg, self.sums
         train_loss = s["loss"] / max(s["count"], 1)
         record: dict[str, Any] = {"kind": "epoch", "step": self.global_step, "epoch": self.epoch + 1,
@@ -388,7 +434,7 @@ class Trainer:
         self.metrics.write(record)  # before the checkpoint: a crash in between drops it on resume
         self.log.info("epoch %d/%d: %s", self.epoch + 1, cfg.epochs, _summary(record))
         self.epoch, self.step, self.sums = self.epoch + 1, 0, self._zero_sums()
-        save_checkpoint(self.checkpoint_path, self.state_dict(), kind="train")
+        self.write_checkpoint()
 
     def _maybe_switch_to_asgd(self, val_loss: float) -> None:
         """DARTS's rule: switch once the loss is worse than the best before the last ``nonmono`` epochs."""
@@ -449,7 +495,8 @@ class Trainer:
         self._tick()
         result.update(parameters=self.parameters, macs=self.macs, epochs=self.cfg.epochs,
                       steps=self.global_step, wall_seconds=self.elapsed)
-        write_json(self.run_dir / "result.json", result)
+        if self.main:
+            write_json(self.run_dir / "result.json", result)
         self.log.info("result: %s", _summary(result))
         return result
 
@@ -458,9 +505,15 @@ class Trainer:
         if resume:
             self.load(self.checkpoint_path)
             self.log.info(f"resumed from {self.checkpoint_path} at epoch {self.epoch + 1}, step {self.step}")
-        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", resume_step=self.global_step if resume else None)
+        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", resume_step=self.global_step if resume else None) \
+            if self.main else _NullWriter()
         self.train()
         return self.finish()
+
+
+class _NullWriter:
+    def write(self, record: dict[str, Any]) -> None:
+        pass
 
 
 def _summary(record: dict[str, Any]) -> str:
@@ -474,8 +527,10 @@ def train(cfg: TrainConfig, arch: Architecture | str, out_dir: str | Path, *, re
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     arch = get_space(cfg.space).coerce(arch)
-    write_yaml(run_dir / "config.yaml", config_to_dict(cfg))
-    (run_dir / "arch.txt").write_text(f"{arch}\n")
+    if distributed.is_main():
+        write_yaml(run_dir / "config.yaml", config_to_dict(cfg))
+        (run_dir / "arch.txt").write_text(f"{arch}\n")
+    distributed.barrier()
     return Trainer(cfg, arch, run_dir, progress=progress).run(resume=resume)
 
 
@@ -608,6 +663,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg, arch = resolve(args)
         run_dir = Path(args.out) if args.out else default_run_dir(f"train-{cfg.space}-{cfg.recipe}")
+        run_dir = Path(distributed.broadcast_object(str(run_dir)))  # the ranks' clocks may differ
         if (run_dir / "checkpoint.pt").exists():
             raise NsasError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     print(f"nsas train: {cfg.space} architecture on {cfg.dataset}, recipe {cfg.recipe}, "
