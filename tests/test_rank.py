@@ -1,0 +1,247 @@
+"""`nsas rank` on a tiny search run: coverage, CSV, sampling, exactness, BN modes, errors."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import shutil
+
+import pytest
+import torch
+from tiny import tiny_batch, tiny_supernet
+
+from nsas.cli import main
+from nsas.data import load_dataset
+from nsas.evaluate import evaluate_path
+from nsas.rank import (
+    best_first,
+    preload,
+    sample_archs,
+    score_archs,
+    split_batches,
+    write_scores,
+)
+from nsas.search import SearchConfig, fixed_batches, load_search_run, search
+from nsas.spaces import get_space
+from nsas.spaces.base import SearchSpace
+from nsas.spaces.nb201 import NB201Space
+
+SPACE = get_space("nb201")
+A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+B = "|nor_conv_1x1~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+C = "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|none~1|avg_pool_3x3~2|"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A finished search run of a tiny nb201 supernet (4 channels, 1 cell per stage)."""
+    path = tmp_path_factory.mktemp("search")
+    cfg = SearchConfig(space="nb201", dataset="cifar10-mini", epochs=1, steps_per_epoch=2, batch_size=16,
+                       channels=4, cells=1, eval_batches=1, select_rounds=1, select_samples=2,
+                       checkpoint_every=0, device="cpu")
+    search(cfg, path, progress=False)
+    return path
+
+
+def rank(capsys, run_dir, *argv: str) -> tuple[int, str, str]:
+    code = main(["rank", str(run_dir), "--quiet", "--device", "cpu", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def read_scores(path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames), list(reader)
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("nsas: error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+
+
+# ---- which architectures ----------------------------------------------------
+def test_archs_file_scores_each_architecture_once_in_file_order(capsys, run_dir, tmp_path):
+    """Comments and blank lines are skipped; a repeat in another spelling is dropped, not scored twice."""
+    archs = tmp_path / "archs.txt"
+    archs.write_text(f"# candidates\n{B}\n\n{A}   # the best cell\n  {B}  \n{C}\n")
+    out_csv = tmp_path / "scores.csv"
+    code, out, _ = rank(capsys, run_dir, "--archs", str(archs), "--out", str(out_csv))
+    assert code == 0
+    assert "3 nb201 architectures" in out and "1 repeated entries dropped" in out
+    header, rows = read_scores(out_csv)
+    assert header == ["arch", "acc", "loss"]
+    assert [r["arch"] for r in rows] == [B, A, C]
+    for row in rows:
+        assert 0.0 <= float(row["acc"]) <= 100.0
+        assert math.isfinite(float(row["loss"])) and float(row["loss"]) > 0
+        assert str(SPACE.parse(row["arch"])) == row["arch"]
+
+
+def test_archs_table_reads_the_arch_column_and_canonicalises(capsys, run_dir, tmp_path):
+    """A CSV table (e.g. an earlier scores file): other columns ignored, two spellings of one arch kept once."""
+    table = tmp_path / "truth.csv"
+    table.write_text(f"arch,acc\n{C},90.5\n\" {C} \",1.0\n{A},93.7\n")
+    code, _, _ = rank(capsys, run_dir, "--archs", str(table), "--out", str(tmp_path / "s.csv"))
+    assert code == 0
+    assert [r["arch"] for r in read_scores(tmp_path / "s.csv")[1]] == [C, A]
+    listing = tmp_path / "archs"  # no suffix: recognised as JSON by its first character
+    listing.write_text(json.dumps([{"arch": B, "note": "x"}, {"arch": A}]))
+    code, _, _ = rank(capsys, run_dir, "--archs", str(listing), "--out", str(tmp_path / "j.csv"))
+    assert code == 0
+    assert [r["arch"] for r in read_scores(tmp_path / "j.csv")[1]] == [B, A]
+
+
+def test_sample_is_seeded_distinct_and_of_the_requested_size(capsys, run_dir, tmp_path):
+    runs = {}
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        code, _, _ = rank(capsys, run_dir, "--sample", "12", "--seed", str(seed), "--out", str(tmp_path / f"{name}.csv"))
+        assert code == 0
+        runs[name] = read_scores(tmp_path / f"{name}.csv")[1]
+    assert runs["a"] == runs["b"]  # same architectures, same scores
+    assert len({r["arch"] for r in runs["a"]}) == 12
+    assert {r["arch"] for r in runs["a"]} != {r["arch"] for r in runs["c"]}
+    # repeated draws are redrawn, so a large sample still has the size asked for
+    assert len(set(sample_archs(SPACE, 2000, seed=0))) == 2000
+    code, _, err = rank(capsys, run_dir, "--sample", str(SPACE.size() + 1))
+    assert_one_line_error(code, err, "has only 15,625 architectures")
+
+
+def test_all_scores_every_enumerated_architecture_once(capsys, run_dir, tmp_path, monkeypatch):
+    """`--all` end to end on the first 40 architectures of the enumeration.
+
+    Scoring all 15,625 takes minutes on 2 cores even for this supernet, so the
+    space's enumerate is cut to a slice here; that enumerate itself yields
+    15,625 distinct architectures is checked directly.
+    """
+    full = list(NB201Space.enumerate(SPACE))
+    assert len(full) == len(set(full)) == 15_625
+    monkeypatch.setattr(NB201Space, "enumerate", lambda self: itertools.islice(full, 40))
+    code, out, _ = rank(capsys, run_dir, "--all", "--batches", "1", "--batch-size", "8",
+                        "--out", str(tmp_path / "all.csv"))
+    assert code == 0
+    assert "architectures/s" in out and "top 5 by accuracy" in out
+    assert [r["arch"] for r in read_scores(tmp_path / "all.csv")[1]] == [str(a) for a in full[:40]]
+
+
+def test_all_on_a_space_too_large_to_enumerate_is_one_line(capsys, run_dir, monkeypatch):
+    monkeypatch.setattr(NB201Space, "enumerate", SearchSpace.enumerate)
+    code, _, err = rank(capsys, run_dir, "--all")
+    assert_one_line_error(code, err, "too many to enumerate")
+
+
+# ---- what the scores are -----------------------------------------------------
+def test_scores_are_evaluate_path_on_the_first_k_batches_of_the_split(capsys, run_dir, tmp_path):
+    archs = tmp_path / "one.txt"
+    archs.write_text(A + "\n")
+    code, _, _ = rank(capsys, run_dir, "--archs", str(archs), "--batches", "3", "--out", str(tmp_path / "s.csv"))
+    assert code == 0
+    (row,) = read_scores(tmp_path / "s.csv")[1]
+    _, supernet, data, _ = load_search_run(run_dir, "cpu")
+    first = fixed_batches(data.val, 3)  # the run's validation half at its own batch size
+    loaded = preload(first, "cpu")
+    assert all(torch.equal(x, lx) and torch.equal(y, ly) for (x, y), (lx, ly) in zip(first, loaded))
+    expected = evaluate_path(supernet, SPACE.parse(A), loaded)
+    assert float(row["acc"]) == expected["acc"]
+    assert float(row["loss"]) == expected["loss"]
+    # the default is the run's eval_batches (1): a different score set
+    code, _, _ = rank(capsys, run_dir, "--archs", str(archs), "--out", str(tmp_path / "d.csv"))
+    assert read_scores(tmp_path / "d.csv")[1][0]["loss"] != row["loss"]
+
+
+def test_test_split_uses_the_data_sets_test_images(capsys, run_dir, tmp_path):
+    cfg, _, data, _ = load_search_run(run_dir, "cpu")
+    batches = split_batches(cfg, data, "test", batch_size=32, device="cpu")
+    test_x = load_dataset(cfg.dataset).test_x
+    assert torch.equal(batches.x, test_x) and not batches.augment
+    code, out, _ = rank(capsys, run_dir, "--sample", "3", "--split", "test", "--batches", "2",
+                        "--batch-size", "32", "--out", str(tmp_path / "t.csv"))
+    assert code == 0 and "test split, 2 batches (64 images)" in out
+    assert len(read_scores(tmp_path / "t.csv")[1]) == 3
+
+
+def test_recalibrated_bn_changes_scores_and_leaves_the_supernet_as_it_was(run_dir):
+    _, supernet, data, _ = load_search_run(run_dir, "cpu")
+    archs = [SPACE.parse(A), SPACE.parse(B)]
+    eval_set, train_set = fixed_batches(data.val, 2), fixed_batches(data.train, 2)
+    before = {k: v.clone() for k, v in supernet.state_dict().items()}
+    plain = score_archs(supernet, archs, eval_set)
+    recal = score_archs(supernet, archs, eval_set, recalibrate=train_set)
+    assert all(p["loss"] != r["loss"] for p, r in zip(plain, recal))
+    # each architecture's recalibration is its own: scoring B alone gives B's numbers
+    assert score_archs(supernet, archs[1:], eval_set, recalibrate=train_set) == recal[1:]
+    after = supernet.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    bns = [m for m in supernet.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert bns and all(not bn.track_running_stats and bn.running_mean is None for bn in bns)
+    assert supernet.training  # the mode it was loaded in
+    assert score_archs(supernet, archs, eval_set) == plain
+
+
+def test_bn_recalibrate_from_the_command_line(capsys, run_dir, tmp_path):
+    archs = tmp_path / "two.txt"
+    archs.write_text(f"{A}\n{C}\n")
+    for bn in ("batch", "recalibrate"):
+        extra = ["--recalibrate-batches", "2"] if bn == "recalibrate" else []
+        code, out, _ = rank(capsys, run_dir, "--archs", str(archs), "--bn", bn, *extra, "--out", str(tmp_path / f"{bn}.csv"))
+        assert code == 0
+    assert "recalibrated on 2 training batches" in out
+    batch, recal = read_scores(tmp_path / "batch.csv")[1], read_scores(tmp_path / "recalibrate.csv")[1]
+    assert [r["arch"] for r in batch] == [r["arch"] for r in recal] == [A, C]
+    assert [r["loss"] for r in batch] != [r["loss"] for r in recal]
+
+
+def test_text_space_scores_and_ppl_column(tmp_path):
+    """The RNN path: per-token accuracy, a ppl column equal to exp(loss), ranked by loss."""
+    space = get_space("darts-rnn")
+    model = tiny_supernet("darts-rnn")
+    archs = sample_archs(space, 3, seed=0)
+    rows = score_archs(model, archs, [tiny_batch("darts-rnn", 0), tiny_batch("darts-rnn", 1)])
+    for arch, row in zip(archs, rows):
+        direct = evaluate_path(model, arch, [tiny_batch("darts-rnn", 0), tiny_batch("darts-rnn", 1)])
+        assert row["acc"] == pytest.approx(direct["acc"]) and row["loss"] == pytest.approx(direct["loss"])
+    write_scores(tmp_path / "rnn.csv", rows, kind="text")
+    header, written = read_scores(tmp_path / "rnn.csv")
+    assert header == ["arch", "acc", "loss", "ppl"]
+    for row in written:
+        assert float(row["ppl"]) == pytest.approx(math.exp(float(row["loss"])))
+        assert space.parse(row["arch"]) in archs
+    assert [r["loss"] for r in best_first(rows, "text")] == sorted(r["loss"] for r in rows)
+
+
+# ---- errors --------------------------------------------------------------------
+def test_missing_run_directory_or_checkpoint_is_one_line(capsys, run_dir, tmp_path):
+    code, _, err = rank(capsys, tmp_path / "nowhere", "--sample", "2")
+    assert_one_line_error(code, err, "nowhere", "not a search run directory")
+    half = tmp_path / "half"
+    half.mkdir()
+    shutil.copy(run_dir / "config.yaml", half / "config.yaml")
+    code, _, err = rank(capsys, half, "--sample", "2")
+    assert_one_line_error(code, err, "checkpoint.pt", "does not exist")
+
+
+def test_malformed_architecture_line_names_file_and_line(capsys, run_dir, tmp_path):
+    archs = tmp_path / "bad.txt"
+    archs.write_text(f"{A}\n# fine so far\n{A.replace('skip_connect', 'conv_5x5')}\n")
+    code, _, err = rank(capsys, run_dir, "--archs", str(archs), "--out", str(tmp_path / "never.csv"))
+    assert_one_line_error(code, err, f"{archs} line 3", "conv_5x5")
+    assert not (tmp_path / "never.csv").exists()
+
+
+def test_other_user_errors_are_one_line(capsys, run_dir, tmp_path):
+    code, _, err = rank(capsys, run_dir, "--sample", "2", "--batches", "999")
+    assert_one_line_error(code, err, "--batches 999", "only")
+    code, _, err = rank(capsys, run_dir, "--sample", "2", "--out", str(tmp_path / "no" / "s.csv"))
+    assert_one_line_error(code, err, "does not exist")
+    code, _, err = rank(capsys, run_dir, "--archs", str(tmp_path / "missing.txt"))
+    assert_one_line_error(code, err, "missing.txt")
+    (tmp_path / "empty.txt").write_text("# nothing\n\n")
+    code, _, err = rank(capsys, run_dir, "--archs", str(tmp_path / "empty.txt"))
+    assert_one_line_error(code, err, "no architectures")
+    code, _, err = rank(capsys, run_dir, "--sample", "2", "--recalibrate-batches", "3")
+    assert_one_line_error(code, err, "--bn recalibrate")
