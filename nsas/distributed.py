@@ -82,8 +82,8 @@ def timeout_seconds() -> float:
 def init(timeout: float | None = None) -> bool:
     """Join the process group that torchrun's environment describes; returns whether one was joined.
 
-    Backend: gloo for CPU tensors, and NCCL for CUDA tensors when CUDA is
-    available (each rank then uses ``cuda:LOCAL_RANK``).
+    Backend: gloo for CPU tensors, and NCCL for CUDA tensors when the node
+    has a GPU for this rank (each rank then uses ``cuda:LOCAL_RANK``).
 
     Args:
         timeout: seconds before a collective gives up (default ``NSAS_DIST_TIMEOUT`` or 600).
@@ -92,8 +92,9 @@ def init(timeout: float | None = None) -> bool:
         return dist.is_initialized()
     seconds = timeout_seconds() if timeout is None else timeout
     backend = "gloo"
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available() and local < torch.cuda.device_count():
+        torch.cuda.set_device(local)
         backend = "cpu:gloo,cuda:nccl"
     try:
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=seconds))
@@ -184,7 +185,11 @@ def local() -> Iterator[None]:
 def device_for(name: str) -> torch.device | None:
     """``cuda:LOCAL_RANK`` for ``auto``/``cuda`` when several processes share a node's GPUs; else None."""
     if launched() and dist.is_initialized() and name in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")  # also inside local()
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local >= torch.cuda.device_count():
+            raise NsasError(f"local rank {local} has no GPU of its own ({torch.cuda.device_count()} on this node); "
+                            "start at most one process per GPU (--nproc-per-node) or pass --device cpu")
+        return torch.device(f"cuda:{local}")  # also inside local()
     return None
 
 
