@@ -90,7 +90,7 @@ def _parse_records(path: Path) -> list[dict[str, Any]]:
         except ValueError:
             if i == len(lines) - 1:  # a run killed while appending leaves a half-written last line
                 break
-            raise NsasError(f"{path} line {i + 1} is not valid JSON") from None
+            raise NsasError(f"{path} line {i + 1}: not valid JSON") from None
     return records
 
 

@@ -51,7 +51,6 @@ from tqdm import tqdm
 
 from nsas import data as nsas_data
 from nsas import distributed
-from nsas.archive import mean_pairwise_distance
 from nsas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
 from nsas.errors import CheckpointError, NsasError, TrainingError

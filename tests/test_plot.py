@@ -13,15 +13,8 @@ from matplotlib.image import imread
 from scipy import stats
 
 from nsas.cli import main
-from nsas.plot import (
-    ProbeSeries,
-    cell_graphs,
-    kendall_series,
-    moving_average,
-    plot_cells,
-    plot_run,
-    probe_series,
-)
+from nsas.cell_diagram import cell_graphs, plot_cells
+from nsas.plot import ProbeSeries, kendall_series, moving_average, plot_run, probe_series
 from nsas.spaces import get_space
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
