@@ -274,6 +274,8 @@ class Study:
                 "pick_truth": [truth[archs.index(p)][key] for p in picks if p in archs],
                 "scores": values,
             })
+        write_text_atomic(self.dir / "truth.csv", f"arch,{key}\n" + "".join(
+            f"\"{a}\",{t[key]!r}\n" for a, t in zip(archs, truth)))  # for `nsas correlate` and `nsas plot --truth`
         report = build_report(self.cfg, archs, truth, key, per_run)
         report["study_seconds_this_invocation"] = time.time() - start
         write_json(self.dir / "report.json", report)

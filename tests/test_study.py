@@ -86,6 +86,10 @@ def test_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     # Equal compute: random:ce ran 3x the epochs of random:nsas (archive of 2: 3 passes a step).
     assert runs["random-ce-s0-compute"]["steps"] == 3 * runs["random-nsas-s0"]["steps"]
     assert runs["random-ce-s0-compute"]["passes"] == pytest.approx(runs["random-nsas-s0"]["passes"], rel=0.35)
+    from nsas.correlate import read_table
+
+    truth = read_table(out / "truth.csv")
+    assert sorted(truth) == sorted(report["archs"])
     md = (out / "report.md").read_text()
     assert "Kendall tau" in md and "equal compute" in md
     for png in ("kendall_tau.png", "scatter.png"):
