@@ -89,11 +89,6 @@ class Objective:
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
                  edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
         """Accumulate the gradient of this step's loss into ``supernet`` (mean over ``chunks`` micro-batches)."""
-        if chunks == 1 and not distributed.active():
-            loss = path_loss(supernet, path, batch, edge_weights)
-            loss.backward()
-            value = loss.item()
-            return StepLosses(current=value, archive=None, total=value, passes=1)
         (values,) = _passes([(path, edge_weights, 1.0)], supernet, batch, chunks)
         value = sum(values) / chunks
         return StepLosses(current=value, archive=None, total=value, passes=1)
@@ -135,28 +130,14 @@ class NSASObjective(Objective):
 
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
                  edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
-        if chunks > 1 or distributed.active():
-            constraints = self.constraints()
-            # d/dW [beta * mean_i CE_i] = sum_i (beta / |A|) dCE_i/dW: one backward per member.
-            terms = [(path, edge_weights, 1.0)] + [(m, None, self.beta / len(constraints)) for m in constraints]
-            values = [sum(v) / chunks for v in _passes(terms, supernet, batch, chunks)]
-            cur, members = values[0], values[1:]
-            mean_archive = sum(members) / len(members) if members else None
-            return StepLosses(current=cur, archive=mean_archive, total=cur + self.beta * (mean_archive or 0.0),
-                              passes=1 + len(constraints))
-        current = path_loss(supernet, path, batch, edge_weights)
-        current.backward()
         constraints = self.constraints()
-        total_archive = 0.0
-        for member in constraints:
-            # d/dW [beta * mean_i CE_i] = sum_i (beta / |A|) dCE_i/dW: one backward per member.
-            loss = path_loss(supernet, member, batch)
-            (loss * (self.beta / len(constraints))).backward()
-            total_archive += loss.item()
-        cur = current.item()
-        mean_archive = total_archive / len(constraints) if constraints else None
-        total = cur + self.beta * (mean_archive or 0.0)
-        return StepLosses(current=cur, archive=mean_archive, total=total, passes=1 + len(constraints))
+        # d/dW [beta * mean_i CE_i] = sum_i (beta / |A|) dCE_i/dW: one backward per member.
+        terms = [(path, edge_weights, 1.0)] + [(m, None, self.beta / len(constraints)) for m in constraints]
+        values = [sum(v) / chunks for v in _passes(terms, supernet, batch, chunks)]
+        cur, members = values[0], values[1:]
+        mean_archive = sum(members) / len(members) if members else None
+        return StepLosses(current=cur, archive=mean_archive, total=cur + self.beta * (mean_archive or 0.0),
+                          passes=1 + len(constraints))
 
     def state_dict(self) -> dict[str, Any]:
         return {"archive": self.archive.state_dict()}
@@ -183,12 +164,8 @@ class WPLObjective(Objective):
 
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
                  edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
-        if chunks == 1 and not distributed.active():
-            loss = path_loss(supernet, path, batch, edge_weights)
-            loss.backward()
-            value = loss.item()
-        else:  # the mean gradient over micro-batches and processes, identical on every rank
-            value = sum(_passes([(path, edge_weights, 1.0)], supernet, batch, chunks)[0]) / chunks
+        # the mean gradient over micro-batches (and processes: identical on every rank)
+        value = sum(_passes([(path, edge_weights, 1.0)], supernet, batch, chunks)[0]) / chunks
         # The penalty depends only on the weights, anchors and averaged gradient: every rank computes the same.
         named = dict(distributed.unwrap(supernet).named_parameters())
         used = {n: p for n, p in named.items() if p.grad is not None}

@@ -386,16 +386,14 @@ class Search:
         self.objective.observe(sample.arch)
         self.supernet.train()
         self.optimizer.zero_grad(set_to_none=True)
-        if self.chunks == 1 and self.world == 1:
-            losses = self.objective.backward(self.supernet, sample.path, batch, sample.edge_weights)
-        else:
-            losses = self.objective.backward(self.model, sample.path, self.local_part(batch), sample.edge_weights,
-                                             chunks=self.chunks)
-            if self.world > 1:  # the logged losses (and the NaN stop) are the global batch's, on every rank
-                cur, arc, total = distributed.mean_floats(
-                    [losses.current, losses.archive or 0.0, losses.total], self.device)
-                losses = dataclasses.replace(losses, current=cur, total=total,
-                                             archive=None if losses.archive is None else arc)
+        # self.model is the supernet, or its DistributedDataParallel wrapper under torchrun.
+        losses = self.objective.backward(self.model, sample.path, self.local_part(batch), sample.edge_weights,
+                                         chunks=self.chunks)
+        if self.world > 1:  # the logged losses (and the NaN stop) are the global batch's, on every rank
+            cur, arc, total = distributed.mean_floats(
+                [losses.current, losses.archive or 0.0, losses.total], self.device)
+            losses = dataclasses.replace(losses, current=cur, total=total,
+                                         archive=None if losses.archive is None else arc)
         if not math.isfinite(losses.total):
             raise TrainingError(
                 f"the loss became {losses.total} at epoch {self.epoch + 1}, step {self.step + 1} "
@@ -416,10 +414,7 @@ class Search:
             record["archive_diversity"] = archive.diversity()
         if val_stream is not None:
             val_batch = next(val_stream)
-            if self.chunks == 1 and self.world == 1:
-                record.update(self.strategy.arch_step(self.supernet, val_batch))
-            else:
-                record.update(self.strategy.arch_step(self.supernet, self.local_part(val_batch), chunks=self.chunks))
+            record.update(self.strategy.arch_step(self.supernet, self.local_part(val_batch), chunks=self.chunks))
             record["tau"] = self.strategy.tau
             self.passes += 1  # GDAS's architecture step is one more single-path pass
             record["passes"] = self.passes

@@ -136,12 +136,8 @@ class GDASStrategy:
         for p in supernet.parameters():  # the weights are not trained on the validation half
             p.requires_grad_(False)
         try:
-            if chunks == 1:
-                loss = path_loss(supernet, path, batch, edge_weights=weights)
-            else:
-                parts = [distributed.shard(batch, c, chunks, dim=1 if batch[0].dim() == 2 else 0)
-                         for c in range(chunks)]
-                loss = sum(path_loss(supernet, path, part, edge_weights=weights) for part in parts) / chunks
+            parts = [distributed.shard(batch, c, chunks, dim=1 if batch[0].dim() == 2 else 0) for c in range(chunks)]
+            loss = sum(path_loss(supernet, path, part, edge_weights=weights) for part in parts) / chunks
             loss.backward()
         finally:
             for p in supernet.parameters():
