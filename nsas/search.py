@@ -142,7 +142,7 @@ PAPER_PRESETS: dict[str, dict[str, Any]] = {
 GDAS_EPOCHS = {"darts": 240, "darts-chain": 240}
 # `nsas search` with no arguments: minutes on a laptop CPU.
 QUICK_PRESET: dict[str, Any] = dict(space="nb201", strategy="random", loss="nsas", dataset="cifar10-mini",
-                                    epochs=10, batch_size=64, channels=8, cells=1, eval_batches=4,
+                                    epochs=5, batch_size=64, channels=8, cells=1, eval_batches=4,
                                     select_rounds=3, select_samples=10, log_every=10, checkpoint_every=0)
 
 
@@ -582,7 +582,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Train a weight-sharing supernet and select architectures. Without --space, --dataset or --config "
         "it runs the quick preset (nb201 space, RandomNAS + NSAS, a small supernet, the embedded "
-        "cifar10-mini data set, 10 epochs); otherwise unspecified settings follow the paper for the "
+        "cifar10-mini data set, 5 epochs); otherwise unspecified settings follow the paper for the "
         "chosen space. Other flags override either preset.")
     add_config_flag(parser)
     for flag, kwargs in _FLAGS:
