@@ -215,40 +215,14 @@ class DartsRnnSpace(SearchSpace):
         return sum(x != y for x, y in zip(a.recurrent, b.recurrent)) / NODES
 
     # ---- networks ------------------------------------------------------
-    def build_network(
-        self,
-        arch: Architecture | str,
-        *,
-        vocab: int = 10000,
-        hidden: int = 850,
-        dropout: float = 0.75,
-        dropouth: float = 0.25,
-        dropoutx: float = 0.75,
-        dropouti: float = 0.2,
-        dropoute: float = 0.1,
-    ) -> RNNModel:
-        """The stand-alone language model of ``arch`` (DARTS evaluation settings by default)."""
-        return RNNModel(
-            self.coerce(arch), vocab=vocab, hidden=hidden, dropout=dropout, dropouth=dropouth,
-            dropoutx=dropoutx, dropouti=dropouti, dropoute=dropoute,
-        )  # fmt: skip
+    def build_network(self, arch: Architecture | str, **options: Any) -> RNNModel:
+        """The stand-alone language model of ``arch``; ``options`` as :class:`RNNModel`
+        (vocab, hidden, dropout, dropouth, dropoutx, dropouti, dropoute; DARTS evaluation defaults)."""
+        return RNNModel(self.coerce(arch), **options)
 
-    def build_supernet(
-        self,
-        *,
-        vocab: int = 10000,
-        hidden: int = 300,
-        dropout: float = 0.75,
-        dropouth: float = 0.25,
-        dropoutx: float = 0.75,
-        dropouti: float = 0.2,
-        dropoute: float = 0.0,
-    ) -> RNNSupernet:
-        """The weight-sharing supernet (DARTS search settings by default)."""
-        return RNNSupernet(
-            vocab=vocab, hidden=hidden, dropout=dropout, dropouth=dropouth,
-            dropoutx=dropoutx, dropouti=dropouti, dropoute=dropoute,
-        )  # fmt: skip
+    def build_supernet(self, **options: Any) -> RNNSupernet:
+        """The weight-sharing supernet; ``options`` as :class:`RNNSupernet` (DARTS search defaults)."""
+        return RNNSupernet(**options)
 
     # ---- GDAS ----------------------------------------------------------
     def gdas_alpha_shapes(self) -> list[tuple[int, int]]:
