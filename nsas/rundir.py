@@ -61,8 +61,10 @@ def setup_logging(run_dir: Path | None, *, quiet: bool = False) -> logging.Logge
 class MetricsWriter:
     """Appends JSON records to ``metrics.jsonl``; on resume drops records past the checkpoint."""
 
-    def __init__(self, path: Path, *, resume_step: int | None = None) -> None:
-        self.path = path
+    def __init__(self, path: Path, *, resume_step: int | None = None, enabled: bool = True) -> None:
+        self.path, self.enabled = path, enabled  # disabled on data-parallel ranks other than 0
+        if not enabled:
+            return
         if resume_step is not None and path.exists():
             keep = [r for r in _parse_records(path) if r.get("step", 0) <= resume_step]
             write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in keep))
@@ -70,6 +72,8 @@ class MetricsWriter:
             path.write_text("")
 
     def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
 

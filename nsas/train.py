@@ -505,15 +505,11 @@ class Trainer:
         if resume:
             self.load(self.checkpoint_path)
             self.log.info(f"resumed from {self.checkpoint_path} at epoch {self.epoch + 1}, step {self.step}")
-        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", resume_step=self.global_step if resume else None) \
-            if self.main else _NullWriter()
+        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", resume_step=self.global_step if resume else None,
+                                     enabled=self.main)
         self.train()
         return self.finish()
 
-
-class _NullWriter:
-    def write(self, record: dict[str, Any]) -> None:
-        pass
 
 
 def _summary(record: dict[str, Any]) -> str:
