@@ -54,7 +54,7 @@ from nsas import distributed
 from nsas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
 from nsas.errors import CheckpointError, NsasError, TrainingError
-from nsas.evaluate import evaluate_path
+from nsas.evaluate import evaluate_path, recalibrated_bn
 from nsas.objectives import LOSSES, build_objective
 from nsas.rundir import MetricsWriter, default_run_dir, setup_logging, write_json
 from nsas.spaces import get_space, space_names
@@ -101,6 +101,8 @@ class SearchConfig:
     select_rounds: int = 5  # RandomNAS selection: R rounds ...
     select_samples: int = 10  # ... of S architectures each
     eval_batches: int = 10  # validation batches per architecture score
+    bn: str = "batch"  # scoring: "batch" statistics, or "recalibrate" BatchNorm per architecture
+    recalibrate_batches: int = 10  # training batches that recalibrate BatchNorm (bn: recalibrate)
     probe: list[str] = field(default_factory=list)  # forgetting probe set (empty: sample probe_count)
     probe_count: int = 4
     probe_every: int = 0  # steps between probe evaluations (0: once per epoch)
@@ -127,6 +129,8 @@ class SearchConfig:
             raise NsasError(f"batch_size {self.batch_size} must be divisible by micro_batches {self.micro_batches}")
         if not 0.0 < self.train_fraction < 1.0:
             raise NsasError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
+        if self.bn not in ("batch", "recalibrate"):
+            raise NsasError(f"bn must be batch or recalibrate, got {self.bn!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise NsasError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
@@ -441,11 +445,20 @@ class Search:
                       f"(passes {self.passes}, {self.elapsed:.0f}s)")
         self.save()
 
+    def score(self, arch: Architecture) -> dict[str, float]:
+        """Inherited-weight accuracy and loss of ``arch`` on the fixed validation batches."""
+        if self.cfg.bn == "batch":
+            return evaluate_path(self.supernet, arch, self.eval_set)
+        if not hasattr(self, "recalibration_set"):
+            self.recalibration_set = fixed_batches(self.data.train, self.cfg.recalibrate_batches)
+        with torch.random.fork_rng(devices=[]), recalibrated_bn(self.supernet, arch, self.recalibration_set):
+            return evaluate_path(self.supernet, arch, self.eval_set)  # (the training RNG stream is untouched)
+
     def evaluate_probe(self) -> list[dict[str, Any]]:
         """Inherited-weight accuracy of the fixed probe architectures (the forgetting tracker)."""
         results = []
         for arch in self.probe:
-            scores = evaluate_path(self.supernet, arch, self.eval_set)
+            scores = self.score(arch)
             results.append({"arch": str(arch), **scores})
         self.metrics.write({"kind": "probe", "step": self.global_step, "epoch": self.epoch + 1,
                             "passes": self.passes, "probe": results})
@@ -463,7 +476,7 @@ class Search:
         key, better = ("loss", min) if self.space.kind == "text" else ("acc", max)
         if self.cfg.strategy == "gdas":
             arch = self.strategy.final()
-            return [{"arch": str(arch), "round": 0, **evaluate_path(self.supernet, arch, self.eval_set)}]
+            return [{"arch": str(arch), "round": 0, **self.score(arch)}]
         rng = random.Random(f"select-{self.cfg.seed}")
         winners = []
         for round_ in range(self.cfg.select_rounds):
@@ -471,7 +484,7 @@ class Search:
             for _ in range(self.cfg.select_samples):
                 arch = self.space.sample(rng)
                 scored.append({"arch": str(arch), "round": round_ + 1,
-                               **evaluate_path(self.supernet, arch, self.eval_set)})
+                               **self.score(arch)})
             winners.append(better(scored, key=lambda r: r[key]))
         return sorted(winners, key=lambda r: r[key], reverse=better is max)
 
@@ -561,6 +574,10 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--select-rounds", dict(dest="select_rounds", type=int, help="RandomNAS selection rounds R (default 5)")),
     ("--select-samples", dict(dest="select_samples", type=int, help="architectures per round S (default 10)")),
     ("--eval-batches", dict(dest="eval_batches", type=int, help="validation batches per score (default 10)")),
+    ("--bn", dict(choices=("batch", "recalibrate"),
+                  help="scoring BatchNorm: batch statistics (default) or recalibrated per architecture")),
+    ("--recalibrate-batches", dict(dest="recalibrate_batches", type=int,
+                                   help="training batches for --bn recalibrate (default 10)")),
     ("--log-every", dict(dest="log_every", type=int, help="steps between metrics records (default 20)")),
     ("--probe-every", dict(dest="probe_every", type=int, help="steps between probe evaluations (0: per epoch)")),
     ("--checkpoint-every", dict(dest="checkpoint_every", type=int,

@@ -230,3 +230,14 @@ def test_yaml_config_and_flags(tmp_path, capsys):
     cfg_file.write_text("space: nb201\nchanels: 4\n")
     assert main(["search", "--config", str(cfg_file), "--out", str(tmp_path / "r2"), "--quiet"]) == 2
     assert "chanels" in capsys.readouterr().err
+
+
+def test_bn_recalibration_changes_scores_but_not_training(tmp_path):
+    plain = search(tiny_search_config("nb201", epochs=2, archive_size=3), tmp_path / "batch", progress=False)
+    recal = search(tiny_search_config("nb201", epochs=2, archive_size=3, bn="recalibrate", recalibrate_batches=2),
+                   tmp_path / "recal", progress=False)
+    a, b = _final_state(tmp_path / "batch"), _final_state(tmp_path / "recal")
+    for k, v in a["supernet"].items():  # scoring with recalibration leaves training untouched
+        assert torch.equal(v, b["supernet"][k]), k
+    assert [r["acc"] for r in plain] != [r["acc"] for r in recal] or \
+        [r["loss"] for r in plain] != [r["loss"] for r in recal]
