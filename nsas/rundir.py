@@ -32,6 +32,12 @@ def default_run_dir(prefix: str) -> Path:
     return Path("runs") / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def progress_bar(total: int, initial: int, *, enabled: bool) -> tqdm:
+    """The step progress bar of search and train (redrawn rarely when stderr is a log file, not a terminal)."""
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True, leave=False,
+                mininterval=0.5 if sys.stderr.isatty() else 30.0)
+
+
 class _TqdmHandler(logging.Handler):
     """Console handler that does not break progress bars."""
 

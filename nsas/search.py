@@ -47,7 +47,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from nsas import data as nsas_data
 from nsas import distributed
@@ -56,7 +55,7 @@ from nsas.config import add_config_flag, add_flag, build_config, config_to_dict,
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.evaluate import evaluate_path, recalibrated_bn
 from nsas.objectives import LOSSES, build_objective
-from nsas.rundir import MetricsWriter, default_run_dir, setup_logging, write_json
+from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json
 from nsas.spaces import get_space, space_names
 from nsas.spaces.base import Architecture, SearchSpace
 from nsas.strategies import STRATEGIES, build_strategy
@@ -348,8 +347,7 @@ class Search:
         cfg = self.cfg
         val_stream = cycle_batches(self.data.val, self.global_step) if cfg.strategy == "gdas" else None
         total_steps = cfg.epochs * self.steps_per_epoch
-        bar = tqdm(total=total_steps, initial=self.global_step, disable=not self.progress,
-                   unit="step", dynamic_ncols=True, leave=False)
+        bar = progress_bar(total_steps, self.global_step, enabled=self.progress)
         while self.epoch < cfg.epochs:
             self.strategy.set_progress(self.epoch, cfg.epochs)
             window_start, window_images = time.perf_counter(), 0

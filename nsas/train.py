@@ -48,7 +48,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from nsas import data as nsas_data
 from nsas import distributed
@@ -56,7 +55,7 @@ from nsas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.inspection import count_macs, count_parameters, read_arch_argument
-from nsas.rundir import MetricsWriter, default_run_dir, setup_logging, write_json
+from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json
 from nsas.search import resolve_device
 from nsas.spaces import detect_space, get_space, space_names
 from nsas.spaces.base import Architecture, SearchSpace
@@ -340,8 +339,7 @@ class Trainer:
     def train(self) -> None:
         """Train from the current state to the last epoch."""
         cfg = self.cfg
-        bar = tqdm(total=cfg.epochs * self.steps_per_epoch, initial=self.global_step, disable=not self.progress,
-                   unit="step", dynamic_ncols=True, leave=False)
+        bar = progress_bar(cfg.epochs * self.steps_per_epoch, self.global_step, enabled=self.progress)
         while self.epoch < cfg.epochs:
             if cfg.space in AUX_SPACES:  # DARTS: drop_path_prob = drop_path * epoch / epochs
                 self.model.drop_path_prob = cfg.drop_path * self.epoch / cfg.epochs
