@@ -629,9 +629,16 @@ def run(args: argparse.Namespace) -> int:
         run_dir = Path(args.out)
         if not (run_dir / "checkpoint.pt").exists():
             raise NsasError(f"{run_dir} holds no checkpoint.pt to resume from")
+        names = {f.name for f in dataclasses.fields(SearchConfig)}
+        given = sorted(k for k in vars(args) if k in names and k not in ("device", "consistency_every"))
+        if given or args.config:
+            flag = "--config" if args.config else "--" + given[0].replace("_", "-")
+            raise NsasError(f"--resume continues with the run's own config.yaml; {flag} cannot change it "
+                            "(only --device and --consistency-every may be given)")
         values = read_yaml(run_dir / "config.yaml")
-        if getattr(args, "device", None):
-            values["device"] = args.device
+        for key in ("device", "consistency_every"):
+            if hasattr(args, key):
+                values[key] = getattr(args, key)
         cfg = build_config(SearchConfig, values, source=f"{run_dir / 'config.yaml'}")
     else:
         cfg = resolve(args)

@@ -241,3 +241,10 @@ def test_bn_recalibration_changes_scores_but_not_training(tmp_path):
         assert torch.equal(v, b["supernet"][k]), k
     assert [r["acc"] for r in plain] != [r["acc"] for r in recal] or \
         [r["loss"] for r in plain] != [r["loss"] for r in recal]
+
+
+def test_resume_refuses_flags_that_would_change_the_run(tmp_path, capsys):
+    run = _make_run(tmp_path)
+    assert main(["search", "--resume", "--out", str(run), "--epochs", "9", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--epochs" in err and len(err.strip().splitlines()) == 1
