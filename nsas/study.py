@@ -361,6 +361,20 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
     plt.close(fig)
     names.append("kendall_tau.png")
 
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(groups)), 3.4))  # paper Figure 4: the picks
+    ax.bar(range(len(groups)), [g["picks_truth_mean"] for g in groups], yerr=[g["picks_truth_std"] for g in groups],
+           color=colors, capsize=4)
+    ax.set_xticks(range(len(groups)), labels, fontsize=8)
+    low = min((g["picks_truth_mean"] - (g["picks_truth_std"] or 0) for g in groups
+               if not math.isnan(g["picks_truth_mean"])), default=0.0)
+    ax.set_ylim(bottom=max(0.0, low - 5))
+    ax.set_ylabel(f"stand-alone {report['truth_key']} of picks")
+    ax.set_title("Each search's selected architecture, trained stand-alone (mean ± std over seeds)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_dir / "picks.png", dpi=110)
+    plt.close(fig)
+    names.append("picks.png")
+
     truth = [t[report["truth_key"]] for t in report["truth"]]
     runs = [r for r in report["runs"] if r["seed"] == 0 and r["budget"] == "steps"]
     fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.2), squeeze=False)

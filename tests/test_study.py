@@ -92,7 +92,7 @@ def test_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     assert sorted(truth) == sorted(report["archs"])
     md = (out / "report.md").read_text()
     assert "Kendall tau" in md and "equal compute" in md
-    for png in ("kendall_tau.png", "scatter.png"):
+    for png in ("kendall_tau.png", "picks.png", "scatter.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # A different config in the same directory is refused.
     assert main(["study", "--config", str(cfg_file), "--seeds", "3", "--out", str(out), "--quiet"]) == 2
