@@ -80,6 +80,16 @@ def load_checkpoint(path: str | Path, *, kind: str, map_location: str | torch.de
     return payload["state"]
 
 
+def check_same_config(path: str | Path, saved: dict[str, Any], current: dict[str, Any],
+                      free: tuple[str, ...] = ("device",)) -> None:
+    """Refuse to resume from a checkpoint whose run config differs (keys in ``free`` may change)."""
+    saved = {k: v for k, v in saved.items() if k not in free}
+    current = {k: v for k, v in current.items() if k not in free}
+    if saved != current:
+        diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        raise CheckpointError(f"checkpoint {path} belongs to a run with another config (differs in: {', '.join(diff)})")
+
+
 def rng_state() -> dict[str, Any]:
     """Global RNG states (torch CPU and CUDA) as tensors."""
     state: dict[str, Any] = {"torch": torch.get_rng_state()}

@@ -50,7 +50,7 @@ from torch import nn
 
 from nsas import data as nsas_data
 from nsas import distributed
-from nsas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.evaluate import evaluate_path, recalibrated_bn
@@ -322,13 +322,9 @@ class Search:
     def load(self, path: Path) -> None:
         """Restore everything from a checkpoint of a run with the same config (any number of processes)."""
         state = load_checkpoint(path, kind="search", map_location=self.device)
-        free = ("device", "consistency_every")  # may change between resumes
-        defaults = config_to_dict(SearchConfig(space=self.cfg.space))
-        saved = {k: v for k, v in {**defaults, **state.get("config", {})}.items() if k not in free}
-        mine = {k: v for k, v in config_to_dict(self.cfg).items() if k not in free}
-        if saved != mine:
-            diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
-            raise CheckpointError(f"checkpoint {path} belongs to a run with another config (differs in: {', '.join(diff)})")
+        defaults = config_to_dict(SearchConfig(space=self.cfg.space))  # keys added since the checkpoint was written
+        check_same_config(path, {**defaults, **state.get("config", {})}, config_to_dict(self.cfg),
+                          free=("device", "consistency_every"))  # these may change between resumes
         try:
             self.supernet.load_state_dict(state["supernet"])
             self.optimizer.load_state_dict(state["optimizer"])

@@ -51,7 +51,7 @@ from torch import nn
 
 from nsas import data as nsas_data
 from nsas import distributed
-from nsas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.inspection import count_macs, count_parameters, read_arch_argument
@@ -308,12 +308,7 @@ class Trainer:
     def load(self, path: Path) -> None:
         """Restore everything from a checkpoint of a run with the same config and architecture."""
         state = load_checkpoint(path, kind="train", map_location=self.device)
-        saved = {k: v for k, v in state.get("config", {}).items() if k != "device"}
-        mine = {k: v for k, v in config_to_dict(self.cfg).items() if k != "device"}
-        if saved != mine:
-            diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
-            raise CheckpointError(f"checkpoint {path} belongs to a run with another config "
-                                  f"(differs in: {', '.join(diff)})")
+        check_same_config(path, state.get("config", {}), config_to_dict(self.cfg))
         if state.get("arch") != str(self.arch):
             raise CheckpointError(f"checkpoint {path} trains another architecture: {str(state.get('arch'))[:80]}")
         try:
