@@ -14,19 +14,20 @@ RNN cells by loss.
 Speed: the K batches are made once and stay on the device (channels-last on
 the CPU), every forward runs under ``torch.inference_mode``, and each
 architecture's sums stay on the device until all are scored, so a GPU never
-waits for the host. Measured on the shared 2-core test machine (AMD EPYC,
-AVX2, torch 2.13, busy with other jobs) for the quick-preset supernet
-(channels 8, cells 1) and one batch of 256 images::
+waits for the host. ``--workers N`` splits the architectures over N CPU
+processes of one thread each (same scores, same order). Measured on the
+project's 2-core machine (AMD EPYC, AVX2, torch 2.13), otherwise idle, for a
+supernet of 8 channels and 1 cell per stage (a run of
+results/nb201-cifar10-study) and one batch of 256 images::
 
-    nsas search --epochs 1 --steps-per-epoch 5 --out RUN --quiet
-    OMP_NUM_THREADS=1 nsas rank RUN --sample 100 --batches 1 --batch-size 256 --device cpu
+    OMP_NUM_THREADS=1 nsas rank RUN --sample 200 --batches 1 --batch-size 256 --device cpu   # 7.2 architectures/s
+    nsas rank RUN --sample 1000 --batches 1 --batch-size 256 --device cpu --workers 2       # 13.1 architectures/s
 
-2.3 architectures/s (about 150 ms of CPU time each, half of what
-``evaluate_path`` on the same batches in NCHW takes), so ``--all`` (15,625)
-takes about 2 hours on that busy machine and about 40 minutes on one idle
-core; the time scales with ``--batch-size`` and ``--batches``. On a
-machine shared with other work, ``OMP_NUM_THREADS=1`` avoids thread
-oversubscription (2 threads there were 4x slower).
+so ``--all`` (15,625 architectures) takes about 20 minutes with
+``--workers 2`` (36 with one process); the time scales with
+``--batch-size`` and ``--batches``. On a machine shared with other work,
+``OMP_NUM_THREADS=1`` avoids thread oversubscription (2 threads there were
+4x slower than 1).
 """
 
 from __future__ import annotations
@@ -315,6 +316,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of --sample and of recalibration (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--out", metavar="FILE.csv", default=None, help="where to write the scores (default RUN_DIR/scores.csv)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="CPU processes scoring slices of the architectures, one thread each (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -345,30 +348,62 @@ def _eval_batches(args: argparse.Namespace, cfg: SearchConfig, batches: Any) -> 
     return fixed_batches(batches, count)
 
 
-def run(args: argparse.Namespace) -> int:
-    """`nsas rank`."""
-    if args.recalibrate_batches is not None and args.bn != "recalibrate":
-        raise NsasError("--recalibrate-batches applies only with --bn recalibrate")
+def _setup(args: argparse.Namespace) -> tuple[SearchConfig, nn.Module, list[Batch], list[Batch], torch.device]:
+    """The run's supernet, the scoring batches and the recalibration batches (the same in every worker)."""
     device = resolve_device(args.device)
     cfg, supernet, data, _ = load_search_run(args.run_dir, device)
-    space = get_space(cfg.space)
-    out = Path(args.out) if args.out else Path(args.run_dir) / "scores.csv"
-    if not out.parent.is_dir():
-        raise NsasError(f"cannot write {out}: folder {out.parent} does not exist")
-    archs, origin = _choose_archs(args, space)
     batch_size = args.batch_size or cfg.batch_size
     eval_set = _eval_batches(args, cfg, split_batches(cfg, data, args.split, batch_size=batch_size, device=device))
     recalibrate = []
     if args.bn == "recalibrate":
         recalibrate = fixed_batches(data.train, args.recalibrate_batches or 10)
+    return cfg, supernet, eval_set, recalibrate, device
+
+
+def _score_chunk(args: argparse.Namespace, archs: list[str]) -> list[dict[str, Any]]:
+    """One worker process of ``--workers``: one thread, its own copy of the run, a slice of the architectures."""
+    torch.set_num_threads(1)
+    cfg, supernet, eval_set, recalibrate, _ = _setup(args)
+    space = get_space(cfg.space)
+    return score_archs(supernet, [space.parse(a) for a in archs], eval_set, recalibrate=recalibrate, seed=args.seed)
+
+
+def _score_parallel(args: argparse.Namespace, archs: list[Architecture]) -> list[dict[str, Any]]:
+    """Score in ``args.workers`` processes (contiguous slices, results in input order)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = -(-len(archs) // args.workers)
+    chunks = [[str(a) for a in archs[i:i + size]] for i in range(0, len(archs), size)]
+    with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context("spawn")) as pool:
+        return [row for rows in pool.map(_score_chunk, [args] * len(chunks), chunks) for row in rows]
+
+
+def run(args: argparse.Namespace) -> int:
+    """`nsas rank`."""
+    if args.recalibrate_batches is not None and args.bn != "recalibrate":
+        raise NsasError("--recalibrate-batches applies only with --bn recalibrate")
+    if args.workers < 1:
+        raise NsasError(f"--workers must be at least 1, got {args.workers}")
+    cfg, supernet, eval_set, recalibrate, device = _setup(args)
+    if args.workers > 1 and device.type != "cpu":
+        raise NsasError("--workers splits the work over CPU processes; on a GPU leave it at 1")
+    space = get_space(cfg.space)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "scores.csv"
+    if not out.parent.is_dir():
+        raise NsasError(f"cannot write {out}: folder {out.parent} does not exist")
+    archs, origin = _choose_archs(args, space)
     unit = "tokens" if space.kind == "text" else "images"
     examples = sum(y.numel() for _, y in eval_set)
     bn = f"recalibrated on {len(recalibrate)} training batches" if recalibrate else "batch statistics"
     print(f"nsas rank: {len(archs):,} {space.name} architectures {origin}; {args.split} split, "
           f"{len(eval_set)} batches ({examples:,} {unit}); BatchNorm: {bn}; {device}")
     start = time.perf_counter()
-    rows = score_archs(supernet, archs, eval_set, recalibrate=recalibrate, seed=args.seed,
-                       progress=not args.quiet)
+    if args.workers > 1:
+        rows = _score_parallel(args, archs)
+    else:
+        rows = score_archs(supernet, archs, eval_set, recalibrate=recalibrate, seed=args.seed,
+                           progress=not args.quiet)
     seconds = time.perf_counter() - start
     write_scores(out, rows, kind=space.kind)
     print(f"scored {len(rows):,} architectures in {seconds:.1f} s ({len(rows) / max(seconds, 1e-9):.1f} architectures/s)")

@@ -245,3 +245,14 @@ def test_other_user_errors_are_one_line(capsys, run_dir, tmp_path):
     assert_one_line_error(code, err, "no architectures")
     code, _, err = rank(capsys, run_dir, "--sample", "2", "--recalibrate-batches", "3")
     assert_one_line_error(code, err, "--bn recalibrate")
+
+
+def test_workers_split_the_work_and_give_the_same_scores(capsys, run_dir, tmp_path):
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    assert rank(capsys, run_dir, "--sample", "5", "--seed", "7", "--batches", "1", "--out", str(one))[0] == 0
+    code, out, err = rank(capsys, run_dir, "--sample", "5", "--seed", "7", "--batches", "1", "--workers", "2",
+                          "--out", str(two))
+    assert code == 0, err
+    assert read_scores(one) == read_scores(two)  # same rows, same order, same floats
+    code, _, err = rank(capsys, run_dir, "--sample", "5", "--workers", "0")
+    assert_one_line_error(code, err, "--workers")
