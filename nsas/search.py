@@ -93,6 +93,7 @@ class SearchConfig:
     beta: float = 1.0
     replay: int = 1  # r, for nsas-replay
     wpl_strength: float = 1.0
+    wpl_window: int = 0  # WPL: optimizer steps between anchor (w*, F) refreshes (0: one epoch)
     tau_max: float = 10.0
     tau_min: float = 0.1
     arch_lr: float = 3e-4
@@ -121,7 +122,7 @@ class SearchConfig:
                      "select_rounds", "select_samples", "eval_batches", "log_every"):
             if getattr(self, name) < 1:
                 raise NsasError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("micro_batches", "consistency_every"):
+        for name in ("micro_batches", "consistency_every", "wpl_window"):
             if getattr(self, name) < 0:
                 raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.micro_batches and self.batch_size % self.micro_batches:
@@ -280,7 +281,7 @@ class Search:
         self.objective = build_objective(cfg.loss, self.space, archive_size=cfg.archive_size,
                                          pool_size=cfg.pool_size, candidates=cfg.candidates, k=cfg.knn,
                                          beta=cfg.beta, replay=cfg.replay, wpl_strength=cfg.wpl_strength,
-                                         seed=cfg.seed + 3)
+                                         wpl_window=cfg.wpl_window or self.steps_per_epoch, seed=cfg.seed + 3)
         self.probe = self._probe_archs()
         self.eval_set = fixed_batches(self.data.val, cfg.eval_batches)
         self.epoch = self.step = self.global_step = 0  # next step to run
@@ -565,6 +566,8 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--beta", dict(type=float, help="weight of the mean archive loss (default 1)")),
     ("--replay", dict(type=int, help="archive members per step for nsas-replay (default 1)")),
     ("--wpl-strength", dict(dest="wpl_strength", type=float, help="WPL penalty strength lambda (default 1)")),
+    ("--wpl-window", dict(dest="wpl_window", type=int,
+                          help="WPL: steps between refreshes of the anchor weights and Fisher (0: one epoch; default)")),
     ("--select-rounds", dict(dest="select_rounds", type=int, help="RandomNAS selection rounds R (default 5)")),
     ("--select-samples", dict(dest="select_samples", type=int, help="architectures per round S (default 10)")),
     ("--eval-batches", dict(dest="eval_batches", type=int, help="validation batches per score (default 10)")),
