@@ -196,6 +196,27 @@ def _path_sums(model: nn.Module, path: Any, batches: Sequence[Batch]) -> torch.T
     return torch.stack([correct.double(), loss])
 
 
+def distinct_functions(archs: Sequence[Architecture]) -> tuple[list[Architecture], list[int]]:
+    """The architectures to score for ``archs``: one per supernet function (``SearchSpace.same_function``).
+
+    Returns:
+        The distinct representatives, in first-seen order, and for each of
+        ``archs`` the index of its representative.
+    """
+    position: dict[Architecture, int] = {}
+    index = []
+    for arch in archs:
+        rep = get_space(arch.space).same_function(arch)
+        index.append(position.setdefault(rep, len(position)))
+    return list(position), index
+
+
+def share_scores(archs: Sequence[Architecture], rows: Sequence[dict[str, Any]], index: Sequence[int]
+                 ) -> list[dict[str, Any]]:
+    """Each of ``archs`` with the scores of its representative (``rows[index[i]]``)."""
+    return [{**rows[i], "arch": str(arch)} for arch, i in zip(archs, index)]
+
+
 def score_archs(model: nn.Module, archs: Sequence[Architecture], batches: Sequence[Batch], *,
                 recalibrate: Sequence[Batch] = (), seed: int = 0, progress: bool = False
                 ) -> list[dict[str, Any]]:
@@ -203,6 +224,9 @@ def score_archs(model: nn.Module, archs: Sequence[Architecture], batches: Sequen
 
     The same numbers as :func:`nsas.evaluate.evaluate_path` on the preloaded
     batches, computed for many paths without a host synchronisation per path.
+    Architectures that compute the same supernet function (nb201: a ``none``
+    edge, a dead node, see :func:`nsas.spaces.nb201.function_key`) are scored
+    once, as their space's representative, and share its score.
 
     Args:
         model: the supernet (put in eval mode while scoring, restored after).
@@ -223,6 +247,8 @@ def score_archs(model: nn.Module, archs: Sequence[Architecture], batches: Sequen
     """
     if not batches:
         raise NsasError("no batches to score architectures on")
+    originals = archs
+    archs, index = distinct_functions(originals)
     device = next(model.parameters()).device
     batches, recalibrate = preload(batches, device), preload(recalibrate, device)
     total = sum(y.numel() for _, y in batches)
@@ -242,8 +268,9 @@ def score_archs(model: nn.Module, archs: Sequence[Architecture], batches: Sequen
             values = sums.tolist()  # the one synchronisation
     finally:
         model.train(was_training)
-    return [{"arch": str(arch), "acc": 100.0 * correct / total, "loss": loss / total}
+    rows = [{"arch": str(arch), "acc": 100.0 * correct / total, "loss": loss / total}
             for arch, (correct, loss) in zip(archs, values)]
+    return share_scores(originals, rows, index)
 
 
 def best_first(rows: Sequence[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -398,9 +425,12 @@ def run(args: argparse.Namespace) -> int:
     bn = f"recalibrated on {len(recalibrate)} training batches" if recalibrate else "batch statistics"
     print(f"nsas rank: {len(archs):,} {space.name} architectures {origin}; {args.split} split, "
           f"{len(eval_set)} batches ({examples:,} {unit}); BatchNorm: {bn}; {device}")
+    distinct, index = distinct_functions(archs)
+    if len(distinct) < len(archs):
+        print(f"  {len(distinct):,} distinct supernet functions: each is scored once and shares its score")
     start = time.perf_counter()
     if args.workers > 1:
-        rows = _score_parallel(args, archs)
+        rows = share_scores(archs, _score_parallel(args, distinct), index)
     else:
         rows = score_archs(supernet, archs, eval_set, recalibrate=recalibrate, seed=args.seed,
                            progress=not args.quiet)
