@@ -259,7 +259,7 @@ def test_workers_split_the_work_and_give_the_same_scores(capsys, run_dir, tmp_pa
 
 
 def test_same_function_cells_are_scored_once_and_share_the_score(run_dir, monkeypatch):
-    import nsas.rank
+    import nsas.evaluate
 
     _, supernet, data, _ = load_search_run(run_dir, "cpu")
     eval_set = fixed_batches(data.val, 1)
@@ -268,8 +268,8 @@ def test_same_function_cells_are_scored_once_and_share_the_score(run_dir, monkey
                                                             ("skip_connect", "nor_conv_1x1")]]
     archs = [SPACE.parse(A), *same, SPACE.parse(B)]
     paths = []
-    original = nsas.rank._path_sums
-    monkeypatch.setattr(nsas.rank, "_path_sums", lambda m, p, b: paths.append(p) or original(m, p, b))
+    original = nsas.evaluate._path_sums
+    monkeypatch.setattr(nsas.evaluate, "_path_sums", lambda m, p, b: paths.append(p) or original(m, p, b))
     rows = score_archs(supernet, archs, eval_set)
     assert len(paths) == 3  # A, the one function of `same`, B
     assert [r["arch"] for r in rows] == [str(a) for a in archs]
