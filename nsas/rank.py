@@ -47,8 +47,7 @@ import torch
 from torch import nn
 
 from nsas import data as nsas_data
-from nsas.correlate import read_table
-from nsas.errors import ArchitectureError, NsasError
+from nsas.errors import NsasError
 from nsas.evaluate import (  # noqa: F401  (the scorer lives in nsas.evaluate; importable from here too)
     Batch,
     distinct_functions,
@@ -57,6 +56,7 @@ from nsas.evaluate import (  # noqa: F401  (the scorer lives in nsas.evaluate; i
     share_scores,
 )
 from nsas.rundir import write_text_atomic
+from nsas.truth import read_arch_file  # noqa: F401  (importable from here too)
 from nsas.search import (
     SearchConfig,
     build_search_data,
@@ -73,66 +73,6 @@ _TOP = 5  # architectures printed at the end
 
 
 # ---------------------------------------------------------------- architectures
-def read_arch_file(path: str | Path, space: SearchSpace) -> tuple[list[Architecture], int]:
-    """Architectures listed in a file, parsed in ``space``; repeats dropped.
-
-    A plain list holds one architecture per line (blank lines and ``#``
-    comments ignored). A ``.csv``, ``.json`` or ``.jsonl`` file, or one whose
-    first line is a CSV header with an ``arch`` column or starts JSON, is a
-    table read by :func:`nsas.correlate.read_table` (its ``arch`` column; the
-    other columns are ignored; as there, a table may not repeat a row's exact
-    ``arch`` text).
-
-    Returns:
-        The architectures in file order, each once (the first spelling of an
-        architecture written twice, in any form, is kept), and how many
-        entries were dropped as repeats.
-
-    Raises:
-        NsasError: unreadable file, no architectures, or an entry the space
-            cannot parse (naming the file and line).
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise NsasError(f"cannot read architecture file {path}: {getattr(err, 'strerror', None) or err}") from None
-    entries = _table_entries(path) if _is_table(path, text) else _list_entries(text)
-    if not entries:
-        raise NsasError(f"{path}: no architectures (blank lines and '#' comments only)")
-    archs: dict[Architecture, None] = {}
-    for line, raw in entries:
-        try:
-            archs.setdefault(space.parse(raw), None)
-        except ArchitectureError as err:
-            raise ArchitectureError(f"{path} line {line}: not a {space.name} architecture: {err}") from None
-    return list(archs), len(entries) - len(archs)
-
-
-def _list_entries(text: str) -> list[tuple[int, str]]:
-    """``(line number, text)`` of every non-blank, non-comment line."""
-    entries = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0].strip()  # no architecture string contains '#'
-        if line:
-            entries.append((number, line))
-    return entries
-
-
-def _is_table(path: Path, text: str) -> bool:
-    if path.suffix.lower() in (".csv", ".json", ".jsonl"):
-        return True
-    first = next((line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
-    cells = next(csv.reader([first]), None) or []
-    return first[:1] in ("[", "{") or "arch" in (cell.strip() for cell in cells)
-
-
-def _table_entries(path: Path) -> list[tuple[int, str]]:
-    table = read_table(path, keys=[])
-    lines: dict[str, int] = getattr(table, "lines", {})
-    return [(lines.get(raw, 0), raw) for raw in table]
-
-
 def sample_archs(space: SearchSpace, count: int, seed: int) -> list[Architecture]:
     """``count`` distinct architectures drawn uniformly (repeated draws are dropped and redrawn)."""
     if count < 1:
