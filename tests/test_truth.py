@@ -91,6 +91,15 @@ def test_search_probes_from_a_truth_file_log_mean_accuracy_and_tau(tmp_path):
     # `nsas plot` draws tau over training from the probe records alone
     assert main(["plot", str(tmp_path / "run"), "--out", str(tmp_path / "plots")]) == 0
     assert (tmp_path / "plots" / "kendall.png").is_file()
+    # ... or from the truth table itself (its only column, test_acc), with bootstrap bands
+    from nsas.plot import kendall_series, probe_series
+
+    assert main(["plot", str(tmp_path / "run"), "--truth", str(tmp_path / "truth.csv"),
+                 "--out", str(tmp_path / "plots2")]) == 0
+    assert (tmp_path / "plots2" / "kendall.png").is_file()
+    ks = kendall_series(probe_series(records), truth, bootstrap=200)
+    finite = ~(ks.tau != ks.tau)
+    assert all(lo <= t <= hi for lo, t, hi in zip(ks.low[finite], ks.tau[finite], ks.high[finite]))
 
 
 def test_search_selects_only_from_the_given_file(tmp_path):
