@@ -273,7 +273,8 @@ def run(args: argparse.Namespace) -> int:
                            progress=not args.quiet)
     seconds = time.perf_counter() - start
     write_scores(out, rows, kind=space.kind)
-    print(f"scored {len(rows):,} architectures in {seconds:.1f} s ({len(rows) / max(seconds, 1e-9):.1f} architectures/s)")
+    print(f"scored {len(rows):,} architectures ({len(distinct):,} functions) in {seconds:.1f} s "
+          f"({len(distinct) / max(seconds, 1e-9):.2f} functions/s)")
     print(f"top {min(_TOP, len(rows))} by {'loss' if space.kind == 'text' else 'accuracy'}:")
     for row in best_first(rows, space.kind)[:_TOP]:
         print(f"  {row['acc']:7.2f}%  loss {row['loss']:.4f}  {row['arch']}")

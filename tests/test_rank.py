@@ -125,7 +125,7 @@ def test_all_scores_every_enumerated_architecture_once(capsys, run_dir, tmp_path
     code, out, _ = rank(capsys, run_dir, "--all", "--batches", "1", "--batch-size", "8",
                         "--out", str(tmp_path / "all.csv"))
     assert code == 0
-    assert "architectures/s" in out and "top 5 by accuracy" in out
+    assert "functions/s" in out and "top 5 by accuracy" in out
     assert [r["arch"] for r in read_scores(tmp_path / "all.csv")[1]] == [str(a) for a in full[:40]]
 
 
