@@ -192,6 +192,20 @@ def read_table(path: str | Path, keys: Sequence[str] | None = None) -> dict[str,
     return table
 
 
+def metric_column(path: str | Path, key: str | None = None, *, preferred: str = "acc") -> str:
+    """The value column of the table at ``path``: ``key`` (it must exist), else ``preferred``, else the only one."""
+    if key is not None:
+        read_table(path, keys=[key])  # raises, naming the file, if the column is missing
+        return key
+    table = read_table(path, keys=None)
+    columns = list(next(iter(table.values())))
+    if preferred in columns:
+        return preferred
+    if len(columns) == 1:
+        return columns[0]
+    raise NsasError(f"{path}: several value columns ({', '.join(columns)}); name the truth column (--truth-key)")
+
+
 # ---------------------------------------------------------------- joining
 @dataclass(frozen=True)
 class Joined:
@@ -458,8 +472,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of ``nsas correlate``."""
     parser.add_argument("scores", metavar="SCORES", help="CSV/JSON/JSONL of supernet scores: an 'arch' column plus numbers")
     parser.add_argument("truth", metavar="TRUTH", help="CSV/JSON/JSONL of ground truth, same shape")
-    parser.add_argument("--key", default="acc", help="score column (default: acc)")
-    parser.add_argument("--truth-key", default=None, metavar="KEY", help="truth column (default: same as --key)")
+    parser.add_argument("--key", default=None, help="score column (default: acc)")
+    parser.add_argument("--truth-key", default=None, metavar="KEY", help="truth column (default: --key if given; else acc if the truth has it, else its only column)")
     parser.add_argument("--lower-is-better", action="store_true",
                         help="smaller is better (loss, perplexity); applies to the truth too unless overridden")
     side = parser.add_mutually_exclusive_group()
@@ -484,10 +498,11 @@ def _note_unmatched(result: dict[str, Any], here: str, there: str, field: str) -
 
 def run(args: argparse.Namespace) -> int:
     """``nsas correlate``: read, join, measure, print."""
-    truth_key = args.truth_key or args.key
-    scores = read_table(args.scores, keys=[args.key])
+    key = args.key or "acc"
+    scores = read_table(args.scores, keys=[key])
+    truth_key = metric_column(args.truth, args.truth_key or args.key, preferred=key)
     truth = read_table(args.truth, keys=[truth_key])
-    result = correlate(scores, truth, key=args.key, truth_key=truth_key, lower_is_better=args.lower_is_better,
+    result = correlate(scores, truth, key=key, truth_key=truth_key, lower_is_better=args.lower_is_better,
                        truth_lower_is_better=args.truth_lower_is_better, space=args.space,
                        top_k=args.top_k, bootstrap=args.bootstrap, seed=args.seed)
     result = {"scores": args.scores, "truth": args.truth, **result}

@@ -176,17 +176,33 @@ class WPLObjective(Objective):
     """Weight plasticity loss (Benyahia et al. 2019), the prior method (ALGORITHM.md §5).
 
     L = CE(a_t) + (strength / 2) * sum_i F_i (w_i - w*_i)^2 over the weights
-    a_t shares with the previous architecture; w* are the weights after the
-    previous step and F the squared gradients of the previous architecture's
-    loss (diagonal Fisher estimate).
+    a_t uses that have an anchor. The anchor weights w* and the diagonal
+    Fisher estimate F stay fixed over a window of ``window`` optimizer steps
+    and are refreshed at its end: w* becomes the weights after the window's
+    last step, F the running mean (per weight, over the window's steps that
+    used it) of the squared cross-entropy gradients, divided by the mean of
+    all its entries so that F averages 1 and ``strength`` alone sets the
+    penalty's scale. Before the first window ends there is no anchor and the
+    loss is plain CE. (An anchor refreshed after every step would give
+    w = w* at the next step, a zero penalty and plain CE: ``window`` 1 is
+    exactly that.)
+
+    Args:
+        strength: lambda.
+        window: optimizer steps between refreshes (the search passes its
+            ``wpl_window``, or the steps of one epoch).
     """
 
     name = "wpl"
 
-    def __init__(self, *, strength: float = 1.0) -> None:
-        self.strength = strength
-        self.anchor: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # name -> (w*, F)
-        self._pending: dict[str, torch.Tensor] = {}
+    def __init__(self, *, strength: float = 1.0, window: int = 1) -> None:
+        if window < 1:
+            raise NsasError(f"the WPL window must be at least 1 step, got {window}")
+        self.strength, self.window = strength, window
+        self.anchor: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # name -> (w*, normalised F)
+        self.fisher_sum: dict[str, torch.Tensor] = {}  # name -> sum of squared CE gradients in this window
+        self.fisher_count: dict[str, int] = {}  # name -> steps of this window that used the weight
+        self.steps = 0  # optimizer steps taken in the current window
 
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
                  edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
@@ -195,8 +211,10 @@ class WPLObjective(Objective):
         # The penalty depends only on the weights, anchors and averaged gradient: every rank computes the same.
         named = dict(distributed.unwrap(supernet).named_parameters())
         used = {n: p for n, p in named.items() if p.grad is not None}
-        # The Fisher of *this* architecture, kept for the next step.
-        self._pending = {n: p.grad.detach().pow(2) for n, p in used.items()}
+        for n, p in used.items():  # the Fisher estimate of the next anchor: squared CE gradients
+            g2 = p.grad.detach().pow(2)
+            self.fisher_sum[n] = self.fisher_sum[n] + g2 if n in self.fisher_sum else g2
+            self.fisher_count[n] = self.fisher_count.get(n, 0) + 1
         shared = [n for n in used if n in self.anchor]
         penalty = torch.zeros((), device=batch[1].device)
         for n in shared:
@@ -204,19 +222,31 @@ class WPLObjective(Objective):
             penalty = penalty + (fisher * (used[n] - w_star).pow(2)).sum()
         penalty = 0.5 * self.strength * penalty
         if shared:
-            penalty.backward()
+            penalty.backward()  # adds strength * F * (w - w*) to the shared weights' gradients
         return StepLosses(current=value, archive=None, total=value + penalty.item(), passes=1)
 
     def after_step(self, supernet: nn.Module) -> None:
-        """Anchor the weights just updated (w*) with their Fisher estimate."""
+        """Count the step; at the window's end, anchor the current weights with the window's Fisher."""
+        self.steps += 1
+        if self.steps < self.window:
+            return
         named = dict(distributed.unwrap(supernet).named_parameters())
-        self.anchor = {n: (named[n].detach().clone(), f) for n, f in self._pending.items()}
+        means = {n: s / self.fisher_count[n] for n, s in self.fisher_sum.items()}
+        entries = sum(m.numel() for m in means.values())
+        scale = sum(float(m.sum()) for m in means.values()) / entries if entries else 0.0
+        if scale > 0.0:
+            self.anchor = {n: (named[n].detach().clone(), m / scale) for n, m in means.items()}
+        self.fisher_sum, self.fisher_count, self.steps = {}, {}, 0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"anchor": {n: {"w": w, "fisher": f} for n, (w, f) in self.anchor.items()}}
+        return {"anchor": {n: {"w": w, "fisher": f} for n, (w, f) in self.anchor.items()},
+                "fisher_sum": dict(self.fisher_sum), "fisher_count": dict(self.fisher_count), "steps": self.steps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.anchor = {n: (v["w"], v["fisher"]) for n, v in state["anchor"].items()}
+        self.fisher_sum = dict(state["fisher_sum"])
+        self.fisher_count = {n: int(c) for n, c in state["fisher_count"].items()}
+        self.steps = int(state["steps"])
 
 
 LOSSES = ("ce", "nsas", "nsas-replay", "nsas-random", "wpl")
@@ -224,7 +254,7 @@ LOSSES = ("ce", "nsas", "nsas-replay", "nsas-random", "wpl")
 
 def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, pool_size: int = 50,
                     candidates: int | None = None, k: int = 10, beta: float = 1.0, replay: int = 1,
-                    wpl_strength: float = 1.0, seed: int = 0, archive_max_age: int = 0,
+                    wpl_strength: float = 1.0, wpl_window: int = 1, seed: int = 0, archive_max_age: int = 0,
                     constraint_every: int = 1, constraint_slices: bool = False,
                     normalize_loss: bool = False) -> Objective:
     """The objective registered as ``name`` (one of :data:`LOSSES`).
@@ -232,11 +262,12 @@ def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, poo
     The NSAS-family variants (off by default, see :class:`NSASObjective` and
     :class:`~nsas.archive.NoveltyArchive`): ``archive_max_age``,
     ``constraint_every``, ``constraint_slices``, ``normalize_loss``.
+    ``wpl_window`` is in optimizer steps.
     """
     if name == "ce":
         return Objective()
     if name == "wpl":
-        return WPLObjective(strength=wpl_strength)
+        return WPLObjective(strength=wpl_strength, window=wpl_window)
     if name in ("nsas", "nsas-replay", "nsas-random"):
         archive = NoveltyArchive(space, capacity=archive_size, pool_size=pool_size, candidates=candidates,
                                  k=k, policy="random" if name == "nsas-random" else "novelty", seed=seed,

@@ -44,15 +44,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from nsas import data as nsas_data
-from nsas.correlate import read_table
-from nsas.errors import ArchitectureError, NsasError
-from nsas.evaluate import Batch, recalibrated_bn
+from nsas.errors import NsasError
+from nsas.evaluate import (  # noqa: F401  (the scorer lives in nsas.evaluate; importable from here too)
+    Batch,
+    distinct_functions,
+    preload,
+    score_archs,
+    share_scores,
+)
 from nsas.rundir import write_text_atomic
+from nsas.truth import read_arch_file  # noqa: F401  (importable from here too)
 from nsas.search import (
     SearchConfig,
     build_search_data,
@@ -69,66 +73,6 @@ _TOP = 5  # architectures printed at the end
 
 
 # ---------------------------------------------------------------- architectures
-def read_arch_file(path: str | Path, space: SearchSpace) -> tuple[list[Architecture], int]:
-    """Architectures listed in a file, parsed in ``space``; repeats dropped.
-
-    A plain list holds one architecture per line (blank lines and ``#``
-    comments ignored). A ``.csv``, ``.json`` or ``.jsonl`` file, or one whose
-    first line is a CSV header with an ``arch`` column or starts JSON, is a
-    table read by :func:`nsas.correlate.read_table` (its ``arch`` column; the
-    other columns are ignored; as there, a table may not repeat a row's exact
-    ``arch`` text).
-
-    Returns:
-        The architectures in file order, each once (the first spelling of an
-        architecture written twice, in any form, is kept), and how many
-        entries were dropped as repeats.
-
-    Raises:
-        NsasError: unreadable file, no architectures, or an entry the space
-            cannot parse (naming the file and line).
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise NsasError(f"cannot read architecture file {path}: {getattr(err, 'strerror', None) or err}") from None
-    entries = _table_entries(path) if _is_table(path, text) else _list_entries(text)
-    if not entries:
-        raise NsasError(f"{path}: no architectures (blank lines and '#' comments only)")
-    archs: dict[Architecture, None] = {}
-    for line, raw in entries:
-        try:
-            archs.setdefault(space.parse(raw), None)
-        except ArchitectureError as err:
-            raise ArchitectureError(f"{path} line {line}: not a {space.name} architecture: {err}") from None
-    return list(archs), len(entries) - len(archs)
-
-
-def _list_entries(text: str) -> list[tuple[int, str]]:
-    """``(line number, text)`` of every non-blank, non-comment line."""
-    entries = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0].strip()  # no architecture string contains '#'
-        if line:
-            entries.append((number, line))
-    return entries
-
-
-def _is_table(path: Path, text: str) -> bool:
-    if path.suffix.lower() in (".csv", ".json", ".jsonl"):
-        return True
-    first = next((line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
-    cells = next(csv.reader([first]), None) or []
-    return first[:1] in ("[", "{") or "arch" in (cell.strip() for cell in cells)
-
-
-def _table_entries(path: Path) -> list[tuple[int, str]]:
-    table = read_table(path, keys=[])
-    lines: dict[str, int] = getattr(table, "lines", {})
-    return [(lines.get(raw, 0), raw) for raw in table]
-
-
 def sample_archs(space: SearchSpace, count: int, seed: int) -> list[Architecture]:
     """``count`` distinct architectures drawn uniformly (repeated draws are dropped and redrawn)."""
     if count < 1:
@@ -166,86 +110,6 @@ def split_batches(cfg: SearchConfig, data: Any, split: str, *, batch_size: int,
 
 
 # ---------------------------------------------------------------- scoring
-def preload(batches: Sequence[Batch], device: str | torch.device) -> list[Batch]:
-    """``batches`` on ``device``, made once for every architecture; targets flattened.
-
-    On the CPU, images (4-D inputs) are stored channels-last: the same values,
-    but oneDNN's convolutions, pooling and BatchNorm run about twice as fast on
-    that layout (measured on the nb201 supernet), and every layer keeps it.
-    """
-    device = torch.device(device)
-    out = []
-    for x, y in batches:
-        x = x.to(device)
-        if device.type == "cpu" and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        out.append((x, y.to(device).reshape(-1)))
-    return out
-
-
-def _path_sums(model: nn.Module, path: Any, batches: Sequence[Batch]) -> torch.Tensor:
-    """(2,) float64 on the device: correct predictions and summed cross-entropy of one path."""
-    correct = loss = None
-    for x, y in batches:
-        logits = model(x, path)
-        logits = logits.reshape(-1, logits.size(-1))  # (B, classes) or (T * B, vocab)
-        batch_loss = F.cross_entropy(logits, y, reduction="sum").double()
-        batch_correct = (logits.argmax(-1) == y).sum()
-        loss = batch_loss if loss is None else loss + batch_loss
-        correct = batch_correct if correct is None else correct + batch_correct
-    return torch.stack([correct.double(), loss])
-
-
-def score_archs(model: nn.Module, archs: Sequence[Architecture], batches: Sequence[Batch], *,
-                recalibrate: Sequence[Batch] = (), seed: int = 0, progress: bool = False
-                ) -> list[dict[str, Any]]:
-    """Accuracy and mean cross-entropy of every architecture on the same ``batches``.
-
-    The same numbers as :func:`nsas.evaluate.evaluate_path` on the preloaded
-    batches, computed for many paths without a host synchronisation per path.
-
-    Args:
-        model: the supernet (put in eval mode while scoring, restored after).
-        archs: the paths to score.
-        batches: (inputs, targets) pairs; moved to the model's device once
-            (:func:`preload`).
-        recalibrate: if given, each architecture gets BatchNorm statistics of
-            its own from these training batches
-            (:func:`nsas.evaluate.recalibrated_bn`); otherwise the supernet's
-            batch statistics are used.
-        seed: seeds the random number generator before each recalibration
-            (dropout in train mode), so a score does not depend on the order.
-        progress: show a progress bar.
-
-    Returns:
-        One dict per architecture, in order: ``arch`` (canonical string),
-        ``acc`` (percent) and ``loss``.
-    """
-    if not batches:
-        raise NsasError("no batches to score architectures on")
-    device = next(model.parameters()).device
-    batches, recalibrate = preload(batches, device), preload(recalibrate, device)
-    total = sum(y.numel() for _, y in batches)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            sums = torch.empty(len(archs), 2, dtype=torch.float64, device=device)  # correct, loss sum
-            for i, arch in enumerate(tqdm(archs, unit="arch", disable=not progress, dynamic_ncols=True,
-                                          leave=False, mininterval=0.5)):
-                if recalibrate:
-                    torch.manual_seed(seed)
-                    with recalibrated_bn(model, arch, recalibrate):
-                        sums[i] = _path_sums(model, arch, batches)
-                else:
-                    sums[i] = _path_sums(model, arch, batches)
-            values = sums.tolist()  # the one synchronisation
-    finally:
-        model.train(was_training)
-    return [{"arch": str(arch), "acc": 100.0 * correct / total, "loss": loss / total}
-            for arch, (correct, loss) in zip(archs, values)]
-
-
 def best_first(rows: Sequence[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     """Rows sorted best first: by accuracy (then loss) for images, by loss for text."""
     if kind == "text":
@@ -398,15 +262,19 @@ def run(args: argparse.Namespace) -> int:
     bn = f"recalibrated on {len(recalibrate)} training batches" if recalibrate else "batch statistics"
     print(f"nsas rank: {len(archs):,} {space.name} architectures {origin}; {args.split} split, "
           f"{len(eval_set)} batches ({examples:,} {unit}); BatchNorm: {bn}; {device}")
+    distinct, index = distinct_functions(archs)
+    if len(distinct) < len(archs):
+        print(f"  {len(distinct):,} distinct supernet functions: each is scored once and shares its score")
     start = time.perf_counter()
     if args.workers > 1:
-        rows = _score_parallel(args, archs)
+        rows = share_scores(archs, _score_parallel(args, distinct), index)
     else:
         rows = score_archs(supernet, archs, eval_set, recalibrate=recalibrate, seed=args.seed,
                            progress=not args.quiet)
     seconds = time.perf_counter() - start
     write_scores(out, rows, kind=space.kind)
-    print(f"scored {len(rows):,} architectures in {seconds:.1f} s ({len(rows) / max(seconds, 1e-9):.1f} architectures/s)")
+    print(f"scored {len(rows):,} architectures ({len(distinct):,} functions) in {seconds:.1f} s "
+          f"({len(distinct) / max(seconds, 1e-9):.2f} functions/s)")
     print(f"top {min(_TOP, len(rows))} by {'loss' if space.kind == 'text' else 'accuracy'}:")
     for row in best_first(rows, space.kind)[:_TOP]:
         print(f"  {row['acc']:7.2f}%  loss {row['loss']:.4f}  {row['arch']}")

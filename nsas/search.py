@@ -53,12 +53,14 @@ from nsas import distributed
 from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
 from nsas.errors import CheckpointError, NsasError, TrainingError
-from nsas.evaluate import evaluate_path, recalibrated_bn
+from nsas.correlate import kendall_tau
+from nsas.evaluate import score_archs
 from nsas.objectives import LOSSES, build_objective
 from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json
 from nsas.spaces import get_space, space_names
 from nsas.spaces.base import Architecture, SearchSpace
 from nsas.strategies import STRATEGIES, build_strategy
+from nsas.truth import read_arch_file, read_truth, stratified_sample
 
 
 @dataclass
@@ -93,6 +95,7 @@ class SearchConfig:
     beta: float = 1.0
     replay: int = 1  # r, for nsas-replay
     wpl_strength: float = 1.0
+    wpl_window: int = 0  # WPL: optimizer steps between anchor (w*, F) refreshes (0: one epoch)
     # NSAS-family variants (docs: nsas/objectives.py NSASObjective, nsas/archive.py); off = as published
     archive_max_age: int = 0  # renew an archive member after this many steps (0: Algorithm 1 only)
     constraint_every: int = 1  # add the archive constraints on every k-th step only
@@ -104,11 +107,14 @@ class SearchConfig:
     arch_weight_decay: float = 1e-3
     select_rounds: int = 5  # RandomNAS selection: R rounds ...
     select_samples: int = 10  # ... of S architectures each
+    select_from: str | None = None  # RandomNAS selection draws from the archs of this file (list or table), not the space
     eval_batches: int = 10  # validation batches per architecture score
     bn: str = "batch"  # scoring: "batch" statistics, or "recalibrate" BatchNorm per architecture
     recalibrate_batches: int = 10  # training batches that recalibrate BatchNorm (bn: recalibrate)
     probe: list[str] = field(default_factory=list)  # forgetting probe set (empty: sample probe_count)
     probe_count: int = 4
+    probe_from: str | None = None  # truth table: probes are a stratified sample of probe_count of its archs, tau logged
+    probe_key: str | None = None  # its truth column (default: acc if present, else the table's only column)
     probe_every: int = 0  # steps between probe evaluations (0: once per epoch)
     log_every: int = 20
     checkpoint_every: int = 200  # steps between checkpoints (0: only at epoch ends)
@@ -123,12 +129,12 @@ class SearchConfig:
         if self.loss not in LOSSES:
             raise NsasError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         for name in ("epochs", "batch_size", "archive_size", "pool_size", "knn", "replay",
-                     "select_rounds", "select_samples", "eval_batches", "log_every"):
+                     "select_rounds", "select_samples", "eval_batches", "log_every", "probe_count"):
             if getattr(self, name) < 1:
                 raise NsasError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.constraint_every < 1:
             raise NsasError(f"constraint_every must be at least 1, got {self.constraint_every}")
-        for name in ("micro_batches", "consistency_every", "archive_max_age"):
+        for name in ("micro_batches", "consistency_every", "archive_max_age", "wpl_window"):
             if getattr(self, name) < 0:
                 raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.micro_batches and self.batch_size % self.micro_batches:
@@ -287,6 +293,7 @@ class Search:
         self.objective = build_objective(cfg.loss, self.space, archive_size=cfg.archive_size,
                                          pool_size=cfg.pool_size, candidates=cfg.candidates, k=cfg.knn,
                                          beta=cfg.beta, replay=cfg.replay, wpl_strength=cfg.wpl_strength,
+                                         wpl_window=cfg.wpl_window or self.steps_per_epoch,
                                          seed=cfg.seed + 3, archive_max_age=cfg.archive_max_age,
                                          constraint_every=cfg.constraint_every,
                                          constraint_slices=cfg.constraint_slices, normalize_loss=cfg.normalize_loss)
@@ -305,8 +312,15 @@ class Search:
         return dict(tau_max=c.tau_max, tau_min=c.tau_min, lr=c.arch_lr, weight_decay=c.arch_weight_decay)
 
     def _probe_archs(self) -> list[Architecture]:
+        """The fixed probe set: ``probe``, else a stratified sample of ``probe_from``, else random architectures."""
+        self.probe_truth: dict[str, float] = {}  # canonical arch -> truth (probe_from only)
         if self.cfg.probe:
             return [self.space.parse(s) for s in self.cfg.probe]
+        if self.cfg.probe_from:
+            _, values = read_truth(self.cfg.probe_from, self.cfg.probe_key, space=self.cfg.space)
+            chosen = stratified_sample(values, self.cfg.probe_count, seed=f"probe-{self.cfg.seed}")
+            self.probe_truth = {a: values[a] for a in chosen}
+            return [self.space.parse(a) for a in chosen]
         rng = random.Random(f"probe-{self.cfg.seed}")
         return [self.space.sample(rng) for _ in range(self.cfg.probe_count)]
 
@@ -444,27 +458,42 @@ class Search:
         self.scheduler.step()
         self.epoch, self.step = self.epoch + 1, 0
         mean_acc = sum(p["acc"] for p in probe) / len(probe) if probe else float("nan")
-        self.log.info(f"epoch {self.epoch}/{self.cfg.epochs}: probe accuracy {mean_acc:.2f}% "
+        tau = f", Kendall tau {self.last_probe_tau:+.3f} vs {self.cfg.probe_from}" if self.probe_truth else ""
+        self.log.info(f"epoch {self.epoch}/{self.cfg.epochs}: probe accuracy {mean_acc:.2f}%{tau} "
                       f"(passes {self.passes}, {self.elapsed:.0f}s)")
         self.save()
 
-    def score(self, arch: Architecture) -> dict[str, float]:
-        """Inherited-weight accuracy and loss of ``arch`` on the fixed validation batches."""
-        if self.cfg.bn == "batch":
-            return evaluate_path(self.supernet, arch, self.eval_set)
-        if not hasattr(self, "recalibration_set"):
-            self.recalibration_set = fixed_batches(self.data.train, self.cfg.recalibrate_batches)
-        with torch.random.fork_rng(devices=[]), recalibrated_bn(self.supernet, arch, self.recalibration_set):
-            return evaluate_path(self.supernet, arch, self.eval_set)  # (the training RNG stream is untouched)
+    def score(self, archs: list[Architecture]) -> list[dict[str, Any]]:
+        """Inherited-weight accuracy and loss of ``archs`` on the fixed validation batches (batched scorer).
+
+        With ``bn: recalibrate`` each architecture first gets BatchNorm
+        statistics of its own from the first training batches. The training
+        random streams are left untouched.
+        """
+        recalibrate = []
+        if self.cfg.bn == "recalibrate":
+            recalibrate = fixed_batches(self.data.train, self.cfg.recalibrate_batches)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return score_archs(self.supernet, archs, self.eval_set, recalibrate=recalibrate, seed=self.cfg.seed)
 
     def evaluate_probe(self) -> list[dict[str, Any]]:
-        """Inherited-weight accuracy of the fixed probe architectures (the forgetting tracker)."""
-        results = []
-        for arch in self.probe:
-            scores = self.score(arch)
-            results.append({"arch": str(arch), **scores})
-        self.metrics.write({"kind": "probe", "step": self.global_step, "epoch": self.epoch + 1,
-                            "passes": self.passes, "probe": results})
+        """Inherited-weight accuracy of the fixed probe architectures (the forgetting tracker).
+
+        The record holds each probe's score (and truth, with ``probe_from``),
+        their mean accuracy and, with a truth, Kendall tau-b of the accuracy
+        against it.
+        """
+        results = self.score(self.probe)
+        record: dict[str, Any] = {"kind": "probe", "step": self.global_step, "epoch": self.epoch + 1,
+                                  "passes": self.passes, "probe": results,
+                                  "probe_mean_acc": sum(r["acc"] for r in results) / len(results)}
+        if self.probe_truth:
+            for row in results:
+                row["truth"] = self.probe_truth[row["arch"]]
+            self.last_probe_tau = kendall_tau([r["acc"] for r in results], [r["truth"] for r in results])
+            record["probe_tau"] = None if math.isnan(self.last_probe_tau) else self.last_probe_tau
+        self.metrics.write(record)
         return results
 
     # ---- selection -----------------------------------------------------
@@ -474,22 +503,26 @@ class Search:
         RandomNAS: ``select_rounds`` rounds, each scoring ``select_samples``
         random architectures on the validation half with inherited weights and
         keeping the round's best; the winners are returned best first (retrain
-        them: the best after retraining is the final answer).
+        them: the best after retraining is the final answer). With
+        ``select_from`` the candidates are drawn from the architectures of
+        that file instead of the whole space. An accuracy tie goes to the
+        lower loss.
         """
-        key, better = ("loss", min) if self.space.kind == "text" else ("acc", max)
+        text = self.space.kind == "text"
+        rank = (lambda r: r["loss"]) if text else (lambda r: (-r["acc"], r["loss"]))  # ties: lower loss wins
         if self.cfg.strategy == "gdas":
-            arch = self.strategy.final()
-            return [{"arch": str(arch), "round": 0, **self.score(arch)}]
+            return [{**self.score([self.strategy.final()])[0], "round": 0}]
+        pool = read_arch_file(self.cfg.select_from, self.space)[0] if self.cfg.select_from else None
         rng = random.Random(f"select-{self.cfg.seed}")
         winners = []
         for round_ in range(self.cfg.select_rounds):
-            scored = []
-            for _ in range(self.cfg.select_samples):
-                arch = self.space.sample(rng)
-                scored.append({"arch": str(arch), "round": round_ + 1,
-                               **self.score(arch)})
-            winners.append(better(scored, key=lambda r: r[key]))
-        return sorted(winners, key=lambda r: r[key], reverse=better is max)
+            if pool is None:
+                archs = [self.space.sample(rng) for _ in range(self.cfg.select_samples)]
+            else:
+                archs = rng.sample(pool, min(self.cfg.select_samples, len(pool)))
+            scored = [{**row, "round": round_ + 1} for row in self.score(archs)]
+            winners.append(min(scored, key=rank))
+        return sorted(winners, key=rank)
 
     def finish(self) -> list[dict[str, Any]]:
         """Select, and write the selected architectures and the archive."""
@@ -585,6 +618,16 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
                                help="variant: divide the total loss by (1 + beta)")),
     ("--select-rounds", dict(dest="select_rounds", type=int, help="RandomNAS selection rounds R (default 5)")),
     ("--select-samples", dict(dest="select_samples", type=int, help="architectures per round S (default 10)")),
+    ("--select-from", dict(dest="select_from", metavar="FILE",
+                           help="RandomNAS selection draws its candidates from the architectures in FILE "
+                                "(one per line, or a CSV/JSON/JSONL table with an arch column)")),
+    ("--probe-from", dict(dest="probe_from", metavar="FILE",
+                          help="truth table (CSV/JSON/JSONL, arch + a metric): the probe set is a seeded sample of "
+                               "--probe-count of its architectures, stratified over the metric; each probe "
+                               "evaluation logs their mean accuracy and Kendall tau against it")),
+    ("--probe-count", dict(dest="probe_count", type=int, help="probe architectures (default 4)")),
+    ("--probe-key", dict(dest="probe_key", metavar="KEY",
+                         help="truth column of --probe-from (default: acc if present, else its only column)")),
     ("--eval-batches", dict(dest="eval_batches", type=int, help="validation batches per score (default 10)")),
     ("--bn", dict(choices=("batch", "recalibrate"),
                   help="scoring BatchNorm: batch statistics (default) or recalibrated per architecture")),

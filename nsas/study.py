@@ -12,7 +12,11 @@ where it stopped):
    method (``searches/<method>-s<seed>-compute``).
 2. ground truth: a fixed set of architectures (each search's best pick, then
    random ones up to ``--archs``), each trained stand-alone with the proxy
-   recipe (``truth/<index>``).
+   recipe (``truth/<index>``). With ``--truth FILE`` (any truth table, e.g. a
+   benchmark's published accuracies) nothing is trained: the set is a seeded
+   sample of ``--archs`` architectures of the table, stratified over its
+   metric (:func:`nsas.truth.stratified_sample`), and their values are the
+   truth; picks are judged by the table's value when it has one.
 3. scores: every search's supernet scores every ground-truth architecture
    with inherited weights on its validation half (``scores/<run>.csv``).
 4. report: Kendall tau and Spearman rho per method and seed, mean and spread,
@@ -49,6 +53,7 @@ from nsas.objectives import LOSSES
 from nsas.rundir import write_json, write_text_atomic
 from nsas.spaces import get_space, space_names
 from nsas.strategies import STRATEGIES
+from nsas.truth import read_truth, stratified_sample
 
 
 @dataclass
@@ -66,6 +71,8 @@ class StudyConfig:
     search_epochs: int = 2
     score_batches: int = 10  # validation batches each supernet scores every architecture on
     truth_recipe: str = "proxy"
+    truth: str | None = None  # truth table (CSV/JSON/JSONL): no stand-alone training; K archs sampled from it
+    truth_key: str | None = None  # its column (default: acc if present, else its only column)
     search: dict[str, Any] = field(default_factory=dict)  # any other `nsas search` config key
     train: dict[str, Any] = field(default_factory=dict)  # any `nsas train` config key (over the recipe)
     device: str = "auto"
@@ -189,6 +196,8 @@ class Study:
         return read_json(path)
 
     def _choose_truth_archs(self) -> list[str]:
+        if self.cfg.truth:
+            return stratified_sample(self.table()[1], self.cfg.archs, seed=f"study-truth-{self.cfg.seed}")
         archs: list[str] = []
         for job in self.jobs:
             selected = read_json(self.dir / "searches" / job.name / "selected.json")
@@ -204,8 +213,23 @@ class Study:
                 archs.append(arch)
         return archs
 
+    def table(self) -> tuple[str, dict[str, float]]:
+        """The ``--truth`` table: its column and canonical arch -> value (read once)."""
+        if not hasattr(self, "_table"):
+            self._table = read_truth(self.cfg.truth, self.cfg.truth_key, space=self.cfg.space)
+        return self._table
+
+    def truth_key(self) -> str:
+        """The truth column: the table's, else the stand-alone result's test metric."""
+        if self.cfg.truth:
+            return self.table()[0]
+        return "test_loss" if self.space.kind == "text" else "test_acc"
+
     def train_truth(self, archs: list[str]) -> list[dict[str, Any]]:
-        """Stand-alone proxy training of every ground-truth architecture."""
+        """Stand-alone proxy training of every ground-truth architecture (the table's values with ``--truth``)."""
+        if self.cfg.truth:
+            key, values = self.table()
+            return [{key: values[a], "parameters": None, "wall_seconds": 0.0} for a in archs]
         from nsas.train import recipe_config, train
 
         overrides = {"dataset": self.cfg.dataset, "data_dir": self.cfg.data_dir, "device": self.cfg.device,
@@ -251,7 +275,7 @@ class Study:
         self.run_searches()
         archs = self.truth_archs()
         truth = self.train_truth(archs)
-        key = "test_loss" if self.space.kind == "text" else "test_acc"
+        key = self.truth_key()
         truth_values = [r[key] * (-1 if self.space.kind == "text" else 1) for r in truth]
         with distributed.local():
             for job in self.jobs:
@@ -271,7 +295,7 @@ class Study:
                 "epochs": job.epochs, "kendall_tau": kendall_tau(values, truth_values),
                 "spearman_rho": spearman_rho(values, truth_values), "passes": summary["passes"],
                 "steps": summary["steps"], "search_seconds": summary["train_seconds"],
-                "pick_truth": [truth[archs.index(p)][key] for p in picks if p in archs],
+                "pick_truth": self._pick_truth(picks, archs, truth, key),
                 "scores": values,
             })
         write_text_atomic(self.dir / "truth.csv", f"arch,{key}\n" + "".join(
@@ -283,6 +307,12 @@ class Study:
         write_text_atomic(self.dir / "report.md", render_markdown(self.cfg, report, figures))
         self.log(f"[study] report: {self.dir / 'report.md'}")
         return report
+
+
+    def _pick_truth(self, picks: list[str], archs: list[str], truth: list[dict[str, Any]], key: str) -> list[float]:
+        """The true value of each pick that has one (in the ground-truth set, or in the ``--truth`` table)."""
+        values = self.table()[1] if self.cfg.truth else {a: t[key] for a, t in zip(archs, truth)}
+        return [values[p] for p in picks if p in values]
 
 
 def read_json(path: Path) -> Any:
@@ -354,7 +384,7 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
         ax.scatter([i] * len(g["kendall_tau"]), g["kendall_tau"], color="black", s=10, zorder=3)
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xticks(range(len(groups)), labels, fontsize=8)
-    ax.set_ylabel("Kendall tau (supernet vs stand-alone)")
+    ax.set_ylabel("Kendall tau (supernet vs truth)")
     ax.set_title("Ranking quality: mean ± std over seeds, dots = seeds", fontsize=10)
     fig.tight_layout()
     fig.savefig(out_dir / "kendall_tau.png", dpi=110)
@@ -368,8 +398,8 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
     low = min((g["picks_truth_mean"] - (g["picks_truth_std"] or 0) for g in groups
                if not math.isnan(g["picks_truth_mean"])), default=0.0)
     ax.set_ylim(bottom=max(0.0, low - 5))
-    ax.set_ylabel(f"stand-alone {report['truth_key']} of picks")
-    ax.set_title("Each search's selected architecture, trained stand-alone (mean ± std over seeds)", fontsize=9)
+    ax.set_ylabel(f"true {report['truth_key']} of picks")
+    ax.set_title("Each search's selected architecture: its true value (mean ± std over seeds)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out_dir / "picks.png", dpi=110)
     plt.close(fig)
@@ -382,7 +412,7 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
         ax.scatter(r["scores"], truth, s=14)
         ax.set_title(f"{r['method']} (seed 0)\ntau = {r['kendall_tau']:.2f}", fontsize=9)
         ax.set_xlabel("supernet score", fontsize=8)
-        ax.set_ylabel(f"stand-alone {report['truth_key']}", fontsize=8)
+        ax.set_ylabel(f"true {report['truth_key']}", fontsize=8)
     fig.tight_layout()
     fig.savefig(out_dir / "scatter.png", dpi=110)
     plt.close(fig)
@@ -422,13 +452,15 @@ def render_markdown(cfg: StudyConfig, report: dict[str, Any], figures: list[str]
     lines = [
         f"# Ranking study: {cfg.space} on {cfg.dataset}", "",
         f"Methods {', '.join(cfg.methods)}; {cfg.seeds} seeds; {len(report['archs'])} ground-truth "
-        f"architectures trained stand-alone with the `{cfg.truth_recipe}` recipe "
-        f"(overrides: {cfg.train or 'none'}); searches of {cfg.search_epochs} epochs "
+        + (f"architectures sampled from the truth table `{Path(cfg.truth).name}` (stratified over {key})"
+           if cfg.truth else f"architectures trained stand-alone with the `{cfg.truth_recipe}` recipe "
+           f"(overrides: {cfg.train or 'none'})")
+        + f"; searches of {cfg.search_epochs} epochs "
         f"(overrides: {cfg.search or 'none'}); supernet scores on {cfg.score_batches} validation batches.", "",
         f"Ground truth {key}: {_fmt(report['truth_range'][0], 2)} to {_fmt(report['truth_range'][1], 2)}; "
         f"{report['truth_seconds'] / 60:.1f} min of stand-alone training.", "",
         "| method | budget | Kendall tau per seed | tau mean ± std | Spearman rho mean ± std | "
-        f"picks' stand-alone {key} | steps | passes | search s |",
+        f"picks' true {key} | steps | passes | search s |",
         "|---|---|---|---|---|---|---:|---:|---:|",
     ]
     for g in report["groups"]:
@@ -465,6 +497,11 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
                              help="also run cheaper methods with as many passes as the costliest one")),
     ("--search-epochs", dict(dest="search_epochs", type=int, help="epochs of each search (default 2)")),
     ("--score-batches", dict(dest="score_batches", type=int, help="validation batches per supernet score")),
+    ("--truth", dict(metavar="FILE", help="truth table (CSV/JSON/JSONL: arch + a metric, e.g. a benchmark's "
+                                          "accuracies): skip stand-alone training, rank --archs architectures "
+                                          "sampled from it (seeded, stratified over the metric)")),
+    ("--truth-key", dict(dest="truth_key", metavar="KEY",
+                         help="truth column of --truth (default: acc if present, else its only column)")),
     ("--truth-recipe", dict(dest="truth_recipe", choices=("proxy", "paper"), help="stand-alone recipe")),
     ("--device", dict(help="auto, cpu or cuda")),
     ("--seed", dict(type=int, help="seed of the random ground-truth architectures")),

@@ -125,7 +125,7 @@ def test_all_scores_every_enumerated_architecture_once(capsys, run_dir, tmp_path
     code, out, _ = rank(capsys, run_dir, "--all", "--batches", "1", "--batch-size", "8",
                         "--out", str(tmp_path / "all.csv"))
     assert code == 0
-    assert "architectures/s" in out and "top 5 by accuracy" in out
+    assert "functions/s" in out and "top 5 by accuracy" in out
     assert [r["arch"] for r in read_scores(tmp_path / "all.csv")[1]] == [str(a) for a in full[:40]]
 
 
@@ -256,3 +256,23 @@ def test_workers_split_the_work_and_give_the_same_scores(capsys, run_dir, tmp_pa
     assert read_scores(one) == read_scores(two)  # same rows, same order, same floats
     code, _, err = rank(capsys, run_dir, "--sample", "5", "--workers", "0")
     assert_one_line_error(code, err, "--workers")
+
+
+def test_same_function_cells_are_scored_once_and_share_the_score(run_dir, monkeypatch):
+    import nsas.evaluate
+
+    _, supernet, data, _ = load_search_run(run_dir, "cpu")
+    eval_set = fixed_batches(data.val, 1)
+    dead = "|none~0|+|nor_conv_3x3~0|{x}~1|+|skip_connect~0|{y}~1|nor_conv_1x1~2|"  # node 1 is zero
+    same = [SPACE.parse(dead.format(x=x, y=y)) for x, y in [("none", "none"), ("nor_conv_3x3", "avg_pool_3x3"),
+                                                            ("skip_connect", "nor_conv_1x1")]]
+    archs = [SPACE.parse(A), *same, SPACE.parse(B)]
+    paths = []
+    original = nsas.evaluate._path_sums
+    monkeypatch.setattr(nsas.evaluate, "_path_sums", lambda m, p, b: paths.append(p) or original(m, p, b))
+    rows = score_archs(supernet, archs, eval_set)
+    assert len(paths) == 3  # A, the one function of `same`, B
+    assert [r["arch"] for r in rows] == [str(a) for a in archs]
+    assert rows[1]["acc"] == rows[2]["acc"] == rows[3]["acc"] and rows[1]["loss"] == rows[3]["loss"]
+    alone = evaluate_path(supernet, same[2], preload(eval_set, "cpu"))
+    assert rows[3]["acc"] == pytest.approx(alone["acc"]) and rows[3]["loss"] == pytest.approx(alone["loss"], rel=1e-5)

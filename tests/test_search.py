@@ -95,6 +95,32 @@ def test_resume_after_an_epoch_is_bit_identical(tmp_path, monkeypatch, strategy)
     assert_same_run(tmp_path / "straight", tmp_path / "cut")
 
 
+def test_wpl_resumes_bit_identically_mid_window(tmp_path, monkeypatch):
+    # window 2, 3 steps per epoch: the checkpoint after epoch 1 falls inside a window
+    cfg = tiny_search_config("nb201", loss="wpl", epochs=2, steps_per_epoch=3, wpl_window=2, wpl_strength=50.0)
+    search(cfg, tmp_path / "straight", progress=False)
+    _interrupt_after_first_epoch(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        search(cfg, tmp_path / "cut", progress=False)
+    monkeypatch.undo()
+    monkeypatch.setattr(nsas.data, "load_dataset", fake_dataset)
+    search(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert_same_run(tmp_path / "straight", tmp_path / "cut")
+
+
+def test_wpl_run_differs_from_ce_run(tmp_path):
+    # Regression: an anchor taken after every step made wpl train exactly like ce.
+    runs = {}
+    for loss in ("ce", "wpl"):
+        cfg = tiny_search_config("nb201", loss=loss, epochs=2, steps_per_epoch=3, wpl_strength=50.0)
+        search(cfg, tmp_path / loss, progress=False)
+        runs[loss] = _final_state(tmp_path / loss)["supernet"]
+    assert any(not torch.equal(runs["ce"][k], runs["wpl"][k]) for k in runs["ce"])
+    # ... and the default window is one epoch: the objective in the checkpoint refreshed at epoch ends
+    state = _final_state(tmp_path / "wpl")["objective"]
+    assert state["steps"] == 0 and state["anchor"]
+
+
 KILL_SCRIPT = """
 import os, signal, sys
 sys.path[:0] = [{repo!r}, {tests!r}]

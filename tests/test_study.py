@@ -97,3 +97,32 @@ def test_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     # A different config in the same directory is refused.
     assert main(["study", "--config", str(cfg_file), "--seeds", "3", "--out", str(out), "--quiet"]) == 2
     assert "another config" in capsys.readouterr().err
+
+
+def test_study_with_a_truth_table_trains_nothing_and_ranks_a_stratified_sample(tmp_path, monkeypatch):
+    from nsas.truth import stratified_sample
+    from test_truth import write_truth
+
+    values = write_truth(tmp_path / "bench.csv", count=25)
+    monkeypatch.setattr(nsas.train, "train", lambda *a, **k: pytest.fail("a truth table needs no training"))
+    out = tmp_path / "study"
+    assert main(["study", "--space", "nb201", "--dataset", "fake-images", "--methods", "random:ce", "--seeds", "1",
+                 "--archs", "6", "--search-epochs", "1", "--score-batches", "1", "--truth", str(tmp_path / "bench.csv"),
+                 "--out", str(out), "--quiet", "--config", str(_search_only_config(tmp_path))]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["archs"] == stratified_sample(values, 6, seed="study-truth-0")
+    assert report["truth_key"] == "test_acc"
+    assert [t["test_acc"] for t in report["truth"]] == [values[a] for a in report["archs"]]
+    scores = json.loads((out / "report.json").read_text())["runs"][0]["scores"]
+    from nsas.correlate import kendall_tau
+
+    tau = report["runs"][0]["kendall_tau"]
+    expected = kendall_tau(scores, [values[a] for a in report["archs"]])
+    assert tau == pytest.approx(expected) or (math.isnan(tau) and math.isnan(expected))
+    assert "sampled from the truth table `bench.csv`" in (out / "report.md").read_text()
+
+
+def _search_only_config(tmp_path):
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump({"search": SEARCH}))
+    return path
