@@ -54,11 +54,11 @@ from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.evaluate import evaluate_path, recalibrated_bn
-from nsas.objectives import LOSSES, build_objective
+from nsas.objectives import build_objective, loss_names
 from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json
 from nsas.spaces import get_space, space_names
 from nsas.spaces.base import Architecture, SearchSpace
-from nsas.strategies import STRATEGIES, build_strategy
+from nsas.strategies import build_strategy, strategy_names
 
 
 @dataclass
@@ -113,10 +113,10 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if self.space not in space_names():
             raise NsasError(f"unknown search space {self.space!r}; choose one of {', '.join(space_names())}")
-        if self.strategy not in STRATEGIES:
-            raise NsasError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        if self.loss not in LOSSES:
-            raise NsasError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.strategy not in strategy_names():
+            raise NsasError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(strategy_names())}")
+        if self.loss not in loss_names():
+            raise NsasError(f"unknown loss {self.loss!r}; choose one of {', '.join(loss_names())}")
         for name in ("epochs", "batch_size", "archive_size", "pool_size", "knn", "replay",
                      "select_rounds", "select_samples", "eval_batches", "log_every"):
             if getattr(self, name) < 1:
@@ -341,7 +341,8 @@ class Search:
     def train(self) -> None:
         """Train the supernet from the current state to the last epoch."""
         cfg = self.cfg
-        val_stream = cycle_batches(self.data.val, self.global_step) if cfg.strategy == "gdas" else None
+        # strategies with architecture parameters (GDAS) train them on the validation half
+        val_stream = cycle_batches(self.data.val, self.global_step) if self.strategy.parameters() else None
         total_steps = cfg.epochs * self.steps_per_epoch
         bar = progress_bar(total_steps, self.global_step, enabled=self.progress)
         while self.epoch < cfg.epochs:
@@ -415,7 +416,8 @@ class Search:
         if val_stream is not None:
             val_batch = next(val_stream)
             record.update(self.strategy.arch_step(self.supernet, self.local_part(val_batch), chunks=self.chunks))
-            record["tau"] = self.strategy.tau
+            if hasattr(self.strategy, "tau"):
+                record["tau"] = self.strategy.tau
             self.passes += 1  # GDAS's architecture step is one more single-path pass
             record["passes"] = self.passes
         return record
@@ -468,7 +470,7 @@ class Search:
         them: the best after retraining is the final answer).
         """
         key, better = ("loss", min) if self.space.kind == "text" else ("acc", max)
-        if self.cfg.strategy == "gdas":
+        if callable(getattr(self.strategy, "final", None)):  # GDAS: the argmax of alpha
             arch = self.strategy.final()
             return [{"arch": str(arch), "round": 0, **self.score(arch)}]
         rng = random.Random(f"select-{self.cfg.seed}")
@@ -542,8 +544,8 @@ def search(cfg: SearchConfig, run_dir: str | Path, *, resume: bool = False,
 # ---- command line ----------------------------------------------------------
 _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--space", dict(choices=space_names(), help="search space (default nb201)")),
-    ("--strategy", dict(choices=STRATEGIES, help="random (RandomNAS) or gdas (default random)")),
-    ("--loss", dict(choices=LOSSES, help="supernet loss (default nsas)")),
+    ("--strategy", dict(choices=strategy_names(), help="random (RandomNAS) or gdas (default random)")),
+    ("--loss", dict(choices=loss_names(), help="supernet loss (default nsas)")),
     ("--dataset", dict(help="cifar10, cifar100, cifar10-mini, imagefolder:PATH, ptb, wikitext2")),
     ("--data-dir", dict(dest="data_dir", help="where data sets live (default $NSAS_DATA or ~/.cache/nsas/data)")),
     ("--epochs", dict(type=int, help="supernet training epochs (paper: 50; GDAS on darts: 240; darts-rnn: 300)")),
