@@ -323,6 +323,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _choose_archs(args: argparse.Namespace, space: SearchSpace) -> tuple[list[Architecture], str]:
     """The architectures to score, and a note on where they came from."""
+    if args.archs is not None and not isinstance(args.archs, (str, Path)):  # a list from the Python API
+        archs = list(dict.fromkeys(space.coerce(a) for a in args.archs))
+        return archs, "given"
     if args.archs is not None:
         archs, repeats = read_arch_file(args.archs, space)
         return archs, f"from {args.archs}" + (f" ({repeats} repeated entries dropped)" if repeats else "")
@@ -351,7 +354,7 @@ def _eval_batches(args: argparse.Namespace, cfg: SearchConfig, batches: Any) -> 
 def _setup(args: argparse.Namespace) -> tuple[SearchConfig, nn.Module, list[Batch], list[Batch], torch.device]:
     """The run's supernet, the scoring batches and the recalibration batches (the same in every worker)."""
     device = resolve_device(args.device)
-    cfg, supernet, data, _ = load_search_run(args.run_dir, device)
+    cfg, supernet, data, _ = load_search_run(args.run_dir, device, supernet=getattr(args, "supernet", None))
     batch_size = args.batch_size or cfg.batch_size
     eval_set = _eval_batches(args, cfg, split_batches(cfg, data, args.split, batch_size=batch_size, device=device))
     recalibrate = []
@@ -379,8 +382,54 @@ def _score_parallel(args: argparse.Namespace, archs: list[Architecture]) -> list
         return [row for rows in pool.map(_score_chunk, [args] * len(chunks), chunks) for row in rows]
 
 
+@dataclasses.dataclass
+class RankResult:
+    """What :func:`rank` returns: the scores (also written to ``out``)."""
+
+    rows: list[dict[str, Any]]  # one per architecture, in the order given: arch, acc, loss
+    out: Path  # the CSV written
+    kind: str  # "image" or "text" (text ranks by loss)
+
+    @property
+    def best(self) -> list[dict[str, Any]]:
+        """The rows, best first."""
+        return best_first(self.rows, self.kind)
+
+
+def rank(run_dir: str | Path, archs: str | Path | Sequence[Architecture | str] | None = None, *,
+         sample: int | None = None, all: bool = False, split: str = "val", batches: int | None = None,
+         batch_size: int | None = None, bn: str = "batch", recalibrate_batches: int | None = None, seed: int = 0,
+         device: str = "auto", out: str | Path | None = None, workers: int = 1,
+         supernet: nn.Module | None = None) -> RankResult:
+    """Library entry point of `nsas rank`; ``nsas.rank(...)`` is this function.
+
+    Args:
+        run_dir: a search run directory.
+        archs: architectures (strings or values), or a file listing them.
+        sample: instead, this many distinct random architectures.
+        all: instead, every architecture of the space.
+        split, batches, batch_size, bn, recalibrate_batches, seed, device, workers: as the flags.
+        out: the CSV to write (default ``run_dir/scores.csv``).
+        supernet: an untrained module of the run's shape, for runs whose supernet the caller built.
+    """
+    if sum((archs is not None, sample is not None, bool(all))) != 1:
+        raise NsasError("pass exactly one of archs, sample or all")
+    args = argparse.Namespace(run_dir=str(run_dir), archs=archs, sample=sample, all=all, split=split,
+                              batches=0 if batches == "all" else batches, batch_size=batch_size, bn=bn,
+                              recalibrate_batches=recalibrate_batches, seed=seed, device=device,
+                              out=None if out is None else str(out), workers=workers, quiet=True,
+                              supernet=supernet)
+    return _rank(args, log=lambda line: None)
+
+
 def run(args: argparse.Namespace) -> int:
     """`nsas rank`."""
+    _rank(args, log=print)
+    return 0
+
+
+def _rank(args: argparse.Namespace, log: Any) -> RankResult:
+    """Score the architectures ``args`` names, write the CSV, report through ``log``."""
     if args.recalibrate_batches is not None and args.bn != "recalibrate":
         raise NsasError("--recalibrate-batches applies only with --bn recalibrate")
     if args.workers < 1:
@@ -396,7 +445,7 @@ def run(args: argparse.Namespace) -> int:
     unit = "tokens" if space.kind == "text" else "images"
     examples = sum(y.numel() for _, y in eval_set)
     bn = f"recalibrated on {len(recalibrate)} training batches" if recalibrate else "batch statistics"
-    print(f"nsas rank: {len(archs):,} {space.name} architectures {origin}; {args.split} split, "
+    log(f"nsas rank: {len(archs):,} {space.name} architectures {origin}; {args.split} split, "
           f"{len(eval_set)} batches ({examples:,} {unit}); BatchNorm: {bn}; {device}")
     start = time.perf_counter()
     if args.workers > 1:
@@ -406,9 +455,14 @@ def run(args: argparse.Namespace) -> int:
                            progress=not args.quiet)
     seconds = time.perf_counter() - start
     write_scores(out, rows, kind=space.kind)
-    print(f"scored {len(rows):,} architectures in {seconds:.1f} s ({len(rows) / max(seconds, 1e-9):.1f} architectures/s)")
-    print(f"top {min(_TOP, len(rows))} by {'loss' if space.kind == 'text' else 'accuracy'}:")
+    log(f"scored {len(rows):,} architectures in {seconds:.1f} s ({len(rows) / max(seconds, 1e-9):.1f} architectures/s)")
+    log(f"top {min(_TOP, len(rows))} by {'loss' if space.kind == 'text' else 'accuracy'}:")
     for row in best_first(rows, space.kind)[:_TOP]:
-        print(f"  {row['acc']:7.2f}%  loss {row['loss']:.4f}  {row['arch']}")
-    print(f"scores: {out}")
-    return 0
+        log(f"  {row['acc']:7.2f}%  loss {row['loss']:.4f}  {row['arch']}")
+    log(f"scores: {out}")
+    return RankResult(rows=rows, out=out, kind=space.kind)
+
+
+import nsas as _nsas  # noqa: E402
+
+_nsas._make_callable(__name__)  # nsas.rank(...) calls rank() above

@@ -40,7 +40,7 @@ import dataclasses
 import math
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,28 @@ class SearchConfig:
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise NsasError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
+    @classmethod
+    def preset(cls, name: str = "quick", **overrides: Any) -> SearchConfig:
+        """A config from a named preset, then ``overrides``.
+
+        Args:
+            name: ``quick`` (the no-argument CLI run), or a built-in space name
+                for the paper's settings on it (``darts-rnn``: ptb, lr 20, ...).
+                GDAS on a DARTS space gets its 240 epochs when
+                ``strategy="gdas"`` is among the overrides.
+            **overrides: config keys that replace the preset's values.
+
+        Raises:
+            NsasError: unknown preset or key, or an invalid value.
+        """
+        if name == "quick":
+            values = dict(QUICK_PRESET)
+        elif name in PAPER_PRESETS:
+            values = {"space": name, **preset_for({"space": name, **overrides})}
+        else:
+            raise NsasError(f"unknown preset {name!r}; choose one of quick, {', '.join(PAPER_PRESETS)}")
+        return build_config(cls, {**values, **overrides}, source=f"preset {name!r}")
+
 
 # Paper settings per space (ALGORITHM.md §6); a YAML file or flags override them.
 PAPER_PRESETS: dict[str, dict[str, Any]] = {
@@ -174,14 +196,53 @@ def resolve_device(name: str) -> torch.device:
 class SearchData:
     """The two halves of the training set (and their batches) a search uses."""
 
-    train: Any  # ImageBatches | TextBatches: trains the weights
-    val: Any  # ImageBatches | TextBatches: trains GDAS's alpha, scores architectures
-    num_classes: int
+    train: Any  # ImageBatches | TextBatches | LoaderBatches: trains the weights
+    val: Any  # ImageBatches | TextBatches | LoaderBatches: trains GDAS's alpha, scores architectures
+    num_classes: int | None  # classes (vocabulary size for text); None when unknown (caller's loaders)
 
 
-def build_search_data(cfg: SearchConfig, device: torch.device) -> SearchData:
-    """Load the data set and split it (images: weights half / validation half)."""
-    dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
+class LazySearchData:
+    """A :class:`SearchData` built from the config on first use (loading a run does not load its data)."""
+
+    def __init__(self, cfg: SearchConfig, device: torch.device) -> None:
+        self.cfg, self.device = cfg, device
+        self.built: SearchData | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("train", "val", "num_classes"):
+            if self.built is None:
+                self.built = build_search_data(self.cfg, self.device)
+            return getattr(self.built, name)
+        raise AttributeError(name)
+
+
+def caller_data(cfg: SearchConfig, device: torch.device, *, dataset: Any = None, train_data: Any = None,
+                val_data: Any = None, num_classes: int | None = None) -> SearchData:
+    """Search data from what the caller passed instead of ``cfg.dataset``.
+
+    ``dataset`` is an :class:`~nsas.data.ImageDataset` / ``TextDataset`` (used
+    as a loaded data set would be) or a map-style torch ``Dataset`` of
+    ``(x, y)`` (split by ``cfg.train_fraction`` into two DataLoaders);
+    ``train_data`` and ``val_data`` are DataLoaders (or lists of batches)
+    used as they are. ``num_classes`` defaults to ``len(dataset.classes)``
+    where the data set has that attribute.
+    """
+    from nsas.data.loaders import LoaderBatches, split_loaders
+
+    if isinstance(dataset, (nsas_data.ImageDataset, nsas_data.TextDataset)):
+        return build_search_data(cfg, device, dataset=dataset)
+    if dataset is not None:
+        train_data, val_data = split_loaders(dataset, batch_size=cfg.batch_size, fraction=cfg.train_fraction,
+                                             seed=cfg.seed)
+        num_classes = num_classes or (len(dataset.classes) if hasattr(dataset, "classes") else None)
+    if train_data is None or val_data is None:
+        raise NsasError("pass both train_data and val_data (or a dataset to split)")
+    return SearchData(LoaderBatches(train_data, device), LoaderBatches(val_data, device), num_classes)
+
+
+def build_search_data(cfg: SearchConfig, device: torch.device, dataset: Any = None) -> SearchData:
+    """Load the data set (unless given) and split it (images: weights half / validation half)."""
+    dataset = dataset if dataset is not None else nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
     space = get_space(cfg.space)
     if space.kind == "text":
         if not isinstance(dataset, nsas_data.TextDataset):
@@ -201,25 +262,34 @@ def build_search_data(cfg: SearchConfig, device: torch.device) -> SearchData:
     return SearchData(train, val, dataset.num_classes)
 
 
-def build_supernet(cfg: SearchConfig, num_classes: int) -> nn.Module:
+def build_supernet(cfg: SearchConfig, num_classes: int | None) -> nn.Module:
     """The space's supernet at the configured size."""
     space = get_space(cfg.space)
+    if num_classes is None:
+        raise NsasError("the number of classes is unknown for these data loaders: pass num_classes, or a supernet")
     if space.kind == "text":
         return space.build_supernet(vocab=num_classes, hidden=cfg.hidden)
     return space.build_supernet(channels=cfg.channels, cells=cfg.cells, num_classes=num_classes)
 
 
-def load_search_run(run_dir: str | Path, device: str | torch.device = "cpu"
-                    ) -> tuple[SearchConfig, nn.Module, SearchData, dict[str, Any]]:
-    """A finished or interrupted search run: its config, supernet (trained weights), data and checkpoint state."""
+def load_search_run(run_dir: str | Path, device: str | torch.device = "cpu", *, supernet: nn.Module | None = None
+                    ) -> tuple[SearchConfig, nn.Module, SearchData | LazySearchData, dict[str, Any]]:
+    """A finished or interrupted search run: its config, supernet (trained weights), data and checkpoint state.
+
+    The data set is loaded only when the returned data's ``train``/``val`` is
+    first read. Pass ``supernet`` (an untrained module of the same shape) for
+    runs whose supernet the caller built; its weights are replaced by the run's.
+    """
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise NsasError(f"{run_dir} is not a search run directory (no config.yaml)")
     cfg = build_config(SearchConfig, read_yaml(run_dir / "config.yaml"), source=str(run_dir / "config.yaml"))
     device = torch.device(device)
     state = load_checkpoint(run_dir / "checkpoint.pt", kind="search", map_location=device)
-    data = build_search_data(cfg, device)
-    supernet = build_supernet(cfg, data.num_classes).to(device)
+    data = LazySearchData(cfg, device)
+    if supernet is None:  # checkpoints older than the num_classes record need the data to know it
+        supernet = build_supernet(cfg, state.get("num_classes") or data.num_classes)
+    supernet = supernet.to(device)
     try:
         supernet.load_state_dict(state["supernet"])
     except (KeyError, RuntimeError) as err:
@@ -247,16 +317,47 @@ def fixed_batches(batches: Any, count: int) -> list[Any]:
     return out
 
 
+class Callback:
+    """Hooks the search loop calls; subclass and override the ones you need (each default does nothing)."""
+
+    def on_step_end(self, run: Search, record: dict[str, Any]) -> None:
+        """After every optimizer step; ``record`` is the step's metrics (loss, arch, passes, lr, ...)."""
+
+    def on_epoch_end(self, run: Search, epoch: int) -> None:
+        """After epoch ``epoch`` (1-based) is probed, its scheduler step taken and its checkpoint written."""
+
+
+OptimizerArg = torch.optim.Optimizer | Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None
+SchedulerArg = Any  # an LR scheduler, or a factory(optimizer) -> scheduler, or None
+
+
 class Search:
     """One search run: supernet, strategy, objective, optimizer, and their state.
+
+    Every keyword after ``progress`` is optional and replaces what ``cfg``'s
+    strings would build (the run's config.yaml still records ``cfg``).
 
     Args:
         cfg: the resolved config.
         run_dir: where config, metrics, checkpoints and results go.
         progress: show a progress bar.
+        dataset: an ImageDataset/TextDataset, or a torch ``Dataset`` of (x, y), instead of ``cfg.dataset``.
+        train_data, val_data: DataLoaders (or lists) of (x, y) batches for the weights and validation halves.
+        num_classes: output classes, when the data cannot tell (caller's loaders) and no supernet is given.
+        supernet: a module with ``forward(x, path)`` (``edge_weights=`` too, for GDAS) instead of the space's.
+        criterion: per-path loss ``criterion(logits (N, C), targets (N,))`` instead of cross-entropy.
+        optimizer: an optimizer over the supernet's parameters, or a factory(parameters) -> optimizer
+            (default: SGD with the config's lr, momentum and weight decay).
+        scheduler: an LR scheduler stepped once per epoch, or a factory(optimizer) -> scheduler
+            (default: cosine annealing to ``lr_min``).
+        callbacks: objects with ``on_step_end`` / ``on_epoch_end`` (see :class:`Callback`).
     """
 
-    def __init__(self, cfg: SearchConfig, run_dir: Path, *, progress: bool = True) -> None:
+    def __init__(self, cfg: SearchConfig, run_dir: Path, *, progress: bool = True, dataset: Any = None,
+                 train_data: Any = None, val_data: Any = None, num_classes: int | None = None,
+                 supernet: nn.Module | None = None, criterion: Callable[..., torch.Tensor] | None = None,
+                 optimizer: OptimizerArg = None, scheduler: SchedulerArg = None,
+                 callbacks: Sequence[Callback] = ()) -> None:
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.rank, self.world, self.main = distributed.rank(), distributed.world_size(), distributed.is_main()
         self.progress = progress and self.main
@@ -264,23 +365,37 @@ class Search:
         self.space: SearchSpace = get_space(cfg.space)
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
-        self.data = build_search_data(cfg, self.device)
-        self.supernet = build_supernet(cfg, self.data.num_classes).to(self.device)
+        if dataset is None and train_data is None and val_data is None:
+            self.data = build_search_data(cfg, self.device)
+        else:
+            self.data = caller_data(cfg, self.device, dataset=dataset, train_data=train_data, val_data=val_data,
+                                    num_classes=num_classes)
+        self.num_classes = self.data.num_classes if supernet is None else num_classes
+        if supernet is None:
+            supernet = build_supernet(cfg, self.data.num_classes)
+        self.supernet = supernet.to(self.device)
+        self.callbacks = list(callbacks)
         self.model = distributed.wrap(self.supernet, self.device)  # DDP under torchrun, else the supernet
         self.params = list(self.supernet.parameters())  # walking ~1,400 DARTS tensors each step costs 2-3%
         self.steps_per_epoch = min(len(self.data.train), cfg.steps_per_epoch or len(self.data.train))
         if self.steps_per_epoch < 1:
             raise NsasError(f"data set {cfg.dataset!r} gives no full batch of {cfg.batch_size}")
-        self.optimizer = torch.optim.SGD(self.supernet.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs,
-                                                                    eta_min=cfg.lr_min)
+        if optimizer is None:
+            optimizer = torch.optim.SGD(self.params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        elif not isinstance(optimizer, torch.optim.Optimizer):
+            optimizer = optimizer(self.params)
+        self.optimizer = optimizer
+        if scheduler is None:
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.lr_min)
+        elif not hasattr(scheduler, "step"):
+            scheduler = scheduler(optimizer)
+        self.scheduler = scheduler
         self.strategy = build_strategy(cfg.strategy, self.space, seed=cfg.seed, device=self.device,
                                        **self._gdas_options())
         self.objective = build_objective(cfg.loss, self.space, archive_size=cfg.archive_size,
                                          pool_size=cfg.pool_size, candidates=cfg.candidates, k=cfg.knn,
                                          beta=cfg.beta, replay=cfg.replay, wpl_strength=cfg.wpl_strength,
-                                         seed=cfg.seed + 3)
+                                         seed=cfg.seed + 3, criterion=criterion)
         self.probe = self._probe_archs()
         self.eval_set = fixed_batches(self.data.val, cfg.eval_batches)
         self.epoch = self.step = self.global_step = 0  # next step to run
@@ -306,7 +421,7 @@ class Search:
         return {
             "config": config_to_dict(self.cfg),
             "epoch": self.epoch, "step": self.step, "global_step": self.global_step,
-            "passes": self.passes, "elapsed": self.elapsed,
+            "passes": self.passes, "elapsed": self.elapsed, "num_classes": self.num_classes,
             "supernet": self.supernet.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -373,6 +488,8 @@ class Search:
                     self.save()
                 if self.world > 1 and cfg.consistency_every and self.global_step % cfg.consistency_every == 0:
                     self.check_consistency(record["arch"])
+                for callback in self.callbacks:
+                    callback.on_step_end(self, record)
             self.end_epoch()
         bar.close()
 
@@ -440,6 +557,8 @@ class Search:
         self.log.info(f"epoch {self.epoch}/{self.cfg.epochs}: probe accuracy {mean_acc:.2f}% "
                       f"(passes {self.passes}, {self.elapsed:.0f}s)")
         self.save()
+        for callback in self.callbacks:
+            callback.on_epoch_end(self, self.epoch)
 
     def score(self, arch: Architecture) -> dict[str, float]:
         """Inherited-weight accuracy and loss of ``arch`` on the fixed validation batches."""
@@ -530,15 +649,52 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def search(cfg: SearchConfig, run_dir: str | Path, *, resume: bool = False,
-           progress: bool = True) -> list[dict[str, Any]]:
-    """Library entry point: run (or resume) a search; returns the selected architectures."""
-    run_dir = Path(run_dir)
+@dataclass
+class SearchResult:
+    """What :func:`search` returns (the run directory holds the same, as files)."""
+
+    run_dir: Path
+    config: SearchConfig
+    selected: list[dict[str, Any]]  # the selected architectures, best first: {"arch", "round", "acc", "loss"}
+    archive: list[str]  # the final archive members (empty without an archive)
+    steps: int  # supernet steps trained
+    passes: int  # single-path forward/backward passes (the cost measure)
+    supernet: nn.Module  # the trained supernet (unwrapped)
+
+    @property
+    def best(self) -> str:
+        """The canonical string of the best selected architecture."""
+        return self.selected[0]["arch"]
+
+
+def search(cfg: SearchConfig | None = None, run_dir: str | Path | None = None, *, resume: bool = False,
+           progress: bool = True, **components: Any) -> SearchResult:
+    """Library entry point: run (or resume) a search; ``nsas.search(...)`` is this function.
+
+    Args:
+        cfg: the config (default: ``SearchConfig.preset("quick")``).
+        run_dir: the run directory (default: a new ``runs/search-...-<time>``).
+        resume: continue the run in ``run_dir`` from its checkpoint (pass the same components).
+        progress: show a progress bar and console log.
+        **components: optional replacements for what the config's strings build: ``dataset``,
+            ``train_data``, ``val_data``, ``num_classes``, ``supernet``, ``criterion``, ``optimizer``,
+            ``scheduler``, ``callbacks`` (see :class:`Search`).
+
+    Returns:
+        The selected architectures, the archive, the cost and the trained supernet.
+    """
+    cfg = cfg if cfg is not None else SearchConfig.preset("quick")
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(f"search-{cfg.space}-{cfg.strategy}-{cfg.loss}")
     if distributed.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         write_yaml(run_dir / "config.yaml", config_to_dict(cfg))
     distributed.barrier()
-    return Search(cfg, run_dir, progress=progress).run(resume=resume)
+    run = Search(cfg, run_dir, progress=progress, **components)
+    selected = run.run(resume=resume)
+    archive = run.objective.archive
+    return SearchResult(run_dir=run_dir, config=cfg, selected=selected,
+                        archive=[str(a) for a in archive.members] if archive else [], steps=run.global_step,
+                        passes=run.passes, supernet=run.supernet)
 
 
 # ---- command line ----------------------------------------------------------
@@ -646,10 +802,15 @@ def run(args: argparse.Namespace) -> int:
             raise NsasError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     print(f"nsas search: {cfg.space} / {cfg.strategy} / {cfg.loss} on {cfg.dataset}, "
           f"{cfg.epochs} epochs -> {run_dir}")
-    selected = search(cfg, run_dir, resume=args.resume, progress=not args.quiet)
+    selected = search(cfg, run_dir, resume=args.resume, progress=not args.quiet).selected
     key = "loss" if get_space(cfg.space).kind == "text" else "acc"
     print(f"selected architectures (validation {key} with inherited weights):")
     for row in selected:
         print(f"  {row[key]:8.3f}  {row['arch']}")
     print(f"run directory: {run_dir}")
     return 0
+
+
+import nsas as _nsas  # noqa: E402
+
+_nsas._make_callable(__name__)  # nsas.search(...) calls search() above

@@ -137,6 +137,11 @@ class TrainConfig:
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise NsasError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
+    @classmethod
+    def preset(cls, space: str, recipe: str = "proxy", **overrides: Any) -> TrainConfig:
+        """The recipe (``proxy`` or ``paper``) for a built-in ``space``, then ``overrides``."""
+        return recipe_config(space, recipe, **overrides)
+
 
 def recipe_path(space: str, recipe: str) -> Path:
     """The YAML file of ``recipe`` for ``space``."""
@@ -665,3 +670,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result['parameters']:,} parameters, {result['macs']:,} MACs, {result['wall_seconds']:.0f}s")
     print(f"run directory: {run_dir}")
     return 0
+
+
+import nsas as _nsas  # noqa: E402
+
+_nsas._make_callable(__name__)  # nsas.train(...) calls train() above

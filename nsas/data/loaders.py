@@ -1,0 +1,73 @@
+"""Batches from the caller's own data: a PyTorch DataLoader, or any iterable of (x, y).
+
+The search loop reads batches through two methods, ``len(batches)`` and
+``batches.epoch(epoch, start=k)`` (see :mod:`nsas.data.batches`).
+:class:`LoaderBatches` gives any re-iterable of ``(x, y)`` batches those
+methods, moving each batch to the run's device. Resuming mid-epoch skips
+the first ``k`` batches of a fresh pass, so it replays the interrupted run
+only when the loader's order is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from nsas.data.batches import generator, search_split
+from nsas.errors import DataError
+
+
+class LoaderBatches:
+    """``len()`` and ``epoch(e, start=k)`` over a re-iterable of ``(x, y)`` batches.
+
+    Args:
+        loader: a DataLoader (or list, or any object iterated afresh per epoch)
+            yielding ``(inputs, targets)`` tensor pairs.
+        device: where each batch is moved.
+    """
+
+    def __init__(self, loader: Iterable[Any], device: str | torch.device = "cpu") -> None:
+        self.loader, self.device = loader, torch.device(device)
+        try:
+            self.length = len(loader)  # type: ignore[arg-type]
+        except TypeError:
+            raise DataError("a data loader passed to nsas must have a length (len(loader))") from None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches ``start, start + 1, ...`` of one pass over the loader."""
+        for index, batch in enumerate(self.loader):
+            if index < start:
+                continue
+            try:
+                x, y = batch
+            except (TypeError, ValueError):
+                raise DataError(f"a data loader must yield (inputs, targets) pairs, got {type(batch).__name__}") from None
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+
+def split_loaders(dataset: Dataset, *, batch_size: int, fraction: float, seed: int,
+                  num_workers: int = 0) -> tuple[DataLoader, DataLoader]:
+    """A map-style ``Dataset`` of ``(x, y)`` split into weights / validation DataLoaders.
+
+    The split is :func:`nsas.data.search_split` (seeded); both loaders
+    shuffle with seeded generators and drop the last partial batch.
+    """
+    try:
+        n = len(dataset)  # type: ignore[arg-type]
+    except TypeError:
+        raise DataError("a dataset passed to nsas must have a length (len(dataset))") from None
+    w_idx, v_idx = search_split(n, fraction=fraction, seed=seed)
+    loaders = []
+    for k, idx in enumerate((w_idx, v_idx)):
+        if len(idx) < batch_size:
+            raise DataError(f"the dataset's {'weights' if k == 0 else 'validation'} half has {len(idx)} examples, "
+                            f"fewer than one batch of {batch_size}")
+        loaders.append(DataLoader(Subset(dataset, idx.tolist()), batch_size=batch_size, shuffle=True,
+                                  drop_last=True, generator=generator(seed, k), num_workers=num_workers))
+    return loaders[0], loaders[1]
