@@ -126,6 +126,17 @@ class ChoiceSpace(SearchSpace):
         self.ops = tuple(dict.fromkeys(n for p in self.points for n in p))  # type: ignore[misc]
         self._distance = distance or hamming
 
+    @classmethod
+    def names_only(cls, points: Sequence[Sequence[str]], *, name: str = "choice", **kwargs: Any) -> ChoiceSpace:
+        """A space of architecture values only (sampling, strings, distance) for a supernet you built yourself.
+
+        Its ``build_supernet`` / ``build_network`` raise: your module's
+        ``forward(x, path)`` reads ``path.choices`` (one name per choice point).
+        """
+        def unbuildable() -> nn.Module:
+            raise ArchitectureError(f"space {name!r} lists names only; build the network yourself")
+        return cls([{n: unbuildable for n in point} for point in points], name=name, **kwargs)
+
     # ---- architectures -------------------------------------------------
     def arch(self, choices: Sequence[str]) -> ChoiceArch:
         """The architecture picking ``choices`` (validated)."""
