@@ -284,7 +284,7 @@ class Trainer:
             "config": config_to_dict(self.cfg), "arch": str(self.arch),
             "epoch": self.epoch, "step": self.step, "global_step": self.global_step,
             "elapsed": self.elapsed, "sums": dict(self.sums), "val_losses": list(self.val_losses),
-            "model": self.model.state_dict(),
+            "model": self.model.state_dict(), "num_classes": self.data.num_classes,
             "optimizer_name": self.optimizer_name, "optimizer": self.optimizer.state_dict(),
             "hidden": self.hidden, "rng": rng_state(),
         }
