@@ -9,7 +9,12 @@ same K batches and gets its accuracy (per image, or per token for text) and
 mean cross-entropy. The CSV (``arch,acc,loss``, plus ``ppl`` for darts-rnn)
 has one row per canonical string, in the order the architectures were given,
 and is what ``nsas correlate`` reads. Image architectures rank by accuracy,
-RNN cells by loss.
+RNN cells by loss. ``--cost`` adds ``params`` and ``macs`` columns: the
+parameters and multiply-adds of each architecture's stand-alone network at
+the space's default size (as ``nsas inspect`` reports them; about half a
+second per architecture on one core, so they are not computed by default).
+``--max-params N`` / ``--max-macs N`` keep only architectures within that
+budget (and imply ``--cost``); the others are not scored.
 
 Speed: the K batches are made once and stay on the device (channels-last on
 the CPU), every forward runs under ``torch.inference_mode``, and each
@@ -254,8 +259,9 @@ def best_first(rows: Sequence[dict[str, Any]], kind: str) -> list[dict[str, Any]
 
 
 def write_scores(path: str | Path, rows: Sequence[dict[str, Any]], *, kind: str) -> None:
-    """The CSV ``arch,acc,loss`` (``+ppl`` for text), written atomically; floats exact (repr)."""
+    """The CSV ``arch,acc,loss`` (``+ppl`` for text, ``+params,macs`` when the rows have them), written atomically."""
     columns = ["arch", "acc", "loss"] + (["ppl"] if kind == "text" else [])
+    columns += [c for c in ("params", "macs") if rows and c in rows[0]]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -318,6 +324,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="FILE.csv", default=None, help="where to write the scores (default RUN_DIR/scores.csv)")
     parser.add_argument("--workers", type=int, default=1,
                         help="CPU processes scoring slices of the architectures, one thread each (default 1)")
+    parser.add_argument("--cost", action="store_true",
+                        help="add params and macs columns (stand-alone network at the space's default size)")
+    parser.add_argument("--max-params", dest="max_params", metavar="N", type=_positive, default=None,
+                        help="score only architectures with at most N parameters (implies --cost)")
+    parser.add_argument("--max-macs", dest="max_macs", metavar="N", type=_positive, default=None,
+                        help="score only architectures with at most N multiply-adds per image (implies --cost)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -386,7 +398,7 @@ def _score_parallel(args: argparse.Namespace, archs: list[Architecture]) -> list
 class RankResult:
     """What :func:`rank` returns: the scores (also written to ``out``)."""
 
-    rows: list[dict[str, Any]]  # one per architecture, in the order given: arch, acc, loss
+    rows: list[dict[str, Any]]  # one per architecture, in the order given: arch, acc, loss (+ ppl, params, macs)
     out: Path  # the CSV written
     kind: str  # "image" or "text" (text ranks by loss)
 
@@ -399,7 +411,8 @@ class RankResult:
 def rank(run_dir: str | Path, archs: str | Path | Sequence[Architecture | str] | None = None, *,
          sample: int | None = None, all: bool = False, split: str = "val", batches: int | None = None,
          batch_size: int | None = None, bn: str = "batch", recalibrate_batches: int | None = None, seed: int = 0,
-         device: str = "auto", out: str | Path | None = None, workers: int = 1,
+         device: str = "auto", out: str | Path | None = None, workers: int = 1, cost: bool = False,
+         max_params: int | None = None, max_macs: int | None = None,
          supernet: nn.Module | None = None) -> RankResult:
     """Library entry point of `nsas rank`; ``nsas.rank(...)`` is this function.
 
@@ -409,6 +422,7 @@ def rank(run_dir: str | Path, archs: str | Path | Sequence[Architecture | str] |
         sample: instead, this many distinct random architectures.
         all: instead, every architecture of the space.
         split, batches, batch_size, bn, recalibrate_batches, seed, device, workers: as the flags.
+        cost, max_params, max_macs: as ``--cost``, ``--max-params``, ``--max-macs``.
         out: the CSV to write (default ``run_dir/scores.csv``).
         supernet: an untrained module of the run's shape, for runs whose supernet the caller built.
     """
@@ -417,9 +431,25 @@ def rank(run_dir: str | Path, archs: str | Path | Sequence[Architecture | str] |
     args = argparse.Namespace(run_dir=str(run_dir), archs=archs, sample=sample, all=all, split=split,
                               batches=0 if batches == "all" else batches, batch_size=batch_size, bn=bn,
                               recalibrate_batches=recalibrate_batches, seed=seed, device=device,
-                              out=None if out is None else str(out), workers=workers, quiet=True,
+                              out=None if out is None else str(out), workers=workers, quiet=True, cost=cost,
+                              max_params=max_params, max_macs=max_macs,
                               supernet=supernet)
     return _rank(args, log=lambda line: None)
+
+
+def within_budget(cost: tuple[int, int], max_params: int | None, max_macs: int | None) -> bool:
+    """Whether (params, macs) fits the budget (None or 0: no limit)."""
+    return (not max_params or cost[0] <= max_params) and (not max_macs or cost[1] <= max_macs)
+
+
+def _costs(args: argparse.Namespace, space: SearchSpace, archs: list[Architecture]
+           ) -> dict[Architecture, tuple[int, int]]:
+    """Stand-alone (params, macs) per architecture when --cost or a budget asks for them, else {}."""
+    if not (getattr(args, "cost", False) or getattr(args, "max_params", None) or getattr(args, "max_macs", None)):
+        return {}
+    from nsas.inspection import arch_cost
+
+    return {a: arch_cost(space, a) for a in tqdm(archs, unit="arch", desc="cost", disable=args.quiet, leave=False)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -442,6 +472,13 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
     if not out.parent.is_dir():
         raise NsasError(f"cannot write {out}: folder {out.parent} does not exist")
     archs, origin = _choose_archs(args, space)
+    costs = _costs(args, space, archs)
+    if getattr(args, "max_params", None) or getattr(args, "max_macs", None):
+        before = len(archs)
+        archs = [a for a in archs if within_budget(costs[a], args.max_params, args.max_macs)]
+        origin += f", {len(archs):,} of {before:,} within the budget"
+        if not archs:
+            raise NsasError("no architecture is within --max-params/--max-macs")
     unit = "tokens" if space.kind == "text" else "images"
     examples = sum(y.numel() for _, y in eval_set)
     bn = f"recalibrated on {len(recalibrate)} training batches" if recalibrate else "batch statistics"
@@ -454,6 +491,8 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
         rows = score_archs(supernet, archs, eval_set, recalibrate=recalibrate, seed=args.seed,
                            progress=not args.quiet)
     seconds = time.perf_counter() - start
+    if costs:
+        rows = [{**row, "params": costs[a][0], "macs": costs[a][1]} for row, a in zip(rows, archs, strict=True)]
     write_scores(out, rows, kind=space.kind)
     log(f"scored {len(rows):,} architectures in {seconds:.1f} s ({len(rows) / max(seconds, 1e-9):.1f} architectures/s)")
     log(f"top {min(_TOP, len(rows))} by {'loss' if space.kind == 'text' else 'accuracy'}:")

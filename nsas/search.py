@@ -109,6 +109,8 @@ class SearchConfig:
     checkpoint_every: int = 200  # steps between checkpoints (0: only at epoch ends)
     micro_batches: int = 0  # BatchNorm groups per global batch, shared out among processes (0: one per process)
     consistency_every: int = 50  # data parallel: steps between cross-rank consistency checks (0: never)
+    max_params: int = 0  # RandomNAS selection: only architectures with at most this many parameters (0: any)
+    max_macs: int = 0  # ... and at most this many multiply-adds per image (0: any); stand-alone default size
 
     def __post_init__(self) -> None:
         if self.space not in space_names():
@@ -121,7 +123,7 @@ class SearchConfig:
                      "select_rounds", "select_samples", "eval_batches", "log_every"):
             if getattr(self, name) < 1:
                 raise NsasError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("micro_batches", "consistency_every"):
+        for name in ("micro_batches", "consistency_every", "max_params", "max_macs"):
             if getattr(self, name) < 0:
                 raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.micro_batches and self.batch_size % self.micro_batches:
@@ -591,17 +593,34 @@ class Search:
         key, better = ("loss", min) if self.space.kind == "text" else ("acc", max)
         if callable(getattr(self.strategy, "final", None)):  # GDAS: the argmax of alpha
             arch = self.strategy.final()
+            if self.cfg.max_params or self.cfg.max_macs:
+                self.log.warning("max_params/max_macs restrict RandomNAS selection only; %s keeps its argmax",
+                                 self.cfg.strategy)
             return [{"arch": str(arch), "round": 0, **self.score(arch)}]
         rng = random.Random(f"select-{self.cfg.seed}")
         winners = []
         for round_ in range(self.cfg.select_rounds):
             scored = []
             for _ in range(self.cfg.select_samples):
-                arch = self.space.sample(rng)
+                arch = self.sample_within_budget(rng)
                 scored.append({"arch": str(arch), "round": round_ + 1,
                                **self.score(arch)})
             winners.append(better(scored, key=lambda r: r[key]))
         return sorted(winners, key=lambda r: r[key], reverse=better is max)
+
+    def sample_within_budget(self, rng: random.Random, tries: int = 1000) -> Architecture:
+        """A random architecture within ``max_params`` / ``max_macs`` (any, without a budget)."""
+        if not (self.cfg.max_params or self.cfg.max_macs):
+            return self.space.sample(rng)
+        from nsas.inspection import arch_cost
+        from nsas.rank import within_budget
+
+        for _ in range(tries):
+            arch = self.space.sample(rng)
+            if within_budget(arch_cost(self.space, arch), self.cfg.max_params, self.cfg.max_macs):
+                return arch
+        raise NsasError(f"no architecture within max_params {self.cfg.max_params} / max_macs "
+                        f"{self.cfg.max_macs} among {tries} random ones; relax the budget")
 
     def finish(self) -> list[dict[str, Any]]:
         """Select, and write the selected architectures and the archive."""
@@ -739,6 +758,12 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
                                   "the processes (0: one per process; fix it to resume with another count)")),
     ("--consistency-every", dict(dest="consistency_every", type=int,
                                  help="data parallel: steps between cross-rank consistency checks (default 50)")),
+    ("--max-params", dict(dest="max_params", type=int,
+                          help="RandomNAS selection: only architectures with at most this many parameters "
+                               "(stand-alone network at the space's default size; 0: no limit)")),
+    ("--max-macs", dict(dest="max_macs", type=int,
+                        help="RandomNAS selection: only architectures with at most this many multiply-adds "
+                             "per image (0: no limit)")),
 ]
 
 
