@@ -86,6 +86,7 @@ class SearchConfig:
     augment: bool = True
     seed: int = 0
     device: str = "auto"
+    tensorboard: bool = False  # mirror metrics.jsonl to RUN_DIR/tensorboard (needs the tensorboard extra)
     archive_size: int = 8  # M
     pool_size: int = 50  # |C|
     candidates: int | None = None  # n (None: every recent architecture)
@@ -441,7 +442,7 @@ class Search:
         state = load_checkpoint(path, kind="search", map_location=self.device)
         defaults = config_to_dict(SearchConfig(space=self.cfg.space))  # keys added since the checkpoint was written
         check_same_config(path, {**defaults, **state.get("config", {})}, config_to_dict(self.cfg),
-                          free=("device", "consistency_every"))  # these may change between resumes
+                          free=("device", "consistency_every", "tensorboard"))  # these may change between resumes
         try:
             self.supernet.load_state_dict(state["supernet"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -648,8 +649,16 @@ class Search:
             self.log.info(f"resumed from {self.checkpoint_path} at epoch {self.epoch + 1}, step {self.step}")
         self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", resume_step=self.global_step if resume else None,
                                      enabled=self.main)
-        self.train()
-        return self.finish()
+        if self.cfg.tensorboard:
+            from nsas.tracking import TensorBoardMirror
+
+            self.metrics = TensorBoardMirror(self.metrics, self.run_dir / "tensorboard", enabled=self.main)
+        try:
+            self.train()
+            return self.finish()
+        finally:
+            if self.cfg.tensorboard:
+                self.metrics.close()
 
 
 
@@ -735,6 +744,8 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--grad-clip", dict(dest="grad_clip", type=float, help="gradient-norm clip (0: off)")),
     ("--seed", dict(type=int, help="seed of data order, sampling and initialisation")),
     ("--device", dict(help="auto, cpu or cuda")),
+    ("--tensorboard", dict(action="store_true",
+                           help="also log metrics to RUN_DIR/tensorboard (needs pip install 'nsas[tensorboard]')")),
     ("--archive-size", dict(dest="archive_size", type=int, help="NSAS archive size M (default 8)")),
     ("--pool-size", dict(dest="pool_size", type=int, help="recent pool size |C| (default 50)")),
     ("--candidates", dict(type=int, help="candidates n drawn from the pool per update (default: all)")),
@@ -809,13 +820,13 @@ def run(args: argparse.Namespace) -> int:
         if not (run_dir / "checkpoint.pt").exists():
             raise NsasError(f"{run_dir} holds no checkpoint.pt to resume from")
         names = {f.name for f in dataclasses.fields(SearchConfig)}
-        given = sorted(k for k in vars(args) if k in names and k not in ("device", "consistency_every"))
+        given = sorted(k for k in vars(args) if k in names and k not in ("device", "consistency_every", "tensorboard"))
         if given or args.config:
             flag = "--config" if args.config else "--" + given[0].replace("_", "-")
             raise NsasError(f"--resume continues with the run's own config.yaml; {flag} cannot change it "
-                            "(only --device and --consistency-every may be given)")
+                            "(only --device, --consistency-every and --tensorboard may be given)")
         values = read_yaml(run_dir / "config.yaml")
-        for key in ("device", "consistency_every"):
+        for key in ("device", "consistency_every", "tensorboard"):
             if hasattr(args, key):
                 values[key] = getattr(args, key)
         cfg = build_config(SearchConfig, values, source=f"{run_dir / 'config.yaml'}")
