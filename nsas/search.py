@@ -50,6 +50,7 @@ from torch import nn
 
 from nsas import data as nsas_data
 from nsas import distributed
+from nsas.data.loaders import LazyData, caller_batches
 from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
 from nsas.errors import CheckpointError, NsasError, TrainingError
@@ -204,43 +205,20 @@ class SearchData:
     num_classes: int | None  # classes (vocabulary size for text); None when unknown (caller's loaders)
 
 
-class LazySearchData:
-    """A :class:`SearchData` built from the config on first use (loading a run does not load its data)."""
-
-    def __init__(self, cfg: SearchConfig, device: torch.device) -> None:
-        self.cfg, self.device = cfg, device
-        self.built: SearchData | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("train", "val", "num_classes"):
-            if self.built is None:
-                self.built = build_search_data(self.cfg, self.device)
-            return getattr(self.built, name)
-        raise AttributeError(name)
-
-
 def caller_data(cfg: SearchConfig, device: torch.device, *, dataset: Any = None, train_data: Any = None,
                 val_data: Any = None, num_classes: int | None = None) -> SearchData:
     """Search data from what the caller passed instead of ``cfg.dataset``.
 
     ``dataset`` is an :class:`~nsas.data.ImageDataset` / ``TextDataset`` (used
     as a loaded data set would be) or a map-style torch ``Dataset`` of
-    ``(x, y)`` (split by ``cfg.train_fraction`` into two DataLoaders);
-    ``train_data`` and ``val_data`` are DataLoaders (or lists of batches)
-    used as they are. ``num_classes`` defaults to ``len(dataset.classes)``
-    where the data set has that attribute.
+    ``(x, y)``; ``train_data`` and ``val_data`` are DataLoaders (see
+    :func:`nsas.data.loaders.caller_batches`).
     """
-    from nsas.data.loaders import LoaderBatches, split_loaders
-
     if isinstance(dataset, (nsas_data.ImageDataset, nsas_data.TextDataset)):
         return build_search_data(cfg, device, dataset=dataset)
-    if dataset is not None:
-        train_data, val_data = split_loaders(dataset, batch_size=cfg.batch_size, fraction=cfg.train_fraction,
-                                             seed=cfg.seed)
-        num_classes = num_classes or (len(dataset.classes) if hasattr(dataset, "classes") else None)
-    if train_data is None or val_data is None:
-        raise NsasError("pass both train_data and val_data (or a dataset to split)")
-    return SearchData(LoaderBatches(train_data, device), LoaderBatches(val_data, device), num_classes)
+    return SearchData(*caller_batches(batch_size=cfg.batch_size, fraction=cfg.train_fraction, seed=cfg.seed,
+                                      device=device, dataset=dataset, train_data=train_data, val_data=val_data,
+                                      num_classes=num_classes))
 
 
 def build_search_data(cfg: SearchConfig, device: torch.device, dataset: Any = None) -> SearchData:
@@ -276,11 +254,11 @@ def build_supernet(cfg: SearchConfig, num_classes: int | None) -> nn.Module:
 
 
 def load_search_run(run_dir: str | Path, device: str | torch.device = "cpu", *, supernet: nn.Module | None = None
-                    ) -> tuple[SearchConfig, nn.Module, SearchData | LazySearchData, dict[str, Any]]:
+                    ) -> tuple[SearchConfig, nn.Module, Any, dict[str, Any]]:
     """A finished or interrupted search run: its config, supernet (trained weights), data and checkpoint state.
 
-    The data set is loaded only when the returned data's ``train``/``val`` is
-    first read. Pass ``supernet`` (an untrained module of the same shape) for
+    The data (a :class:`~nsas.data.loaders.LazyData`) loads the data set
+    only when its ``train``/``val`` is first read. Pass ``supernet`` (an untrained module of the same shape) for
     runs whose supernet the caller built; its weights are replaced by the run's.
     """
     run_dir = Path(run_dir)
@@ -289,7 +267,7 @@ def load_search_run(run_dir: str | Path, device: str | torch.device = "cpu", *, 
     cfg = build_config(SearchConfig, read_yaml(run_dir / "config.yaml"), source=str(run_dir / "config.yaml"))
     device = torch.device(device)
     state = load_checkpoint(run_dir / "checkpoint.pt", kind="search", map_location=device)
-    data = LazySearchData(cfg, device)
+    data = LazyData(lambda: build_search_data(cfg, device))
     if supernet is None:  # checkpoints older than the num_classes record need the data to know it
         supernet = build_supernet(cfg, state.get("num_classes") or data.num_classes)
     supernet = supernet.to(device)

@@ -1,4 +1,4 @@
-"""Batches from the caller's own data: a PyTorch DataLoader, or any iterable of (x, y).
+"""The caller's own data in a search (a DataLoader, a torch Dataset), and data built lazily.
 
 The search loop reads batches through two methods, ``len(batches)`` and
 ``batches.epoch(epoch, start=k)`` (see :mod:`nsas.data.batches`).
@@ -10,7 +10,7 @@ only when the loader's order is deterministic.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -71,3 +71,40 @@ def split_loaders(dataset: Dataset, *, batch_size: int, fraction: float, seed: i
         loaders.append(DataLoader(Subset(dataset, idx.tolist()), batch_size=batch_size, shuffle=True,
                                   drop_last=True, generator=generator(seed, k), num_workers=num_workers))
     return loaders[0], loaders[1]
+
+
+class LazyData:
+    """Attributes of an object built on first use: ``LazyData(build)`` calls ``build()`` when one is read.
+
+    ``load_search_run`` returns its search data this way, so loading a trained
+    supernet does not load the data set until its batches are used.
+    """
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build, self._built = build, None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._built is None:
+            self._built = self._build()
+        return getattr(self._built, name)
+
+
+def caller_batches(*, batch_size: int, fraction: float, seed: int, device: torch.device, dataset: Any = None,
+                   train_data: Any = None, val_data: Any = None, num_classes: int | None = None
+                   ) -> tuple[LoaderBatches, LoaderBatches, int | None]:
+    """Weights and validation batches from the caller's data, and the number of classes if known.
+
+    ``dataset`` is a map-style torch ``Dataset`` of ``(x, y)``, split by
+    ``fraction`` into two DataLoaders (:func:`split_loaders`); otherwise
+    ``train_data`` and ``val_data`` are DataLoaders (or lists of batches)
+    used as they are. ``num_classes`` defaults to ``len(dataset.classes)``
+    where the data set has that attribute.
+    """
+    if dataset is not None:
+        train_data, val_data = split_loaders(dataset, batch_size=batch_size, fraction=fraction, seed=seed)
+        num_classes = num_classes or (len(dataset.classes) if hasattr(dataset, "classes") else None)
+    if train_data is None or val_data is None:
+        raise DataError("pass both train_data and val_data (or a dataset to split)")
+    return LoaderBatches(train_data, device), LoaderBatches(val_data, device), num_classes
