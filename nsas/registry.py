@@ -82,9 +82,6 @@ class Registry(Generic[T]):
         load_plugins()
         return list(self.builtins) + [n for n in self.entries if n not in self.builtins]
 
-    def __contains__(self, name: object) -> bool:
-        return name in self.entries or name in self.builtins or (load_plugins() or name in self.entries)
-
     def get(self, name: str) -> T:
         """The entry registered as ``name``; raises ``error`` naming the choices if there is none."""
         if name not in self.entries and name in self.builtins:
