@@ -101,3 +101,23 @@ def test_stand_alone_network_holds_only_the_chosen_blocks():
     assert len(net.blocks) == 2 and isinstance(net.blocks[0], nn.Identity) and isinstance(net.blocks[1], Counting)
     assert net(torch.randn(5, 4)).shape == (5, 3)
     assert sum(p.numel() for p in net.parameters()) == (4 * 4 + 4) + (4 * 3 + 3)
+
+
+def test_gdas_search_on_a_registered_choice_space(tmp_path, monkeypatch):
+    import json
+
+    import nsas
+    import nsas.data
+    from tiny import fake_dataset, tiny_search_config
+
+    monkeypatch.setattr(nsas.data, "load_dataset", fake_dataset)
+    sp = ChoiceSpace([{"k1": lambda: nn.Conv2d(3, 3, 1), "k3": lambda: nn.Conv2d(3, 3, 3, padding=1)}] * 2,
+                     head=lambda: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 5)))
+    nsas.register_space(sp, name="gdas-chain")
+    try:
+        result = nsas.search(tiny_search_config("gdas-chain", strategy="gdas"), tmp_path, progress=False)
+    finally:
+        nsas.spaces.SPACES.remove("gdas-chain")
+    assert len(result.selected) == 1 and sp.parse(result.best) in set(sp.enumerate())  # GDAS: the argmax
+    steps = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert all("arch_loss" in r and "tau" in r for r in steps if r["kind"] == "step")
