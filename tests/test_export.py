@@ -107,3 +107,14 @@ def test_search_run_exports_its_best_pick(tmp_path):
     meta = json.loads((tmp_path / "pick.pt2.json").read_text())
     assert meta["arch"] == ARCH and meta["weights"] is None and meta["options"] == {"channels": 4, "cells": 1}
     assert torch.export.load(out).module()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_onnx_without_the_extra_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    import nsas.export
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(nsas.export.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnx" else real(name, *a))
+    assert main(["export", ARCH, "--channels", "4", "--cells", "1", "--format", "onnx",
+                 "--out", str(tmp_path / "a.onnx")]) == 2
+    assert "pip install 'nsas[onnx]'" in capsys.readouterr().err and not (tmp_path / "a.onnx").exists()
