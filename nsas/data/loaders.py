@@ -47,7 +47,8 @@ class LoaderBatches:
             try:
                 x, y = batch
             except (TypeError, ValueError):
-                raise DataError(f"a data loader must yield (inputs, targets) pairs, got {type(batch).__name__}") from None
+                raise DataError("a data loader must yield (inputs, targets) pairs, "
+                                f"got {type(batch).__name__}") from None
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 

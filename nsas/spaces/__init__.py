@@ -71,4 +71,5 @@ def parse_arch(text: str, space: str | None = None) -> Architecture:
     return get_space(space or detect_space(text)).parse(text)
 
 
-__all__ = ["SPACES", "Architecture", "SearchSpace", "detect_space", "get_space", "parse_arch", "register_space", "space_names"]
+__all__ = ["SPACES", "Architecture", "SearchSpace", "detect_space", "get_space", "parse_arch", "register_space",
+           "space_names"]
