@@ -27,8 +27,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("nsas.inspection", "print an architecture's canonical string, parameters and multiply-adds"),
     "rank": ("nsas.rank", "score architectures with a trained supernet's inherited weights"),
     "train": ("nsas.train", "train one architecture stand-alone from scratch"),
+    "export": ("nsas.export", "write the stand-alone network of an architecture or run (state dict, TorchScript, ...)"),
     "correlate": ("nsas.correlate", "rank correlation between supernet scores and ground truth"),
-    "plot": ("nsas.plot", "draw forgetting curves, losses, diversity and cells of a search run"),
+    "plot": ("nsas.plot", "draw forgetting curves, losses, diversity and cells of a search run (or overlay runs)"),
     "study": ("nsas.study", "run searches and ground-truth training, and report ranking quality"),
 }
 

@@ -365,7 +365,8 @@ def _nan_to_none(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
-def correlate(scores: Mapping[str, dict[str, float]], truth: Mapping[str, dict[str, float]], *,
+def correlate(scores: Mapping[str, dict[str, float]] | str | Path, truth: Mapping[str, dict[str, float]] | str | Path,
+              *,
               key: str = "acc", truth_key: str | None = None, lower_is_better: bool = False,
               truth_lower_is_better: bool | None = None, space: str | None = None,
               top_k: Sequence[int] = (5, 10), bootstrap: int = 1000, seed: int = 0,
@@ -373,8 +374,8 @@ def correlate(scores: Mapping[str, dict[str, float]], truth: Mapping[str, dict[s
     """Ranking quality of ``scores`` against ``truth``, as a JSON-ready dict.
 
     Args:
-        scores: supernet scores (from :func:`read_table` or a plain dict).
-        truth: ground truth, same shape.
+        scores: supernet scores (from :func:`read_table` or a plain dict), or a table file to read.
+        truth: ground truth, same shape, or a table file to read.
         key: the score column.
         truth_key: the truth column (default: ``key``).
         lower_is_better: smaller scores are better (loss, perplexity).
@@ -395,6 +396,10 @@ def correlate(scores: Mapping[str, dict[str, float]], truth: Mapping[str, dict[s
         NsasError: bad arguments, bad tables, or fewer than 3 architectures joined.
     """
     truth_key = key if truth_key is None else truth_key
+    if isinstance(scores, (str, Path)):
+        scores = read_table(scores, keys=[key])
+    if isinstance(truth, (str, Path)):
+        truth = read_table(truth, keys=[truth_key])
     truth_lower = lower_is_better if truth_lower_is_better is None else truth_lower_is_better
     if bootstrap < 0:
         raise NsasError(f"--bootstrap must be 0 or more, got {bootstrap}")
@@ -513,3 +518,8 @@ def run(args: argparse.Namespace) -> int:
                          f"{' '.join(map(str, result['skipped_top_k']))}\n")
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0
+
+
+import nsas as _nsas  # noqa: E402
+
+_nsas._make_callable(__name__)  # nsas.correlate(...) calls correlate() above

@@ -21,6 +21,7 @@ accumulates locally under ``no_sync()`` and the last one all-reduces.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -30,7 +31,7 @@ from torch import nn
 
 from nsas import distributed
 from nsas.archive import NoveltyArchive
-from nsas.errors import NsasError
+from nsas.registry import Registry
 from nsas.spaces.base import Architecture, SearchSpace
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -46,24 +47,32 @@ class StepLosses:
     passes: int  # single-path forward/backward passes this step cost, in whole-batch equivalents
 
 
+Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits (N, C), targets (N,)) -> scalar
+
+
 def path_loss(supernet: nn.Module, path: Any, batch: Batch,
-              edge_weights: list[torch.Tensor] | None = None) -> torch.Tensor:
-    """Cross-entropy of one path of the supernet on ``batch``.
+              edge_weights: list[torch.Tensor] | None = None, criterion: Criterion | None = None) -> torch.Tensor:
+    """Loss of one path of the supernet on ``batch`` (cross-entropy unless ``criterion`` is given).
 
     Image batches: x (B, 3, H, W), y (B,). Text batches: x (T, B), y (T, B);
-    logits (T, B, V) are flattened to (T*B, V).
+    logits (T, B, V) are flattened to (T*B, V) and y to (T*B,) before the
+    criterion sees them. ``edge_weights`` is passed to the supernet only when
+    given, so any module with ``forward(x, path)`` works as a supernet.
     """
     x, y = batch
-    logits = supernet(x, path, edge_weights=edge_weights)
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+    logits = supernet(x, path) if edge_weights is None else supernet(x, path, edge_weights=edge_weights)
+    return (criterion or F.cross_entropy)(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
 
 
 Term = tuple[Any, list[torch.Tensor] | None, float, tuple[int, int]]  # path, edge weights, coef, (slice, of)
 WHOLE = (0, 1)  # a term computed on the whole (micro-)batch
 
 
-def _passes(terms: list[Term], supernet: nn.Module, batch: Batch, chunks: int) -> list[list[float]]:
-    """Back-propagate ``coef * CE(path)`` for every (path, edge_weights, coef, slice) term and micro-batch.
+def _passes(terms: list[Term], supernet: nn.Module, batch: Batch, chunks: int,
+            criterion: Criterion | None = None) -> list[list[float]]:
+    """Back-propagate ``coef * loss(path)`` for every (path, edge_weights, coef, slice) term and micro-batch.
+
+    The loss is ``criterion`` (cross-entropy when None).
 
     A term's slice ``(i, n)`` computes it on the i-th of n contiguous slices
     of each micro-batch (sizes differ by at most one) (``WHOLE`` for all of it). Each micro-batch's
@@ -78,17 +87,22 @@ def _passes(terms: list[Term], supernet: nn.Module, batch: Batch, chunks: int) -
         for t, (path, edge_weights, coef, (index, count)) in enumerate(terms):
             with distributed.pass_context(supernet, sync=(c, t) == last):
                 sliced = part if count == 1 else tuple(t.tensor_split(count, dim)[index] for t in part)
-                loss = path_loss(supernet, path, sliced, edge_weights)
+                loss = path_loss(supernet, path, sliced, edge_weights, criterion)
                 (loss * (coef / chunks)).backward()
             values[t].append(loss.item())
     return values
 
 
 class Objective:
-    """Plain cross-entropy of the current architecture (the baselines' loss)."""
+    """Plain cross-entropy of the current architecture (the baselines' loss).
+
+    Every objective computes its per-path loss with ``self.criterion``
+    (cross-entropy when None); set it to train with another loss function.
+    """
 
     name: ClassVar[str] = "ce"
     archive: NoveltyArchive | None = None
+    criterion: Criterion | None = None
 
     def observe(self, arch: Architecture) -> None:
         """Record the step's discrete architecture (before the loss)."""
@@ -96,7 +110,7 @@ class Objective:
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
                  edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
         """Accumulate the gradient of this step's loss into ``supernet`` (mean over ``chunks`` micro-batches)."""
-        (values,) = _passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks)
+        (values,) = _passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks, self.criterion)
         value = sum(values) / chunks
         return StepLosses(current=value, archive=None, total=value, passes=1)
 
@@ -157,7 +171,7 @@ class NSASObjective(Objective):
         # d/dW [beta * mean_i CE_i] = sum_i (beta / |A|) dCE_i/dW: one backward per member.
         terms: list[Term] = [(path, edge_weights, scale, WHOLE)]
         terms += [(m, None, scale * self.beta / n, (i, n) if self.slices else WHOLE) for i, m in enumerate(constraints)]
-        values = [sum(v) / chunks for v in _passes(terms, supernet, batch, chunks)]
+        values = [sum(v) / chunks for v in _passes(terms, supernet, batch, chunks, self.criterion)]
         cur, members = values[0], values[1:]
         mean_archive = sum(members) / len(members) if members else None
         passes = 1 + (min(n, 1) if self.slices else n)  # whole-batch equivalents
@@ -207,7 +221,7 @@ class WPLObjective(Objective):
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
                  edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
         # the mean gradient over micro-batches (and processes: identical on every rank)
-        value = sum(_passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks)[0]) / chunks
+        value = sum(_passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks, self.criterion)[0]) / chunks
         # The penalty depends only on the weights, anchors and averaged gradient: every rank computes the same.
         named = dict(distributed.unwrap(supernet).named_parameters())
         used = {n: p for n, p in named.items() if p.grad is not None}
@@ -249,26 +263,40 @@ class WPLObjective(Objective):
         self.steps = int(state["steps"])
 
 
-LOSSES = ("ce", "nsas", "nsas-replay", "nsas-random", "wpl")
+LOSSES = ("ce", "nsas", "nsas-replay", "nsas-random", "wpl")  # built-in; loss_names() adds registered ones
+# name -> factory(space, **options) -> Objective; options: the keyword arguments of build_objective
+_REGISTRY: Registry[Callable[..., Objective]] = Registry("loss", {n: __name__ for n in LOSSES})
 
 
-def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, pool_size: int = 50,
-                    candidates: int | None = None, k: int = 10, beta: float = 1.0, replay: int = 1,
-                    wpl_strength: float = 1.0, wpl_window: int = 1, seed: int = 0, archive_max_age: int = 0,
-                    constraint_every: int = 1, constraint_slices: bool = False,
-                    normalize_loss: bool = False) -> Objective:
-    """The objective registered as ``name`` (one of :data:`LOSSES`).
+def register_loss(name: str) -> Callable[[Callable[..., Objective]], Callable[..., Objective]]:
+    """Decorator: register an objective factory ``factory(space, **options) -> Objective``.
 
-    The NSAS-family variants (off by default, see :class:`NSASObjective` and
-    :class:`~nsas.archive.NoveltyArchive`): ``archive_max_age``,
-    ``constraint_every``, ``constraint_slices``, ``normalize_loss``.
-    ``wpl_window`` is in optimizer steps.
+    ``options`` are the keyword arguments of :func:`build_objective` after
+    ``space`` except ``criterion`` (accept ``**options`` and use the ones you need).
     """
-    if name == "ce":
-        return Objective()
-    if name == "wpl":
-        return WPLObjective(strength=wpl_strength, window=wpl_window)
-    if name in ("nsas", "nsas-replay", "nsas-random"):
+    return _REGISTRY.register(name)
+
+
+def loss_names() -> list[str]:
+    """Every loss name: the built-in ones, then registered ones."""
+    return _REGISTRY.names()
+
+
+@register_loss("ce")
+def _ce(space: SearchSpace, **_: Any) -> Objective:
+    return Objective()
+
+
+@register_loss("wpl")
+def _wpl(space: SearchSpace, *, wpl_strength: float = 1.0, wpl_window: int = 1, **_: Any) -> Objective:
+    return WPLObjective(strength=wpl_strength, window=wpl_window)
+
+
+def _nsas_factory(name: str) -> Callable[..., Objective]:
+    def factory(space: SearchSpace, *, archive_size: int = 8, pool_size: int = 50, candidates: int | None = None,
+                k: int = 10, beta: float = 1.0, replay: int = 1, seed: int = 0, archive_max_age: int = 0,
+                constraint_every: int = 1, constraint_slices: bool = False, normalize_loss: bool = False,
+                **_: Any) -> Objective:
         archive = NoveltyArchive(space, capacity=archive_size, pool_size=pool_size, candidates=candidates,
                                  k=k, policy="random" if name == "nsas-random" else "novelty", seed=seed,
                                  max_age=archive_max_age)
@@ -276,4 +304,35 @@ def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, poo
                                   every=constraint_every, slices=constraint_slices, normalize=normalize_loss)
         objective.name = name
         return objective
-    raise NsasError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    return factory
+
+
+for _name in ("nsas", "nsas-replay", "nsas-random"):
+    register_loss(_name)(_nsas_factory(_name))
+
+
+def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, pool_size: int = 50,
+                    candidates: int | None = None, k: int = 10, beta: float = 1.0, replay: int = 1,
+                    wpl_strength: float = 1.0, wpl_window: int = 1, seed: int = 0, archive_max_age: int = 0,
+                    constraint_every: int = 1, constraint_slices: bool = False,
+                    normalize_loss: bool = False, criterion: Criterion | None = None) -> Objective:
+    """The objective registered as ``name`` (see :func:`loss_names`).
+
+    Args:
+        name: registered loss name.
+        space: the search space (the archive measures distances in it).
+        archive_size, pool_size, candidates, k, beta, replay: NSAS settings (M, |C|, n, k, beta, r).
+        wpl_strength: WPL penalty strength.
+        wpl_window: steps over which WPL keeps its anchor weights and Fisher estimate.
+        seed: seeds the archive's random choices.
+        archive_max_age, constraint_every, constraint_slices, normalize_loss: the NSAS-family
+            variants, off by default (see :class:`NSASObjective` and :class:`~nsas.archive.NoveltyArchive`).
+        criterion: per-path loss function (None: cross-entropy).
+    """
+    objective = _REGISTRY.get(name)(space, archive_size=archive_size, pool_size=pool_size, candidates=candidates,
+                                    k=k, beta=beta, replay=replay, wpl_strength=wpl_strength, wpl_window=wpl_window, seed=seed,
+                                    archive_max_age=archive_max_age, constraint_every=constraint_every,
+                                    constraint_slices=constraint_slices, normalize_loss=normalize_loss)
+    if criterion is not None:
+        objective.criterion = criterion
+    return objective

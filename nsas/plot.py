@@ -1,6 +1,7 @@
 """`nsas plot`: figures of a search run -- forgetting curves, losses, Kendall tau, cells.
 
     nsas plot runs/search-nb201-random-nsas-... [--truth truth.csv] [--out DIR] [--dpi 120]
+    nsas plot RUN1 RUN2 ... [--out DIR]      # several runs overlaid: compare.png (nsas/plot_compare.py)
 
 writes into ``RUN_DIR/plots/`` (or ``--out``) and prints the path of each file:
 
@@ -451,7 +452,8 @@ def _cells_figure(run_dir: Path, space: str, note: Callable[[str], None]) -> lis
 # ---------------------------------------------------------------- CLI
 def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of ``nsas plot``."""
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a search run directory (from nsas search)")
+    parser.add_argument("run_dirs", metavar="RUN_DIR", nargs="+",
+                        help="a search run directory (from nsas search); several: overlay them in compare.png")
     parser.add_argument("--truth", metavar="FILE", default=None,
                         help="CSV/JSON/JSONL of true accuracies per architecture: adds kendall.png")
     parser.add_argument("--truth-key", default=None, metavar="KEY",
@@ -464,7 +466,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``nsas plot``: draw the figures and print their paths."""
-    paths = plot_run(args.run_dir, truth=args.truth, truth_key=args.truth_key,
+    if len(args.run_dirs) > 1:
+        if args.truth is not None:
+            raise NsasError("--truth applies to one run; compare several runs without it")
+        from nsas.plot_compare import compare_runs
+
+        print(compare_runs(args.run_dirs, args.out, dpi=args.dpi))
+        return 0
+    paths = plot_run(args.run_dirs[0], truth=args.truth, truth_key=args.truth_key,
                      truth_lower_is_better=args.truth_lower_is_better, out_dir=args.out, dpi=args.dpi)
     for path in paths:
         print(path)

@@ -9,7 +9,12 @@ same K batches and gets its accuracy (per image, or per token for text) and
 mean cross-entropy. The CSV (``arch,acc,loss``, plus ``ppl`` for darts-rnn)
 has one row per canonical string, in the order the architectures were given,
 and is what ``nsas correlate`` reads. Image architectures rank by accuracy,
-RNN cells by loss.
+RNN cells by loss. ``--cost`` adds ``params`` and ``macs`` columns: the
+parameters and multiply-adds of each architecture's stand-alone network at
+the space's default size (as ``nsas inspect`` reports them; about half a
+second per architecture on one core, so they are not computed by default).
+``--max-params N`` / ``--max-macs N`` keep only architectures within that
+budget (and imply ``--cost``); the others are not scored.
 
 Speed: the K batches are made once and stay on the device (channels-last on
 the CPU), every forward runs under ``torch.inference_mode``, and each
@@ -118,8 +123,9 @@ def best_first(rows: Sequence[dict[str, Any]], kind: str) -> list[dict[str, Any]
 
 
 def write_scores(path: str | Path, rows: Sequence[dict[str, Any]], *, kind: str) -> None:
-    """The CSV ``arch,acc,loss`` (``+ppl`` for text), written atomically; floats exact (repr)."""
+    """The CSV ``arch,acc,loss`` (``+ppl`` for text, ``+params,macs`` when the rows have them), written atomically."""
     columns = ["arch", "acc", "loss"] + (["ppl"] if kind == "text" else [])
+    columns += [c for c in ("params", "macs") if rows and c in rows[0]]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -182,11 +188,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="FILE.csv", default=None, help="where to write the scores (default RUN_DIR/scores.csv)")
     parser.add_argument("--workers", type=int, default=1,
                         help="CPU processes scoring slices of the architectures, one thread each (default 1)")
+    parser.add_argument("--cost", action="store_true",
+                        help="add params and macs columns (stand-alone network at the space's default size)")
+    parser.add_argument("--max-params", dest="max_params", metavar="N", type=_positive, default=None,
+                        help="score only architectures with at most N parameters (implies --cost)")
+    parser.add_argument("--max-macs", dest="max_macs", metavar="N", type=_positive, default=None,
+                        help="score only architectures with at most N multiply-adds per image (implies --cost)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _choose_archs(args: argparse.Namespace, space: SearchSpace) -> tuple[list[Architecture], str]:
     """The architectures to score, and a note on where they came from."""
+    if args.archs is not None and not isinstance(args.archs, (str, Path)):  # a list from the Python API
+        archs = list(dict.fromkeys(space.coerce(a) for a in args.archs))
+        return archs, "given"
     if args.archs is not None:
         archs, repeats = read_arch_file(args.archs, space)
         return archs, f"from {args.archs}" + (f" ({repeats} repeated entries dropped)" if repeats else "")
@@ -215,7 +230,7 @@ def _eval_batches(args: argparse.Namespace, cfg: SearchConfig, batches: Any) -> 
 def _setup(args: argparse.Namespace) -> tuple[SearchConfig, nn.Module, list[Batch], list[Batch], torch.device]:
     """The run's supernet, the scoring batches and the recalibration batches (the same in every worker)."""
     device = resolve_device(args.device)
-    cfg, supernet, data, _ = load_search_run(args.run_dir, device)
+    cfg, supernet, data, _ = load_search_run(args.run_dir, device, supernet=getattr(args, "supernet", None))
     batch_size = args.batch_size or cfg.batch_size
     eval_set = _eval_batches(args, cfg, split_batches(cfg, data, args.split, batch_size=batch_size, device=device))
     recalibrate = []
@@ -243,8 +258,72 @@ def _score_parallel(args: argparse.Namespace, archs: list[Architecture]) -> list
         return [row for rows in pool.map(_score_chunk, [args] * len(chunks), chunks) for row in rows]
 
 
+@dataclasses.dataclass
+class RankResult:
+    """What :func:`rank` returns: the scores (also written to ``out``)."""
+
+    rows: list[dict[str, Any]]  # one per architecture, in the order given: arch, acc, loss (+ ppl, params, macs)
+    out: Path  # the CSV written
+    kind: str  # "image" or "text" (text ranks by loss)
+
+    @property
+    def best(self) -> list[dict[str, Any]]:
+        """The rows, best first."""
+        return best_first(self.rows, self.kind)
+
+
+def rank(run_dir: str | Path, archs: str | Path | Sequence[Architecture | str] | None = None, *,
+         sample: int | None = None, all: bool = False, split: str = "val", batches: int | None = None,
+         batch_size: int | None = None, bn: str = "batch", recalibrate_batches: int | None = None, seed: int = 0,
+         device: str = "auto", out: str | Path | None = None, workers: int = 1, cost: bool = False,
+         max_params: int | None = None, max_macs: int | None = None,
+         supernet: nn.Module | None = None) -> RankResult:
+    """Library entry point of `nsas rank`; ``nsas.rank(...)`` is this function.
+
+    Args:
+        run_dir: a search run directory.
+        archs: architectures (strings or values), or a file listing them.
+        sample: instead, this many distinct random architectures.
+        all: instead, every architecture of the space.
+        split, batches, batch_size, bn, recalibrate_batches, seed, device, workers: as the flags.
+        cost, max_params, max_macs: as ``--cost``, ``--max-params``, ``--max-macs``.
+        out: the CSV to write (default ``run_dir/scores.csv``).
+        supernet: an untrained module of the run's shape, for runs whose supernet the caller built.
+    """
+    if sum((archs is not None, sample is not None, bool(all))) != 1:
+        raise NsasError("pass exactly one of archs, sample or all")
+    args = argparse.Namespace(run_dir=str(run_dir), archs=archs, sample=sample, all=all, split=split,
+                              batches=0 if batches == "all" else batches, batch_size=batch_size, bn=bn,
+                              recalibrate_batches=recalibrate_batches, seed=seed, device=device,
+                              out=None if out is None else str(out), workers=workers, quiet=True, cost=cost,
+                              max_params=max_params, max_macs=max_macs,
+                              supernet=supernet)
+    return _rank(args, log=lambda line: None)
+
+
+def within_budget(cost: tuple[int, int], max_params: int | None, max_macs: int | None) -> bool:
+    """Whether (params, macs) fits the budget (None or 0: no limit)."""
+    return (not max_params or cost[0] <= max_params) and (not max_macs or cost[1] <= max_macs)
+
+
+def _costs(args: argparse.Namespace, space: SearchSpace, archs: list[Architecture]
+           ) -> dict[Architecture, tuple[int, int]]:
+    """Stand-alone (params, macs) per architecture when --cost or a budget asks for them, else {}."""
+    if not (getattr(args, "cost", False) or getattr(args, "max_params", None) or getattr(args, "max_macs", None)):
+        return {}
+    from nsas.inspection import arch_cost
+
+    return {a: arch_cost(space, a) for a in tqdm(archs, unit="arch", desc="cost", disable=args.quiet, leave=False)}
+
+
 def run(args: argparse.Namespace) -> int:
     """`nsas rank`."""
+    _rank(args, log=print)
+    return 0
+
+
+def _rank(args: argparse.Namespace, log: Any) -> RankResult:
+    """Score the architectures ``args`` names, write the CSV, report through ``log``."""
     if args.recalibrate_batches is not None and args.bn != "recalibrate":
         raise NsasError("--recalibrate-batches applies only with --bn recalibrate")
     if args.workers < 1:
@@ -257,14 +336,21 @@ def run(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise NsasError(f"cannot write {out}: folder {out.parent} does not exist")
     archs, origin = _choose_archs(args, space)
+    costs = _costs(args, space, archs)
+    if getattr(args, "max_params", None) or getattr(args, "max_macs", None):
+        before = len(archs)
+        archs = [a for a in archs if within_budget(costs[a], args.max_params, args.max_macs)]
+        origin += f", {len(archs):,} of {before:,} within the budget"
+        if not archs:
+            raise NsasError("no architecture is within --max-params/--max-macs")
     unit = "tokens" if space.kind == "text" else "images"
     examples = sum(y.numel() for _, y in eval_set)
     bn = f"recalibrated on {len(recalibrate)} training batches" if recalibrate else "batch statistics"
-    print(f"nsas rank: {len(archs):,} {space.name} architectures {origin}; {args.split} split, "
-          f"{len(eval_set)} batches ({examples:,} {unit}); BatchNorm: {bn}; {device}")
+    log(f"nsas rank: {len(archs):,} {space.name} architectures {origin}; {args.split} split, "
+        f"{len(eval_set)} batches ({examples:,} {unit}); BatchNorm: {bn}; {device}")
     distinct, index = distinct_functions(archs)
     if len(distinct) < len(archs):
-        print(f"  {len(distinct):,} distinct supernet functions: each is scored once and shares its score")
+        log(f"  {len(distinct):,} distinct supernet functions: each is scored once and shares its score")
     start = time.perf_counter()
     if args.workers > 1:
         rows = share_scores(archs, _score_parallel(args, distinct), index)
@@ -272,11 +358,18 @@ def run(args: argparse.Namespace) -> int:
         rows = score_archs(supernet, archs, eval_set, recalibrate=recalibrate, seed=args.seed,
                            progress=not args.quiet)
     seconds = time.perf_counter() - start
+    if costs:
+        rows = [{**row, "params": costs[a][0], "macs": costs[a][1]} for row, a in zip(rows, archs, strict=True)]
     write_scores(out, rows, kind=space.kind)
-    print(f"scored {len(rows):,} architectures ({len(distinct):,} functions) in {seconds:.1f} s "
-          f"({len(distinct) / max(seconds, 1e-9):.2f} functions/s)")
-    print(f"top {min(_TOP, len(rows))} by {'loss' if space.kind == 'text' else 'accuracy'}:")
+    log(f"scored {len(rows):,} architectures ({len(distinct):,} functions) in {seconds:.1f} s "
+        f"({len(distinct) / max(seconds, 1e-9):.2f} functions/s)")
+    log(f"top {min(_TOP, len(rows))} by {'loss' if space.kind == 'text' else 'accuracy'}:")
     for row in best_first(rows, space.kind)[:_TOP]:
-        print(f"  {row['acc']:7.2f}%  loss {row['loss']:.4f}  {row['arch']}")
-    print(f"scores: {out}")
-    return 0
+        log(f"  {row['acc']:7.2f}%  loss {row['loss']:.4f}  {row['arch']}")
+    log(f"scores: {out}")
+    return RankResult(rows=rows, out=out, kind=space.kind)
+
+
+import nsas as _nsas  # noqa: E402
+
+_nsas._make_callable(__name__)  # nsas.rank(...) calls rank() above

@@ -40,7 +40,7 @@ import dataclasses
 import math
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,16 +50,17 @@ from torch import nn
 
 from nsas import data as nsas_data
 from nsas import distributed
+from nsas.data.loaders import LazyData, caller_batches
 from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.correlate import kendall_tau
 from nsas.evaluate import score_archs
-from nsas.objectives import LOSSES, build_objective
+from nsas.objectives import build_objective, loss_names
 from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json
 from nsas.spaces import get_space, space_names
 from nsas.spaces.base import Architecture, SearchSpace
-from nsas.strategies import STRATEGIES, build_strategy
+from nsas.strategies import build_strategy, strategy_names
 from nsas.truth import read_arch_file, read_truth, stratified_sample
 
 
@@ -88,6 +89,7 @@ class SearchConfig:
     augment: bool = True
     seed: int = 0
     device: str = "auto"
+    tensorboard: bool = False  # mirror metrics.jsonl to RUN_DIR/tensorboard (needs the tensorboard extra)
     archive_size: int = 8  # M
     pool_size: int = 50  # |C|
     candidates: int | None = None  # n (None: every recent architecture)
@@ -120,21 +122,23 @@ class SearchConfig:
     checkpoint_every: int = 200  # steps between checkpoints (0: only at epoch ends)
     micro_batches: int = 0  # BatchNorm groups per global batch, shared out among processes (0: one per process)
     consistency_every: int = 50  # data parallel: steps between cross-rank consistency checks (0: never)
+    max_params: int = 0  # RandomNAS selection: only architectures with at most this many parameters (0: any)
+    max_macs: int = 0  # ... and at most this many multiply-adds per image (0: any); stand-alone default size
 
     def __post_init__(self) -> None:
         if self.space not in space_names():
             raise NsasError(f"unknown search space {self.space!r}; choose one of {', '.join(space_names())}")
-        if self.strategy not in STRATEGIES:
-            raise NsasError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        if self.loss not in LOSSES:
-            raise NsasError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.strategy not in strategy_names():
+            raise NsasError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(strategy_names())}")
+        if self.loss not in loss_names():
+            raise NsasError(f"unknown loss {self.loss!r}; choose one of {', '.join(loss_names())}")
         for name in ("epochs", "batch_size", "archive_size", "pool_size", "knn", "replay",
                      "select_rounds", "select_samples", "eval_batches", "log_every", "probe_count"):
             if getattr(self, name) < 1:
                 raise NsasError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.constraint_every < 1:
             raise NsasError(f"constraint_every must be at least 1, got {self.constraint_every}")
-        for name in ("micro_batches", "consistency_every", "archive_max_age", "wpl_window"):
+        for name in ("micro_batches", "consistency_every", "archive_max_age", "wpl_window", "max_params", "max_macs"):
             if getattr(self, name) < 0:
                 raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.micro_batches and self.batch_size % self.micro_batches:
@@ -145,6 +149,28 @@ class SearchConfig:
             raise NsasError(f"bn must be batch or recalibrate, got {self.bn!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise NsasError(f"device must be auto, cpu or cuda, got {self.device!r}")
+
+    @classmethod
+    def preset(cls, name: str = "quick", **overrides: Any) -> SearchConfig:
+        """A config from a named preset, then ``overrides``.
+
+        Args:
+            name: ``quick`` (the no-argument CLI run), or a built-in space name
+                for the paper's settings on it (``darts-rnn``: ptb, lr 20, ...).
+                GDAS on a DARTS space gets its 240 epochs when
+                ``strategy="gdas"`` is among the overrides.
+            **overrides: config keys that replace the preset's values.
+
+        Raises:
+            NsasError: unknown preset or key, or an invalid value.
+        """
+        if name == "quick":
+            values = dict(QUICK_PRESET)
+        elif name in PAPER_PRESETS:
+            values = {"space": name, **preset_for({"space": name, **overrides})}
+        else:
+            raise NsasError(f"unknown preset {name!r}; choose one of quick, {', '.join(PAPER_PRESETS)}")
+        return build_config(cls, {**values, **overrides}, source=f"preset {name!r}")
 
 
 # Paper settings per space (ALGORITHM.md §6); a YAML file or flags override them.
@@ -187,14 +213,30 @@ def resolve_device(name: str) -> torch.device:
 class SearchData:
     """The two halves of the training set (and their batches) a search uses."""
 
-    train: Any  # ImageBatches | TextBatches: trains the weights
-    val: Any  # ImageBatches | TextBatches: trains GDAS's alpha, scores architectures
-    num_classes: int
+    train: Any  # ImageBatches | TextBatches | LoaderBatches: trains the weights
+    val: Any  # ImageBatches | TextBatches | LoaderBatches: trains GDAS's alpha, scores architectures
+    num_classes: int | None  # classes (vocabulary size for text); None when unknown (caller's loaders)
 
 
-def build_search_data(cfg: SearchConfig, device: torch.device) -> SearchData:
-    """Load the data set and split it (images: weights half / validation half)."""
-    dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
+def caller_data(cfg: SearchConfig, device: torch.device, *, dataset: Any = None, train_data: Any = None,
+                val_data: Any = None, num_classes: int | None = None) -> SearchData:
+    """Search data from what the caller passed instead of ``cfg.dataset``.
+
+    ``dataset`` is an :class:`~nsas.data.ImageDataset` / ``TextDataset`` (used
+    as a loaded data set would be) or a map-style torch ``Dataset`` of
+    ``(x, y)``; ``train_data`` and ``val_data`` are DataLoaders (see
+    :func:`nsas.data.loaders.caller_batches`).
+    """
+    if isinstance(dataset, (nsas_data.ImageDataset, nsas_data.TextDataset)):
+        return build_search_data(cfg, device, dataset=dataset)
+    return SearchData(*caller_batches(batch_size=cfg.batch_size, fraction=cfg.train_fraction, seed=cfg.seed,
+                                      device=device, dataset=dataset, train_data=train_data, val_data=val_data,
+                                      num_classes=num_classes))
+
+
+def build_search_data(cfg: SearchConfig, device: torch.device, dataset: Any = None) -> SearchData:
+    """Load the data set (unless given) and split it (images: weights half / validation half)."""
+    dataset = dataset if dataset is not None else nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
     space = get_space(cfg.space)
     if space.kind == "text":
         if not isinstance(dataset, nsas_data.TextDataset):
@@ -214,25 +256,34 @@ def build_search_data(cfg: SearchConfig, device: torch.device) -> SearchData:
     return SearchData(train, val, dataset.num_classes)
 
 
-def build_supernet(cfg: SearchConfig, num_classes: int) -> nn.Module:
+def build_supernet(cfg: SearchConfig, num_classes: int | None) -> nn.Module:
     """The space's supernet at the configured size."""
     space = get_space(cfg.space)
+    if num_classes is None:
+        raise NsasError("the number of classes is unknown for these data loaders: pass num_classes, or a supernet")
     if space.kind == "text":
         return space.build_supernet(vocab=num_classes, hidden=cfg.hidden)
     return space.build_supernet(channels=cfg.channels, cells=cfg.cells, num_classes=num_classes)
 
 
-def load_search_run(run_dir: str | Path, device: str | torch.device = "cpu"
-                    ) -> tuple[SearchConfig, nn.Module, SearchData, dict[str, Any]]:
-    """A finished or interrupted search run: its config, supernet (trained weights), data and checkpoint state."""
+def load_search_run(run_dir: str | Path, device: str | torch.device = "cpu", *, supernet: nn.Module | None = None
+                    ) -> tuple[SearchConfig, nn.Module, Any, dict[str, Any]]:
+    """A finished or interrupted search run: its config, supernet (trained weights), data and checkpoint state.
+
+    The data (a :class:`~nsas.data.loaders.LazyData`) loads the data set
+    only when its ``train``/``val`` is first read. Pass ``supernet`` (an untrained module of the same shape) for
+    runs whose supernet the caller built; its weights are replaced by the run's.
+    """
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise NsasError(f"{run_dir} is not a search run directory (no config.yaml)")
     cfg = build_config(SearchConfig, read_yaml(run_dir / "config.yaml"), source=str(run_dir / "config.yaml"))
     device = torch.device(device)
     state = load_checkpoint(run_dir / "checkpoint.pt", kind="search", map_location=device)
-    data = build_search_data(cfg, device)
-    supernet = build_supernet(cfg, data.num_classes).to(device)
+    data = LazyData(lambda: build_search_data(cfg, device))
+    if supernet is None:  # checkpoints older than the num_classes record need the data to know it
+        supernet = build_supernet(cfg, state.get("num_classes") or data.num_classes)
+    supernet = supernet.to(device)
     try:
         supernet.load_state_dict(state["supernet"])
     except (KeyError, RuntimeError) as err:
@@ -260,16 +311,47 @@ def fixed_batches(batches: Any, count: int) -> list[Any]:
     return out
 
 
+class Callback:
+    """Hooks the search loop calls; subclass and override the ones you need (each default does nothing)."""
+
+    def on_step_end(self, run: Search, record: dict[str, Any]) -> None:
+        """After every optimizer step; ``record`` is the step's metrics (loss, arch, passes, lr, ...)."""
+
+    def on_epoch_end(self, run: Search, epoch: int) -> None:
+        """After epoch ``epoch`` (1-based) is probed, its scheduler step taken and its checkpoint written."""
+
+
+OptimizerArg = torch.optim.Optimizer | Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None
+SchedulerArg = Any  # an LR scheduler, or a factory(optimizer) -> scheduler, or None
+
+
 class Search:
     """One search run: supernet, strategy, objective, optimizer, and their state.
+
+    Every keyword after ``progress`` is optional and replaces what ``cfg``'s
+    strings would build (the run's config.yaml still records ``cfg``).
 
     Args:
         cfg: the resolved config.
         run_dir: where config, metrics, checkpoints and results go.
         progress: show a progress bar.
+        dataset: an ImageDataset/TextDataset, or a torch ``Dataset`` of (x, y), instead of ``cfg.dataset``.
+        train_data, val_data: DataLoaders (or lists) of (x, y) batches for the weights and validation halves.
+        num_classes: output classes, when the data cannot tell (caller's loaders) and no supernet is given.
+        supernet: a module with ``forward(x, path)`` (``edge_weights=`` too, for GDAS) instead of the space's.
+        criterion: per-path loss ``criterion(logits (N, C), targets (N,))`` instead of cross-entropy.
+        optimizer: an optimizer over the supernet's parameters, or a factory(parameters) -> optimizer
+            (default: SGD with the config's lr, momentum and weight decay).
+        scheduler: an LR scheduler stepped once per epoch, or a factory(optimizer) -> scheduler
+            (default: cosine annealing to ``lr_min``).
+        callbacks: objects with ``on_step_end`` / ``on_epoch_end`` (see :class:`Callback`).
     """
 
-    def __init__(self, cfg: SearchConfig, run_dir: Path, *, progress: bool = True) -> None:
+    def __init__(self, cfg: SearchConfig, run_dir: Path, *, progress: bool = True, dataset: Any = None,
+                 train_data: Any = None, val_data: Any = None, num_classes: int | None = None,
+                 supernet: nn.Module | None = None, criterion: Callable[..., torch.Tensor] | None = None,
+                 optimizer: OptimizerArg = None, scheduler: SchedulerArg = None,
+                 callbacks: Sequence[Callback] = ()) -> None:
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.rank, self.world, self.main = distributed.rank(), distributed.world_size(), distributed.is_main()
         self.progress = progress and self.main
@@ -277,17 +359,31 @@ class Search:
         self.space: SearchSpace = get_space(cfg.space)
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
-        self.data = build_search_data(cfg, self.device)
-        self.supernet = build_supernet(cfg, self.data.num_classes).to(self.device)
+        if dataset is None and train_data is None and val_data is None:
+            self.data = build_search_data(cfg, self.device)
+        else:
+            self.data = caller_data(cfg, self.device, dataset=dataset, train_data=train_data, val_data=val_data,
+                                    num_classes=num_classes)
+        self.num_classes = self.data.num_classes if supernet is None else num_classes
+        if supernet is None:
+            supernet = build_supernet(cfg, self.data.num_classes)
+        self.supernet = supernet.to(self.device)
+        self.callbacks = list(callbacks)
         self.model = distributed.wrap(self.supernet, self.device)  # DDP under torchrun, else the supernet
         self.params = list(self.supernet.parameters())  # walking ~1,400 DARTS tensors each step costs 2-3%
         self.steps_per_epoch = min(len(self.data.train), cfg.steps_per_epoch or len(self.data.train))
         if self.steps_per_epoch < 1:
             raise NsasError(f"data set {cfg.dataset!r} gives no full batch of {cfg.batch_size}")
-        self.optimizer = torch.optim.SGD(self.supernet.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs,
-                                                                    eta_min=cfg.lr_min)
+        if optimizer is None:
+            optimizer = torch.optim.SGD(self.params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        elif not isinstance(optimizer, torch.optim.Optimizer):
+            optimizer = optimizer(self.params)
+        self.optimizer = optimizer
+        if scheduler is None:
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.lr_min)
+        elif not hasattr(scheduler, "step"):
+            scheduler = scheduler(optimizer)
+        self.scheduler = scheduler
         self.strategy = build_strategy(cfg.strategy, self.space, seed=cfg.seed, device=self.device,
                                        **self._gdas_options())
         self.objective = build_objective(cfg.loss, self.space, archive_size=cfg.archive_size,
@@ -296,7 +392,8 @@ class Search:
                                          wpl_window=cfg.wpl_window or self.steps_per_epoch,
                                          seed=cfg.seed + 3, archive_max_age=cfg.archive_max_age,
                                          constraint_every=cfg.constraint_every,
-                                         constraint_slices=cfg.constraint_slices, normalize_loss=cfg.normalize_loss)
+                                         constraint_slices=cfg.constraint_slices, normalize_loss=cfg.normalize_loss,
+                                         criterion=criterion)
         self.probe = self._probe_archs()
         self.eval_set = fixed_batches(self.data.val, cfg.eval_batches)
         self.epoch = self.step = self.global_step = 0  # next step to run
@@ -329,7 +426,7 @@ class Search:
         return {
             "config": config_to_dict(self.cfg),
             "epoch": self.epoch, "step": self.step, "global_step": self.global_step,
-            "passes": self.passes, "elapsed": self.elapsed,
+            "passes": self.passes, "elapsed": self.elapsed, "num_classes": self.num_classes,
             "supernet": self.supernet.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -347,7 +444,7 @@ class Search:
         state = load_checkpoint(path, kind="search", map_location=self.device)
         defaults = config_to_dict(SearchConfig(space=self.cfg.space))  # keys added since the checkpoint was written
         check_same_config(path, {**defaults, **state.get("config", {})}, config_to_dict(self.cfg),
-                          free=("device", "consistency_every"))  # these may change between resumes
+                          free=("device", "consistency_every", "tensorboard"))  # these may change between resumes
         try:
             self.supernet.load_state_dict(state["supernet"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -364,7 +461,8 @@ class Search:
     def train(self) -> None:
         """Train the supernet from the current state to the last epoch."""
         cfg = self.cfg
-        val_stream = cycle_batches(self.data.val, self.global_step) if cfg.strategy == "gdas" else None
+        # strategies with architecture parameters (GDAS) train them on the validation half
+        val_stream = cycle_batches(self.data.val, self.global_step) if self.strategy.parameters() else None
         total_steps = cfg.epochs * self.steps_per_epoch
         bar = progress_bar(total_steps, self.global_step, enabled=self.progress)
         while self.epoch < cfg.epochs:
@@ -395,6 +493,8 @@ class Search:
                     self.save()
                 if self.world > 1 and cfg.consistency_every and self.global_step % cfg.consistency_every == 0:
                     self.check_consistency(record["arch"])
+                for callback in self.callbacks:
+                    callback.on_step_end(self, record)
             self.end_epoch()
         bar.close()
 
@@ -438,7 +538,8 @@ class Search:
         if val_stream is not None:
             val_batch = next(val_stream)
             record.update(self.strategy.arch_step(self.supernet, self.local_part(val_batch), chunks=self.chunks))
-            record["tau"] = self.strategy.tau
+            if hasattr(self.strategy, "tau"):
+                record["tau"] = self.strategy.tau
             self.passes += 1  # GDAS's architecture step is one more single-path pass
             record["passes"] = self.passes
         return record
@@ -462,6 +563,8 @@ class Search:
         self.log.info(f"epoch {self.epoch}/{self.cfg.epochs}: probe accuracy {mean_acc:.2f}%{tau} "
                       f"(passes {self.passes}, {self.elapsed:.0f}s)")
         self.save()
+        for callback in self.callbacks:
+            callback.on_epoch_end(self, self.epoch)
 
     def score(self, archs: list[Architecture]) -> list[dict[str, Any]]:
         """Inherited-weight accuracy and loss of ``archs`` on the fixed validation batches (batched scorer).
@@ -510,19 +613,45 @@ class Search:
         """
         text = self.space.kind == "text"
         rank = (lambda r: r["loss"]) if text else (lambda r: (-r["acc"], r["loss"]))  # ties: lower loss wins
-        if self.cfg.strategy == "gdas":
+        if callable(getattr(self.strategy, "final", None)):  # GDAS: the argmax of alpha
+            if self.cfg.max_params or self.cfg.max_macs:
+                self.log.warning("max_params/max_macs restrict RandomNAS selection only; %s keeps its argmax",
+                                 self.cfg.strategy)
             return [{**self.score([self.strategy.final()])[0], "round": 0}]
         pool = read_arch_file(self.cfg.select_from, self.space)[0] if self.cfg.select_from else None
+        if pool is not None and (self.cfg.max_params or self.cfg.max_macs):
+            pool = [a for a in pool if self.within_budget(a)]
+            if not pool:
+                raise NsasError(f"no architecture of {self.cfg.select_from} is within max_params "
+                                f"{self.cfg.max_params} / max_macs {self.cfg.max_macs}")
         rng = random.Random(f"select-{self.cfg.seed}")
         winners = []
         for round_ in range(self.cfg.select_rounds):
             if pool is None:
-                archs = [self.space.sample(rng) for _ in range(self.cfg.select_samples)]
+                archs = [self.sample_within_budget(rng) for _ in range(self.cfg.select_samples)]
             else:
                 archs = rng.sample(pool, min(self.cfg.select_samples, len(pool)))
             scored = [{**row, "round": round_ + 1} for row in self.score(archs)]
             winners.append(min(scored, key=rank))
         return sorted(winners, key=rank)
+
+    def within_budget(self, arch: Architecture) -> bool:
+        """Whether ``arch``'s stand-alone network fits ``max_params`` / ``max_macs``."""
+        from nsas.inspection import arch_cost
+        from nsas.rank import within_budget
+
+        return within_budget(arch_cost(self.space, arch), self.cfg.max_params, self.cfg.max_macs)
+
+    def sample_within_budget(self, rng: random.Random, tries: int = 1000) -> Architecture:
+        """A random architecture within ``max_params`` / ``max_macs`` (any, without a budget)."""
+        if not (self.cfg.max_params or self.cfg.max_macs):
+            return self.space.sample(rng)
+        for _ in range(tries):
+            arch = self.space.sample(rng)
+            if self.within_budget(arch):
+                return arch
+        raise NsasError(f"no architecture within max_params {self.cfg.max_params} / max_macs "
+                        f"{self.cfg.max_macs} among {tries} random ones; relax the budget")
 
     def finish(self) -> list[dict[str, Any]]:
         """Select, and write the selected architectures and the archive."""
@@ -550,8 +679,16 @@ class Search:
             self.log.info(f"resumed from {self.checkpoint_path} at epoch {self.epoch + 1}, step {self.step}")
         self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", resume_step=self.global_step if resume else None,
                                      enabled=self.main)
-        self.train()
-        return self.finish()
+        if self.cfg.tensorboard:
+            from nsas.tracking import TensorBoardMirror
+
+            self.metrics = TensorBoardMirror(self.metrics, self.run_dir / "tensorboard", enabled=self.main)
+        try:
+            self.train()
+            return self.finish()
+        finally:
+            if self.cfg.tensorboard:
+                self.metrics.close()
 
 
 
@@ -570,22 +707,59 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def search(cfg: SearchConfig, run_dir: str | Path, *, resume: bool = False,
-           progress: bool = True) -> list[dict[str, Any]]:
-    """Library entry point: run (or resume) a search; returns the selected architectures."""
-    run_dir = Path(run_dir)
+@dataclass
+class SearchResult:
+    """What :func:`search` returns (the run directory holds the same, as files)."""
+
+    run_dir: Path
+    config: SearchConfig
+    selected: list[dict[str, Any]]  # the selected architectures, best first: {"arch", "round", "acc", "loss"}
+    archive: list[str]  # the final archive members (empty without an archive)
+    steps: int  # supernet steps trained
+    passes: int  # single-path forward/backward passes (the cost measure)
+    supernet: nn.Module  # the trained supernet (unwrapped)
+
+    @property
+    def best(self) -> str:
+        """The canonical string of the best selected architecture."""
+        return self.selected[0]["arch"]
+
+
+def search(cfg: SearchConfig | None = None, run_dir: str | Path | None = None, *, resume: bool = False,
+           progress: bool = True, **components: Any) -> SearchResult:
+    """Library entry point: run (or resume) a search; ``nsas.search(...)`` is this function.
+
+    Args:
+        cfg: the config (default: ``SearchConfig.preset("quick")``).
+        run_dir: the run directory (default: a new ``runs/search-...-<time>``).
+        resume: continue the run in ``run_dir`` from its checkpoint (pass the same components).
+        progress: show a progress bar and console log.
+        **components: optional replacements for what the config's strings build: ``dataset``,
+            ``train_data``, ``val_data``, ``num_classes``, ``supernet``, ``criterion``, ``optimizer``,
+            ``scheduler``, ``callbacks`` (see :class:`Search`).
+
+    Returns:
+        The selected architectures, the archive, the cost and the trained supernet.
+    """
+    cfg = cfg if cfg is not None else SearchConfig.preset("quick")
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(f"search-{cfg.space}-{cfg.strategy}-{cfg.loss}")
     if distributed.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         write_yaml(run_dir / "config.yaml", config_to_dict(cfg))
     distributed.barrier()
-    return Search(cfg, run_dir, progress=progress).run(resume=resume)
+    run = Search(cfg, run_dir, progress=progress, **components)
+    selected = run.run(resume=resume)
+    archive = run.objective.archive
+    return SearchResult(run_dir=run_dir, config=cfg, selected=selected,
+                        archive=[str(a) for a in archive.members] if archive else [], steps=run.global_step,
+                        passes=run.passes, supernet=run.supernet)
 
 
 # ---- command line ----------------------------------------------------------
 _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--space", dict(choices=space_names(), help="search space (default nb201)")),
-    ("--strategy", dict(choices=STRATEGIES, help="random (RandomNAS) or gdas (default random)")),
-    ("--loss", dict(choices=LOSSES, help="supernet loss (default nsas)")),
+    ("--strategy", dict(choices=strategy_names(), help="random (RandomNAS) or gdas (default random)")),
+    ("--loss", dict(choices=loss_names(), help="supernet loss (default nsas)")),
     ("--dataset", dict(help="cifar10, cifar100, cifar10-mini, imagefolder:PATH, ptb, wikitext2")),
     ("--data-dir", dict(dest="data_dir", help="where data sets live (default $NSAS_DATA or ~/.cache/nsas/data)")),
     ("--epochs", dict(type=int, help="supernet training epochs (paper: 50; GDAS on darts: 240; darts-rnn: 300)")),
@@ -600,6 +774,8 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--grad-clip", dict(dest="grad_clip", type=float, help="gradient-norm clip (0: off)")),
     ("--seed", dict(type=int, help="seed of data order, sampling and initialisation")),
     ("--device", dict(help="auto, cpu or cuda")),
+    ("--tensorboard", dict(action="store_true",
+                           help="also log metrics to RUN_DIR/tensorboard (needs pip install 'nsas[tensorboard]')")),
     ("--archive-size", dict(dest="archive_size", type=int, help="NSAS archive size M (default 8)")),
     ("--pool-size", dict(dest="pool_size", type=int, help="recent pool size |C| (default 50)")),
     ("--candidates", dict(type=int, help="candidates n drawn from the pool per update (default: all)")),
@@ -642,6 +818,12 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
                                   "the processes (0: one per process; fix it to resume with another count)")),
     ("--consistency-every", dict(dest="consistency_every", type=int,
                                  help="data parallel: steps between cross-rank consistency checks (default 50)")),
+    ("--max-params", dict(dest="max_params", type=int,
+                          help="RandomNAS selection: only architectures with at most this many parameters "
+                               "(stand-alone network at the space's default size; 0: no limit)")),
+    ("--max-macs", dict(dest="max_macs", type=int,
+                        help="RandomNAS selection: only architectures with at most this many multiply-adds "
+                             "per image (0: no limit)")),
 ]
 
 
@@ -687,13 +869,13 @@ def run(args: argparse.Namespace) -> int:
         if not (run_dir / "checkpoint.pt").exists():
             raise NsasError(f"{run_dir} holds no checkpoint.pt to resume from")
         names = {f.name for f in dataclasses.fields(SearchConfig)}
-        given = sorted(k for k in vars(args) if k in names and k not in ("device", "consistency_every"))
+        given = sorted(k for k in vars(args) if k in names and k not in ("device", "consistency_every", "tensorboard"))
         if given or args.config:
             flag = "--config" if args.config else "--" + given[0].replace("_", "-")
             raise NsasError(f"--resume continues with the run's own config.yaml; {flag} cannot change it "
-                            "(only --device and --consistency-every may be given)")
+                            "(only --device, --consistency-every and --tensorboard may be given)")
         values = read_yaml(run_dir / "config.yaml")
-        for key in ("device", "consistency_every"):
+        for key in ("device", "consistency_every", "tensorboard"):
             if hasattr(args, key):
                 values[key] = getattr(args, key)
         cfg = build_config(SearchConfig, values, source=f"{run_dir / 'config.yaml'}")
@@ -705,10 +887,15 @@ def run(args: argparse.Namespace) -> int:
             raise NsasError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     print(f"nsas search: {cfg.space} / {cfg.strategy} / {cfg.loss} on {cfg.dataset}, "
           f"{cfg.epochs} epochs -> {run_dir}")
-    selected = search(cfg, run_dir, resume=args.resume, progress=not args.quiet)
+    selected = search(cfg, run_dir, resume=args.resume, progress=not args.quiet).selected
     key = "loss" if get_space(cfg.space).kind == "text" else "acc"
     print(f"selected architectures (validation {key} with inherited weights):")
     for row in selected:
         print(f"  {row[key]:8.3f}  {row['arch']}")
     print(f"run directory: {run_dir}")
     return 0
+
+
+import nsas as _nsas  # noqa: E402
+
+_nsas._make_callable(__name__)  # nsas.search(...) calls search() above

@@ -49,10 +49,10 @@ from nsas import distributed
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
 from nsas.correlate import kendall_tau, spearman_rho
 from nsas.errors import NsasError
-from nsas.objectives import LOSSES
+from nsas.objectives import loss_names
 from nsas.rundir import write_json, write_text_atomic
 from nsas.spaces import get_space, space_names
-from nsas.strategies import STRATEGIES
+from nsas.strategies import strategy_names
 from nsas.truth import read_truth, stratified_sample
 
 
@@ -97,9 +97,9 @@ class StudyConfig:
 def parse_method(text: str) -> tuple[str, str]:
     """``"random:nsas"`` -> ("random", "nsas"), validated."""
     strategy, _, loss = text.partition(":")
-    if strategy not in STRATEGIES or loss not in LOSSES:
-        raise NsasError(f"method {text!r} is not STRATEGY:LOSS with a strategy in {', '.join(STRATEGIES)} "
-                        f"and a loss in {', '.join(LOSSES)}")
+    if strategy not in strategy_names() or loss not in loss_names():
+        raise NsasError(f"method {text!r} is not STRATEGY:LOSS with a strategy in {', '.join(strategy_names())} "
+                        f"and a loss in {', '.join(loss_names())}")
     return strategy, loss
 
 

@@ -106,6 +106,7 @@ class TrainConfig:
     cutout: int = 0  # images: cutout square side (0: off)
     seed: int = 0
     device: str = "auto"
+    tensorboard: bool = False  # mirror metrics.jsonl to RUN_DIR/tensorboard (needs the tensorboard extra)
     eval_every: int = 1  # epochs between test evaluations (images; the last epoch always)
     log_every: int = 50  # steps between step records in metrics.jsonl (0: epoch records only)
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints (0: epoch ends only)
@@ -136,6 +137,11 @@ class TrainConfig:
                             f"not {self.space!r}; set them to 0")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise NsasError(f"device must be auto, cpu or cuda, got {self.device!r}")
+
+    @classmethod
+    def preset(cls, space: str, recipe: str = "proxy", **overrides: Any) -> TrainConfig:
+        """The recipe (``proxy`` or ``paper``) for a built-in ``space``, then ``overrides``."""
+        return recipe_config(space, recipe, **overrides)
 
 
 def recipe_path(space: str, recipe: str) -> Path:
@@ -279,7 +285,7 @@ class Trainer:
             "config": config_to_dict(self.cfg), "arch": str(self.arch),
             "epoch": self.epoch, "step": self.step, "global_step": self.global_step,
             "elapsed": self.elapsed, "sums": dict(self.sums), "val_losses": list(self.val_losses),
-            "model": self.model.state_dict(),
+            "model": self.model.state_dict(), "num_classes": self.data.num_classes,
             "optimizer_name": self.optimizer_name, "optimizer": self.optimizer.state_dict(),
             "hidden": self.hidden, "rng": rng_state(),
         }
@@ -308,7 +314,7 @@ class Trainer:
     def load(self, path: Path) -> None:
         """Restore everything from a checkpoint of a run with the same config and architecture."""
         state = load_checkpoint(path, kind="train", map_location=self.device)
-        check_same_config(path, state.get("config", {}), config_to_dict(self.cfg))
+        check_same_config(path, state.get("config", {}), config_to_dict(self.cfg), free=("device", "tensorboard"))
         if state.get("arch") != str(self.arch):
             raise CheckpointError(f"checkpoint {path} trains another architecture: {str(state.get('arch'))[:80]}")
         try:
@@ -500,8 +506,16 @@ class Trainer:
             self.log.info(f"resumed from {self.checkpoint_path} at epoch {self.epoch + 1}, step {self.step}")
         self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", resume_step=self.global_step if resume else None,
                                      enabled=self.main)
-        self.train()
-        return self.finish()
+        if self.cfg.tensorboard:
+            from nsas.tracking import TensorBoardMirror
+
+            self.metrics = TensorBoardMirror(self.metrics, self.run_dir / "tensorboard", enabled=self.main)
+        try:
+            self.train()
+            return self.finish()
+        finally:
+            if self.cfg.tensorboard:
+                self.metrics.close()
 
 
 
@@ -559,6 +573,8 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--cutout", dict(type=int, help="images: cutout side in pixels (0: off)")),
     ("--seed", dict(type=int, help="seed of initialisation, data order, augmentation and dropout")),
     ("--device", dict(help="auto, cpu or cuda")),
+    ("--tensorboard", dict(action="store_true",
+                           help="also log metrics to RUN_DIR/tensorboard (needs pip install 'nsas[tensorboard]')")),
     ("--eval-every", dict(dest="eval_every", type=int, help="images: epochs between test evaluations")),
     ("--log-every", dict(dest="log_every", type=int, help="steps between step records (0: epochs only)")),
     ("--checkpoint-every", dict(dest="checkpoint_every", type=int,
@@ -623,14 +639,17 @@ def _resume_config(args: argparse.Namespace, run_dir: Path) -> tuple[TrainConfig
     """The recorded config and architecture of the run to continue (only --device may change)."""
     if not (run_dir / "checkpoint.pt").exists():
         raise NsasError(f"{run_dir} holds no checkpoint.pt to resume from")
-    keys = {f.name for f in dataclasses.fields(TrainConfig)} - {"device", "recipe"}
+    keys = {f.name for f in dataclasses.fields(TrainConfig)} - {"device", "recipe", "tensorboard"}
     changed = sorted(k for k in vars(args) if k in keys)
     if changed or args.config or args.recipe:
-        raise NsasError("--resume continues the run with its recorded config; only --device may be given "
+        raise NsasError("--resume continues the run with its recorded config; only --device and --tensorboard "
+                        "may be given "
                         f"(got {', '.join('--' + k.replace('_', '-') for k in changed) or '--config/--recipe'})")
     values = read_yaml(run_dir / "config.yaml")
     if getattr(args, "device", None):
         values["device"] = args.device
+    if getattr(args, "tensorboard", False):
+        values["tensorboard"] = True
     cfg = build_config(TrainConfig, values, source=str(run_dir / "config.yaml"))
     try:
         recorded = (run_dir / "arch.txt").read_text().strip()
@@ -665,3 +684,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result['parameters']:,} parameters, {result['macs']:,} MACs, {result['wall_seconds']:.0f}s")
     print(f"run directory: {run_dir}")
     return 0
+
+
+import nsas as _nsas  # noqa: E402
+
+_nsas._make_callable(__name__)  # nsas.train(...) calls train() above

@@ -37,7 +37,7 @@ def fake_data(monkeypatch):
 @pytest.mark.parametrize("space,strategy,loss", list(itertools.product(space_names(), STRATEGIES, LOSSES)))
 def test_every_combination_trains_and_selects(tmp_path, space, strategy, loss):
     cfg = tiny_search_config(space, strategy=strategy, loss=loss)
-    selected = search(cfg, tmp_path, progress=False)
+    selected = search(cfg, tmp_path, progress=False).selected
     sp = get_space(space)
     assert selected and all(sp.parse(row["arch"]) for row in selected)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -259,9 +259,9 @@ def test_yaml_config_and_flags(tmp_path, capsys):
 
 
 def test_bn_recalibration_changes_scores_but_not_training(tmp_path):
-    plain = search(tiny_search_config("nb201", epochs=2, archive_size=3), tmp_path / "batch", progress=False)
+    plain = search(tiny_search_config("nb201", epochs=2, archive_size=3), tmp_path / "batch", progress=False).selected
     recal = search(tiny_search_config("nb201", epochs=2, archive_size=3, bn="recalibrate", recalibrate_batches=2),
-                   tmp_path / "recal", progress=False)
+                   tmp_path / "recal", progress=False).selected
     a, b = _final_state(tmp_path / "batch"), _final_state(tmp_path / "recal")
     for k, v in a["supernet"].items():  # scoring with recalibration leaves training untouched
         assert torch.equal(v, b["supernet"][k]), k
