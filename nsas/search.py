@@ -108,7 +108,7 @@ class SearchConfig:
     select_rounds: int = 5  # RandomNAS selection: R rounds ...
     select_samples: int = 10  # ... of S architectures each
     select_from: str | None = None  # RandomNAS selection draws from the archs of this file (list or table), not the space
-    eval_batches: int = 10  # validation batches per architecture score
+    eval_batches: int = 80  # validation batches per score (5,120 images at batch 64: bench/README.md, scoring noise)
     bn: str = "batch"  # scoring: "batch" statistics, or "recalibrate" BatchNorm per architecture
     recalibrate_batches: int = 10  # training batches that recalibrate BatchNorm (bn: recalibrate)
     probe: list[str] = field(default_factory=list)  # forgetting probe set (empty: sample probe_count)
@@ -158,7 +158,8 @@ PAPER_PRESETS: dict[str, dict[str, Any]] = {
 GDAS_EPOCHS = {"darts": 240, "darts-chain": 240}
 # `nsas search` with no arguments: minutes on a laptop CPU.
 QUICK_PRESET: dict[str, Any] = dict(space="nb201", strategy="random", loss="nsas", dataset="cifar10-mini",
-                                    epochs=5, batch_size=64, channels=8, cells=1, eval_batches=4,
+                                    epochs=5, batch_size=64, channels=8, cells=1,
+                                    eval_batches=39,  # the whole 2,500-image validation half of cifar10-mini
                                     select_rounds=3, select_samples=10, log_every=10, checkpoint_every=0)
 
 
@@ -628,7 +629,8 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--probe-count", dict(dest="probe_count", type=int, help="probe architectures (default 4)")),
     ("--probe-key", dict(dest="probe_key", metavar="KEY",
                          help="truth column of --probe-from (default: acc if present, else its only column)")),
-    ("--eval-batches", dict(dest="eval_batches", type=int, help="validation batches per score (default 10)")),
+    ("--eval-batches", dict(dest="eval_batches", type=int, help="validation batches per architecture score, for selection, probes and "
+                                                         "`nsas rank` (default 80: 5,120 images at batch 64)")),
     ("--bn", dict(choices=("batch", "recalibrate"),
                   help="scoring BatchNorm: batch statistics (default) or recalibrated per architecture")),
     ("--recalibrate-batches", dict(dest="recalibrate_batches", type=int,
