@@ -107,7 +107,7 @@ class SearchConfig:
     arch_weight_decay: float = 1e-3
     select_rounds: int = 5  # RandomNAS selection: R rounds ...
     select_samples: int = 10  # ... of S architectures each
-    select_from: str | None = None  # RandomNAS selection draws from the archs of this file (list or table), not the space
+    select_from: str | None = None  # RandomNAS selection draws from this file's archs (list or table), not the space
     eval_batches: int = 80  # validation batches per score (5,120 images at batch 64: bench/README.md, scoring noise)
     bn: str = "batch"  # scoring: "batch" statistics, or "recalibrate" BatchNorm per architecture
     recalibrate_batches: int = 10  # training batches that recalibrate BatchNorm (bn: recalibrate)
@@ -608,6 +608,8 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--beta", dict(type=float, help="weight of the mean archive loss (default 1)")),
     ("--replay", dict(type=int, help="archive members per step for nsas-replay (default 1)")),
     ("--wpl-strength", dict(dest="wpl_strength", type=float, help="WPL penalty strength lambda (default 1)")),
+    ("--wpl-window", dict(dest="wpl_window", type=int,
+                          help="WPL: steps between refreshes of the anchor weights and Fisher (0: one epoch; default)")),
     ("--archive-max-age", dict(dest="archive_max_age", type=int,
                                 help="variant: renew an archive member after this many steps (default 0: off)")),
     ("--constraint-every", dict(dest="constraint_every", type=int,
@@ -629,8 +631,9 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--probe-count", dict(dest="probe_count", type=int, help="probe architectures (default 4)")),
     ("--probe-key", dict(dest="probe_key", metavar="KEY",
                          help="truth column of --probe-from (default: acc if present, else its only column)")),
-    ("--eval-batches", dict(dest="eval_batches", type=int, help="validation batches per architecture score, for selection, probes and "
-                                                         "`nsas rank` (default 80: 5,120 images at batch 64)")),
+    ("--eval-batches", dict(dest="eval_batches", type=int,
+                            help="validation batches per architecture score, for selection, probes and `nsas rank` "
+                                 "(default 80: 5,120 images at batch 64)")),
     ("--bn", dict(choices=("batch", "recalibrate"),
                   help="scoring BatchNorm: batch statistics (default) or recalibrated per architecture")),
     ("--recalibrate-batches", dict(dest="recalibrate_batches", type=int,

@@ -496,7 +496,8 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--equal-compute", dict(dest="equal_compute", action="store_true",
                              help="also run cheaper methods with as many passes as the costliest one")),
     ("--search-epochs", dict(dest="search_epochs", type=int, help="epochs of each search (default 2)")),
-    ("--score-batches", dict(dest="score_batches", type=int, help="validation batches per supernet score (default 80)")),
+    ("--score-batches", dict(dest="score_batches", type=int,
+                             help="validation batches per supernet score (default 80)")),
     ("--truth", dict(metavar="FILE", help="truth table (CSV/JSON/JSONL: arch + a metric, e.g. a benchmark's "
                                           "accuracies): skip stand-alone training, rank --archs architectures "
                                           "sampled from it (seeded, stratified over the metric)")),
