@@ -52,8 +52,8 @@ from nsas import data as nsas_data
 from nsas import distributed
 from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
-from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.correlate import kendall_tau
+from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.evaluate import score_archs
 from nsas.objectives import LOSSES, build_objective
 from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json
