@@ -1,4 +1,4 @@
-"""How precise is an inherited-weight score? Per-architecture noise across image subsets vs the spread between architectures.
+"""How precise is an inherited-weight score? Per-architecture noise across image subsets vs spread between archs.
 
     OMP_NUM_THREADS=1 python bench/scoring_noise.py RUN_DIR \
         --truth ../shared/data/nb201/cifar10-test-acc.public.csv --archs 40 --sizes 256 1024 5120

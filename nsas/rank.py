@@ -16,6 +16,12 @@ second per architecture on one core, so they are not computed by default).
 ``--max-params N`` / ``--max-macs N`` keep only architectures within that
 budget (and imply ``--cost``); the others are not scored.
 
+Same function, one score: cells that compute the same supernet function
+(NAS-Bench-201: a ``none`` edge, a node cut off from the input or from the
+output, weight-free ops swapped between parallel nodes; see
+:func:`nsas.spaces.nb201.function_key`) are scored once and share the
+score, so ``--all`` scores 7,548 functions for the 15,625 cells.
+
 Speed: the K batches are made once and stay on the device (channels-last on
 the CPU), every forward runs under ``torch.inference_mode``, and each
 architecture's sums stay on the device until all are scored, so a GPU never
@@ -28,11 +34,20 @@ results/nb201-cifar10-study) and one batch of 256 images::
     OMP_NUM_THREADS=1 nsas rank RUN --sample 200 --batches 1 --batch-size 256 --device cpu   # 7.2 architectures/s
     nsas rank RUN --sample 1000 --batches 1 --batch-size 256 --device cpu --workers 2       # 13.1 architectures/s
 
-so ``--all`` (15,625 architectures) takes about 20 minutes with
-``--workers 2`` (36 with one process); the time scales with
-``--batch-size`` and ``--batches``. On a machine shared with other work,
-``OMP_NUM_THREADS=1`` avoids thread oversubscription (2 threads there were
-4x slower than 1).
+(before the same-function sharing), i.e. about 3,350 images/s with two
+workers. The time scales with the images per score (``--batch-size`` x
+``--batches``) and the number of distinct functions: ``--all`` at 1,024
+images is 7,548 x 1,024 / 3,350 s, about 38 minutes on 2 idle cores, and at
+5,120 images about 3.2 hours. Measured on the same machine while six other
+jobs loaded it (load average 7-9 on 2 cores)::
+
+    OMP_NUM_THREADS=1 nsas rank RUN --sample 160 --seed 3 --batches 4 --batch-size 256 --workers 2 --device cpu
+    # 160 architectures, 136 functions in 239 s: 0.57 functions/s
+
+which puts ``--all`` at 1,024 images at 3.7 hours on that loaded machine;
+the full ``--all`` run was not repeated there. On a machine shared with
+other work, ``OMP_NUM_THREADS=1`` avoids thread oversubscription (2 threads
+there were 4x slower than 1).
 """
 
 from __future__ import annotations

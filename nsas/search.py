@@ -53,8 +53,8 @@ from nsas import distributed
 from nsas.data.loaders import LazyData, caller_batches
 from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
-from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.correlate import kendall_tau
+from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.evaluate import score_archs
 from nsas.objectives import build_objective, loss_names
 from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json
@@ -109,8 +109,8 @@ class SearchConfig:
     arch_weight_decay: float = 1e-3
     select_rounds: int = 5  # RandomNAS selection: R rounds ...
     select_samples: int = 10  # ... of S architectures each
-    select_from: str | None = None  # RandomNAS selection draws from the archs of this file (list or table), not the space
-    eval_batches: int = 10  # validation batches per architecture score
+    select_from: str | None = None  # RandomNAS selection draws from this file's archs (list or table), not the space
+    eval_batches: int = 80  # validation batches per score (5,120 images at batch 64: bench/README.md, scoring noise)
     bn: str = "batch"  # scoring: "batch" statistics, or "recalibrate" BatchNorm per architecture
     recalibrate_batches: int = 10  # training batches that recalibrate BatchNorm (bn: recalibrate)
     probe: list[str] = field(default_factory=list)  # forgetting probe set (empty: sample probe_count)
@@ -184,7 +184,8 @@ PAPER_PRESETS: dict[str, dict[str, Any]] = {
 GDAS_EPOCHS = {"darts": 240, "darts-chain": 240}
 # `nsas search` with no arguments: minutes on a laptop CPU.
 QUICK_PRESET: dict[str, Any] = dict(space="nb201", strategy="random", loss="nsas", dataset="cifar10-mini",
-                                    epochs=5, batch_size=64, channels=8, cells=1, eval_batches=4,
+                                    epochs=5, batch_size=64, channels=8, cells=1,
+                                    eval_batches=39,  # the whole 2,500-image validation half of cifar10-mini
                                     select_rounds=3, select_samples=10, log_every=10, checkpoint_every=0)
 
 
@@ -783,6 +784,8 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--beta", dict(type=float, help="weight of the mean archive loss (default 1)")),
     ("--replay", dict(type=int, help="archive members per step for nsas-replay (default 1)")),
     ("--wpl-strength", dict(dest="wpl_strength", type=float, help="WPL penalty strength lambda (default 1)")),
+    ("--wpl-window", dict(dest="wpl_window", type=int,
+                          help="WPL: steps between refreshes of the anchor weights and Fisher (0: one epoch; default)")),
     ("--archive-max-age", dict(dest="archive_max_age", type=int,
                                 help="variant: renew an archive member after this many steps (default 0: off)")),
     ("--constraint-every", dict(dest="constraint_every", type=int,
@@ -804,7 +807,9 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--probe-count", dict(dest="probe_count", type=int, help="probe architectures (default 4)")),
     ("--probe-key", dict(dest="probe_key", metavar="KEY",
                          help="truth column of --probe-from (default: acc if present, else its only column)")),
-    ("--eval-batches", dict(dest="eval_batches", type=int, help="validation batches per score (default 10)")),
+    ("--eval-batches", dict(dest="eval_batches", type=int,
+                            help="validation batches per architecture score, for selection, probes and `nsas rank` "
+                                 "(default 80: 5,120 images at batch 64)")),
     ("--bn", dict(choices=("batch", "recalibrate"),
                   help="scoring BatchNorm: batch statistics (default) or recalibrated per architecture")),
     ("--recalibrate-batches", dict(dest="recalibrate_batches", type=int,

@@ -69,7 +69,7 @@ class StudyConfig:
     picks: int = 1  # best selected architectures of each search that join the ground-truth set
     equal_compute: bool = False  # also run the cheaper methods with as many passes as the costliest
     search_epochs: int = 2
-    score_batches: int = 10  # validation batches each supernet scores every architecture on
+    score_batches: int = 80  # validation batches each supernet scores every architecture on (as eval_batches)
     truth_recipe: str = "proxy"
     truth: str | None = None  # truth table (CSV/JSON/JSONL): no stand-alone training; K archs sampled from it
     truth_key: str | None = None  # its column (default: acc if present, else its only column)
@@ -496,7 +496,8 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--equal-compute", dict(dest="equal_compute", action="store_true",
                              help="also run cheaper methods with as many passes as the costliest one")),
     ("--search-epochs", dict(dest="search_epochs", type=int, help="epochs of each search (default 2)")),
-    ("--score-batches", dict(dest="score_batches", type=int, help="validation batches per supernet score")),
+    ("--score-batches", dict(dest="score_batches", type=int,
+                             help="validation batches per supernet score (default 80)")),
     ("--truth", dict(metavar="FILE", help="truth table (CSV/JSON/JSONL: arch + a metric, e.g. a benchmark's "
                                           "accuracies): skip stand-alone training, rank --archs architectures "
                                           "sampled from it (seeded, stratified over the metric)")),

@@ -274,3 +274,18 @@ def test_resume_refuses_flags_that_would_change_the_run(tmp_path, capsys):
     assert main(["search", "--resume", "--out", str(run), "--epochs", "9", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "--epochs" in err and len(err.strip().splitlines()) == 1
+
+
+def test_new_flags_reach_the_config():
+    import argparse
+
+    from nsas.search import configure, resolve
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    args = parser.parse_args(["--space", "nb201", "--wpl-window", "3", "--select-from", "c.txt", "--probe-from",
+                              "t.csv", "--probe-count", "7", "--probe-key", "test_acc", "--eval-batches", "5"])
+    cfg = resolve(args)
+    assert (cfg.wpl_window, cfg.select_from, cfg.probe_from, cfg.probe_count, cfg.probe_key, cfg.eval_batches) == (
+        3, "c.txt", "t.csv", 7, "test_acc", 5)
+    assert resolve(parser.parse_args(["--space", "nb201"])).eval_batches == 80
