@@ -5,23 +5,24 @@ Layout of a run directory (search and train alike)::
     config.yaml      the resolved config (defaults < YAML < flags)
     log.txt          everything the run printed, with timestamps
     metrics.jsonl    one JSON object per line, each with a "kind" and "step"
-    checkpoint.pt    the latest checkpoint (written atomically)
+    checkpoint.pt    the latest checkpoint
     *.json           results (selected architectures, archive, ...)
+
+Every file but the two logs is written whole or not at all (nsas/atomic.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from nsas.atomic import write_text_atomic
 from nsas.errors import NsasError
 
 LOGGER_NAME = "nsas"
@@ -75,7 +76,7 @@ class MetricsWriter:
             keep = [r for r in _parse_records(path) if r.get("step", 0) <= resume_step]
             write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in keep))
         elif resume_step is None:
-            path.write_text("")
+            write_text_atomic(path, "")
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -109,9 +110,3 @@ def write_json(path: str | Path, data: Any) -> None:
     write_text_atomic(Path(path), json.dumps(data, indent=2) + "\n")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` through a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from nsas import distributed
+from nsas.atomic import atomic_write
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
 from nsas.correlate import kendall_tau, spearman_rho
 from nsas.errors import NsasError
@@ -357,7 +358,8 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
     ax.set_ylabel("Kendall tau (supernet vs stand-alone)")
     ax.set_title("Ranking quality: mean ± std over seeds, dots = seeds", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out_dir / "kendall_tau.png", dpi=110)
+    with atomic_write(out_dir / "kendall_tau.png") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
     names.append("kendall_tau.png")
 
@@ -371,7 +373,8 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
     ax.set_ylabel(f"stand-alone {report['truth_key']} of picks")
     ax.set_title("Each search's selected architecture, trained stand-alone (mean ± std over seeds)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(out_dir / "picks.png", dpi=110)
+    with atomic_write(out_dir / "picks.png") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
     names.append("picks.png")
 
@@ -384,7 +387,8 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
         ax.set_xlabel("supernet score", fontsize=8)
         ax.set_ylabel(f"stand-alone {report['truth_key']}", fontsize=8)
     fig.tight_layout()
-    fig.savefig(out_dir / "scatter.png", dpi=110)
+    with atomic_write(out_dir / "scatter.png") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
     names.append("scatter.png")
     return names

@@ -55,7 +55,7 @@ from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.inspection import count_macs, count_parameters, read_arch_argument
-from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json
+from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json, write_text_atomic
 from nsas.search import resolve_device
 from nsas.spaces import detect_space, get_space, space_names
 from nsas.spaces.base import Architecture, SearchSpace
@@ -518,7 +518,7 @@ def train(cfg: TrainConfig, arch: Architecture | str, out_dir: str | Path, *, re
     arch = get_space(cfg.space).coerce(arch)
     if distributed.is_main():
         write_yaml(run_dir / "config.yaml", config_to_dict(cfg))
-        (run_dir / "arch.txt").write_text(f"{arch}\n")
+        write_text_atomic(run_dir / "arch.txt", f"{arch}\n")
     distributed.barrier()
     return Trainer(cfg, arch, run_dir, progress=progress).run(resume=resume)
 

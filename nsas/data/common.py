@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nsas.atomic import atomic_write
 from nsas.errors import DataError
 
 
@@ -101,11 +102,9 @@ def cache_key(*parts: object) -> str:
 
 
 def save_arrays(path: Path, **arrays: np.ndarray) -> None:
-    """Write an .npz atomically, so an interrupted run never leaves half a cache."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    """Write an .npz atomically (fsynced, temporary file removed on failure): never half a cache."""
+    with atomic_write(path) as f:
         np.savez(f, **arrays)
-    os.replace(tmp, path)
 
 
 def channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
