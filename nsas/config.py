@@ -65,6 +65,33 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def check_ranges(config: Any, ranges: dict[str, str]) -> None:
+    """Refuse a value outside its interval, written as in mathematics: ``"(0, inf)"``, ``"[0, 1)"``.
+
+    ``None`` (an unset optional key) passes; NaN is outside every interval, and
+    infinity outside every interval open at ``inf``.
+
+    Raises:
+        NsasError: naming the key, its interval and the value.
+    """
+    for name, interval in ranges.items():
+        value = getattr(config, name)
+        if value is None:
+            continue
+        low, high = (float(v) for v in interval[1:-1].split(","))
+        above = value > low if interval[0] == "(" else value >= low
+        below = value < high if interval[-1] == ")" else value <= high
+        if not (above and below):
+            raise NsasError(f"{name} must be in {interval}, got {value}")
+
+
+def check_device(name: str) -> None:
+    """Refuse a device name nsas cannot use (``auto``, ``cpu``, ``cuda``, ``cuda:N``)."""
+    index = name.partition(":")[2]
+    if name not in ("auto", "cpu", "cuda") and not (name.startswith("cuda:") and index.isdigit()):
+        raise NsasError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
+
+
 def _check_type(name: str, value: Any, hint: Any) -> Any:
     """Coerce/validate ``value`` against the type ``hint``; raise NsasError."""
     origin = typing.get_origin(hint)
@@ -80,6 +107,10 @@ def _check_type(name: str, value: Any, hint: Any) -> Any:
             except NsasError:
                 continue
         raise NsasError(f"config key {name!r}: {value!r} is not a valid {hint}")
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise NsasError(f"config key {name!r}: expected a mapping of names to values, got {value!r}")
+        return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise NsasError(f"config key {name!r}: expected a list, got {value!r}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -74,8 +75,8 @@ def timeout_seconds() -> float:
         seconds = float(value)
     except ValueError:
         raise NsasError(f"NSAS_DIST_TIMEOUT must be a number of seconds, got {value!r}") from None
-    if seconds <= 0:
-        raise NsasError(f"NSAS_DIST_TIMEOUT must be positive, got {value!r}")
+    if not 0 < seconds < math.inf:
+        raise NsasError(f"NSAS_DIST_TIMEOUT must be a positive, finite number of seconds, got {value!r}")
     return seconds
 
 

@@ -92,16 +92,26 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def _parse_records(path: Path) -> list[dict[str, Any]]:
-    """JSON lines of ``path``; a half-written last line (a run killed mid-write) is dropped."""
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    """JSON objects, one a line, of ``path``; a half-written last line (a run killed mid-write) is dropped.
+
+    Raises:
+        NsasError: a line that is not JSON (but the last), or JSON that is not an object.
+    """
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    except OSError as err:
+        raise NsasError(f"cannot read {path}: {err.strerror}") from None
     records = []
     for i, line in enumerate(lines):
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except ValueError:
             if i == len(lines) - 1:  # a run killed while appending leaves a half-written last line
                 break
             raise NsasError(f"{path} line {i + 1}: not valid JSON") from None
+        if not isinstance(record, dict):
+            raise NsasError(f"{path} line {i + 1}: a metrics record must be a JSON object, got {line.strip()[:40]}")
+        records.append(record)
     return records
 
 

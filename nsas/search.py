@@ -51,7 +51,8 @@ from torch import nn
 from nsas import data as nsas_data
 from nsas import distributed
 from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
+from nsas.config import (add_config_flag, add_flag, build_config, check_device, check_ranges, config_to_dict, read_yaml,
+                         write_yaml)
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.evaluate import evaluate_path, recalibrated_bn
 from nsas.objectives import LOSSES, build_objective
@@ -130,8 +131,19 @@ class SearchConfig:
             raise NsasError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
         if self.bn not in ("batch", "recalibrate"):
             raise NsasError(f"bn must be batch or recalibrate, got {self.bn!r}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise NsasError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        check_device(self.device)
+        check_ranges(self, SEARCH_RANGES)
+
+
+# Allowed values of the numeric keys (checked before any work starts).
+SEARCH_RANGES = {
+    "lr": "(0, inf)", "lr_min": "[0, inf)", "momentum": "[0, 1)", "weight_decay": "[0, inf)",
+    "grad_clip": "[0, inf)", "beta": "[0, inf)", "wpl_strength": "[0, inf)", "tau_max": "(0, inf)",
+    "tau_min": "(0, inf)", "arch_lr": "(0, inf)", "arch_weight_decay": "[0, inf)", "recalibrate_batches": "[1, inf)",
+    "probe_count": "[0, inf)", "probe_every": "[0, inf)", "checkpoint_every": "[0, inf)",
+    "steps_per_epoch": "[1, inf)", "candidates": "[1, inf)", "channels": "[1, inf)", "cells": "[1, inf)",
+    "hidden": "[1, inf)", "bptt": "[1, inf)",
+}
 
 
 # Paper settings per space (ALGORITHM.md §6); a YAML file or flags override them.
@@ -159,7 +171,12 @@ def preset_for(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available (``cuda:LOCAL_RANK`` under data parallelism)."""
+    """``auto`` picks CUDA when available (``cuda:LOCAL_RANK`` under data parallelism).
+
+    Raises:
+        NsasError: an unknown device name, or CUDA asked for where there is none.
+    """
+    check_device(name)
     per_rank = distributed.device_for(name)
     if per_rank is not None:
         return per_rank

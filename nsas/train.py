@@ -52,7 +52,8 @@ from torch import nn
 from nsas import data as nsas_data
 from nsas import distributed
 from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
+from nsas.config import (add_config_flag, add_flag, build_config, check_device, check_ranges, config_to_dict, read_yaml,
+                         write_yaml)
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.inspection import count_macs, count_parameters, read_arch_argument
 from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json, write_text_atomic
@@ -121,9 +122,8 @@ class TrainConfig:
         for name in ("cutout", "asgd_nonmono", "log_every", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
-        for name in ("lr", "lr_min", "momentum", "weight_decay", "grad_clip", "auxiliary_weight"):
-            if not getattr(self, name) >= 0:
-                raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
+        check_ranges(self, {"lr": "(0, inf)", "lr_min": "[0, inf)", "momentum": "[0, 1)", "weight_decay": "[0, inf)",
+                            "grad_clip": "[0, inf)", "auxiliary_weight": "[0, inf)"})
         for name in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute", "drop_path"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise NsasError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -134,8 +134,7 @@ class TrainConfig:
         if self.space not in AUX_SPACES and (self.auxiliary_weight > 0 or self.drop_path > 0):
             raise NsasError(f"auxiliary_weight and drop_path apply to the {' and '.join(AUX_SPACES)} spaces only, "
                             f"not {self.space!r}; set them to 0")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise NsasError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        check_device(self.device)
 
 
 def recipe_path(space: str, recipe: str) -> Path:
