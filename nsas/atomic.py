@@ -17,6 +17,7 @@ appended line by line, and a half-written last line is dropped when read.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -77,6 +78,21 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` through :func:`atomic_write`."""
     with atomic_write(path, "wb") as f:
         f.write(data)
+
+
+def check_writable(path: str | Path) -> None:
+    """Fail now, not after hours of work, if :func:`atomic_write` could not (re)place ``path``.
+
+    Raises:
+        OSError: ``path`` is a directory, its folder is missing, or nothing can be created there.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file name", str(path))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "folder does not exist", str(path.parent))
+    with tempfile.TemporaryFile(dir=path.parent):
+        pass
 
 
 def fsync_dir(directory: str | Path) -> None:

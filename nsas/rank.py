@@ -49,6 +49,7 @@ from torch import nn
 from tqdm import tqdm
 
 from nsas import data as nsas_data
+from nsas.atomic import check_writable
 from nsas.correlate import read_table
 from nsas.errors import ArchitectureError, NsasError
 from nsas.evaluate import Batch, recalibrated_bn
@@ -379,19 +380,27 @@ def _score_parallel(args: argparse.Namespace, archs: list[Architecture]) -> list
         return [row for rows in pool.map(_score_chunk, [args] * len(chunks), chunks) for row in rows]
 
 
+def _check_out(out: Path) -> None:
+    try:
+        check_writable(out)
+    except OSError as err:
+        raise NsasError(f"cannot write {out}: {err.filename} {err.strerror}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """`nsas rank`."""
     if args.recalibrate_batches is not None and args.bn != "recalibrate":
         raise NsasError("--recalibrate-batches applies only with --bn recalibrate")
     if args.workers < 1:
         raise NsasError(f"--workers must be at least 1, got {args.workers}")
+    out = Path(args.out) if args.out else Path(args.run_dir) / "scores.csv"
+    if args.out:
+        _check_out(out)  # before loading anything
     cfg, supernet, eval_set, recalibrate, device = _setup(args)
+    _check_out(out)  # and, for RUN/scores.csv, once RUN is known to be a run: before hours of scoring
     if args.workers > 1 and device.type != "cpu":
         raise NsasError("--workers splits the work over CPU processes; on a GPU leave it at 1")
     space = get_space(cfg.space)
-    out = Path(args.out) if args.out else Path(args.run_dir) / "scores.csv"
-    if not out.parent.is_dir():
-        raise NsasError(f"cannot write {out}: folder {out.parent} does not exist")
     archs, origin = _choose_archs(args, space)
     unit = "tokens" if space.kind == "text" else "images"
     examples = sum(y.numel() for _, y in eval_set)
