@@ -50,6 +50,9 @@ def atomic_write(path: str | Path, mode: str = "wb", **open_kwargs: Any) -> Iter
 
     Yields:
         The open temporary file.
+
+    Raises:
+        OSError: naming ``path`` (a full disk reports no file name of its own).
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -61,9 +64,11 @@ def atomic_write(path: str | Path, mode: str = "wb", **open_kwargs: Any) -> Iter
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename is None:
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
         raise
     fsync_dir(path.parent)
 

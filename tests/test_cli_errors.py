@@ -135,3 +135,27 @@ def test_metrics_lines_that_are_not_objects(capsys, tmp_path):
     (run / "metrics.jsonl").write_text('{"kind": "step", "step": 1}\n[1, 2]\n')
     line = one_line_error(capsys, "plot", str(run))
     assert "metrics.jsonl line 2" in line and "object" in line
+
+
+def test_full_disk_while_writing_a_checkpoint(capsys, tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    import nsas.data
+    from tiny import fake_dataset
+
+    monkeypatch.setattr(nsas.data, "load_dataset", fake_dataset)
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 the first bytes")
+        raise OSError(errno.ENOSPC, "No space left on device")  # as the kernel reports it: no file name
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    run = tmp_path / "r"
+    line = one_line_error(capsys, "search", "--space", "nb201", "--dataset", "fake-images", "--epochs", "1",
+                          "--channels", "4", "--cells", "1", "--batch-size", "8", "--steps-per-epoch", "2",
+                          "--out", str(run), "--quiet")
+    assert "No space left on device" in line and str(run / "checkpoint.pt") in line
+    assert not list(run.glob(".*.tmp")) and not (run / "checkpoint.pt").exists()
+    assert (run / "config.yaml").read_text().startswith("space: nb201")
