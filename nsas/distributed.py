@@ -265,6 +265,23 @@ def waiting_group() -> Any:
     return dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=seconds))
 
 
+@contextlib.contextmanager
+def local_rank_zero_first() -> Iterator[None]:
+    """Run the block on local rank 0 first, then on the node's other ranks.
+
+    For data preparation (download, extract, decode, cache): the other ranks
+    wait at a barrier, then find the data ready. A no-op in one process.
+    """
+    if not active():
+        yield
+        return
+    if local_rank() != 0:
+        barrier()
+    yield
+    if local_rank() == 0:
+        barrier()
+
+
 def broadcast_object(value: Any, src: int = 0) -> Any:
     """Rank ``src``'s ``value`` on every rank."""
     if not active():

@@ -198,7 +198,8 @@ class SearchData:
 
 def build_search_data(cfg: SearchConfig, device: torch.device) -> SearchData:
     """Load the data set and split it (images: weights half / validation half)."""
-    dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
+    with distributed.local_rank_zero_first():  # one download/decode per node, not one per rank
+        dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
     space = get_space(cfg.space)
     if space.kind == "text":
         if not isinstance(dataset, nsas_data.TextDataset):

@@ -24,7 +24,9 @@ Data parallel (``torchrun --nproc-per-node N -m nsas train ...``): the network
 is wrapped in DistributedDataParallel and each rank trains on its contiguous
 slice of the same global batch (``batch_size``); evaluation runs on every rank
 (the same weights give the same scores) and rank 0 writes the run directory.
-The checkpoint holds global state (summed running sums, the text hidden state
+Rank 0 alone decides the switch to ASGD and broadcasts it; before every
+checkpoint the ranks compare (step, optimizer, weights checksum) and stop,
+naming the rank that differs, if they disagree. The checkpoint holds global state (summed running sums, the text hidden state
 of every batch column), so a run resumes with another number of processes.
 BatchNorm normalises each rank's slice with its own statistics (and rank 0's
 running statistics are broadcast), so runs with different process counts
@@ -173,7 +175,8 @@ class TrainData:
 
 def build_train_data(cfg: TrainConfig, kind: str, device: torch.device) -> TrainData:
     """The data set's full training split (or a ``train_fraction`` of it) and its evaluation splits."""
-    dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
+    with distributed.local_rank_zero_first():  # one download/decode per node, not one per rank
+        dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
     if kind == "text":
         if not isinstance(dataset, nsas_data.TextDataset):
             raise NsasError(f"space {cfg.space!r} needs a text data set (ptb, wikitext2), got {cfg.dataset!r}")
@@ -288,9 +291,11 @@ class Trainer:
         self.write_checkpoint()
 
     def write_checkpoint(self) -> None:
-        """Rank 0 writes the global state (every rank takes part in gathering it)."""
+        """Rank 0 writes the global state (every rank takes part in gathering it and checking the ranks agree)."""
         state = self.state_dict()
-        if self.world > 1:
+        if self.world > 1:  # never save a state the ranks disagree on; name the rank that differs
+            distributed.check_consistent(f"step {self.global_step}", (self.global_step, self.optimizer_name,
+                                                                       distributed.weight_checksum(self.model)))
             self._gather_sums()
             state["sums"] = dict(self.sums)
             state["hidden"] = None if self.hidden is None else distributed.all_gather_tensor(self.hidden)
@@ -431,7 +436,10 @@ class Trainer:
     def _maybe_switch_to_asgd(self, val_loss: float) -> None:
         """DARTS's rule: switch once the loss is worse than the best before the last ``nonmono`` epochs."""
         n = self.cfg.asgd_nonmono
-        if self.optimizer_name == "sgd" and n and len(self.val_losses) > n and val_loss > min(self.val_losses[:-n]):
+        switch = self.optimizer_name == "sgd" and n and len(self.val_losses) > n and val_loss > min(self.val_losses[:-n])
+        if self.world > 1:  # rank 0 decides for all: the ranks' losses may differ in the last bits
+            switch = distributed.broadcast_object(bool(switch))
+        if switch:
             self.log.info("epoch %d: validation loss stopped improving; switching to ASGD", self.epoch + 1)
             self.optimizer_name = "asgd"
             self.optimizer = self._make_optimizer()

@@ -167,4 +167,43 @@ def test_damaged_cache_files_are_rebuilt(tmp_path, damage):
     assert torch.equal(again.train_x, ds.train_x) and again.classes == ds.classes
     with np.load(cache) as z:  # rewritten whole
         assert np.array_equal(z["train_y"], ds.train_y.numpy())
-    assert sorted(p.name for p in cache.parent.iterdir()) == [cache.name]
+    assert sorted(p.name for p in cache.parent.iterdir()) == [".nsas.lock", cache.name]  # no temporary left
+
+
+def _build_in_child(root: Path, data_dir: Path, log: Path, out: Path) -> None:
+    import time
+
+    real = imagefolder._arrays
+
+    def slow_build(*args):
+        with open(log, "a") as f:
+            f.write(f"build {os.getpid()}\n")
+        time.sleep(0.5)  # widens the window in which a second process could build too
+        return real(*args)
+
+    imagefolder._arrays = slow_build
+    code = 0
+    try:
+        ds = _load(root, data_dir)
+        np.save(out, ds.train_x.numpy())
+    except BaseException:  # noqa: BLE001 - the test sees the missing output
+        code = 1
+    os._exit(code)
+
+
+def test_two_processes_preparing_one_folder_take_turns(tmp_path):
+    import multiprocessing
+
+    _tree(tmp_path / "tree")
+    ctx = multiprocessing.get_context("fork")
+    log = tmp_path / "builds.log"
+    procs = [ctx.Process(target=_build_in_child, args=(tmp_path / "tree", tmp_path / "d", log, tmp_path / f"{i}.npy"))
+             for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert len(log.read_text().splitlines()) == 1  # the second process read the first one's cache
+    assert np.array_equal(np.load(tmp_path / "0.npy"), np.load(tmp_path / "1.npy"))
+    assert not [p for p in (tmp_path / "d" / "cache").iterdir() if p.name.endswith(".tmp")]

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from nsas.atomic import atomic_write
-from nsas.data.common import ImageDataset, channel_stats, image_dataset
+from nsas.data.common import ImageDataset, channel_stats, image_dataset, preparing
 from nsas.errors import DataError
 
 CIFAR_PAGE = "https://www.cs.toronto.edu/~kriz/cifar.html"
@@ -156,6 +156,16 @@ def load_cifar(name: str, data_dir: Path, download_missing: bool = True) -> Imag
     folder = data_dir / release.folder
     needed = (*release.train_files, *release.test_files)
     if not all((folder / f).exists() for f in needed):
+        with preparing(data_dir):  # one process downloads and extracts; the others wait, then read
+            _prepare(name, data_dir, release, download_missing)
+    return parse_folder(folder, name)
+
+
+def _prepare(name: str, data_dir: Path, release: CifarRelease, download_missing: bool) -> None:
+    """Download (if allowed) and extract the release into ``data_dir``, unless another process just did."""
+    folder = data_dir / release.folder
+    needed = (*release.train_files, *release.test_files)
+    if not all((folder / f).exists() for f in needed):
         archive = data_dir / release.archive
         how = f"download {release.url} (see {CIFAR_PAGE}) and put it at {archive}"
         if not archive.exists():
@@ -172,4 +182,3 @@ def load_cifar(name: str, data_dir: Path, download_missing: bool = True) -> Imag
         missing = [f for f in needed if not (folder / f).exists()]
         if missing:
             raise DataError(f"{archive} lacks {', '.join(missing)}: delete it and {how}")
-    return parse_folder(folder, name)

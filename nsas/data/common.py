@@ -7,14 +7,17 @@ tensors.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 
 from nsas.atomic import atomic_write
 from nsas.errors import DataError
@@ -94,6 +97,19 @@ def cache_dir(data_dir: Path) -> Path:
         if _writable(folder):
             return folder
     raise DataError(f"no writable cache folder: {data_dir / 'cache'} and ~/.cache/nsas/cache are read-only")
+
+
+@contextlib.contextmanager
+def preparing(folder: Path) -> Iterator[None]:
+    """Hold ``folder/.nsas.lock`` while data is downloaded, extracted or decoded into ``folder``.
+
+    Two processes preparing the same folder (two runs, or the nodes of a
+    torchrun job on a shared file system) take turns: the second finds the
+    first one's result instead of writing over it.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder / ".nsas.lock")):
+        yield
 
 
 def cache_key(*parts: object) -> str:

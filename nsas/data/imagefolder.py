@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nsas.data.common import ImageDataset, cache_dir, cache_key, channel_stats, image_dataset, save_arrays
+from nsas.data.common import ImageDataset, cache_dir, cache_key, channel_stats, image_dataset, preparing, save_arrays
 from nsas.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
@@ -213,15 +213,19 @@ def _source_key(source: Path) -> str:
 
 
 def _cached(path: Path, name: str, build) -> ImageDataset:
-    """Load the .npz cache at ``path``, building (and writing) it first if missing or unreadable."""
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return image_dataset(name, {k: z[k] for k in z.files})
-        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error):
-            pass  # an empty, truncated or damaged cache is rebuilt below
-    arrays = build()
-    save_arrays(path, **arrays)
+    """Load the .npz cache at ``path``, building (and writing) it first if missing or unreadable.
+
+    One process at a time builds it (:func:`~nsas.data.common.preparing`); the others then read it.
+    """
+    with preparing(path.parent):
+        if path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    return image_dataset(name, {k: z[k] for k in z.files})
+            except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error):
+                pass  # an empty, truncated or damaged cache is rebuilt below
+        arrays = build()
+        save_arrays(path, **arrays)
     return image_dataset(name, arrays)
 
 
