@@ -159,3 +159,14 @@ def test_full_disk_while_writing_a_checkpoint(capsys, tmp_path, monkeypatch):
     assert "No space left on device" in line and str(run / "checkpoint.pt") in line
     assert not list(run.glob(".*.tmp")) and not (run / "checkpoint.pt").exists()
     assert (run / "config.yaml").read_text().startswith("space: nb201")
+
+
+def test_out_of_memory_is_one_line(capsys, tmp_path, monkeypatch):
+    import nsas.data
+
+    def huge(*args, **kwargs):
+        raise MemoryError  # as numpy raises it for an allocation the machine cannot give
+
+    monkeypatch.setattr(nsas.data, "load_dataset", huge)
+    line = one_line_error(capsys, "search", "--out", str(tmp_path / "run"), "--quiet")
+    assert "out of memory" in line
