@@ -81,8 +81,11 @@ class MetricsWriter:
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as err:  # a full disk reports no file name: name it for the one-line error
+            raise OSError(err.errno, err.strerror, str(self.path)) from err
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

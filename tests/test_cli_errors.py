@@ -170,3 +170,18 @@ def test_out_of_memory_is_one_line(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(nsas.data, "load_dataset", huge)
     line = one_line_error(capsys, "search", "--out", str(tmp_path / "run"), "--quiet")
     assert "out of memory" in line
+
+
+def test_full_disk_while_appending_metrics_names_the_file(tmp_path):
+    from pathlib import Path
+
+    from nsas.cli import describe_os_error
+    from nsas.rundir import MetricsWriter
+
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full (Linux) to stand for a full disk")
+    writer = MetricsWriter(tmp_path / "metrics.jsonl")
+    writer.path = Path("/dev/full")  # every write fails with ENOSPC, as on a full disk
+    with pytest.raises(OSError) as err:
+        writer.write({"kind": "step", "step": 1})
+    assert describe_os_error(err.value) == "No space left on device: /dev/full"
