@@ -94,6 +94,11 @@ class SearchConfig:
     beta: float = 1.0
     replay: int = 1  # r, for nsas-replay
     wpl_strength: float = 1.0
+    # NSAS-family variants (docs: nsas/objectives.py NSASObjective, nsas/archive.py); off = as published
+    archive_max_age: int = 0  # renew an archive member after this many steps (0: Algorithm 1 only)
+    constraint_every: int = 1  # add the archive constraints on every k-th step only
+    constraint_slices: bool = False  # each constraint on its own slice of the batch (~1 pass for all)
+    normalize_loss: bool = False  # divide the total loss by (1 + beta)
     tau_max: float = 10.0
     tau_min: float = 0.1
     arch_lr: float = 3e-4
@@ -122,7 +127,9 @@ class SearchConfig:
                      "select_rounds", "select_samples", "eval_batches", "log_every"):
             if getattr(self, name) < 1:
                 raise NsasError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("micro_batches", "consistency_every"):
+        if self.constraint_every < 1:
+            raise NsasError(f"constraint_every must be at least 1, got {self.constraint_every}")
+        for name in ("micro_batches", "consistency_every", "archive_max_age"):
             if getattr(self, name) < 0:
                 raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.micro_batches and self.batch_size % self.micro_batches:
@@ -298,7 +305,9 @@ class Search:
         self.objective = build_objective(cfg.loss, self.space, archive_size=cfg.archive_size,
                                          pool_size=cfg.pool_size, candidates=cfg.candidates, k=cfg.knn,
                                          beta=cfg.beta, replay=cfg.replay, wpl_strength=cfg.wpl_strength,
-                                         seed=cfg.seed + 3)
+                                         seed=cfg.seed + 3, archive_max_age=cfg.archive_max_age,
+                                         constraint_every=cfg.constraint_every,
+                                         constraint_slices=cfg.constraint_slices, normalize_loss=cfg.normalize_loss)
         self.probe = self._probe_archs()
         self.eval_set = fixed_batches(self.data.val, cfg.eval_batches)
         self.epoch = self.step = self.global_step = 0  # next step to run
@@ -583,6 +592,15 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--beta", dict(type=float, help="weight of the mean archive loss (default 1)")),
     ("--replay", dict(type=int, help="archive members per step for nsas-replay (default 1)")),
     ("--wpl-strength", dict(dest="wpl_strength", type=float, help="WPL penalty strength lambda (default 1)")),
+    ("--archive-max-age", dict(dest="archive_max_age", type=int,
+                                help="variant: renew an archive member after this many steps (default 0: off)")),
+    ("--constraint-every", dict(dest="constraint_every", type=int,
+                                 help="variant: archive constraints on every k-th step only (default 1)")),
+    ("--constraint-slices", dict(dest="constraint_slices", action="store_true",
+                                  help="variant: each constraint on its own slice of the batch (about one pass "
+                                       "for all of them instead of M)")),
+    ("--normalize-loss", dict(dest="normalize_loss", action="store_true",
+                               help="variant: divide the total loss by (1 + beta)")),
     ("--select-rounds", dict(dest="select_rounds", type=int, help="RandomNAS selection rounds R (default 5)")),
     ("--select-samples", dict(dest="select_samples", type=int, help="architectures per round S (default 10)")),
     ("--eval-batches", dict(dest="eval_batches", type=int, help="validation batches per score (default 10)")),
