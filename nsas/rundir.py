@@ -46,6 +46,19 @@ class _TqdmHandler(logging.Handler):
         tqdm.write(self.format(record), file=sys.stderr)
 
 
+class _LogFile(logging.FileHandler):
+    """``log.txt``: a failed write (a full disk) stops the run with an error naming the file.
+
+    (The standard handler prints a traceback to stderr and carries on without its log.)
+    """
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        err = sys.exc_info()[1]
+        if isinstance(err, OSError):
+            raise OSError(err.errno, err.strerror, self.baseFilename) from err
+        super().handleError(record)
+
+
 def setup_logging(run_dir: Path | None, *, quiet: bool = False) -> logging.Logger:
     """The ``nsas`` logger writing to ``run_dir/log.txt`` and to the console."""
     logger = logging.getLogger(LOGGER_NAME)
@@ -59,7 +72,7 @@ def setup_logging(run_dir: Path | None, *, quiet: bool = False) -> logging.Logge
         console.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(console)
     if run_dir is not None:
-        file_handler = logging.FileHandler(run_dir / "log.txt")
+        file_handler = _LogFile(run_dir / "log.txt")
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         logger.addHandler(file_handler)
     return logger

@@ -185,3 +185,22 @@ def test_full_disk_while_appending_metrics_names_the_file(tmp_path):
     with pytest.raises(OSError) as err:
         writer.write({"kind": "step", "step": 1})
     assert describe_os_error(err.value) == "No space left on device: /dev/full"
+
+
+def test_full_disk_while_logging_is_one_line_naming_the_log(capsys, tmp_path, monkeypatch):
+    import os
+    from pathlib import Path
+
+    import nsas.data
+    from tiny import fake_dataset
+
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full (Linux) to stand for a full disk")
+    monkeypatch.setattr(nsas.data, "load_dataset", fake_dataset)
+    run = tmp_path / "r"
+    run.mkdir()
+    os.symlink("/dev/full", run / "log.txt")  # every write to the log fails with ENOSPC
+    line = one_line_error(capsys, "search", "--space", "nb201", "--dataset", "fake-images", "--epochs", "1",
+                          "--channels", "4", "--cells", "1", "--batch-size", "8", "--steps-per-epoch", "2",
+                          "--out", str(run), "--quiet")
+    assert line == f"nsas: error: No space left on device: {run / 'log.txt'}"
