@@ -66,7 +66,10 @@ def setup_logging(run_dir: Path | None, *, quiet: bool = False) -> logging.Logge
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-        handler.close()
+        try:
+            handler.close()
+        except OSError:  # the previous run's log could not be flushed (a full disk): it already said so
+            pass
     if not quiet:
         console = _TqdmHandler()
         console.setFormatter(logging.Formatter("%(message)s"))

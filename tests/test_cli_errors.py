@@ -204,3 +204,6 @@ def test_full_disk_while_logging_is_one_line_naming_the_log(capsys, tmp_path, mo
                           "--channels", "4", "--cells", "1", "--batch-size", "8", "--steps-per-epoch", "2",
                           "--out", str(run), "--quiet")
     assert line == f"nsas: error: No space left on device: {run / 'log.txt'}"
+    from nsas.rundir import setup_logging
+
+    setup_logging(None, quiet=True)  # the next run replaces the failed log handler without an error
