@@ -71,10 +71,11 @@ def _number(text: Any, source: str, line: int, column: str) -> float:
     else:
         try:
             value = float(text)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int of 400 digits
             value = math.nan
     if not math.isfinite(value):
-        raise NsasError(f"{source} line {line}: column {column!r} has {text!r}, not a finite number")
+        shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:30] + f"... ({len(repr(text))} characters)"
+        raise NsasError(f"{source} line {line}: column {column!r} has {shown}, not a finite number")
     return value
 
 
@@ -121,6 +122,8 @@ def _json_items(text: str, source: str) -> list[tuple[int, Any]]:
                 except json.JSONDecodeError as err:
                     raise NsasError(f"{source} line {number}: not valid JSON ({err.msg}); "
                                     "expected a JSON list of objects or one object per line") from None
+                except ValueError as err:  # an integer of more digits than Python converts
+                    raise NsasError(f"{source} line {number}: {str(err).split(';')[0][:120]}") from None
         return items
     items, pos = [], start + 1
     while True:
@@ -132,6 +135,9 @@ def _json_items(text: str, source: str) -> list[tuple[int, Any]]:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as err:
             raise NsasError(f"{source} line {err.lineno}: not valid JSON ({err.msg})") from None
+        except ValueError as err:  # an integer of more digits than Python converts
+            line = text.count("\n", 0, pos) + 1
+            raise NsasError(f"{source} line {line}: {str(err).split(';')[0][:120]}") from None
         items.append((text.count("\n", 0, pos) + 1, value))
         pos = end
         while pos < len(text) and text[pos].isspace():
@@ -186,7 +192,10 @@ def read_table(path: str | Path, keys: Sequence[str] | None = None) -> dict[str,
         raise NsasError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
     suffix = path.suffix.lower()
     is_json = suffix in (".json", ".jsonl") or (suffix != ".csv" and text.lstrip()[:1] in ("[", "{"))
-    table = (_read_json if is_json else _read_csv)(text, str(path), keys)
+    try:
+        table = (_read_json if is_json else _read_csv)(text, str(path), keys)
+    except csv.Error as err:  # e.g. a field over csv.field_size_limit() (128 KiB)
+        raise NsasError(f"{path}: not a readable CSV table ({err})") from None
     if not table:
         raise NsasError(f"{path}: no rows")
     return table

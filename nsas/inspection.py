@@ -27,9 +27,11 @@ def read_arch_argument(text: str) -> str:
         return text
     path = Path(text[1:])
     try:
-        return path.read_text().strip()
+        return path.read_text(encoding="utf-8").strip()
     except OSError as err:
         raise NsasError(f"cannot read architecture file {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise NsasError(f"architecture file {path} is not UTF-8 text (byte {err.start})") from None
 
 
 def count_parameters(model: nn.Module) -> int:

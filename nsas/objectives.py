@@ -31,6 +31,7 @@ from torch import nn
 
 from nsas import distributed
 from nsas.archive import NoveltyArchive
+from nsas.errors import NsasError
 from nsas.registry import Registry
 from nsas.spaces.base import Architecture, SearchSpace
 

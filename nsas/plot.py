@@ -33,6 +33,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from nsas.atomic import atomic_write
 from nsas.cell_diagram import agg_figure as _figure
 from nsas.cell_diagram import plot_cells
 from nsas.config import read_yaml
@@ -413,7 +414,8 @@ def plot_run(run_dir: str | Path, *, truth: str | Path | None = None, truth_key:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for filename, fig in figures:
-        fig.savefig(out / filename, dpi=dpi)
+        with atomic_write(out / filename) as f:
+            fig.savefig(f, format="png", dpi=dpi)
         paths.append(out / filename)
     return paths
 

@@ -65,8 +65,10 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from nsas import data as nsas_data
+from nsas.atomic import check_writable
 from nsas.errors import NsasError
 from nsas.evaluate import (  # noqa: F401  (the scorer lives in nsas.evaluate; importable from here too)
     Batch,
@@ -331,6 +333,13 @@ def _costs(args: argparse.Namespace, space: SearchSpace, archs: list[Architectur
     return {a: arch_cost(space, a) for a in tqdm(archs, unit="arch", desc="cost", disable=args.quiet, leave=False)}
 
 
+def _check_out(out: Path) -> None:
+    try:
+        check_writable(out)
+    except OSError as err:
+        raise NsasError(f"cannot write {out}: {err.filename} {err.strerror}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """`nsas rank`."""
     _rank(args, log=print)
@@ -343,13 +352,14 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
         raise NsasError("--recalibrate-batches applies only with --bn recalibrate")
     if args.workers < 1:
         raise NsasError(f"--workers must be at least 1, got {args.workers}")
+    out = Path(args.out) if args.out else Path(args.run_dir) / "scores.csv"
+    if args.out:
+        _check_out(out)  # before loading anything
     cfg, supernet, eval_set, recalibrate, device = _setup(args)
+    _check_out(out)  # and, for RUN/scores.csv, once RUN is known to be a run: before hours of scoring
     if args.workers > 1 and device.type != "cpu":
         raise NsasError("--workers splits the work over CPU processes; on a GPU leave it at 1")
     space = get_space(cfg.space)
-    out = Path(args.out) if args.out else Path(args.run_dir) / "scores.csv"
-    if not out.parent.is_dir():
-        raise NsasError(f"cannot write {out}: folder {out.parent} does not exist")
     archs, origin = _choose_archs(args, space)
     costs = _costs(args, space, archs)
     if getattr(args, "max_params", None) or getattr(args, "max_macs", None):

@@ -52,7 +52,8 @@ from nsas import data as nsas_data
 from nsas import distributed
 from nsas.data.loaders import LazyData, caller_batches
 from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
+from nsas.config import (add_config_flag, add_flag, build_config, check_device, check_ranges, config_to_dict, read_yaml,
+                         write_yaml)
 from nsas.correlate import kendall_tau
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.evaluate import score_archs
@@ -62,6 +63,17 @@ from nsas.spaces import get_space, space_names
 from nsas.spaces.base import Architecture, SearchSpace
 from nsas.strategies import build_strategy, strategy_names
 from nsas.truth import read_arch_file, read_truth, stratified_sample
+
+
+# Allowed values of the numeric keys (checked before any work starts).
+SEARCH_RANGES = {
+    "lr": "(0, inf)", "lr_min": "[0, inf)", "momentum": "[0, 1)", "weight_decay": "[0, inf)",
+    "grad_clip": "[0, inf)", "beta": "[0, inf)", "wpl_strength": "[0, inf)", "tau_max": "(0, inf)",
+    "tau_min": "(0, inf)", "arch_lr": "(0, inf)", "arch_weight_decay": "[0, inf)", "recalibrate_batches": "[1, inf)",
+    "probe_count": "[0, inf)", "probe_every": "[0, inf)", "checkpoint_every": "[0, inf)",
+    "steps_per_epoch": "[1, inf)", "candidates": "[1, inf)", "channels": "[1, inf)", "cells": "[1, inf)",
+    "hidden": "[1, inf)", "bptt": "[1, inf)",
+}
 
 
 @dataclass
@@ -147,8 +159,10 @@ class SearchConfig:
             raise NsasError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
         if self.bn not in ("batch", "recalibrate"):
             raise NsasError(f"bn must be batch or recalibrate, got {self.bn!r}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise NsasError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        check_device(self.device)
+        check_ranges(self, SEARCH_RANGES)
+
+
 
     @classmethod
     def preset(cls, name: str = "quick", **overrides: Any) -> SearchConfig:
@@ -199,7 +213,12 @@ def preset_for(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available (``cuda:LOCAL_RANK`` under data parallelism)."""
+    """``auto`` picks CUDA when available (``cuda:LOCAL_RANK`` under data parallelism).
+
+    Raises:
+        NsasError: an unknown device name, or CUDA asked for where there is none.
+    """
+    check_device(name)
     per_rank = distributed.device_for(name)
     if per_rank is not None:
         return per_rank
@@ -237,7 +256,9 @@ def caller_data(cfg: SearchConfig, device: torch.device, *, dataset: Any = None,
 
 def build_search_data(cfg: SearchConfig, device: torch.device, dataset: Any = None) -> SearchData:
     """Load the data set (unless given) and split it (images: weights half / validation half)."""
-    dataset = dataset if dataset is not None else nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
+    if dataset is None:
+        with distributed.local_rank_zero_first():  # one download/decode per node, not one per rank
+            dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
     space = get_space(cfg.space)
     if space.kind == "text":
         if not isinstance(dataset, nsas_data.TextDataset):

@@ -46,7 +46,8 @@ from typing import Any
 import numpy as np
 
 from nsas import distributed
-from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
+from nsas.atomic import atomic_write
+from nsas.config import add_config_flag, add_flag, build_config, check_device, config_to_dict, read_yaml, write_yaml
 from nsas.correlate import kendall_tau, spearman_rho
 from nsas.errors import NsasError
 from nsas.objectives import loss_names
@@ -92,6 +93,18 @@ class StudyConfig:
             raise NsasError(f"picks must not be negative, got {self.picks}")
         if self.archs < 3:
             raise NsasError("a ranking study needs at least 3 ground-truth architectures (--archs)")
+        check_device(self.device)
+
+    def check_runs(self) -> None:
+        """Build the search and ground-truth configs once, so a bad ``search:``/``train:`` value stops the study now."""
+        from nsas.search import SearchConfig
+        from nsas.train import recipe_config
+
+        strategy, loss = parse_method(self.methods[0])
+        build_config(SearchConfig, {**self.search, "space": self.space, "dataset": self.dataset, "strategy": strategy,
+                                    "loss": loss, "device": self.device, "data_dir": self.data_dir},
+                     source="study config, search:")
+        recipe_config(self.space, self.truth_recipe, **{"dataset": self.dataset, "device": self.device, **self.train})
 
 
 def parse_method(text: str) -> tuple[str, str]:
@@ -387,7 +400,8 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
     ax.set_ylabel("Kendall tau (supernet vs truth)")
     ax.set_title("Ranking quality: mean ± std over seeds, dots = seeds", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out_dir / "kendall_tau.png", dpi=110)
+    with atomic_write(out_dir / "kendall_tau.png") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
     names.append("kendall_tau.png")
 
@@ -401,7 +415,8 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
     ax.set_ylabel(f"true {report['truth_key']} of picks")
     ax.set_title("Each search's selected architecture: its true value (mean ± std over seeds)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(out_dir / "picks.png", dpi=110)
+    with atomic_write(out_dir / "picks.png") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
     names.append("picks.png")
 
@@ -414,7 +429,8 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
         ax.set_xlabel("supernet score", fontsize=8)
         ax.set_ylabel(f"true {report['truth_key']}", fontsize=8)
     fig.tight_layout()
-    fig.savefig(out_dir / "scatter.png", dpi=110)
+    with atomic_write(out_dir / "scatter.png") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
     names.append("scatter.png")
     return names
@@ -435,10 +451,13 @@ def _config(args: argparse.Namespace, out: Path) -> StudyConfig | str:
                 return f"{out} holds a study with another config; use another --out (or the same options to resume it)"
         else:
             cfg = build_config(StudyConfig, values, source="study")
+            cfg.check_runs()
             out.mkdir(parents=True, exist_ok=True)
             write_yaml(saved, config_to_dict(cfg))
     except NsasError as err:
         return str(err)
+    except OSError as err:  # every rank must learn of it, not only rank 0
+        return f"{err.strerror}: {err.filename}"
     return cfg
 
 

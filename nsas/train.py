@@ -24,7 +24,9 @@ Data parallel (``torchrun --nproc-per-node N -m nsas train ...``): the network
 is wrapped in DistributedDataParallel and each rank trains on its contiguous
 slice of the same global batch (``batch_size``); evaluation runs on every rank
 (the same weights give the same scores) and rank 0 writes the run directory.
-The checkpoint holds global state (summed running sums, the text hidden state
+Rank 0 alone decides the switch to ASGD and broadcasts it; before every
+checkpoint the ranks compare (step, optimizer, weights checksum) and stop,
+naming the rank that differs, if they disagree. The checkpoint holds global state (summed running sums, the text hidden state
 of every batch column), so a run resumes with another number of processes.
 BatchNorm normalises each rank's slice with its own statistics (and rank 0's
 running statistics are broadcast), so runs with different process counts
@@ -52,10 +54,11 @@ from torch import nn
 from nsas import data as nsas_data
 from nsas import distributed
 from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
+from nsas.config import (add_config_flag, add_flag, build_config, check_device, check_ranges, config_to_dict, read_yaml,
+                         write_yaml)
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.inspection import count_macs, count_parameters, read_arch_argument
-from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json
+from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json, write_text_atomic
 from nsas.search import resolve_device
 from nsas.spaces import detect_space, get_space, space_names
 from nsas.spaces.base import Architecture, SearchSpace
@@ -122,9 +125,8 @@ class TrainConfig:
         for name in ("cutout", "asgd_nonmono", "log_every", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
-        for name in ("lr", "lr_min", "momentum", "weight_decay", "grad_clip", "auxiliary_weight"):
-            if not getattr(self, name) >= 0:
-                raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
+        check_ranges(self, {"lr": "(0, inf)", "lr_min": "[0, inf)", "momentum": "[0, 1)", "weight_decay": "[0, inf)",
+                            "grad_clip": "[0, inf)", "auxiliary_weight": "[0, inf)"})
         for name in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute", "drop_path"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise NsasError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -135,8 +137,7 @@ class TrainConfig:
         if self.space not in AUX_SPACES and (self.auxiliary_weight > 0 or self.drop_path > 0):
             raise NsasError(f"auxiliary_weight and drop_path apply to the {' and '.join(AUX_SPACES)} spaces only, "
                             f"not {self.space!r}; set them to 0")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise NsasError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        check_device(self.device)
 
     @classmethod
     def preset(cls, space: str, recipe: str = "proxy", **overrides: Any) -> TrainConfig:
@@ -180,7 +181,8 @@ class TrainData:
 
 def build_train_data(cfg: TrainConfig, kind: str, device: torch.device) -> TrainData:
     """The data set's full training split (or a ``train_fraction`` of it) and its evaluation splits."""
-    dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
+    with distributed.local_rank_zero_first():  # one download/decode per node, not one per rank
+        dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
     if kind == "text":
         if not isinstance(dataset, nsas_data.TextDataset):
             raise NsasError(f"space {cfg.space!r} needs a text data set (ptb, wikitext2), got {cfg.dataset!r}")
@@ -295,9 +297,11 @@ class Trainer:
         self.write_checkpoint()
 
     def write_checkpoint(self) -> None:
-        """Rank 0 writes the global state (every rank takes part in gathering it)."""
+        """Rank 0 writes the global state (every rank takes part in gathering it and checking the ranks agree)."""
         state = self.state_dict()
-        if self.world > 1:
+        if self.world > 1:  # never save a state the ranks disagree on; name the rank that differs
+            distributed.check_consistent(f"step {self.global_step}", (self.global_step, self.optimizer_name,
+                                                                       distributed.weight_checksum(self.model)))
             self._gather_sums()
             state["sums"] = dict(self.sums)
             state["hidden"] = None if self.hidden is None else distributed.all_gather_tensor(self.hidden)
@@ -438,7 +442,10 @@ class Trainer:
     def _maybe_switch_to_asgd(self, val_loss: float) -> None:
         """DARTS's rule: switch once the loss is worse than the best before the last ``nonmono`` epochs."""
         n = self.cfg.asgd_nonmono
-        if self.optimizer_name == "sgd" and n and len(self.val_losses) > n and val_loss > min(self.val_losses[:-n]):
+        switch = self.optimizer_name == "sgd" and n and len(self.val_losses) > n and val_loss > min(self.val_losses[:-n])
+        if self.world > 1:  # rank 0 decides for all: the ranks' losses may differ in the last bits
+            switch = distributed.broadcast_object(bool(switch))
+        if switch:
             self.log.info("epoch %d: validation loss stopped improving; switching to ASGD", self.epoch + 1)
             self.optimizer_name = "asgd"
             self.optimizer = self._make_optimizer()
@@ -532,7 +539,7 @@ def train(cfg: TrainConfig, arch: Architecture | str, out_dir: str | Path, *, re
     arch = get_space(cfg.space).coerce(arch)
     if distributed.is_main():
         write_yaml(run_dir / "config.yaml", config_to_dict(cfg))
-        (run_dir / "arch.txt").write_text(f"{arch}\n")
+        write_text_atomic(run_dir / "arch.txt", f"{arch}\n")
     distributed.barrier()
     return Trainer(cfg, arch, run_dir, progress=progress).run(resume=resume)
 

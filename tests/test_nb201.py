@@ -316,7 +316,6 @@ def test_edge_weights_scale_outputs_and_pass_gradients():
     logits = supernet(x, a, edge_weights=[weights])
     assert torch.allclose(logits, supernet(x, a), atol=1e-6)
     logits.logsumexp(dim=1).sum().backward()
-    assert alpha.grad is not None
     for e, op in enumerate(a.ops):
         # a `none` edge is never computed, so its weight gets no gradient
         assert (alpha.grad[e].abs().sum() > 0) == (op != "none"), e
@@ -324,6 +323,16 @@ def test_edge_weights_scale_outputs_and_pass_gradients():
     # A weight that is not 1 changes the output.
     doubled = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 2.0])
     assert not torch.allclose(supernet(x, a, edge_weights=[doubled]), supernet(x, a))
+    # The gradient with respect to each edge weight is the central difference of the output.
+    supernet = supernet.double()
+    w = torch.ones(6, dtype=torch.float64, requires_grad=True)
+    f = lambda weights: supernet(x.double(), a, edge_weights=[weights]).logsumexp(dim=1).sum()  # noqa: E731
+    (grad,) = torch.autograd.grad(f(w), w)
+    with torch.no_grad():
+        diffs = [(f(w.detach() + 1e-6 * torch.eye(6)[e]) - f(w.detach() - 1e-6 * torch.eye(6)[e])) / 2e-6
+                 for e in range(6)]
+    torch.testing.assert_close(grad, torch.stack(diffs), rtol=1e-5, atol=1e-7)
+    assert grad[a.ops.index("none")] == 0 and (grad != 0).sum() == 5
 
 
 def test_supernet_rejects_bad_paths_and_weights():

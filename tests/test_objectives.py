@@ -181,9 +181,25 @@ def test_wpl_state_dict_round_trips_mid_window():
     assert all(torch.equal(copy.anchor[n][1], f) for n, (_, f) in wpl.anchor.items())
 
 
-def test_every_loss_is_registered():
-    for name in LOSSES:
-        assert build_objective(name, get_space("nb201")) is not None
+# passes a step with an archive of M = 2 full: the current path, plus every member (nsas, nsas-random)
+# or r = 1 of them (nsas-replay); ce and wpl train the current path only
+PASSES = {"ce": 1, "wpl": 1, "nsas": 3, "nsas-random": 3, "nsas-replay": 2}
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_every_registered_loss_builds_and_trains(name):
+    space = get_space("nb201")
+    objective = build_objective(name, space, archive_size=2)
+    assert objective.name == name
+    rng = random.Random(0)
+    for _ in range(3):
+        arch = space.sample(rng)
+        objective.observe(arch)
+    supernet = tiny_supernet("nb201")
+    stats = objective.backward(supernet, arch, tiny_batch("nb201"))
+    assert stats.passes == PASSES[name]
+    assert torch.isfinite(torch.tensor(stats.total)) and stats.total >= stats.current > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in supernet.parameters())
 
 
 def _filled(space, *, size: int = 3, seed: int = 4, **options):
