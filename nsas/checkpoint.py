@@ -56,7 +56,8 @@ def load_checkpoint(path: str | Path, *, kind: str, map_location: str | torch.de
         first = str(err).strip().splitlines()[0] if str(err).strip() else "unsafe content"
         raise CheckpointError(f"checkpoint {path} was refused: it holds objects that are not plain data "
                               f"({first[:160]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, AttributeError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, AttributeError, IndexError,
+            TypeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt "
                               f"({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import pickle
+import random
 import signal
 import subprocess
 import sys
@@ -173,7 +174,7 @@ def _corrupt(kind: str, path: Path, marker: Path) -> None:
     if kind == "truncated":
         path.write_bytes(good[: len(good) // 2])
     elif kind == "garbage":
-        path.write_bytes(os.urandom(2048))
+        path.write_bytes(random.Random(7).randbytes(2048))
     elif kind == "foreign":
         torch.save({"state_dict": {"w": torch.zeros(2)}}, path)
     elif kind == "malicious-zip":
@@ -182,6 +183,17 @@ def _corrupt(kind: str, path: Path, marker: Path) -> None:
         path.write_bytes(pickle.dumps(_Evil(marker)))
     elif kind == "empty":
         path.write_bytes(b"")
+
+
+def test_random_bytes_are_always_refused_as_a_checkpoint(tmp_path):
+    # Random bytes reach different corners of the unpickler (IndexError, TypeError, ... once escaped).
+    rng = random.Random(0)
+    path = tmp_path / "checkpoint.pt"
+    for i in range(300):
+        head = b"\x80\x02" if i % 2 else b""  # half of them look like a pickle stream
+        path.write_bytes(head + rng.randbytes(rng.randrange(1, 4096)))
+        with pytest.raises(CheckpointError):
+            load_checkpoint(path, kind="search")
 
 
 @pytest.mark.parametrize("kind", ["truncated", "garbage", "foreign", "malicious-zip", "malicious-pickle", "empty"])

@@ -108,7 +108,7 @@ def test_search_selects_only_from_the_given_file(tmp_path):
     listed.write_text("# candidates\n" + "\n".join(list(truth)[:3]) + "\n")
     for name, path, allowed in [("table", tmp_path / "truth.csv", set(truth)), ("list", listed, set(list(truth)[:3]))]:
         cfg = tiny_search_config("nb201", select_from=str(path), select_rounds=4, select_samples=2)
-        selected = search(cfg, tmp_path / name, progress=False)
+        selected = search(cfg, tmp_path / name, progress=False).selected
         assert len(selected) == 4 and {row["arch"] for row in selected} <= allowed
     assert read_arch_file(listed, SPACE)[0] == [SPACE.parse(a) for a in list(truth)[:3]]
 
@@ -120,7 +120,7 @@ def test_selection_breaks_accuracy_ties_by_loss(tmp_path, monkeypatch):
         return [{"arch": str(a), "acc": 50.0, "loss": float(len(str(a)))} for a in archs]
 
     monkeypatch.setattr(nsas.search, "score_archs", fake_scores)
-    selected = search(tiny_search_config("nb201", select_rounds=1, select_samples=6), tmp_path, progress=False)
+    selected = search(tiny_search_config("nb201", select_rounds=1, select_samples=6), tmp_path, progress=False).selected
     rng = random.Random("select-0")
     candidates = [str(SPACE.sample(rng)) for _ in range(6)]
     assert selected[0]["arch"] == min(candidates, key=len)
