@@ -2,6 +2,14 @@
 
 Search networks normalise with the current batch's statistics
 (``track_running_stats=False``), so evaluation needs no running statistics.
+
+Text (language-model) scores carry context: :func:`path_outputs` runs one
+architecture through the windows of a split in order and starts each window
+from the state that same architecture ended the previous one with, as
+stand-alone evaluation of a language model does. Every architecture starts
+from zeros at the first window, so no state computed by another architecture
+enters its score.
+
 :func:`recalibrated_bn` optionally gives one architecture its own BatchNorm
 statistics, estimated on a few training batches, for the duration of a
 ``with`` block.
@@ -20,15 +28,40 @@ from torch import nn
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
+def path_outputs(model: nn.Module, path: Any, batches: Iterable[Batch], *,
+                 carry_state: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(logits, targets)`` of one path on each batch, in order.
+
+    Image batches are independent. Text batches, x of shape (T, B), are taken
+    as consecutive windows of one batchified split (as
+    :class:`nsas.data.TextBatches` yields them): the first window starts from
+    a zero state and each next one from the state this path returned for the
+    previous window, detached. Only ``path``'s own state is carried; no
+    state from any other architecture enters. ``carry_state=False`` starts
+    every window from zeros (a score without context).
+    """
+    hidden = None
+    for x, y in batches:
+        if x.dim() == 2 and carry_state:  # text (T, B)
+            logits, hidden = model(x, path, hidden=hidden, return_hidden=True)
+            hidden = hidden.detach()
+        else:
+            logits = model(x, path)
+        yield logits, y
+
+
 @torch.no_grad()
-def evaluate_path(model: nn.Module, path: Any, batches: Iterable[Batch]) -> dict[str, float]:
-    """Accuracy (top-1, per image or per token) and mean cross-entropy of one path."""
+def evaluate_path(model: nn.Module, path: Any, batches: Iterable[Batch], *,
+                  carry_state: bool = True) -> dict[str, float]:
+    """Accuracy (top-1, per image or per token) and mean cross-entropy of one path.
+
+    Text carries the path's own state from window to window (:func:`path_outputs`).
+    """
     was_training = model.training
     model.eval()
     correct = total = 0
     loss_sum = 0.0
-    for x, y in batches:
-        logits = model(x, path)
+    for logits, y in path_outputs(model, path, batches, carry_state=carry_state):
         logits = logits.reshape(-1, logits.size(-1))
         y = y.reshape(-1)
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()

@@ -40,7 +40,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,6 +211,29 @@ def build_model(cfg: TrainConfig, space: SearchSpace, arch: Architecture, num_cl
 
 def perplexity(loss: float) -> float:
     return math.exp(min(loss, 700.0))
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *,
+                   text: bool) -> dict[str, float]:
+    """Loss, accuracy (per image or token) and perplexity of a stand-alone network (left in eval mode).
+
+    Text: the windows are consecutive; each starts from the state the previous
+    one ended with (the first from zeros), as DARTS evaluates.
+    """
+    model.eval()
+    loss_sum, correct, total, hidden = 0.0, 0, 0, None
+    for x, y in batches:
+        if text:
+            logits, hidden = model(x, hidden)
+        else:
+            logits = model(x)
+        logits, y = logits.reshape(-1, logits.size(-1)), y.reshape(-1)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += int((logits.argmax(-1) == y).sum())
+        total += y.numel()
+    loss = loss_sum / max(total, 1)
+    return {"loss": loss, "acc": 100.0 * correct / max(total, 1), "ppl": perplexity(loss)}
 
 
 # ---- the trainer -----------------------------------------------------------
@@ -454,24 +477,12 @@ class Trainer:
             for p, value in saved:
                 p.data.copy_(value)
 
-    @torch.no_grad()
     def evaluate(self, batches: Any) -> dict[str, float]:
         """Loss, accuracy (per image or token) and perplexity on ``batches``; text carries the state."""
-        self.model.eval()
-        loss_sum, correct, total, hidden = 0.0, 0, 0, None
         with self.averaged_weights():
-            for x, y in batches.epoch(0):
-                if self.text:
-                    logits, hidden = self.model(x, hidden)
-                else:
-                    logits = self.model(x)
-                logits, y = logits.reshape(-1, logits.size(-1)), y.reshape(-1)
-                loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-                correct += int((logits.argmax(-1) == y).sum())
-                total += y.numel()
+            scores = evaluate_model(self.model, batches.epoch(0), text=self.text)
         self.model.train()
-        loss = loss_sum / max(total, 1)
-        return {"loss": loss, "acc": 100.0 * correct / max(total, 1), "ppl": perplexity(loss)}
+        return scores
 
     # ---- the run -------------------------------------------------------
     def finish(self) -> dict[str, Any]:

@@ -248,3 +248,35 @@ def test_resume_refuses_flags_that_would_change_the_run(tmp_path, capsys):
     assert main(["search", "--resume", "--out", str(run), "--epochs", "9", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "--epochs" in err and len(err.strip().splitlines()) == 1
+
+
+def _step_losses(run_dir: Path) -> list[float]:
+    return [r["loss"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+            if r["kind"] == "step"]
+
+
+def test_carry_state_continues_from_the_previous_step_and_resumes_exactly(tmp_path, monkeypatch):
+    common = dict(loss="nsas", epochs=2, steps_per_epoch=4, checkpoint_every=2)
+    search(tiny_search_config("darts-rnn", **common), tmp_path / "zero", progress=False)
+    cfg = tiny_search_config("darts-rnn", carry_state=True, **common)
+    search(cfg, tmp_path / "straight", progress=False)
+    zero, carried = _step_losses(tmp_path / "zero"), _step_losses(tmp_path / "straight")
+    # Same architectures and batches: the first step starts from zeros in both runs, the later ones not.
+    assert carried[0] == zero[0]
+    assert all(c != z for c, z in zip(carried[1:], zero[1:]))
+
+    original = Search.train_step
+
+    def stop_at_step_3(self, *args):
+        if self.global_step == 3:  # mid-epoch 1; the checkpoint of step 2 holds the carried state
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(Search, "train_step", stop_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        search(cfg, tmp_path / "cut", progress=False)
+    state = _final_state(tmp_path / "cut")
+    assert state["global_step"] == 2 and state["hidden"].shape == (cfg.batch_size, cfg.hidden)
+    monkeypatch.setattr(Search, "train_step", original)
+    search(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert_same_run(tmp_path / "straight", tmp_path / "cut")
