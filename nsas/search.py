@@ -8,6 +8,15 @@ The step, top to bottom (ALGORITHM.md §3)::
     clip_grad_norm_(...); optimizer.step()
     strategy.arch_step(supernet, val_batch)           # GDAS only: alpha on the validation half
 
+Text (darts-rnn): a step trains on the next window of ``bptt`` tokens of the
+training text. By default every step starts from a zero hidden state, so no
+state computed by one architecture enters another's loss; ``carry_state``
+starts each step from the state the previous step's architecture ended with,
+as the RandomNAS and DARTS code do (the leak included; ``bench/rnn_state.py``
+measures both). Scores (probes, selection) run each architecture through the
+first ``eval_batches`` validation windows of ``eval_batch_size`` columns in
+order, carrying that architecture's own state (:func:`nsas.evaluate.path_outputs`).
+
 Run it with no arguments for the quick preset (NAS-Bench-201 space, RandomNAS
 with the NSAS loss, a small supernet, the embedded cifar10-mini data set).
 

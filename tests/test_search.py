@@ -280,3 +280,13 @@ def test_carry_state_continues_from_the_previous_step_and_resumes_exactly(tmp_pa
     monkeypatch.setattr(Search, "train_step", original)
     search(cfg, tmp_path / "cut", resume=True, progress=False)
     assert_same_run(tmp_path / "straight", tmp_path / "cut")
+
+
+def test_text_scores_run_in_eval_batch_size_columns(tmp_path):
+    for size in (10, 4):
+        (tmp_path / str(size)).mkdir()
+        run = Search(tiny_search_config("darts-rnn", eval_batch_size=size, eval_batches=3), tmp_path / str(size),
+                     progress=False)
+        assert [tuple(x.shape) for x, _ in run.eval_set] == [(5, size)] * 3
+        rows = torch.cat([x for x, _ in run.eval_set])  # consecutive windows of the same columns
+        assert torch.equal(rows, run.data.score.data[:15])

@@ -401,6 +401,7 @@ def test_learning_rate_scales_with_the_window_length(tmp_path, ptb_dir):
     assert train_mod.learning_rate(cfg, 0, 10) == cfg.lr == 20.0
     assert train_mod.learning_rate(cfg, 0, 13) == pytest.approx(20.0 * 13 / 10)
     trainer = Trainer(cfg, get_space("darts-rnn").parse(DARTS_V2), tmp_path, progress=False)
+    assert (trainer.data.valid.data.size(1), trainer.data.test.data.size(1)) == (10, 1)  # DARTS's eval batches
     for x, y in list(trainer.data.train.epoch(0))[:3]:
         trainer.train_step(x, y)
         assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(20.0 * x.size(0) / 10)
