@@ -13,7 +13,8 @@ training text. By default every step starts from a zero hidden state, so no
 state computed by one architecture enters another's loss; ``carry_state``
 starts each step from the state the previous step's architecture ended with,
 as the RandomNAS and DARTS code do (the leak included; ``bench/rnn_state.py``
-measures both). Scores (probes, selection) run each architecture through the
+measures both). GDAS's architecture step on the validation text always starts
+from zeros. Scores (probes, selection) run each architecture through the
 first ``eval_batches`` validation windows of ``eval_batch_size`` columns in
 order, carrying that architecture's own state (:func:`nsas.evaluate.path_outputs`).
 
