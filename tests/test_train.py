@@ -363,8 +363,9 @@ def test_trainer_adds_ar_and_tar_of_the_cell_outputs(tmp_path, ptb_dir):
                         dropoute=0.0, device="cpu")
     trainer = Trainer(cfg, arch, tmp_path, progress=False)
     x, y = next(trainer.data.train.epoch(0))
-    _, reg, _, _ = trainer.forward_loss(x, y)
-    _, _, states, dropped = trainer.model(x, None, return_states=True)
+    with torch.no_grad():
+        _, reg, _, _ = trainer.forward_loss(x, y)
+        _, _, states, dropped = trainer.model(x, None, return_states=True)
     assert torch.equal(states, dropped)  # no output dropout here, so AR sees the raw outputs
     expected = 2.0 * states.pow(2).mean() + 0.5 * (states[1:] - states[:-1]).pow(2).mean()
     assert float(reg) == pytest.approx(float(expected), rel=1e-6) and float(reg) > 0
