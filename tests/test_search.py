@@ -290,3 +290,18 @@ def test_text_scores_run_in_eval_batch_size_columns(tmp_path):
         assert [tuple(x.shape) for x, _ in run.eval_set] == [(5, size)] * 3
         rows = torch.cat([x for x, _ in run.eval_set])  # consecutive windows of the same columns
         assert torch.equal(rows, run.data.score.data[:15])
+
+
+def test_carry_state_with_constraint_slices_gives_each_slice_its_columns_state(tmp_path, monkeypatch):
+    seen = []
+    original = nsas.objectives.carried_path_loss
+
+    def spy(supernet, path, batch, edge_weights, hidden):
+        seen.append((batch[0].size(1), tuple(hidden.shape)))
+        return original(supernet, path, batch, edge_weights, hidden)
+
+    monkeypatch.setattr(nsas.objectives, "carried_path_loss", spy)
+    cfg = tiny_search_config("darts-rnn", carry_state=True, constraint_slices=True, steps_per_epoch=3)
+    search(cfg, tmp_path, progress=False)
+    assert seen and all(shape == (columns, cfg.hidden) for columns, shape in seen)
+    assert {columns for columns, _ in seen} == {cfg.batch_size, cfg.batch_size // cfg.archive_size}
