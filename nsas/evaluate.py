@@ -8,7 +8,8 @@ architecture through the windows of a split in order and starts each window
 from the state that same architecture ended the previous one with, as
 stand-alone evaluation of a language model does. Every architecture starts
 from zeros at the first window, so no state computed by another architecture
-enters its score.
+enters its score. :func:`evaluate_model` evaluates a stand-alone network the
+same way.
 
 :func:`recalibrated_bn` optionally gives one architecture its own BatchNorm
 statistics, estimated on a few training batches, for the duration of a
@@ -18,6 +19,7 @@ statistics, estimated on a few training batches, for the duration of a
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -71,6 +73,29 @@ def evaluate_path(model: nn.Module, path: Any, batches: Iterable[Batch], *,
     if total == 0:
         return {"acc": float("nan"), "loss": float("nan")}
     return {"acc": 100.0 * correct / total, "loss": loss_sum / total}
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *,
+                   text: bool) -> dict[str, float]:
+    """Loss, accuracy (per image or token) and perplexity of a stand-alone network (left in eval mode).
+
+    Text: the windows are consecutive; each starts from the state the previous
+    one ended with (the first from zeros), as DARTS evaluates.
+    """
+    model.eval()
+    loss_sum, correct, total, hidden = 0.0, 0, 0, None
+    for x, y in batches:
+        if text:
+            logits, hidden = model(x, hidden)
+        else:
+            logits = model(x)
+        logits, y = logits.reshape(-1, logits.size(-1)), y.reshape(-1)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += int((logits.argmax(-1) == y).sum())
+        total += y.numel()
+    loss = loss_sum / max(total, 1)
+    return {"loss": loss, "acc": 100.0 * correct / max(total, 1), "ppl": math.exp(min(loss, 700.0))}
 
 
 def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

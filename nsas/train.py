@@ -41,7 +41,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,11 +55,13 @@ from nsas import distributed
 from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nsas.config import add_config_flag, add_flag, build_config, config_to_dict, read_yaml, write_yaml
 from nsas.errors import CheckpointError, NsasError, TrainingError
+from nsas.evaluate import evaluate_model
 from nsas.inspection import count_macs, count_parameters, read_arch_argument
 from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json
 from nsas.search import resolve_device
 from nsas.spaces import detect_space, get_space, space_names
 from nsas.spaces.base import Architecture, SearchSpace
+from nsas.spaces.darts_rnn_net import activation_regularisation
 
 RECIPES = ("paper", "proxy")
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
@@ -175,27 +177,6 @@ def learning_rate(cfg: TrainConfig, epoch: int, window: int | None = None) -> fl
     return lr if window is None else lr * window / cfg.bptt
 
 
-def activation_regularisation(states: torch.Tensor, dropped: torch.Tensor, *, alpha: float,
-                              beta: float) -> torch.Tensor:
-    """DARTS's (and AWD-LSTM's) AR and TAR terms added to the language-model loss.
-
-        AR  = alpha * mean(dropped ** 2)                     (output-dropped cell outputs)
-        TAR = beta * mean((states[t + 1] - states[t]) ** 2)  (raw cell outputs, over time)
-
-    Args:
-        states: cell outputs h_1..h_T (T, B, H), before the output dropout.
-        dropped: the same after the output dropout (T, B, H).
-        alpha: AR weight (DARTS: 0).
-        beta: TAR weight (DARTS: 1e-3).
-    """
-    reg = states.new_zeros(())
-    if alpha > 0:
-        reg = reg + alpha * dropped.pow(2).mean()
-    if beta > 0 and states.size(0) > 1:
-        reg = reg + beta * (states[1:] - states[:-1]).pow(2).mean()
-    return reg
-
-
 # ---- data and network ------------------------------------------------------
 @dataclass
 class TrainData:
@@ -247,29 +228,6 @@ def build_model(cfg: TrainConfig, space: SearchSpace, arch: Architecture, num_cl
 
 def perplexity(loss: float) -> float:
     return math.exp(min(loss, 700.0))
-
-
-@torch.no_grad()
-def evaluate_model(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *,
-                   text: bool) -> dict[str, float]:
-    """Loss, accuracy (per image or token) and perplexity of a stand-alone network (left in eval mode).
-
-    Text: the windows are consecutive; each starts from the state the previous
-    one ended with (the first from zeros), as DARTS evaluates.
-    """
-    model.eval()
-    loss_sum, correct, total, hidden = 0.0, 0, 0, None
-    for x, y in batches:
-        if text:
-            logits, hidden = model(x, hidden)
-        else:
-            logits = model(x)
-        logits, y = logits.reshape(-1, logits.size(-1)), y.reshape(-1)
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += int((logits.argmax(-1) == y).sum())
-        total += y.numel()
-    loss = loss_sum / max(total, 1)
-    return {"loss": loss, "acc": 100.0 * correct / max(total, 1), "ppl": perplexity(loss)}
 
 
 # ---- the trainer -----------------------------------------------------------

@@ -9,11 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from nsas.data import TextBatches
-from nsas.evaluate import evaluate_path
+from nsas.evaluate import evaluate_model, evaluate_path
 from nsas.rank import score_archs
 from nsas.spaces import get_space
 from nsas.spaces.darts_rnn_net import RNNModel
-from nsas.train import evaluate_model
 from tiny import TINY, tiny_supernet
 
 SPACE = get_space("darts-rnn")

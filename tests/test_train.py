@@ -23,6 +23,7 @@ from nsas.inspection import count_parameters
 from nsas.rundir import read_metrics
 from nsas.spaces import get_space
 from nsas.spaces import darts_net
+from nsas.spaces.darts_rnn_net import activation_regularisation
 from nsas.train import RECIPE_DIR, RECIPE_FAMILY, RECIPES, Trainer, TrainConfig, recipe_config, train
 
 NB201_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
@@ -346,14 +347,14 @@ def test_activation_regularisation_formula_by_hand():
     states = torch.tensor([[[0.0, 1.0]], [[1.0, 1.0]], [[3.0, 0.0]]])  # (T=3, B=1, H=2)
     dropped = torch.tensor([[[0.0, 2.0]], [[2.0, 0.0]], [[0.0, 0.0]]])
     # TAR: differences (1, 0), (2, -1) -> mean of squares (1 + 0 + 4 + 1) / 4 = 1.5
-    tar = train_mod.activation_regularisation(states, dropped, alpha=0.0, beta=0.1)
+    tar = activation_regularisation(states, dropped, alpha=0.0, beta=0.1)
     assert float(tar) == pytest.approx(0.15)
     # AR: mean of dropped squares (4 + 4) / 6
-    ar = train_mod.activation_regularisation(states, dropped, alpha=3.0, beta=0.0)
+    ar = activation_regularisation(states, dropped, alpha=3.0, beta=0.0)
     assert float(ar) == pytest.approx(3.0 * 8 / 6)
-    both = train_mod.activation_regularisation(states, dropped, alpha=3.0, beta=0.1)
+    both = activation_regularisation(states, dropped, alpha=3.0, beta=0.1)
     assert float(both) == pytest.approx(0.15 + 4.0)
-    assert float(train_mod.activation_regularisation(states[:1], dropped[:1], alpha=0.0, beta=1.0)) == 0.0
+    assert float(activation_regularisation(states[:1], dropped[:1], alpha=0.0, beta=1.0)) == 0.0
 
 
 def test_trainer_adds_ar_and_tar_of_the_cell_outputs(tmp_path, ptb_dir):

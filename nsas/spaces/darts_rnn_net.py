@@ -22,7 +22,8 @@ contributes nothing to a node) and costs no matmul.
 call) have the same parameters with the same names and shapes, so a supernet's
 ``state_dict`` loads into a stand-alone model (inherited weights). The
 supernet keeps one ``W_i`` per node that every ``(input, op)`` choice of that
-node shares, as the DARTS search model does.
+node shares, as the DARTS search model does. :func:`activation_regularisation`
+is DARTS's AR/TAR penalty on the cell outputs (stand-alone training).
 """
 
 from __future__ import annotations
@@ -341,6 +342,27 @@ class RNNSupernet(_LanguageModel):
         states = self._run(tokens, hidden, path, edge_weights)
         logits = self._decode(states)
         return (logits, states[-1]) if return_hidden else logits
+
+
+def activation_regularisation(states: torch.Tensor, dropped: torch.Tensor, *, alpha: float,
+                              beta: float) -> torch.Tensor:
+    """DARTS's (and AWD-LSTM's) AR and TAR terms added to the language-model loss.
+
+        AR  = alpha * mean(dropped ** 2)                     (output-dropped cell outputs)
+        TAR = beta * mean((states[t + 1] - states[t]) ** 2)  (raw cell outputs, over time)
+
+    Args:
+        states: cell outputs h_1..h_T (T, B, H), before the output dropout.
+        dropped: the same after the output dropout (T, B, H).
+        alpha: AR weight (DARTS: 0).
+        beta: TAR weight (DARTS: 1e-3).
+    """
+    reg = states.new_zeros(())
+    if alpha > 0:
+        reg = reg + alpha * dropped.pow(2).mean()
+    if beta > 0 and states.size(0) > 1:
+        reg = reg + beta * (states[1:] - states[:-1]).pow(2).mean()
+    return reg
 
 
 def macs_per_token(model: RNNModel) -> int:
