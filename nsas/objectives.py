@@ -12,6 +12,12 @@ shared weights, so the total gradient is that of
 The loop calls ``objective.observe(arch)`` (archive update, Algorithm 1) and
 then ``objective.backward(...)`` on the same mini-batch.
 
+``backward(..., hidden=h)`` (darts-rnn with ``carry_state``) starts every
+pass of the step from the carried state ``h`` (B, H) and returns the current
+architecture's final state, detached, in :attr:`StepLosses.hidden`; the
+archive members start from that same state (their columns of it, with
+constraint slices), computed by other architectures.
+
 ``backward(..., chunks=m)`` splits the batch into m contiguous micro-batches
 and averages their gradients (search networks normalise with batch
 statistics, so this is what m data-parallel processes compute). When the
@@ -46,6 +52,7 @@ class StepLosses:
     archive: float | None  # mean CE of the constraint architectures, None without any
     total: float  # the loss whose gradient was accumulated
     passes: int  # single-path forward/backward passes this step cost, in whole-batch equivalents
+    hidden: torch.Tensor | None = None  # carried state: the current architecture's final state (B, H), detached
 
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits (N, C), targets (N,)) -> scalar
@@ -65,33 +72,61 @@ def path_loss(supernet: nn.Module, path: Any, batch: Batch,
     return (criterion or F.cross_entropy)(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
 
 
+def carried_path_loss(supernet: nn.Module, path: Any, batch: Batch, edge_weights: list[torch.Tensor] | None,
+                      hidden: torch.Tensor, criterion: Criterion | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss of one path on a text batch starting from ``hidden`` (B, H), and its final state (detached).
+
+    Cross-entropy unless ``criterion`` is given, as in :func:`path_loss`.
+    """
+    x, y = batch
+    if edge_weights is None:
+        logits, final = supernet(x, path, hidden=hidden, return_hidden=True)
+    else:
+        logits, final = supernet(x, path, edge_weights=edge_weights, hidden=hidden, return_hidden=True)
+    return (criterion or F.cross_entropy)(logits.reshape(-1, logits.size(-1)), y.reshape(-1)), final.detach()
+
+
 Term = tuple[Any, list[torch.Tensor] | None, float, tuple[int, int]]  # path, edge weights, coef, (slice, of)
 WHOLE = (0, 1)  # a term computed on the whole (micro-)batch
 
 
 def _passes(terms: list[Term], supernet: nn.Module, batch: Batch, chunks: int,
-            criterion: Criterion | None = None) -> list[list[float]]:
+            criterion: Criterion | None = None, hidden: torch.Tensor | None = None
+            ) -> tuple[list[list[float]], torch.Tensor | None]:
     """Back-propagate ``coef * loss(path)`` for every (path, edge_weights, coef, slice) term and micro-batch.
 
     The loss is ``criterion`` (cross-entropy when None).
 
     A term's slice ``(i, n)`` computes it on the i-th of n contiguous slices
     of each micro-batch (sizes differ by at most one) (``WHOLE`` for all of it). Each micro-batch's
-    losses are scaled by ``1 / chunks`` (the gradient is their mean). Returns
-    the unscaled losses, ``[term][chunk]``.
+    losses are scaled by ``1 / chunks`` (the gradient is their mean). With
+    ``hidden`` (text, (B, H)) every pass starts from that state (from the
+    rows of its micro-batch's and slice's columns).
+
+    Returns:
+        The unscaled losses, ``[term][chunk]``, and the first term's final
+        state (B, H), detached (None without ``hidden``).
     """
     dim = 1 if batch[0].dim() == 2 else 0  # text batches are (T, B)
     values: list[list[float]] = [[] for _ in terms]
+    finals: list[torch.Tensor] = []
     last = (chunks - 1, len(terms) - 1)
     for c in range(chunks):
         part = distributed.shard(batch, c, chunks, dim=dim)
+        h = None if hidden is None else distributed.shard((hidden,), c, chunks)[0]  # (B / chunks, H)
         for t, (path, edge_weights, coef, (index, count)) in enumerate(terms):
             with distributed.pass_context(supernet, sync=(c, t) == last):
                 sliced = part if count == 1 else tuple(t.tensor_split(count, dim)[index] for t in part)
-                loss = path_loss(supernet, path, sliced, edge_weights, criterion)
+                if h is None:
+                    loss = path_loss(supernet, path, sliced, edge_weights, criterion)
+                else:
+                    h_slice = h if count == 1 else h.tensor_split(count, 0)[index]
+                    loss, final = carried_path_loss(supernet, path, sliced, edge_weights, h_slice, criterion)
+                    if t == 0:  # the current architecture's state goes on to the next step
+                        finals.append(final)
                 (loss * (coef / chunks)).backward()
             values[t].append(loss.item())
-    return values
+    return values, (torch.cat(finals) if finals else None)
 
 
 class Objective:
@@ -109,11 +144,16 @@ class Objective:
         """Record the step's discrete architecture (before the loss)."""
 
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
-                 edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
-        """Accumulate the gradient of this step's loss into ``supernet`` (mean over ``chunks`` micro-batches)."""
-        (values,) = _passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks, self.criterion)
+                 edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1,
+                 hidden: torch.Tensor | None = None) -> StepLosses:
+        """Accumulate the gradient of this step's loss into ``supernet`` (mean over ``chunks`` micro-batches).
+
+        ``hidden``: text only, the state (B, H) every pass starts from (None: zeros).
+        """
+        (values,), final = _passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks, self.criterion,
+                                   hidden)
         value = sum(values) / chunks
-        return StepLosses(current=value, archive=None, total=value, passes=1)
+        return StepLosses(current=value, archive=None, total=value, passes=1, hidden=final)
 
     def after_step(self, supernet: nn.Module) -> None:
         """Called after the optimizer step (WPL anchors its weights here)."""
@@ -163,7 +203,8 @@ class NSASObjective(Objective):
         return self.archive.rng.sample(members, self.replay)
 
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
-                 edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
+                 edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1,
+                 hidden: torch.Tensor | None = None) -> StepLosses:
         constrained = self.steps % self.every == 0
         self.steps += 1
         constraints = self.constraints() if constrained else []
@@ -172,12 +213,13 @@ class NSASObjective(Objective):
         # d/dW [beta * mean_i CE_i] = sum_i (beta / |A|) dCE_i/dW: one backward per member.
         terms: list[Term] = [(path, edge_weights, scale, WHOLE)]
         terms += [(m, None, scale * self.beta / n, (i, n) if self.slices else WHOLE) for i, m in enumerate(constraints)]
-        values = [sum(v) / chunks for v in _passes(terms, supernet, batch, chunks, self.criterion)]
+        per_term, final = _passes(terms, supernet, batch, chunks, self.criterion, hidden)
+        values = [sum(v) / chunks for v in per_term]
         cur, members = values[0], values[1:]
         mean_archive = sum(members) / len(members) if members else None
         passes = 1 + (min(n, 1) if self.slices else n)  # whole-batch equivalents
         return StepLosses(current=cur, archive=mean_archive, passes=passes,
-                          total=scale * (cur + self.beta * (mean_archive or 0.0)))
+                          total=scale * (cur + self.beta * (mean_archive or 0.0)), hidden=final)
 
     def state_dict(self) -> dict[str, Any]:
         return {"archive": self.archive.state_dict(), "steps": self.steps}
@@ -220,9 +262,12 @@ class WPLObjective(Objective):
         self.steps = 0  # optimizer steps taken in the current window
 
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
-                 edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
+                 edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1,
+                 hidden: torch.Tensor | None = None) -> StepLosses:
         # the mean gradient over micro-batches (and processes: identical on every rank)
-        value = sum(_passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks, self.criterion)[0]) / chunks
+        (values,), final = _passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks, self.criterion,
+                                   hidden)
+        value = sum(values) / chunks
         # The penalty depends only on the weights, anchors and averaged gradient: every rank computes the same.
         named = dict(distributed.unwrap(supernet).named_parameters())
         used = {n: p for n, p in named.items() if p.grad is not None}
@@ -238,7 +283,7 @@ class WPLObjective(Objective):
         penalty = 0.5 * self.strength * penalty
         if shared:
             penalty.backward()  # adds strength * F * (w - w*) to the shared weights' gradients
-        return StepLosses(current=value, archive=None, total=value + penalty.item(), passes=1)
+        return StepLosses(current=value, archive=None, total=value + penalty.item(), passes=1, hidden=final)
 
     def after_step(self, supernet: nn.Module) -> None:
         """Count the step; at the window's end, anchor the current weights with the window's Fisher."""

@@ -9,7 +9,9 @@ same K batches and gets its accuracy (per image, or per token for text) and
 mean cross-entropy. The CSV (``arch,acc,loss``, plus ``ppl`` for darts-rnn)
 has one row per canonical string, in the order the architectures were given,
 and is what ``nsas correlate`` reads. Image architectures rank by accuracy,
-RNN cells by loss. ``--cost`` adds ``params`` and ``macs`` columns: the
+RNN cells by loss. A text score runs through the first K windows of the
+split in order, carrying the architecture's own hidden state from window to
+window (:func:`nsas.evaluate.path_outputs`). ``--cost`` adds ``params`` and ``macs`` columns: the
 parameters and multiply-adds of each architecture's stand-alone network at
 the space's default size (as ``nsas inspect`` reports them; about half a
 second per architecture on one core, so they are not computed by default).
@@ -109,19 +111,30 @@ def sample_archs(space: SearchSpace, count: int, seed: int) -> list[Architecture
 
 
 # ---------------------------------------------------------------- batches
+def default_batch_size(cfg: SearchConfig) -> int:
+    """The batch size scores use: the run's ``eval_batch_size`` for text (DARTS: 10), else its ``batch_size``."""
+    return cfg.eval_batch_size if get_space(cfg.space).kind == "text" else cfg.batch_size
+
+
 def split_batches(cfg: SearchConfig, data: Any, split: str, *, batch_size: int,
                   device: str | torch.device) -> Any:
     """Batches (ImageBatches or TextBatches) of a run's ``val`` half or its data set's ``test`` split.
 
-    ``val`` at the run's own batch size is exactly the search's validation
-    batches (so the first ``eval_batches`` reproduce its selection scores).
-    ``test`` is shuffled with the run's seed (a small K still sees every
-    class) and keeps full batches only.
+    ``val`` at the default batch size (:func:`default_batch_size`) is exactly
+    the search's scoring batches (so the first ``eval_batches`` reproduce its
+    selection scores). ``test`` is shuffled with the run's seed (a small K
+    still sees every class) and keeps full batches only; text splits stay in
+    order (scores carry the state from window to window).
     """
+    text = get_space(cfg.space).kind == "text"
+    if text and batch_size < 2:
+        raise NsasError("the darts-rnn supernet normalises with batch statistics: score with at least 2 "
+                        "columns (--batch-size 2 or more; DARTS's test batch of 1 applies to `nsas train`)")
     if split == "val":
-        if batch_size == cfg.batch_size:
-            return data.val
-        return build_search_data(dataclasses.replace(cfg, batch_size=batch_size), torch.device(device)).val
+        if batch_size == default_batch_size(cfg):
+            return data.score
+        field = "eval_batch_size" if text else "batch_size"
+        return build_search_data(dataclasses.replace(cfg, **{field: batch_size}), torch.device(device)).score
     if split != "test":
         raise NsasError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
@@ -194,7 +207,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batches", metavar="K", type=_count_or_all, default=None,
                         help="score on the first K batches of the split, or 'all' (default: the run's eval_batches)")
     parser.add_argument("--batch-size", dest="batch_size", metavar="B", type=_positive, default=None,
-                        help="batch size (default: the run's)")
+                        help="batch size (default: the run's; darts-rnn: its eval_batch_size, 10)")
     parser.add_argument("--bn", choices=BN_MODES, default="batch",
                         help="batch: BatchNorm uses each batch's statistics, as in the search (default); "
                              "recalibrate: per-architecture statistics from training batches")
@@ -231,14 +244,14 @@ def _eval_batches(args: argparse.Namespace, cfg: SearchConfig, batches: Any) -> 
     """The first K batches of the split (default: the run's eval_batches, at most all)."""
     available = len(batches)
     if available < 1:
-        raise NsasError(f"the {args.split} split gives no full batch of {args.batch_size or cfg.batch_size}")
+        raise NsasError(f"the {args.split} split gives no full batch of {args.batch_size or default_batch_size(cfg)}")
     if args.batches is None:
         count = min(cfg.eval_batches, available)
     elif args.batches == 0:
         count = available
     elif args.batches > available:
         raise NsasError(f"--batches {args.batches}: the {args.split} split has only {available} batches "
-                        f"of {args.batch_size or cfg.batch_size}")
+                        f"of {args.batch_size or default_batch_size(cfg)}")
     else:
         count = args.batches
     return fixed_batches(batches, count)
@@ -248,7 +261,7 @@ def _setup(args: argparse.Namespace) -> tuple[SearchConfig, nn.Module, list[Batc
     """The run's supernet, the scoring batches and the recalibration batches (the same in every worker)."""
     device = resolve_device(args.device)
     cfg, supernet, data, _ = load_search_run(args.run_dir, device, supernet=getattr(args, "supernet", None))
-    batch_size = args.batch_size or cfg.batch_size
+    batch_size = args.batch_size or default_batch_size(cfg)
     eval_set = _eval_batches(args, cfg, split_batches(cfg, data, args.split, batch_size=batch_size, device=device))
     recalibrate = []
     if args.bn == "recalibrate":

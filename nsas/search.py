@@ -8,6 +8,16 @@ The step, top to bottom (ALGORITHM.md §3)::
     clip_grad_norm_(...); optimizer.step()
     strategy.arch_step(supernet, val_batch)           # GDAS only: alpha on the validation half
 
+Text (darts-rnn): a step trains on the next window of ``bptt`` tokens of the
+training text. By default every step starts from a zero hidden state, so no
+state computed by one architecture enters another's loss; ``carry_state``
+starts each step from the state the previous step's architecture ended with,
+as the RandomNAS and DARTS code do (the leak included; ``bench/rnn_state.py``
+measures both). GDAS's architecture step on the validation text always starts
+from zeros. Scores (probes, selection) run each architecture through the
+first ``eval_batches`` validation windows of ``eval_batch_size`` columns in
+order, carrying that architecture's own state (:func:`nsas.evaluate.path_outputs`).
+
 Run it with no arguments for the quick preset (NAS-Bench-201 space, RandomNAS
 with the NSAS loss, a small supernet, the embedded cifar10-mini data set).
 
@@ -123,6 +133,9 @@ class SearchConfig:
     select_samples: int = 10  # ... of S architectures each
     select_from: str | None = None  # RandomNAS selection draws from this file's archs (list or table), not the space
     eval_batches: int = 80  # validation batches per score (5,120 images at batch 64: bench/README.md, scoring noise)
+    # (text: consecutive windows of the validation text, each architecture carrying its own state)
+    eval_batch_size: int = 10  # darts-rnn: columns of the validation text when scoring (DARTS: 10)
+    carry_state: bool = False  # darts-rnn: carry the hidden state across training steps (leaks between archs)
     bn: str = "batch"  # scoring: "batch" statistics, or "recalibrate" BatchNorm per architecture
     recalibrate_batches: int = 10  # training batches that recalibrate BatchNorm (bn: recalibrate)
     probe: list[str] = field(default_factory=list)  # forgetting probe set (empty: sample probe_count)
@@ -145,7 +158,8 @@ class SearchConfig:
         if self.loss not in loss_names():
             raise NsasError(f"unknown loss {self.loss!r}; choose one of {', '.join(loss_names())}")
         for name in ("epochs", "batch_size", "archive_size", "pool_size", "knn", "replay",
-                     "select_rounds", "select_samples", "eval_batches", "log_every", "probe_count"):
+                     "select_rounds", "select_samples", "eval_batches", "eval_batch_size", "log_every",
+                     "probe_count"):
             if getattr(self, name) < 1:
                 raise NsasError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.constraint_every < 1:
@@ -234,8 +248,13 @@ class SearchData:
     """The two halves of the training set (and their batches) a search uses."""
 
     train: Any  # ImageBatches | TextBatches | LoaderBatches: trains the weights
-    val: Any  # ImageBatches | TextBatches | LoaderBatches: trains GDAS's alpha, scores architectures
+    val: Any  # ImageBatches | TextBatches | LoaderBatches: trains GDAS's alpha
     num_classes: int | None  # classes (vocabulary size for text); None when unknown (caller's loaders)
+    score: Any = None  # the validation batches that score architectures (None: ``val``)
+
+    def __post_init__(self) -> None:
+        if self.score is None:
+            self.score = self.val
 
 
 def caller_data(cfg: SearchConfig, device: torch.device, *, dataset: Any = None, train_data: Any = None,
@@ -266,7 +285,9 @@ def build_search_data(cfg: SearchConfig, device: torch.device, dataset: Any = No
         train = nsas_data.TextBatches(dataset.train, batch_size=cfg.batch_size, bptt=cfg.bptt, device=device)
         # DARTS searches RNN cells with the validation text as the architecture split.
         val = nsas_data.TextBatches(dataset.valid, batch_size=cfg.batch_size, bptt=cfg.bptt, device=device)
-        return SearchData(train, val, dataset.vocab_size)
+        # Scores run through the same text in eval_batch_size columns, as DARTS evaluates (10).
+        score = nsas_data.TextBatches(dataset.valid, batch_size=cfg.eval_batch_size, bptt=cfg.bptt, device=device)
+        return SearchData(train, val, dataset.vocab_size, score)
     if not isinstance(dataset, nsas_data.ImageDataset):
         raise NsasError(f"space {cfg.space!r} needs an image data set, got {cfg.dataset!r}")
     w_idx, v_idx = nsas_data.search_split(len(dataset.train_y), fraction=cfg.train_fraction, seed=cfg.seed)
@@ -417,9 +438,14 @@ class Search:
                                          constraint_slices=cfg.constraint_slices, normalize_loss=cfg.normalize_loss,
                                          criterion=criterion)
         self.probe = self._probe_archs()
-        self.eval_set = fixed_batches(self.data.val, cfg.eval_batches)
+        self.eval_set = fixed_batches(self.data.score, cfg.eval_batches)
         self.epoch = self.step = self.global_step = 0  # next step to run
         self.passes = 0  # single-path forward/backward passes so far (the cost measure)
+        self.carry = cfg.carry_state and self.space.kind == "text"
+        if self.carry and not callable(getattr(self.supernet, "init_hidden", None)):
+            raise NsasError("carry_state needs a recurrent supernet with init_hidden(batch_size) and "
+                            "forward(x, path, hidden=..., return_hidden=True) (the darts-rnn one)")
+        self.hidden: torch.Tensor | None = None  # carry_state: this rank's state (B, H) entering the next step
         self.elapsed = 0.0  # seconds of training, summed over resumes
         self.checkpoint_path = self.run_dir / "checkpoint.pt"
         self.log = setup_logging(self.run_dir if self.main else None, quiet=not self.progress)
@@ -455,11 +481,15 @@ class Search:
             "strategy": self.strategy.state_dict(),
             "objective": self.objective.state_dict(),
             "rng": rng_state(),
+            "hidden": self.hidden,
         }
 
     def save(self) -> None:
+        state = self.state_dict()
+        if self.world > 1 and self.hidden is not None:  # every column's carried state (all ranks take part)
+            state["hidden"] = distributed.all_gather_tensor(self.hidden)
         if self.main:  # the other ranks hold the same state
-            save_checkpoint(self.checkpoint_path, self.state_dict(), kind="search")
+            save_checkpoint(self.checkpoint_path, state, kind="search")
 
     def load(self, path: Path) -> None:
         """Restore everything from a checkpoint of a run with the same config (any number of processes)."""
@@ -476,6 +506,9 @@ class Search:
             set_rng_state(state["rng"])
             self.epoch, self.step, self.global_step = state["epoch"], state["step"], state["global_step"]
             self.passes, self.elapsed = state["passes"], state["elapsed"]
+            self.hidden = state.get("hidden")  # absent in checkpoints written before carry_state existed
+            if self.hidden is not None and self.world > 1:
+                self.hidden = distributed.shard((self.hidden,), self.rank, self.world)[0].clone()
         except (KeyError, RuntimeError, ValueError, TypeError) as err:
             raise CheckpointError(f"checkpoint {path} does not fit this run: {str(err).splitlines()[0][:200]}") from None
 
@@ -490,6 +523,8 @@ class Search:
         while self.epoch < cfg.epochs:
             self.strategy.set_progress(self.epoch, cfg.epochs)
             window_start, window_images = time.perf_counter(), 0
+            if self.step == 0:
+                self.hidden = None  # carry_state: every epoch starts from a zero state, as in DARTS
             batches = self.data.train.epoch(self.epoch, start=self.step)
             for batch in batches:
                 if self.step >= self.steps_per_epoch:
@@ -532,8 +567,15 @@ class Search:
             self.supernet.train()
         self.optimizer.zero_grad(set_to_none=True)
         # self.model is the supernet, or its DistributedDataParallel wrapper under torchrun.
-        losses = self.objective.backward(self.model, sample.path, self.local_part(batch), sample.edge_weights,
-                                         chunks=self.chunks)
+        part = self.local_part(batch)
+        if self.carry:
+            if self.hidden is None:
+                self.hidden = self.supernet.init_hidden(part[0].size(1))
+            losses = self.objective.backward(self.model, sample.path, part, sample.edge_weights,
+                                             chunks=self.chunks, hidden=self.hidden)
+            self.hidden = losses.hidden
+        else:  # registered objectives need not know ``hidden``
+            losses = self.objective.backward(self.model, sample.path, part, sample.edge_weights, chunks=self.chunks)
         if self.world > 1:  # the logged losses (and the NaN stop) are the global batch's, on every rank
             cur, arc, total = distributed.mean_floats(
                 [losses.current, losses.archive or 0.0, losses.total], self.device)
@@ -830,7 +872,15 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
                          help="truth column of --probe-from (default: acc if present, else its only column)")),
     ("--eval-batches", dict(dest="eval_batches", type=int,
                             help="validation batches per architecture score, for selection, probes and `nsas rank` "
-                                 "(default 80: 5,120 images at batch 64)")),
+                                 "(default 80: 5,120 images at batch 64; text: consecutive windows, each "
+                                 "architecture carrying its own state from window to window)")),
+    ("--eval-batch-size", dict(dest="eval_batch_size", type=int,
+                               help="darts-rnn: columns of the validation text when scoring (default 10, as DARTS)")),
+    ("--carry-state", dict(dest="carry_state", action=argparse.BooleanOptionalAction,
+                           help="darts-rnn: start each training step from the hidden state the previous step "
+                                "ended with, as the RandomNAS and DARTS code do; that state was computed by "
+                                "other architectures, so it leaks between them (the archive members of a "
+                                "step start from it too). Default off: every step starts from zeros")),
     ("--bn", dict(choices=("batch", "recalibrate"),
                   help="scoring BatchNorm: batch statistics (default) or recalibrated per architecture")),
     ("--recalibrate-batches", dict(dest="recalibrate_batches", type=int,

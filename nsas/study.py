@@ -269,7 +269,7 @@ class Study:
         if not path.exists() and self.mine(self.jobs.index(job)):
             _, supernet, data, _ = load_search_run(self.dir / "searches" / job.name,
                                                    resolve_device(self.cfg.device))
-            batches = fixed_batches(data.val, self.cfg.score_batches)
+            batches = fixed_batches(data.score, self.cfg.score_batches)
             rows = score_archs(supernet, [self.space.parse(a) for a in archs], batches)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_scores(path, rows, kind=self.space.kind)

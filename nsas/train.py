@@ -9,14 +9,15 @@ One step, top to bottom::
 
     images: logits, aux = net(x)                  # aux only with the auxiliary head, in training
             loss = CE(logits) + w_aux * CE(aux)
-    text:   logits, hidden = net(x, hidden.detach())  # state carried across windows (truncated BPTT)
-            loss = CE(logits)
+    text:   x: a window of bptt tokens (random length around bptt with random_bptt; lr x length / bptt)
+            logits, hidden, h, h_dropped = net(x, hidden.detach())  # state carried across windows
+            loss = CE(logits) + ar_alpha * mean(h_dropped^2) + tar_beta * mean((h[t+1] - h[t])^2)
     clip_grad_norm_(...); optimizer.step()        # SGD; text switches to ASGD when validation stalls
 
 Settings come from a recipe (``nsas/recipes/<family>-<recipe>.yaml``; family
 ``cifar`` for darts spaces, ``nb201``, ``ptb`` for darts-rnn), then
 ``--config``, then flags. The learning rate is a pure function of the epoch
-(cosine or constant), so a checkpoint needs no scheduler state: model,
+(cosine or constant; text scales it by the window length), so a checkpoint needs no scheduler state: model,
 optimizer, counters, running sums, the carried hidden state and the RNG states
 make a resumed run bit-identical to an uninterrupted one (on CPU).
 
@@ -57,11 +58,13 @@ from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_
 from nsas.config import (add_config_flag, add_flag, build_config, check_device, check_ranges, config_to_dict, read_yaml,
                          write_yaml)
 from nsas.errors import CheckpointError, NsasError, TrainingError
+from nsas.evaluate import evaluate_model
 from nsas.inspection import count_macs, count_parameters, read_arch_argument
 from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json, write_text_atomic
 from nsas.search import resolve_device
 from nsas.spaces import detect_space, get_space, space_names
 from nsas.spaces.base import Architecture, SearchSpace
+from nsas.spaces.darts_rnn_net import activation_regularisation
 
 RECIPES = ("paper", "proxy")
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
@@ -85,11 +88,16 @@ class TrainConfig:
     train_fraction: float = 1.0  # share of the training split used (a seeded subset; text: a prefix)
     epochs: int = 10
     batch_size: int = 128
-    eval_batch_size: int = 256
+    eval_batch_size: int = 256  # images: test batches; text: columns of the validation split (DARTS: 10)
+    test_batch_size: int = 1  # text: columns of the test split (DARTS: 1)
     channels: int = 16  # image spaces: initial channels
     cells: int = 5  # nb201: cells per stage; darts: total cells
     hidden: int = 300  # darts-rnn: embedding = hidden size
     bptt: int = 35  # darts-rnn: truncated back-propagation length
+    random_bptt: bool = False  # darts-rnn: draw each window's length around bptt (AWD-LSTM/DARTS); lr x length/bptt
+    max_bptt_delta: int = 20  # darts-rnn: random windows are at most bptt + this long (DARTS: 20)
+    ar_alpha: float = 0.0  # darts-rnn: activation regularisation weight, on output-dropped states (DARTS: 0)
+    tar_beta: float = 0.0  # darts-rnn: temporal activation regularisation weight (DARTS: 1e-3)
     dropout: float = 0.75  # darts-rnn dropouts (output, recurrent, cell input, embedding, words)
     dropouth: float = 0.25
     dropoutx: float = 0.75
@@ -119,14 +127,16 @@ class TrainConfig:
             raise NsasError(f"unknown search space {self.space!r}; choose one of {', '.join(space_names())}")
         if self.schedule not in SCHEDULES:
             raise NsasError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "channels", "cells", "hidden", "bptt", "eval_every"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "test_batch_size", "channels", "cells", "hidden",
+                     "bptt", "eval_every"):
             if getattr(self, name) < 1:
                 raise NsasError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("cutout", "asgd_nonmono", "log_every", "checkpoint_every"):
+        for name in ("cutout", "asgd_nonmono", "log_every", "checkpoint_every", "max_bptt_delta"):
             if getattr(self, name) < 0:
                 raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
         check_ranges(self, {"lr": "(0, inf)", "lr_min": "[0, inf)", "momentum": "[0, 1)", "weight_decay": "[0, inf)",
-                            "grad_clip": "[0, inf)", "auxiliary_weight": "[0, inf)"})
+                            "grad_clip": "[0, inf)", "auxiliary_weight": "[0, inf)", "ar_alpha": "[0, inf)",
+                            "tar_beta": "[0, inf)"})
         for name in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute", "drop_path"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise NsasError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -137,6 +147,8 @@ class TrainConfig:
         if self.space not in AUX_SPACES and (self.auxiliary_weight > 0 or self.drop_path > 0):
             raise NsasError(f"auxiliary_weight and drop_path apply to the {' and '.join(AUX_SPACES)} spaces only, "
                             f"not {self.space!r}; set them to 0")
+        if self.space != "darts-rnn" and (self.ar_alpha > 0 or self.tar_beta > 0 or self.random_bptt):
+            raise NsasError(f"ar_alpha, tar_beta and random_bptt apply to the darts-rnn space only, not {self.space!r}")
         check_device(self.device)
 
     @classmethod
@@ -161,11 +173,15 @@ def recipe_config(space: str, recipe: str = "proxy", **overrides: Any) -> TrainC
     return build_config(TrainConfig, values, source=str(path) if not overrides else "train config")
 
 
-def learning_rate(cfg: TrainConfig, epoch: int) -> float:
-    """Learning rate of ``epoch`` (0-based): DARTS's per-epoch cosine to ``lr_min``, or constant."""
-    if cfg.schedule == "constant":
-        return cfg.lr
-    return cfg.lr_min + (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
+def learning_rate(cfg: TrainConfig, epoch: int, window: int | None = None) -> float:
+    """Learning rate of ``epoch`` (0-based): DARTS's per-epoch cosine to ``lr_min``, or constant.
+
+    Text: a window of ``window`` tokens scales it by ``window / bptt``, as
+    AWD-LSTM and DARTS do (a longer window sums more per-token gradients).
+    """
+    lr = cfg.lr if cfg.schedule == "constant" else \
+        cfg.lr_min + (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
+    return lr if window is None else lr * window / cfg.bptt
 
 
 # ---- data and network ------------------------------------------------------
@@ -187,9 +203,10 @@ def build_train_data(cfg: TrainConfig, kind: str, device: torch.device) -> Train
         if not isinstance(dataset, nsas_data.TextDataset):
             raise NsasError(f"space {cfg.space!r} needs a text data set (ptb, wikitext2), got {cfg.dataset!r}")
         tokens = dataset.train[: max(2, int(len(dataset.train) * cfg.train_fraction))]
-        train = nsas_data.TextBatches(tokens, batch_size=cfg.batch_size, bptt=cfg.bptt, device=device)
-        evals = [nsas_data.TextBatches(split, batch_size=cfg.eval_batch_size, bptt=cfg.bptt, device=device)
-                 for split in (dataset.valid, dataset.test)]
+        train = nsas_data.TextBatches(tokens, batch_size=cfg.batch_size, bptt=cfg.bptt, device=device,
+                                      random_bptt=cfg.random_bptt, max_delta=cfg.max_bptt_delta, seed=cfg.seed)
+        evals = [nsas_data.TextBatches(split, batch_size=size, bptt=cfg.bptt, device=device)
+                 for split, size in ((dataset.valid, cfg.eval_batch_size), (dataset.test, cfg.test_batch_size))]
         return TrainData(train, evals[1], evals[0], dataset.vocab_size)
     if not isinstance(dataset, nsas_data.ImageDataset):
         raise NsasError(f"space {cfg.space!r} needs an image data set, got {cfg.dataset!r}")
@@ -241,7 +258,7 @@ class Trainer:
         self.text = self.space.kind == "text"
         self.device = resolve_device(cfg.device)
         self.data = build_train_data(cfg, self.space.kind, self.device)
-        self.steps_per_epoch = len(self.data.train)
+        self.steps_per_epoch = len(self.data.train)  # text with random_bptt: about as many (see count)
         if self.steps_per_epoch < 1:
             raise NsasError(f"data set {cfg.dataset!r} gives no full batch of {cfg.batch_size}")
         torch.manual_seed(cfg.seed)
@@ -362,36 +379,38 @@ class Trainer:
                 if cfg.log_every and self.global_step % cfg.log_every == 0:
                     self.metrics.write({"kind": "step", "step": self.global_step, "epoch": self.epoch + 1,
                                         "loss": loss, "lr": self.optimizer.param_groups[0]["lr"]})
-                if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 \
-                        and self.step < self.steps_per_epoch:
+                last = self.data.train.count(self.epoch) if self.text else self.steps_per_epoch
+                if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 and self.step < last:
                     self.save()
             self.end_epoch()
         bar.close()
 
-    def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-        """Training loss of one batch, with the number of correct predictions and of targets."""
+    def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        """Training loss of one batch, its regularisation (text: AR + TAR), correct predictions and targets."""
         if self.text:
             hidden = None if self.hidden is None else self.hidden.detach()
-            logits, self.hidden = self.net(x, hidden)  # (T, B, V), (B, H)
+            # logits (T, B, V), final state (B, H), cell outputs before and after the output dropout (T, B, H)
+            logits, self.hidden, states, dropped = self.net(x, hidden, return_states=True)
             logits, y = logits.reshape(-1, logits.size(-1)), y.reshape(-1)
             loss = F.cross_entropy(logits, y)
+            reg = activation_regularisation(states, dropped, alpha=self.cfg.ar_alpha, beta=self.cfg.tar_beta)
         else:
             out = self.net(x)
             logits, aux = out if isinstance(out, tuple) else (out, None)  # (B, classes) each
             loss = F.cross_entropy(logits, y)
             if aux is not None:
                 loss = loss + self.cfg.auxiliary_weight * F.cross_entropy(aux, y)
-        return loss, int((logits.detach().argmax(-1) == y).sum()), y.numel()
+            reg = loss.new_zeros(())
+        return loss, reg, int((logits.detach().argmax(-1) == y).sum()), y.numel()
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        """One optimizer step; returns the batch's loss."""
-        lr = learning_rate(self.cfg, self.epoch)
-        if self.text:  # DARTS scales the rate by the window length (the last window is shorter)
-            lr *= x.size(0) / self.cfg.bptt
+        """One optimizer step; returns the batch's loss (cross-entropy, without AR/TAR)."""
+        # text: DARTS scales the rate by the window length (random with random_bptt; the last window is shorter)
+        lr = learning_rate(self.cfg, self.epoch, x.size(0) if self.text else None)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        loss, correct, count = self.forward_loss(x, y)
+        loss, reg, correct, count = self.forward_loss(x, y)
         value = loss.item()
         if self.world > 1:  # every rank stops on a NaN together; logs show the global batch's loss
             (value,) = distributed.mean_floats([value], self.device)
@@ -401,7 +420,7 @@ class Trainer:
             raise TrainingError(f"the loss became {value} at epoch {self.epoch + 1}, step {self.step + 1} "
                                 f"(architecture {self.arch}); the run stopped and {kept}; "
                                 "try a lower --lr or a gradient clip")
-        loss.backward()
+        (loss + reg).backward()
         if self.cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
@@ -467,24 +486,12 @@ class Trainer:
             for p, value in saved:
                 p.data.copy_(value)
 
-    @torch.no_grad()
     def evaluate(self, batches: Any) -> dict[str, float]:
         """Loss, accuracy (per image or token) and perplexity on ``batches``; text carries the state."""
-        self.model.eval()
-        loss_sum, correct, total, hidden = 0.0, 0, 0, None
         with self.averaged_weights():
-            for x, y in batches.epoch(0):
-                if self.text:
-                    logits, hidden = self.model(x, hidden)
-                else:
-                    logits = self.model(x)
-                logits, y = logits.reshape(-1, logits.size(-1)), y.reshape(-1)
-                loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-                correct += int((logits.argmax(-1) == y).sum())
-                total += y.numel()
+            scores = evaluate_model(self.model, batches.epoch(0), text=self.text)
         self.model.train()
-        loss = loss_sum / max(total, 1)
-        return {"loss": loss, "acc": 100.0 * correct / max(total, 1), "ppl": perplexity(loss)}
+        return scores
 
     # ---- the run -------------------------------------------------------
     def finish(self) -> dict[str, Any]:
@@ -554,11 +561,25 @@ _FLAGS: list[tuple[str, dict[str, Any]]] = [
                               help="train on this share of the training split (default 1)")),
     ("--epochs", dict(type=int, help="training epochs")),
     ("--batch-size", dict(dest="batch_size", type=int, help="mini-batch size")),
-    ("--eval-batch-size", dict(dest="eval_batch_size", type=int, help="batch size of evaluation")),
+    ("--eval-batch-size", dict(dest="eval_batch_size", type=int,
+                               help="batch size of evaluation (text: validation columns, DARTS 10)")),
+    ("--test-batch-size", dict(dest="test_batch_size", type=int, help="text: test-split columns (DARTS: 1)")),
     ("--channels", dict(type=int, help="image spaces: initial channels")),
     ("--cells", dict(type=int, help="cells (darts: total; nb201: per stage)")),
     ("--hidden", dict(type=int, help="darts-rnn: embedding/hidden size")),
     ("--bptt", dict(type=int, help="darts-rnn: truncated back-propagation length")),
+    ("--random-bptt", dict(dest="random_bptt", action=argparse.BooleanOptionalAction,
+                           help="darts-rnn: draw each window's length around --bptt as AWD-LSTM/DARTS do "
+                                "(mean bptt, or bptt/2 with probability 0.05; sd 5; at least 5) and scale the "
+                                "learning rate by length / bptt (paper recipe: on)")),
+    ("--max-bptt-delta", dict(dest="max_bptt_delta", type=int,
+                              help="darts-rnn: random windows are at most bptt + this long (DARTS: 20)")),
+    ("--ar-alpha", dict(dest="ar_alpha", type=float,
+                        help="darts-rnn: activation regularisation weight, alpha * mean(dropped output^2) "
+                             "(DARTS: 0)")),
+    ("--tar-beta", dict(dest="tar_beta", type=float,
+                        help="darts-rnn: temporal activation regularisation weight, "
+                             "beta * mean((h_t+1 - h_t)^2) (DARTS: 1e-3)")),
     ("--dropout", dict(type=float, help="darts-rnn: output dropout")),
     ("--dropouth", dict(type=float, help="darts-rnn: recurrent-state dropout")),
     ("--dropoutx", dict(type=float, help="darts-rnn: cell-input dropout")),

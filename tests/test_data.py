@@ -142,6 +142,57 @@ def test_text_corpus_vocab_order(tmp_path):
     assert [ds.vocab[i] for i in ds.valid] == ["a", "d", "<eos>"]
 
 
+# Lines in WikiText-2's own format (wikitext-2-v1.zip -> wikitext-2/wiki.*.tokens): a leading space,
+# " = Title = " headings, blank " " lines, "<unk>", split hyphens and numbers ("@-@", "@,@", "@.@"), UTF-8.
+WIKI_TRAIN = (" \n"
+              " = Valkyria Chronicles III = \n"
+              " \n"
+              " Senjō no Valkyria 3 : <unk> Chronicles ( Japanese : 戦場のヴァルキュリア3 , lit . Valkyria of the "
+              "Battlefield 3 ) is a tactical role @-@ playing video game . \n"
+              " \n"
+              " = = Gameplay = = \n"
+              " \n"
+              " It sold 1 @,@ 000 copies , 3 @.@ 5 of the game . \n")
+WIKI_VALID = " \n = Gameplay = \n \n It is a video game . \n"
+WIKI_TEST = " \n = Valkyria = \n \n It is <unk> . \n"
+
+
+def test_wikitext2_in_its_real_format(tmp_path):
+    folder = tmp_path / "wikitext-2"
+    folder.mkdir()
+    for split, text in (("train", WIKI_TRAIN), ("valid", WIKI_VALID), ("test", WIKI_TEST)):
+        (folder / f"wiki.{split}.tokens").write_text(text, encoding="utf-8")
+    ds = load_dataset("wikitext2", data_dir=tmp_path)
+    lines = WIKI_TRAIN.splitlines()
+    assert len(ds.train) == sum(len(line.split()) for line in lines) + len(lines)  # one <eos> per line, blank too
+    words = [ds.vocab[i] for i in ds.train]
+    assert words[:6] == ["<eos>", "=", "Valkyria", "Chronicles", "III", "="]
+    assert words.count("<eos>") == len(lines) == 8
+    for token in ("<unk>", "@-@", "@,@", "@.@", "戦場のヴァルキュリア3", "Senjō"):
+        assert token in ds.vocab  # kept as single words, as in AWD-LSTM / DARTS
+    assert len(ds.vocab) == len(set(words))  # valid and test add no word (true of the real WikiText-2)
+    assert [ds.vocab[i] for i in ds.test[-4:]] == ["is", "<unk>", ".", "<eos>"]
+    batches = TextBatches(ds.train, batch_size=2, bptt=5)
+    x, y = next(batches.epoch(0))
+    assert x.shape == (5, 2) and torch.equal(x[1:], y[:-1])
+
+
+def test_search_command_runs_on_wikitext2(tmp_path, capsys):
+    from nsas.cli import main
+
+    folder = tmp_path / "wikitext-2"
+    folder.mkdir()
+    for split, text in (("train", WIKI_TRAIN * 8), ("valid", WIKI_VALID * 8), ("test", WIKI_TEST * 8)):
+        (folder / f"wiki.{split}.tokens").write_text(text, encoding="utf-8")
+    out = tmp_path / "run"
+    code = main(["search", "--space", "darts-rnn", "--dataset", "wikitext2", "--data-dir", str(tmp_path),
+                 "--loss", "nsas", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4", "--hidden", "8",
+                 "--eval-batches", "2", "--select-rounds", "1", "--select-samples", "2", "--device", "cpu",
+                 "--quiet", "--out", str(out)])
+    assert code == 0 and (out / "selected.json").is_file()
+    assert "darts-rnn / random / nsas on wikitext2" in capsys.readouterr().out
+
+
 def _write_images(root: Path, split: str, cls: str, images: list[np.ndarray]) -> None:
     (root / split / cls).mkdir(parents=True, exist_ok=True)
     for i, img in enumerate(images):

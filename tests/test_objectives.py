@@ -276,3 +276,22 @@ def test_normalized_loss_scales_the_gradient_by_one_over_one_plus_beta():
     for n, g in grads(model).items():
         torch.testing.assert_close(g, want[n], rtol=1e-4, atol=1e-6)
     assert stats.total == pytest.approx(plain_stats.total / (1 + beta))
+
+
+def test_carried_state_passes_use_the_objectives_criterion():
+    space = get_space("darts-rnn")
+    model = tiny_supernet("darts-rnn").eval()
+    batch = tiny_batch("darts-rnn")
+    objective = build_objective("nsas", space, archive_size=2, seed=1,
+                                criterion=lambda logits, y: 2.0 * torch.nn.functional.cross_entropy(logits, y))
+    rng = random.Random(0)
+    for _ in range(3):
+        objective.observe(space.sample(rng))
+    path = space.sample(rng)
+    hidden = model.init_hidden(batch[0].size(1))
+    losses = objective.backward(model, path, batch, chunks=1, hidden=hidden)
+    with torch.no_grad():
+        logits, _ = model(batch[0], path, hidden=hidden, return_hidden=True)
+        plain = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[1].reshape(-1))
+    assert losses.current == pytest.approx(2.0 * plain.item(), rel=1e-5)
+    assert losses.hidden.shape == hidden.shape and not losses.hidden.requires_grad

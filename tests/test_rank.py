@@ -10,20 +10,23 @@ import shutil
 
 import pytest
 import torch
-from tiny import tiny_batch, tiny_supernet
+from tiny import fake_dataset, tiny_batch, tiny_search_config, tiny_supernet
 
+import nsas.data
 from nsas.cli import main
 from nsas.data import load_dataset
+from nsas.errors import NsasError
 from nsas.evaluate import evaluate_path
 from nsas.rank import (
     best_first,
+    default_batch_size,
     preload,
     sample_archs,
     score_archs,
     split_batches,
     write_scores,
 )
-from nsas.search import SearchConfig, fixed_batches, load_search_run, search
+from nsas.search import SearchConfig, build_search_data, fixed_batches, load_search_run, search
 from nsas.spaces import get_space
 from nsas.spaces.base import SearchSpace
 from nsas.spaces.nb201 import NB201Space
@@ -276,3 +279,14 @@ def test_same_function_cells_are_scored_once_and_share_the_score(run_dir, monkey
     assert rows[1]["acc"] == rows[2]["acc"] == rows[3]["acc"] and rows[1]["loss"] == rows[3]["loss"]
     alone = evaluate_path(supernet, same[2], preload(eval_set, "cpu"))
     assert rows[3]["acc"] == pytest.approx(alone["acc"]) and rows[3]["loss"] == pytest.approx(alone["loss"], rel=1e-5)
+def test_text_defaults_to_the_runs_eval_batch_size_and_refuses_one_column(monkeypatch):
+    monkeypatch.setattr(nsas.data, "load_dataset", fake_dataset)
+    cfg = tiny_search_config("darts-rnn", eval_batch_size=5)
+    data = build_search_data(cfg, torch.device("cpu"))
+    assert default_batch_size(cfg) == 5
+    assert split_batches(cfg, data, "val", batch_size=5, device="cpu") is data.score
+    other = split_batches(cfg, data, "val", batch_size=2, device="cpu")
+    assert other.data.size(1) == 2
+    assert split_batches(cfg, data, "test", batch_size=3, device="cpu").data.size(1) == 3
+    with pytest.raises(NsasError, match="at least 2 columns"):
+        split_batches(cfg, data, "test", batch_size=1, device="cpu")

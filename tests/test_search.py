@@ -305,3 +305,62 @@ def test_new_flags_reach_the_config():
     assert (cfg.wpl_window, cfg.select_from, cfg.probe_from, cfg.probe_count, cfg.probe_key, cfg.eval_batches) == (
         3, "c.txt", "t.csv", 7, "test_acc", 5)
     assert resolve(parser.parse_args(["--space", "nb201"])).eval_batches == 80
+    cfg = resolve(parser.parse_args(["--space", "darts-rnn", "--eval-batch-size", "4", "--carry-state"]))
+    assert (cfg.eval_batch_size, cfg.carry_state) == (4, True)
+
+
+def _step_losses(run_dir: Path) -> list[float]:
+    return [r["loss"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+            if r["kind"] == "step"]
+
+
+def test_carry_state_continues_from_the_previous_step_and_resumes_exactly(tmp_path, monkeypatch):
+    common = dict(loss="nsas", epochs=2, steps_per_epoch=4, checkpoint_every=2)
+    search(tiny_search_config("darts-rnn", **common), tmp_path / "zero", progress=False)
+    cfg = tiny_search_config("darts-rnn", carry_state=True, **common)
+    search(cfg, tmp_path / "straight", progress=False)
+    zero, carried = _step_losses(tmp_path / "zero"), _step_losses(tmp_path / "straight")
+    # Same architectures and batches: the first step starts from zeros in both runs, the later ones not.
+    assert carried[0] == zero[0]
+    assert all(c != z for c, z in zip(carried[1:], zero[1:]))
+
+    original = Search.train_step
+
+    def stop_at_step_3(self, *args):
+        if self.global_step == 3:  # mid-epoch 1; the checkpoint of step 2 holds the carried state
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(Search, "train_step", stop_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        search(cfg, tmp_path / "cut", progress=False)
+    state = _final_state(tmp_path / "cut")
+    assert state["global_step"] == 2 and state["hidden"].shape == (cfg.batch_size, cfg.hidden)
+    monkeypatch.setattr(Search, "train_step", original)
+    search(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert_same_run(tmp_path / "straight", tmp_path / "cut")
+
+
+def test_text_scores_run_in_eval_batch_size_columns(tmp_path):
+    for size in (10, 4):
+        (tmp_path / str(size)).mkdir()
+        run = Search(tiny_search_config("darts-rnn", eval_batch_size=size, eval_batches=3), tmp_path / str(size),
+                     progress=False)
+        assert [tuple(x.shape) for x, _ in run.eval_set] == [(5, size)] * 3
+        rows = torch.cat([x for x, _ in run.eval_set])  # consecutive windows of the same columns
+        assert torch.equal(rows, run.data.score.data[:15])
+
+
+def test_carry_state_with_constraint_slices_gives_each_slice_its_columns_state(tmp_path, monkeypatch):
+    seen = []
+    original = nsas.objectives.carried_path_loss
+
+    def spy(supernet, path, batch, edge_weights, hidden, *rest):
+        seen.append((batch[0].size(1), tuple(hidden.shape)))
+        return original(supernet, path, batch, edge_weights, hidden, *rest)
+
+    monkeypatch.setattr(nsas.objectives, "carried_path_loss", spy)
+    cfg = tiny_search_config("darts-rnn", carry_state=True, constraint_slices=True, steps_per_epoch=3)
+    search(cfg, tmp_path, progress=False)
+    assert seen and all(shape == (columns, cfg.hidden) for columns, shape in seen)
+    assert {columns for columns, _ in seen} == {cfg.batch_size, cfg.batch_size // cfg.archive_size}
