@@ -30,6 +30,7 @@ into ``report.md``/``report.json`` and ``tau.png``.
 
     python bench/ranking.py run --out results/ranking --budget 1800 --seeds 0 1 2 --jobs 2
     python bench/ranking.py report --out results/ranking
+    python bench/ranking.py curve --out results/ranking/curve --methods ce-lr0.1 --budget 5400 --points 0 1 2 4 10
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "nsas-every4": dict(strategy="random", loss="nsas", constraint_every=4, archive_max_age=50),
     "nsas-norm": dict(strategy="random", loss="nsas", normalize_loss=True),
     "ce-lr0.1": dict(strategy="random", loss="ce", lr=0.1),
+    "nsas-lr0.1": dict(strategy="random", loss="nsas", lr=0.1),
+    "nsas-slice-lr0.1": dict(strategy="random", loss="nsas", constraint_slices=True, archive_max_age=50, lr=0.1),
     "gdas-ce": dict(strategy="gdas", loss="ce"),
     "gdas-nsas": dict(strategy="gdas", loss="nsas"),
 }
@@ -293,10 +296,45 @@ def _figure(out: Path, summary: list[dict[str, Any]]) -> None:
     plt.close(fig)
 
 
+def curve_report(out: Path, truth: dict[str, float], probe: list[str], candidates: list[str]) -> list[dict]:
+    """Tau at every scored point of the ``curve-*.jsonl`` runs: ``curve.md``, ``curve.json``, ``curve.png``."""
+    points = []
+    for path in sorted(out.glob("curve-*.jsonl")):
+        for line in path.read_text().splitlines():
+            p = json.loads(line)
+            m = metrics(p["scores"], truth, probe, candidates)
+            points.append({k: p[k] for k in ("method", "seed", "epoch", "passes", "steps", "train_s")} | m)
+    (out / "curve.json").write_text(json.dumps(points, indent=1))
+    lines = ["| method | seed | steps | passes | train s | Kendall tau [95% CI] | Spearman | selected true acc |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {p['method']} | {p['seed']} | {p['steps']} | {p['passes']} | {p['train_s']:.0f} | "
+              f"{p['tau']:.3f} [{p['tau_ci'][0]:.2f}, {p['tau_ci'][1]:.2f}] | {p['spearman']:.3f} | "
+              f"{p['selected_acc']:.2f} |" for p in points]
+    (out / "curve.md").write_text("\n".join(lines) + "\n")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for i, method in enumerate(sorted({p["method"] for p in points})):
+        mine = [p for p in points if p["method"] == method]
+        x = [p["passes"] for p in mine]
+        ax.plot(x, [p["tau"] for p in mine], marker="o", color=f"C{i}", label=method)
+        ax.fill_between(x, [p["tau_ci"][0] for p in mine], [p["tau_ci"][1] for p in mine], color=f"C{i}", alpha=0.2)
+    ax.axhline(0, color="0.8", lw=0.8)
+    ax.set_xlabel("single-path passes (whole-batch equivalents)")
+    ax.set_ylabel("Kendall tau vs NAS-Bench-201")
+    ax.set_title("ranking quality along one run (95% bootstrap bands)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "curve.png", dpi=120)
+    plt.close(fig)
+    return points
+
+
 # ---------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("run", "report", "curve"))
+    parser.add_argument("action", choices=("run", "report", "curve", "curve-report"))
     parser.add_argument("--points", nargs="+", type=int, default=[0, 1, 2, 4, 10],
                         help="curve: epochs (of 10) after which the probe is scored")
     parser.add_argument("--out", type=Path, required=True)
@@ -318,11 +356,16 @@ def main(argv: list[str] | None = None) -> int:
     truth = read_truth(args.truth)
     probe, candidates = probe_and_candidates(truth, args.split, args.probe, args.candidates)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.action == "curve-report":
+        curve_report(args.out, truth, probe, candidates)
+        print((args.out / "curve.md").read_text())
+        return 0
     if args.action == "curve":
         (args.out / "command.txt").write_text("python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]) + "\n")
         for method in args.methods:
             for seed in args.seeds:
                 run_curve(method, seed, args.budget, args.points, args.out, probe + candidates, args.score_images)
+        curve_report(args.out, truth, probe, candidates)
         return 0
     if args.action == "run":
         (args.out / "jobs").mkdir(exist_ok=True)

@@ -1,0 +1,64 @@
+"""How good is the quick preset's pick? Its true NAS-Bench-201 accuracy, per seed.
+
+Runs the no-argument search (the quick preset: nb201, RandomNAS + NSAS, a
+small supernet, the embedded cifar10-mini data set) once per seed, with
+selection drawing its candidates from a NAS-Bench-201 truth table
+(``--select-from``) so that every pick has a known stand-alone accuracy,
+and reports the pick's true accuracy against the space's median (90.7%).
+
+    python bench/quick_pick.py --truth ../shared/data/nb201/cifar10-test-acc.public.csv --seeds 0 1 2 \
+        --out results/quick-pick
+
+Writes ``quick_pick.json`` and ``quick_pick.md`` in ``--out`` (one run
+directory per seed beside them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MEDIAN = 90.7  # NAS-Bench-201 CIFAR-10 test accuracy, median over the space
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--truth", type=Path, required=True, help="truth table arch,test_acc")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("extra", nargs="*", help="more `nsas search` flags (after --)")
+    args = parser.parse_args(argv)
+    with open(args.truth, newline="") as f:
+        truth = {row["arch"]: float(row["test_acc"]) for row in csv.DictReader(f)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for seed in args.seeds:
+        run = args.out / f"seed{seed}"
+        cmd = [sys.executable, "-m", "nsas", "search", "--seed", str(seed), "--select-from", str(args.truth),
+               "--out", str(run), "--quiet", *args.extra]
+        start = time.time()
+        if not (run / "selected.json").exists():
+            subprocess.run(cmd, check=True)
+        selected = json.loads((run / "selected.json").read_text())
+        pick = selected[0]["arch"]
+        rows.append({"seed": seed, "pick": pick, "inherited_acc": selected[0]["acc"], "true_acc": truth[pick],
+                     "above_median": truth[pick] > MEDIAN, "wall_s": round(time.time() - start),
+                     "command": " ".join(cmd[1:])})
+        print(f"seed {seed}: {truth[pick]:.2f}% ({'above' if truth[pick] > MEDIAN else 'below'} the median)  "
+              f"{pick}", flush=True)
+    (args.out / "quick_pick.json").write_text(json.dumps(rows, indent=1))
+    lines = ["| seed | pick | true acc | above median 90.7 | wall s |", "|---|---|---|---|---|"]
+    lines += [f"| {r['seed']} | `{r['pick']}` | {r['true_acc']:.2f} | {r['above_median']} | {r['wall_s']} |"
+              for r in rows]
+    (args.out / "quick_pick.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
