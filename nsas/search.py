@@ -1,6 +1,6 @@
 """`nsas search`: train a weight-sharing supernet, then select architectures.
 
-The step, top to bottom (ALGORITHM.md §3)::
+The step, top to bottom (docs/METHOD.md §3)::
 
     sample = strategy.sample()                        # path to compute + discrete arch
     objective.observe(sample.arch)                    # recent pool + archive (Algorithm 1)
@@ -412,7 +412,7 @@ class Search:
         return distributed.shard(batch, self.rank, self.world, dim=1 if self.space.kind == "text" else 0)
 
     def train_step(self, batch: Any, val_stream: Iterator[Any] | None) -> dict[str, Any]:
-        """One supernet step (ALGORITHM.md §3); returns its metrics record."""
+        """One supernet step (docs/METHOD.md §3); returns its metrics record."""
         sample = self.strategy.sample()
         self.objective.observe(sample.arch)
         if not self.supernet.training:  # .train() walks thousands of modules; evaluation restores the mode

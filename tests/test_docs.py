@@ -1,0 +1,65 @@
+"""The documentation stands alone: no file sends readers outside the repository, and citations resolve."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".toml", ".cff", ".txt", ".cfg"}
+SKIP_DIRS = {".git", ".venv", "runs", "__pycache__", "build", "dist"}
+# Places that may name the CI's data folder as a data path (tests, benchmarks, the data-building
+# script and records of past runs); documentation and the package may not.
+DATA_PATH_OK = ("tests/", "bench/", "scripts/", "results/")
+OUTSIDE_DOCS = re.compile(r"ALGORITHM\.md|shared/docs|shared/paper|STYLE\.md")
+
+
+def _text_files() -> list[Path]:
+    files = []
+    for path in ROOT.rglob("*"):
+        rel = path.relative_to(ROOT)
+        if path.is_file() and path.suffix in TEXT_SUFFIXES and not SKIP_DIRS & set(rel.parts) \
+                and not any(p.endswith(".egg-info") for p in rel.parts):
+            files.append(path)
+    return files
+
+
+def test_no_file_refers_to_documents_outside_the_repository():
+    offenders = []
+    for path in _text_files():
+        rel = path.relative_to(ROOT).as_posix()
+        if rel == "tests/test_docs.py":
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            outside_data = "../shared" in line and not rel.startswith(DATA_PATH_OK)
+            foreign_shared = re.search(r"\.\./shared(?!/data)", line)
+            if OUTSIDE_DOCS.search(line) or outside_data or foreign_shared:
+                offenders.append(f"{rel}:{number}: {line.strip()}")
+    assert not offenders, "references outside the repository:\n" + "\n".join(offenders)
+
+
+def test_method_citations_name_existing_sections():
+    sections = set(re.findall(r"^## (\d+)\. ", (ROOT / "docs" / "METHOD.md").read_text(), flags=re.M))
+    assert len(sections) >= 9
+    cited = []
+    for path in _text_files():
+        for number in re.findall(r"METHOD\.md\W{0,3}§(\d+)", path.read_text(errors="replace")):
+            cited.append((path.relative_to(ROOT).as_posix(), number))
+    assert cited, "nothing cites docs/METHOD.md"
+    assert all(number in sections for _, number in cited), [c for c in cited if c[1] not in sections]
+
+
+def test_license_and_citation_match_the_project():
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    version = re.search(r'^version = "([^"]+)"', pyproject, flags=re.M).group(1)
+    assert 'license = {text = "MIT"}' in pyproject
+    license_text = (ROOT / "LICENSE").read_text()
+    assert "MIT License" in license_text and "Permission is hereby granted" in license_text
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert citation["cff-version"].startswith("1.2")
+    assert citation["version"] == version and citation["license"] == "MIT"
+    paper = citation["preferred-citation"]
+    assert paper["title"] == "Overcoming Multi-Model Forgetting in One-Shot NAS with Diversity Maximization"
+    assert paper["authors"][0]["family-names"] == "Zhang" and paper["year"] == 2020
