@@ -43,7 +43,7 @@ class StepLosses:
     current: float  # CE of the current architecture
     archive: float | None  # mean CE of the constraint architectures, None without any
     total: float  # the loss whose gradient was accumulated
-    passes: int  # single-path forward/backward passes this step cost
+    passes: int  # single-path forward/backward passes this step cost, in whole-batch equivalents
 
 
 def path_loss(supernet: nn.Module, path: Any, batch: Batch,
@@ -58,20 +58,27 @@ def path_loss(supernet: nn.Module, path: Any, batch: Batch,
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
 
 
-def _passes(terms: list[tuple[Any, list[torch.Tensor] | None, float]], supernet: nn.Module, batch: Batch,
-            chunks: int) -> list[list[float]]:
-    """Back-propagate ``coef * CE(path)`` for every (path, edge_weights, coef) term and micro-batch.
+Term = tuple[Any, list[torch.Tensor] | None, float, tuple[int, int]]  # path, edge weights, coef, (slice, of)
+WHOLE = (0, 1)  # a term computed on the whole (micro-)batch
 
-    Each micro-batch's losses are scaled by ``1 / chunks`` (the gradient is
-    their mean). Returns the unscaled losses, ``[term][chunk]``.
+
+def _passes(terms: list[Term], supernet: nn.Module, batch: Batch, chunks: int) -> list[list[float]]:
+    """Back-propagate ``coef * CE(path)`` for every (path, edge_weights, coef, slice) term and micro-batch.
+
+    A term's slice ``(i, n)`` computes it on the i-th of n contiguous slices
+    of each micro-batch (sizes differ by at most one) (``WHOLE`` for all of it). Each micro-batch's
+    losses are scaled by ``1 / chunks`` (the gradient is their mean). Returns
+    the unscaled losses, ``[term][chunk]``.
     """
+    dim = 1 if batch[0].dim() == 2 else 0  # text batches are (T, B)
     values: list[list[float]] = [[] for _ in terms]
     last = (chunks - 1, len(terms) - 1)
     for c in range(chunks):
-        part = distributed.shard(batch, c, chunks, dim=1 if batch[0].dim() == 2 else 0)
-        for t, (path, edge_weights, coef) in enumerate(terms):
+        part = distributed.shard(batch, c, chunks, dim=dim)
+        for t, (path, edge_weights, coef, (index, count)) in enumerate(terms):
             with distributed.pass_context(supernet, sync=(c, t) == last):
-                loss = path_loss(supernet, path, part, edge_weights)
+                sliced = part if count == 1 else tuple(t.tensor_split(count, dim)[index] for t in part)
+                loss = path_loss(supernet, path, sliced, edge_weights)
                 (loss * (coef / chunks)).backward()
             values[t].append(loss.item())
     return values
@@ -89,7 +96,7 @@ class Objective:
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
                  edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
         """Accumulate the gradient of this step's loss into ``supernet`` (mean over ``chunks`` micro-batches)."""
-        (values,) = _passes([(path, edge_weights, 1.0)], supernet, batch, chunks)
+        (values,) = _passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks)
         value = sum(values) / chunks
         return StepLosses(current=value, archive=None, total=value, passes=1)
 
@@ -111,12 +118,24 @@ class NSASObjective(Objective):
         beta: weight of the mean constraint loss.
         replay: None for every member each step (``nsas``); r for the replay
             variant that draws r members per step (``nsas-replay``).
+        every: variant: add the constraints only on every ``every``-th step
+            (1: every step, as published); the other steps are plain CE.
+        slices: variant: each constraint is computed on its own contiguous
+            slice of the mini-batch (1/|constraints| of it) instead of the
+            whole batch, so the constraints together cost about one pass.
+        normalize: variant: scale the total by 1 / (1 + beta), so the step is
+            a weighted mean of the terms rather than up to twice CE's step.
     """
 
     name = "nsas"
 
-    def __init__(self, archive: NoveltyArchive, *, beta: float = 1.0, replay: int | None = None) -> None:
+    def __init__(self, archive: NoveltyArchive, *, beta: float = 1.0, replay: int | None = None,
+                 every: int = 1, slices: bool = False, normalize: bool = False) -> None:
+        if every < 1:
+            raise ValueError("constraint interval must be at least 1")
         self.archive, self.beta, self.replay = archive, beta, replay
+        self.every, self.slices, self.normalize = every, slices, normalize
+        self.steps = 0  # backward calls so far (decides the steps with constraints)
 
     def observe(self, arch: Architecture) -> None:
         self.archive.update(arch)
@@ -130,20 +149,27 @@ class NSASObjective(Objective):
 
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
                  edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
-        constraints = self.constraints()
+        constrained = self.steps % self.every == 0
+        self.steps += 1
+        constraints = self.constraints() if constrained else []
+        n = len(constraints)
+        scale = 1.0 / (1.0 + self.beta) if self.normalize else 1.0
         # d/dW [beta * mean_i CE_i] = sum_i (beta / |A|) dCE_i/dW: one backward per member.
-        terms = [(path, edge_weights, 1.0)] + [(m, None, self.beta / len(constraints)) for m in constraints]
+        terms: list[Term] = [(path, edge_weights, scale, WHOLE)]
+        terms += [(m, None, scale * self.beta / n, (i, n) if self.slices else WHOLE) for i, m in enumerate(constraints)]
         values = [sum(v) / chunks for v in _passes(terms, supernet, batch, chunks)]
         cur, members = values[0], values[1:]
         mean_archive = sum(members) / len(members) if members else None
-        return StepLosses(current=cur, archive=mean_archive, total=cur + self.beta * (mean_archive or 0.0),
-                          passes=1 + len(constraints))
+        passes = 1 + (min(n, 1) if self.slices else n)  # whole-batch equivalents
+        return StepLosses(current=cur, archive=mean_archive, passes=passes,
+                          total=scale * (cur + self.beta * (mean_archive or 0.0)))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"archive": self.archive.state_dict()}
+        return {"archive": self.archive.state_dict(), "steps": self.steps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.archive.load_state_dict(state["archive"])
+        self.steps = int(state.get("steps", 0))
 
 
 class WPLObjective(Objective):
@@ -165,7 +191,7 @@ class WPLObjective(Objective):
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
                  edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
         # the mean gradient over micro-batches (and processes: identical on every rank)
-        value = sum(_passes([(path, edge_weights, 1.0)], supernet, batch, chunks)[0]) / chunks
+        value = sum(_passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks)[0]) / chunks
         # The penalty depends only on the weights, anchors and averaged gradient: every rank computes the same.
         named = dict(distributed.unwrap(supernet).named_parameters())
         used = {n: p for n, p in named.items() if p.grad is not None}
@@ -198,16 +224,25 @@ LOSSES = ("ce", "nsas", "nsas-replay", "nsas-random", "wpl")
 
 def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, pool_size: int = 50,
                     candidates: int | None = None, k: int = 10, beta: float = 1.0, replay: int = 1,
-                    wpl_strength: float = 1.0, seed: int = 0) -> Objective:
-    """The objective registered as ``name`` (one of :data:`LOSSES`)."""
+                    wpl_strength: float = 1.0, seed: int = 0, archive_max_age: int = 0,
+                    constraint_every: int = 1, constraint_slices: bool = False,
+                    normalize_loss: bool = False) -> Objective:
+    """The objective registered as ``name`` (one of :data:`LOSSES`).
+
+    The NSAS-family variants (off by default, see :class:`NSASObjective` and
+    :class:`~nsas.archive.NoveltyArchive`): ``archive_max_age``,
+    ``constraint_every``, ``constraint_slices``, ``normalize_loss``.
+    """
     if name == "ce":
         return Objective()
     if name == "wpl":
         return WPLObjective(strength=wpl_strength)
     if name in ("nsas", "nsas-replay", "nsas-random"):
         archive = NoveltyArchive(space, capacity=archive_size, pool_size=pool_size, candidates=candidates,
-                                 k=k, policy="random" if name == "nsas-random" else "novelty", seed=seed)
-        objective = NSASObjective(archive, beta=beta, replay=replay if name == "nsas-replay" else None)
+                                 k=k, policy="random" if name == "nsas-random" else "novelty", seed=seed,
+                                 max_age=archive_max_age)
+        objective = NSASObjective(archive, beta=beta, replay=replay if name == "nsas-replay" else None,
+                                  every=constraint_every, slices=constraint_slices, normalize=normalize_loss)
         objective.name = name
         return objective
     raise NsasError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")

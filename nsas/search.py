@@ -100,6 +100,12 @@ class SearchConfig:
     beta: float = option(1.0, "weight of the mean archive loss")
     replay: int = option(1, "nsas-replay: archive members r replayed per step")
     wpl_strength: float = option(1.0, "wpl: penalty strength lambda")
+    archive_max_age: int = option(0, "NSAS variant: renew an archive member after this many steps (0: off, "
+                                     "Algorithm 1 only)")
+    constraint_every: int = option(1, "NSAS variant: add the archive constraints on every k-th step only")
+    constraint_slices: bool = option(False, "NSAS variant: each constraint on its own slice of the batch (about "
+                                            "one pass for all of them instead of M)")
+    normalize_loss: bool = option(False, "NSAS variant: divide the total loss by (1 + beta)")
     tau_max: float = option(10.0, "gdas: initial Gumbel-softmax temperature (annealed linearly)")
     tau_min: float = option(0.1, "gdas: final Gumbel-softmax temperature")
     arch_lr: float = option(3e-4, "gdas: Adam learning rate of the architecture logits")
@@ -131,7 +137,9 @@ class SearchConfig:
                      "select_rounds", "select_samples", "eval_batches", "log_every"):
             if getattr(self, name) < 1:
                 raise NsasError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("micro_batches", "consistency_every"):
+        if self.constraint_every < 1:
+            raise NsasError(f"constraint_every must be at least 1, got {self.constraint_every}")
+        for name in ("micro_batches", "consistency_every", "archive_max_age"):
             if getattr(self, name) < 0:
                 raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.micro_batches and self.batch_size % self.micro_batches:
@@ -312,7 +320,9 @@ class Search:
         self.objective = build_objective(cfg.loss, self.space, archive_size=cfg.archive_size,
                                          pool_size=cfg.pool_size, candidates=cfg.candidates, k=cfg.knn,
                                          beta=cfg.beta, replay=cfg.replay, wpl_strength=cfg.wpl_strength,
-                                         seed=cfg.seed + 3)
+                                         seed=cfg.seed + 3, archive_max_age=cfg.archive_max_age,
+                                         constraint_every=cfg.constraint_every,
+                                         constraint_slices=cfg.constraint_slices, normalize_loss=cfg.normalize_loss)
         self.probe = self._probe_archs()
         self.eval_set = fixed_batches(self.data.val, cfg.eval_batches)
         self.epoch = self.step = self.global_step = 0  # next step to run

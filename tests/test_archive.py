@@ -109,3 +109,44 @@ def test_pool_is_first_in_first_out():
     for a in (A, B, C, D):
         archive.update(a)
     assert list(archive.pool) == [B, C, D]
+
+
+def test_algorithm1_freezes_but_aging_keeps_renewing_members():
+    rng = random.Random(5)
+    stream = [SPACE.sample(rng) for _ in range(400)]
+    plain = NoveltyArchive(SPACE, capacity=8, pool_size=50, k=10, seed=2)
+    aged = NoveltyArchive(SPACE, capacity=8, pool_size=50, k=10, seed=2, max_age=20)
+    late_plain, late_aged = set(), set()
+    for step, a in enumerate(stream):
+        plain.update(a)
+        aged.update(a)
+        if step >= 200:
+            late_plain.update(plain.members)
+            late_aged.update(aged.members)
+            # the aging invariant: no member is older than max_age updates
+            assert max(aged.updates - b for b in aged.born) < 20
+    assert len(late_plain) == 8  # Algorithm 1 stopped changing the archive long before step 200
+    assert len(late_aged) >= 8 * 200 // 20 // 2  # members keep being renewed
+    assert len(set(aged.members)) == 8  # and stay distinct
+
+
+def test_aging_replaces_the_oldest_member_with_the_most_novel_recent_one():
+    archive = NoveltyArchive(SPACE, capacity=2, pool_size=3, k=1, max_age=2)
+    archive.update(A)  # update 1: A born 1
+    archive.update(B)  # update 2: B born 2
+    archive.update(D)  # update 3: A is 2 updates old: the aged member goes even though A is more novel than D
+    assert archive.members == [D, B] and archive.born == [3, 2]
+
+
+def test_aging_state_round_trips():
+    rng = random.Random(1)
+    one = NoveltyArchive(SPACE, capacity=4, pool_size=10, k=3, max_age=5, seed=3)
+    for _ in range(30):
+        one.update(SPACE.sample(rng))
+    two = NoveltyArchive(SPACE, capacity=4, pool_size=10, k=3, max_age=5, seed=3)
+    two.load_state_dict(one.state_dict())
+    for _ in range(30):
+        a = SPACE.sample(rng)
+        one.update(a)
+        two.update(a)
+        assert one.members == two.members and one.born == two.born

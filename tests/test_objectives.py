@@ -125,3 +125,79 @@ def test_wpl_penalises_moving_shared_weights_by_fisher():
 def test_every_loss_is_registered():
     for name in LOSSES:
         assert build_objective(name, get_space("nb201")) is not None
+
+
+def _filled(space, *, size: int = 3, seed: int = 4, **options):
+    rng = random.Random(seed)
+    objective = build_objective("nsas", space, archive_size=size, seed=1, **options)
+    for _ in range(size + 2):
+        objective.observe(space.sample(rng))
+    current = space.sample(rng)
+    objective.observe(current)
+    return objective, current
+
+
+def test_sliced_constraints_gradient_uses_one_slice_per_member():
+    space = get_space("nb201")
+    model = tiny_supernet("nb201").eval()
+    batch = tiny_batch("nb201")
+    beta = 0.5
+    objective, current = _filled(space, beta=beta, constraint_slices=True)
+    members = list(objective.archive.members)
+    model.zero_grad(set_to_none=True)
+    stats = objective.backward(model, current, batch)
+    got = grads(model)
+    expected: dict[str, torch.Tensor] = {}
+    add(expected, separate_grad(model, current, batch), 1.0)
+    parts = [t.tensor_split(len(members)) for t in batch]
+    for i, m in enumerate(members):  # member i sees only the i-th slice of the batch
+        add(expected, separate_grad(model, m, (parts[0][i], parts[1][i])), beta / len(members))
+    assert set(got) == set(expected)
+    for n in expected:
+        torch.testing.assert_close(got[n], expected[n], rtol=1e-5, atol=1e-6)
+    whole = build_objective("nsas", space, archive_size=3, beta=beta, seed=1)
+    whole.archive.load_state_dict(objective.archive.state_dict())
+    model.zero_grad(set_to_none=True)
+    whole.backward(model, current, batch)
+    assert any(not torch.allclose(got[n], p.grad) for n, p in model.named_parameters() if p.grad is not None)
+    assert stats.passes == 2  # the slices together are one batch
+
+
+def test_constraints_every_k_steps_leave_the_other_steps_plain_ce():
+    space = get_space("nb201")
+    model = tiny_supernet("nb201").eval()
+    batch = tiny_batch("nb201")
+    objective, current = _filled(space, constraint_every=3)
+    passes = []
+    for step in range(6):
+        model.zero_grad(set_to_none=True)
+        stats = objective.backward(model, current, batch)
+        passes.append(stats.passes)
+        if step % 3:
+            ce = separate_grad(model, current, batch)
+            model.zero_grad(set_to_none=True)
+            objective.steps -= 1  # the same step again, to read its gradient
+            objective.backward(model, current, batch)
+            for n, g in grads(model).items():
+                torch.testing.assert_close(g, ce[n])
+            assert stats.archive is None
+    assert passes == [4, 1, 1, 4, 1, 1]
+    assert objective.state_dict()["steps"] == 6
+
+
+def test_normalized_loss_scales_the_gradient_by_one_over_one_plus_beta():
+    space = get_space("nb201")
+    model = tiny_supernet("nb201").eval()
+    batch = tiny_batch("nb201")
+    beta = 0.7
+    plain, current = _filled(space, beta=beta)
+    scaled, _ = _filled(space, beta=beta, normalize_loss=True)
+    assert plain.archive.members == scaled.archive.members
+    model.zero_grad(set_to_none=True)
+    plain_stats = plain.backward(model, current, batch)
+    want = {n: g / (1 + beta) for n, g in grads(model).items()}
+    model.zero_grad(set_to_none=True)
+    stats = scaled.backward(model, current, batch)
+    for n, g in grads(model).items():
+        torch.testing.assert_close(g, want[n], rtol=1e-4, atol=1e-6)
+    assert stats.total == pytest.approx(plain_stats.total / (1 + beta))

@@ -1,0 +1,301 @@
+"""Ranking benchmark: how well does a CPU-sized nb201 supernet rank architectures?
+
+Ground truth is NAS-Bench-201's CIFAR-10 test accuracy for half of the space
+(a CSV ``arch,test_acc``; see the README's data section). Every search runs on
+CIFAR-10 (50/50 split of the training set), then its inherited weights score
+
+- a fixed probe of ``--probe`` architectures from the *held-out* half of the
+  truth table, stratified by accuracy (one random architecture from each of
+  ``--probe`` equal-count accuracy strata, so the probe has the space's own
+  accuracy distribution), and
+- ``--candidates`` more random held-out architectures: the selected
+  architecture is the best-scored of probe + candidates, and its true
+  accuracy is reported.
+
+The truth table is split into two halves by a seeded hash of the architecture
+string: ``tune`` (what variants may be tuned on) and ``holdout`` (what the
+reported numbers use). ``--split tune`` runs the same benchmark on the tune
+half.
+
+Budgets: ``--budget P`` single-path passes (whole-batch equivalents, the
+cost measure ``nsas search`` logs). At *equal compute* every method trains
+for P passes (steps = P / its passes per step); at *equal steps* every method
+trains for the steps NSAS (M = 8, 9 passes a step) gets from P. Each run's
+cosine schedule spans its own steps (10 epochs of steps/10).
+
+Each (method, budget, seed) job runs in its own single-threaded process
+(``--jobs`` at a time) and writes ``jobs/<name>.json``; a finished job is not
+run again, so an interrupted benchmark resumes. ``report`` aggregates them
+into ``report.md``/``report.json`` and ``tau.png``.
+
+    python bench/ranking.py run --out results/ranking --budget 1800 --seeds 0 1 2 --jobs 2
+    python bench/ranking.py report --out results/ranking
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+TRUTH = REPO.parent / "shared" / "data" / "nb201" / "cifar10-test-acc.public.csv"
+DATASET = "imagefolder:" + str(REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz")
+
+# Methods: (strategy, loss, extra SearchConfig keys). Passes per step decide equal-compute steps.
+METHODS: dict[str, dict[str, Any]] = {
+    "ce": dict(strategy="random", loss="ce"),
+    "nsas": dict(strategy="random", loss="nsas"),
+    "nsas-replay": dict(strategy="random", loss="nsas-replay"),
+    "nsas-random": dict(strategy="random", loss="nsas-random"),
+    "wpl": dict(strategy="random", loss="wpl"),
+    "nsas-slice": dict(strategy="random", loss="nsas", constraint_slices=True, archive_max_age=50),
+    "nsas-slice-fixed": dict(strategy="random", loss="nsas", constraint_slices=True),
+    "nsas-every4": dict(strategy="random", loss="nsas", constraint_every=4, archive_max_age=50),
+    "nsas-norm": dict(strategy="random", loss="nsas", normalize_loss=True),
+    "gdas-ce": dict(strategy="gdas", loss="ce"),
+    "gdas-nsas": dict(strategy="gdas", loss="nsas"),
+}
+SUPERNET = dict(space="nb201", channels=8, cells=1, batch_size=64, lr=0.025, lr_min=0.001)
+SCORE_BATCH = 256
+
+
+def passes_per_step(cfg: dict[str, Any], archive_size: int = 8) -> float:
+    """Average whole-batch passes one step of a method costs (after the archive fills)."""
+    loss = cfg["loss"]
+    extra = 1.0 if cfg["strategy"] == "gdas" else 0.0  # GDAS's alpha step is one more pass
+    if loss in ("ce", "wpl"):
+        return 1.0 + extra
+    members = 1 if loss == "nsas-replay" else archive_size
+    members = min(members, 1) if cfg.get("constraint_slices") else members
+    return 1.0 + extra + members / cfg.get("constraint_every", 1)
+
+
+# ---------------------------------------------------------------- truth and probe
+def read_truth(path: Path) -> dict[str, float]:
+    import csv
+    with open(path, newline="") as f:
+        return {row["arch"]: float(row["test_acc"]) for row in csv.DictReader(f)}
+
+
+def half_of(arch: str) -> str:
+    """``tune`` or ``holdout``: a fixed split of the truth table by a hash of the string."""
+    return "tune" if hashlib.sha256(arch.encode()).digest()[0] % 2 == 0 else "holdout"
+
+
+def probe_and_candidates(truth: dict[str, float], split: str, probe: int, candidates: int,
+                         seed: int = 0) -> tuple[list[str], list[str]]:
+    """Stratified probe (one per equal-count accuracy stratum) and extra random candidates."""
+    pool = sorted((a for a in truth if half_of(a) == split), key=lambda a: (truth[a], a))
+    rng = random.Random(f"probe-{seed}")
+    strata = np.array_split(np.arange(len(pool)), probe)
+    chosen = [pool[int(rng.choice(list(s)))] for s in strata]
+    rest = sorted(set(pool) - set(chosen))
+    return chosen, rng.sample(rest, candidates)
+
+
+# ---------------------------------------------------------------- one job
+@dataclasses.dataclass
+class Job:
+    method: str
+    budget: str  # "compute" or "steps"
+    seed: int
+    steps: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}-{self.budget}-s{self.seed}"
+
+
+def make_jobs(methods: list[str], seeds: list[int], budget: int, equal_steps: bool) -> list[Job]:
+    """Equal-compute jobs (seed by seed), then equal-steps ones, then the untrained-supernet baseline."""
+    nsas_steps = round(budget / passes_per_step(METHODS["nsas"]))
+    jobs = []
+    for seed in seeds:
+        for m in methods:
+            jobs.append(Job(m, "compute", seed, round(budget / passes_per_step(METHODS[m]))))
+    if equal_steps:
+        for seed in seeds:
+            for m in methods:
+                if round(budget / passes_per_step(METHODS[m])) != nsas_steps:
+                    jobs.append(Job(m, "steps", seed, nsas_steps))
+    # no training at all: what the probe's ranking owes to the architectures alone
+    return jobs + [Job("ce", "untrained", seed, 0) for seed in seeds]
+
+
+def run_job(job: Job, out: Path, archs: list[str], score_images: int) -> dict[str, Any]:
+    import torch
+    torch.set_num_threads(1)
+    from nsas.rank import score_archs
+    from nsas.rundir import MetricsWriter
+    from nsas.search import Search, SearchConfig, fixed_batches
+    epochs = 10 if job.steps >= 10 else 1
+    cfg = SearchConfig(**SUPERNET, **METHODS[job.method], dataset=DATASET, seed=job.seed, epochs=epochs,
+                       steps_per_epoch=max(1, job.steps // epochs), eval_batches=1, probe_count=1,
+                       select_rounds=1, select_samples=1, checkpoint_every=0, log_every=50, device="cpu")
+    run_dir = out / "runs" / job.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    search = Search(cfg, run_dir, progress=False)
+    search.metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=None, enabled=True)
+    t0 = time.perf_counter()
+    if job.steps:
+        search.train()
+    train_s = time.perf_counter() - t0
+    space = search.space
+    batches = fixed_batches(_val_batches(cfg, SCORE_BATCH), score_images // SCORE_BATCH)
+    t0 = time.perf_counter()
+    rows = score_archs(search.supernet, [space.parse(a) for a in archs], batches)
+    score_s = time.perf_counter() - t0
+    archive = search.objective.archive
+    result = {
+        "job": dataclasses.asdict(job), "config": dataclasses.asdict(cfg), "passes": search.passes,
+        "steps": search.global_step, "train_s": train_s, "score_s": score_s,
+        "archive": [str(a) for a in archive.members] if archive else [],
+        "scores": {r["arch"]: [r["acc"], r["loss"]] for r in rows},
+    }
+    tmp = out / "jobs" / f".{job.name}.tmp"
+    tmp.write_text(json.dumps(result))
+    tmp.replace(out / "jobs" / f"{job.name}.json")
+    return result
+
+
+def _val_batches(cfg: Any, batch_size: int) -> Any:
+    """The validation half at the scoring batch size (the same images for every job of a seed)."""
+    import torch
+    from nsas.search import build_search_data
+    return build_search_data(dataclasses.replace(cfg, batch_size=batch_size), torch.device("cpu")).val
+
+
+def _worker(args: tuple[Job, Path, list[str], int]) -> str:
+    job, out, archs, images = args
+    started = time.time()
+    run_job(job, out, archs, images)
+    return f"{job.name} done in {time.time() - started:.0f}s"
+
+
+# ---------------------------------------------------------------- report
+def metrics(scores: dict[str, list[float]], truth: dict[str, float], probe: list[str],
+            candidates: list[str]) -> dict[str, Any]:
+    from nsas.correlate import bootstrap_ci, kendall_tau, precision_at_k, spearman_rho
+    s = np.array([scores[a][0] - 1e-6 * scores[a][1] for a in probe])  # accuracy, ties broken by loss
+    t = np.array([truth[a] for a in probe])
+    k = max(1, len(probe) // 10)
+    ci = bootstrap_ci(kendall_tau, s, t, resamples=500)
+    pool = probe + candidates
+    best = max(pool, key=lambda a: (scores[a][0], -scores[a][1]))
+    return {"tau": kendall_tau(s, t), "tau_ci": [ci.low, ci.high], "spearman": spearman_rho(s, t),
+            "p_at_10": precision_at_k(s, t, k), "selected": best, "selected_acc": truth[best]}
+
+
+def report(out: Path, truth: dict[str, float], probe: list[str], candidates: list[str]) -> dict[str, Any]:
+    rows = []
+    for path in sorted((out / "jobs").glob("*.json")):
+        job = json.loads(path.read_text())
+        rows.append({**job["job"], "passes": job["passes"], "train_s": job["train_s"], "score_s": job["score_s"],
+                     **metrics(job["scores"], truth, probe, candidates)})
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], r["budget"]), []).append(r)
+    summary = []
+    for (method, budget), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        taus = [r["tau"] for r in rs]
+        summary.append({
+            "method": method, "budget": budget, "seeds": [r["seed"] for r in rs], "steps": rs[0]["steps"],
+            "passes": float(np.mean([r["passes"] for r in rs])), "tau": taus,
+            "tau_mean": float(np.mean(taus)), "tau_std": float(np.std(taus, ddof=1)) if len(taus) > 1 else 0.0,
+            "spearman_mean": float(np.mean([r["spearman"] for r in rs])),
+            "p_at_10_mean": float(np.mean([r["p_at_10"] for r in rs])),
+            "selected_acc": [r["selected_acc"] for r in rs],
+            "selected_acc_mean": float(np.mean([r["selected_acc"] for r in rs])),
+            "train_s_mean": float(np.mean([r["train_s"] for r in rs])),
+            "score_s_mean": float(np.mean([r["score_s"] for r in rs])),
+            "tau_ci": [r["tau_ci"] for r in rs],
+        })
+    result = {"probe": len(probe), "candidates": len(candidates), "jobs": rows, "summary": summary}
+    (out / "report.json").write_text(json.dumps(result, indent=1))
+    lines = ["| method | budget | steps | passes | Kendall tau per seed [95% CI] | tau mean ± std | Spearman | "
+             "P@10% | selected true acc per seed (mean) | train s | score s |", "|" + "---|" * 11]
+    for g in summary:
+        per_seed = ", ".join(f"{t:.3f} [{lo:.2f}, {hi:.2f}]" for t, (lo, hi) in zip(g["tau"], g["tau_ci"]))
+        accs = ", ".join(f"{a:.2f}" for a in g["selected_acc"])
+        lines.append(f"| {g['method']} | equal {g['budget']} | {g['steps']} | {g['passes']:.0f} | {per_seed} | "
+                     f"{g['tau_mean']:.3f} ± {g['tau_std']:.3f} | {g['spearman_mean']:.3f} | "
+                     f"{g['p_at_10_mean']:.2f} | {accs} ({g['selected_acc_mean']:.2f}) | "
+                     f"{g['train_s_mean']:.0f} | {g['score_s_mean']:.0f} |")
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    _figure(out, summary)
+    return result
+
+
+def _figure(out: Path, summary: list[dict[str, Any]]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    labels = [f"{g['method']}\n({g['budget']})" for g in summary]
+    for i, g in enumerate(summary):
+        color = {"compute": "C0", "steps": "C1"}.get(g["budget"], "C7")
+        ax.scatter([i] * len(g["tau"]), g["tau"], color=color, s=18)
+        ax.errorbar(i, g["tau_mean"], yerr=g["tau_std"], color="k", capsize=4, marker="_", markersize=14)
+    ax.set_xticks(range(len(summary)), labels, fontsize=7)
+    ax.set_ylabel("Kendall tau vs NAS-Bench-201")
+    ax.set_title("probe ranking quality (blue: equal compute, orange: equal steps, grey: untrained)", fontsize=9)
+    ax.axhline(0, color="0.8", lw=0.8)
+    fig.tight_layout()
+    fig.savefig(out / "tau.png", dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=("run", "report"))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--truth", type=Path, default=TRUTH)
+    parser.add_argument("--split", choices=("tune", "holdout"), default="holdout")
+    parser.add_argument("--methods", nargs="+", default=["ce", "nsas", "nsas-replay", "nsas-slice"],
+                        choices=sorted(METHODS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--budget", type=int, default=1350, help="single-path passes per search")
+    parser.add_argument("--no-equal-steps", action="store_true")
+    parser.add_argument("--probe", type=int, default=200)
+    parser.add_argument("--candidates", type=int, default=0,
+                        help="random held-out architectures scored besides the probe for selection")
+    parser.add_argument("--score-images", type=int, default=1024)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args(argv)
+    if not args.truth.is_file():
+        parser.error(f"truth table not found: {args.truth}")
+    truth = read_truth(args.truth)
+    probe, candidates = probe_and_candidates(truth, args.split, args.probe, args.candidates)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.action == "run":
+        (args.out / "jobs").mkdir(exist_ok=True)
+        (args.out / "command.txt").write_text("python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]) + "\n")
+        jobs = [j for j in make_jobs(args.methods, args.seeds, args.budget, not args.no_equal_steps)
+                if not (args.out / "jobs" / f"{j.name}.json").exists()]
+        print(f"{len(jobs)} jobs: " + ", ".join(f"{j.name} ({j.steps} steps)" for j in jobs), flush=True)
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        work = [(j, args.out, probe + candidates, args.score_images) for j in jobs]
+        started = time.time()
+        with mp.get_context("spawn").Pool(args.jobs) as pool:
+            for line in pool.imap_unordered(_worker, work):
+                print(f"[{time.time() - started:.0f}s] {line}", flush=True)
+    result = report(args.out, truth, probe, candidates)
+    print((args.out / "report.md").read_text())
+    return 0 if result["jobs"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
