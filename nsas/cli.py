@@ -38,6 +38,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors in one line with exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith("unrecognized arguments:"):
+            snake = [w for w in message.split()[2:] if w.startswith("--") and "_" in w]
+            if snake:  # a YAML key typed as a flag
+                message += f" (flags use dashes: {snake[0].split('=')[0].replace('_', '-')})"
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(2)
 

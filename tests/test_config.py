@@ -115,7 +115,8 @@ def test_yaml_config_keeps_the_preset_it_is_layered_on(tmp_path):
 
 def test_underscore_flags_are_refused_with_usage_error(capsys):
     assert main(["search", "--batch_size", "8", "--print-config"]) == 2
-    assert "--batch_size" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--batch_size" in err and "flags use dashes: --batch-size" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("recipe", sorted((ROOT / "nsas" / "recipes").glob("*.yaml")), ids=lambda p: p.name)
