@@ -10,9 +10,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".toml", ".cff", ".txt", ".cfg"}
 SKIP_DIRS = {".git", ".venv", "runs", "__pycache__", "build", "dist"}
-# Places that may name the CI's data folder as a data path (tests, benchmarks, the data-building
-# script and records of past runs); documentation and the package may not.
-DATA_PATH_OK = ("tests/", "bench/", "scripts/", "results/")
+# Places that may name the CI's data folder as a data path (tests, benchmarks and records of past
+# runs); documentation, scripts and the package may not.
+DATA_PATH_OK = ("tests/", "bench/", "results/")
 OUTSIDE_DOCS = re.compile(r"ALGORITHM\.md|shared/docs|shared/paper|STYLE\.md")
 
 
