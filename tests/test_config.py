@@ -81,6 +81,8 @@ def test_print_config_prints_the_resolved_yaml_and_runs_nothing(tmp_path, capsys
                                                                                   "--beta", "0.5"])))
     assert printed["beta"] == 0.5 and printed["dataset"] == "cifar10"
     assert not (tmp_path / "r").exists()
+    (tmp_path / "printed.yaml").write_text(yaml.safe_dump(printed))  # the printout is a --config file
+    assert config_to_dict(_resolved("--config", str(tmp_path / "printed.yaml"), "--preset", "paper")) == printed
     assert main(["train", NB201_ARCH, "--recipe", "paper", "--lr", "0.2", "--print-config"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["lr"] == 0.2 and printed["epochs"] == 200 and printed["recipe"] == "paper"
