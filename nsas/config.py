@@ -107,6 +107,8 @@ def _flag_kwargs(hint: Any, meta: Any) -> dict[str, Any]:
         kwargs["choices"] = tuple(choices() if callable(choices) else choices)
     if meta.get("metavar"):
         kwargs["metavar"] = meta["metavar"]
+    elif base in (int, float) and "choices" not in kwargs:
+        kwargs["metavar"] = "N" if base is int else "X"
     return kwargs
 
 
