@@ -30,7 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "correlate": ("nsas.correlate", "rank correlation between supernet scores and ground truth"),
     "plot": ("nsas.plot", "draw forgetting curves, losses, diversity and cells of a search run"),
     "study": ("nsas.study", "run searches and ground-truth training, and report ranking quality"),
-    "truth": ("nsas.truth", "import NAS-Bench-201/NATS-Bench ground truth as a truth CSV (no pickled code runs)"),
+    "truth": ("nsas.nasbench", "import NAS-Bench-201/NATS-Bench ground truth as a truth CSV (no pickled code runs)"),
 }
 
 

@@ -16,7 +16,7 @@ from nsas.cli import main
 from nsas.correlate import read_table
 from nsas.errors import NsasError
 from nsas.spaces import get_space
-from nsas.truth import RestrictedUnpickler, import_truth, load_torch_file
+from nsas.nasbench import RestrictedUnpickler, import_truth, load_torch_file
 
 SPACE = get_space("nb201")
 ARCHS = [str(SPACE.sample(random.Random(i))) for i in range(4)]
@@ -123,7 +123,7 @@ def test_a_file_naming_os_system_is_refused_and_nothing_runs(tmp_path, capsys, k
 def test_unpickler_allows_only_listed_globals():
     import io
 
-    for module, name in [("builtins", "eval"), ("nsas.truth", "import_truth"), ("numpy", "load"),
+    for module, name in [("builtins", "eval"), ("nsas.nasbench", "import_truth"), ("numpy", "load"),
                          ("torch", "load"), ("collections", "defaultdict")]:
         with pytest.raises(NsasError, match=f"refusing to load {module}.{name}"):
             RestrictedUnpickler(io.BytesIO(b"")).find_class(module, name)
