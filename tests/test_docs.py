@@ -63,3 +63,41 @@ def test_license_and_citation_match_the_project():
     paper = citation["preferred-citation"]
     assert paper["title"] == "Overcoming Multi-Model Forgetting in One-Shot NAS with Diversity Maximization"
     assert paper["authors"][0]["family-names"] == "Zhang" and paper["year"] == 2020
+
+
+def _readme_commands() -> list[list[str]]:
+    """The `nsas ...` command lines of the README's code blocks, as argument lists."""
+    import shlex
+
+    from nsas.cli import SUBCOMMANDS
+
+    lines, commands, pending = (ROOT / "README.md").read_text().splitlines(), [], ""
+    for line in lines:
+        if not line.startswith("    ") and not pending:
+            continue
+        text = pending + " " + line.strip() if pending else line.strip()
+        if text.endswith("\\"):
+            pending = text[:-1]
+            continue
+        pending = ""
+        if not re.search(r"(^|\s)nsas [a-z]", text):
+            continue
+        words = shlex.split(text, comments=True)
+        if "nsas" in words:
+            argv = words[words.index("nsas") + 1:]
+            if argv and argv[0] in SUBCOMMANDS:
+                commands.append(argv)
+    return commands
+
+
+def test_readme_commands_parse():
+    """Every command line the README shows is accepted by the command's parser (flags exist, values fit)."""
+    from nsas.cli import build_parser
+
+    commands = _readme_commands()
+    assert len(commands) >= 20 and {c[0] for c in commands} >= {"search", "train", "study", "truth", "rank"}
+    for argv in commands:
+        try:
+            build_parser(argv[0]).parse_args(argv)
+        except SystemExit:
+            raise AssertionError(f"README command does not parse: nsas {' '.join(argv)}") from None
