@@ -119,19 +119,18 @@ class Job:
 
 
 def make_jobs(methods: list[str], seeds: list[int], budget: int, equal_steps: bool) -> list[Job]:
-    """Equal-compute jobs (seed by seed), then equal-steps ones, then the untrained-supernet baseline."""
+    """Seed by seed: the equal-compute jobs, the equal-steps ones, and the untrained-supernet baseline."""
     nsas_steps = round(budget / passes_per_step(METHODS["nsas"]))
     jobs = []
     for seed in seeds:
         for m in methods:
             jobs.append(Job(m, "compute", seed, round(budget / passes_per_step(METHODS[m]))))
-    if equal_steps:
-        for seed in seeds:
-            for m in methods:
-                if round(budget / passes_per_step(METHODS[m])) != nsas_steps:
-                    jobs.append(Job(m, "steps", seed, nsas_steps))
-    # no training at all: what the probe's ranking owes to the architectures alone
-    return jobs + [Job("ce", "untrained", seed, 0) for seed in seeds]
+        if equal_steps:
+            jobs += [Job(m, "steps", seed, nsas_steps) for m in methods
+                     if round(budget / passes_per_step(METHODS[m])) != nsas_steps]
+        # no training at all: what the probe's ranking owes to the architectures alone
+        jobs.append(Job("ce", "untrained", seed, 0))
+    return jobs
 
 
 def run_job(job: Job, out: Path, archs: list[str], score_images: int) -> dict[str, Any]:
@@ -179,6 +178,8 @@ def _val_batches(cfg: Any, batch_size: int) -> Any:
 
 def _worker(args: tuple[Job, Path, list[str], int]) -> str:
     job, out, archs, images = args
+    if (out / "jobs" / f"{job.name}.json").exists():  # done by another runner meanwhile
+        return f"{job.name} already done"
     started = time.time()
     run_job(job, out, archs, images)
     return f"{job.name} done in {time.time() - started:.0f}s"
