@@ -64,6 +64,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "nsas-slice-fixed": dict(strategy="random", loss="nsas", constraint_slices=True),
     "nsas-every4": dict(strategy="random", loss="nsas", constraint_every=4, archive_max_age=50),
     "nsas-norm": dict(strategy="random", loss="nsas", normalize_loss=True),
+    "ce-lr0.1": dict(strategy="random", loss="ce", lr=0.1),
     "gdas-ce": dict(strategy="gdas", loss="ce"),
     "gdas-nsas": dict(strategy="gdas", loss="nsas"),
 }
@@ -140,7 +141,7 @@ def run_job(job: Job, out: Path, archs: list[str], score_images: int) -> dict[st
     from nsas.rundir import MetricsWriter
     from nsas.search import Search, SearchConfig, fixed_batches
     epochs = 10 if job.steps >= 10 else 1
-    cfg = SearchConfig(**SUPERNET, **METHODS[job.method], dataset=DATASET, seed=job.seed, epochs=epochs,
+    cfg = SearchConfig(**{**SUPERNET, **METHODS[job.method]}, dataset=DATASET, seed=job.seed, epochs=epochs,
                        steps_per_epoch=max(1, job.steps // epochs), eval_batches=1, probe_count=1,
                        select_rounds=1, select_samples=1, checkpoint_every=0, log_every=50, device="cpu")
     run_dir = out / "runs" / job.name
@@ -167,6 +168,40 @@ def run_job(job: Job, out: Path, archs: list[str], score_images: int) -> dict[st
     tmp.write_text(json.dumps(result))
     tmp.replace(out / "jobs" / f"{job.name}.json")
     return result
+
+
+def run_curve(method: str, seed: int, budget: int, points: list[int], out: Path, archs: list[str],
+              score_images: int) -> None:
+    """One search of ``budget`` passes whose probe is scored at the end of the epochs in ``points``.
+
+    The cosine schedule spans the whole run, so the intermediate points are
+    snapshots of one long run (not separate shorter runs). Each point is
+    appended to ``curve-<method>-s<seed>.jsonl`` as soon as it is scored.
+    """
+    import torch
+    torch.set_num_threads(1)
+    from nsas.rank import score_archs
+    from nsas.rundir import MetricsWriter
+    from nsas.search import Search, SearchConfig, fixed_batches
+    steps = round(budget / passes_per_step(METHODS[method]))
+    cfg = SearchConfig(**{**SUPERNET, **METHODS[method]}, dataset=DATASET, seed=seed, epochs=10,
+                       steps_per_epoch=steps // 10, eval_batches=1, probe_count=1, select_rounds=1,
+                       select_samples=1, checkpoint_every=0, log_every=50, device="cpu")
+    run_dir = out / "runs" / f"curve-{method}-s{seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    search = Search(cfg, run_dir, progress=False)
+    search.metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=None, enabled=True)
+    batches = fixed_batches(_val_batches(cfg, SCORE_BATCH), score_images // SCORE_BATCH)
+    parsed = [search.space.parse(a) for a in archs]
+    for epoch in points:
+        if epoch:
+            search.cfg = dataclasses.replace(cfg, epochs=epoch)  # train up to this epoch; the schedule keeps T_max
+            search.train()
+        rows = score_archs(search.supernet, parsed, batches)
+        with open(out / f"curve-{method}-s{seed}.jsonl", "a") as f:
+            f.write(json.dumps({"method": method, "seed": seed, "epoch": epoch, "passes": search.passes,
+                                "steps": search.global_step, "train_s": search.elapsed,
+                                "scores": {r["arch"]: [r["acc"], r["loss"]] for r in rows}}) + "\n")
 
 
 def _val_batches(cfg: Any, batch_size: int) -> Any:
@@ -261,7 +296,9 @@ def _figure(out: Path, summary: list[dict[str, Any]]) -> None:
 # ---------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("run", "report"))
+    parser.add_argument("action", choices=("run", "report", "curve"))
+    parser.add_argument("--points", nargs="+", type=int, default=[0, 1, 2, 4, 10],
+                        help="curve: epochs (of 10) after which the probe is scored")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--truth", type=Path, default=TRUTH)
     parser.add_argument("--split", choices=("tune", "holdout"), default="holdout")
@@ -281,6 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     truth = read_truth(args.truth)
     probe, candidates = probe_and_candidates(truth, args.split, args.probe, args.candidates)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.action == "curve":
+        (args.out / "command.txt").write_text("python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]) + "\n")
+        for method in args.methods:
+            for seed in args.seeds:
+                run_curve(method, seed, args.budget, args.points, args.out, probe + candidates, args.score_images)
+        return 0
     if args.action == "run":
         (args.out / "jobs").mkdir(exist_ok=True)
         (args.out / "command.txt").write_text("python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]) + "\n")

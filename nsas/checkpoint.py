@@ -1,10 +1,9 @@
 """Checkpoints: written atomically, loaded without executing pickled code.
 
 A checkpoint is a dict of tensors, numbers, strings, lists, tuples and dicts,
-tagged with a format marker. :func:`save_checkpoint` writes it to a temporary
-file in the same directory, flushes it to disk and renames it over the target,
-so a crash (even ``kill -9``) leaves either the old or the new file, never a
-torn one. :func:`load_checkpoint` uses ``torch.load(weights_only=True)``: a
+tagged with a format marker. :func:`save_checkpoint` writes it through
+:func:`nsas.atomic.atomic_write`, so a crash (even ``kill -9`` inside
+``torch.save``) leaves either the old or the new file, never a torn one. :func:`load_checkpoint` uses ``torch.load(weights_only=True)``: a
 pickle that tries to build arbitrary objects or run code is refused, and so
 are truncated, corrupted and foreign files, each with a one-line
 :class:`~nsas.errors.CheckpointError` naming the file.
@@ -12,15 +11,14 @@ are truncated, corrupted and foreign files, each with a one-line
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from nsas.atomic import atomic_write
 from nsas.errors import CheckpointError
 
 FORMAT = "nsas-checkpoint"
@@ -38,17 +36,8 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], *, kind: str) -> No
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, "kind": kind, "state": state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_write(path) as f:
+        torch.save(payload, f)
 
 
 def load_checkpoint(path: str | Path, *, kind: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -67,7 +56,8 @@ def load_checkpoint(path: str | Path, *, kind: str, map_location: str | torch.de
         first = str(err).strip().splitlines()[0] if str(err).strip() else "unsafe content"
         raise CheckpointError(f"checkpoint {path} was refused: it holds objects that are not plain data "
                               f"({first[:160]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, AttributeError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, AttributeError, IndexError,
+            TypeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt "
                               f"({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -110,16 +100,3 @@ def as_tuple(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(as_tuple(v) for v in value)
     return value
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

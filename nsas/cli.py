@@ -3,7 +3,9 @@
 Each module listed in :data:`SUBCOMMANDS` defines ``configure(parser)`` (add
 its flags) and ``run(args) -> int`` (do the work). Modules are imported only
 when their subcommand runs, so ``nsas --help`` is instant. Every
-:class:`~nsas.errors.NsasError` becomes one line on stderr and exit status 2.
+:class:`~nsas.errors.NsasError`, file-system error (:class:`OSError`, naming
+the path) and :class:`MemoryError` becomes one line on stderr and exit status
+2; docs/RELIABILITY.md lists the faults and bad inputs this covers.
 
 Under torchrun (``torchrun --nproc-per-node N -m nsas COMMAND ...``) each
 process joins the group first (nsas/distributed.py); only rank 0 prints, and
@@ -27,8 +29,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("nsas.inspection", "print an architecture's canonical string, parameters and multiply-adds"),
     "rank": ("nsas.rank", "score architectures with a trained supernet's inherited weights"),
     "train": ("nsas.train", "train one architecture stand-alone from scratch"),
+    "export": ("nsas.export", "write the stand-alone network of an architecture or run (state dict, TorchScript, ...)"),
     "correlate": ("nsas.correlate", "rank correlation between supernet scores and ground truth"),
-    "plot": ("nsas.plot", "draw forgetting curves, losses, diversity and cells of a search run"),
+    "plot": ("nsas.plot", "draw forgetting curves, losses, diversity and cells of a search run (or overlay runs)"),
     "study": ("nsas.study", "run searches and ground-truth training, and report ranking quality"),
     "truth": ("nsas.nasbench", "import NAS-Bench-201/NATS-Bench ground truth as a truth CSV (no pickled code runs)"),
 }
@@ -61,6 +64,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(err: OSError) -> str:
+    """One line for a file-system error: what went wrong and the path(s) it concerns."""
+    what = err.strerror or str(err) or type(err).__name__
+    paths = [str(p) for p in (err.filename, err.filename2) if p is not None]
+    return f"{what}: {' -> '.join(paths)}" if paths else f"{what} ({type(err).__name__})"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `nsas` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -83,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
                 return int(module.run(args) or 0)
     except NsasError as err:
         sys.stderr.write(f"nsas: error: {err}\n")
+        return 2
+    except OSError as err:  # a full disk, a read-only or missing folder, a path that is a file ...
+        sys.stderr.write(f"nsas: error: {describe_os_error(err)}\n")
+        return 2
+    except MemoryError:
+        sys.stderr.write("nsas: error: out of memory; use a smaller batch size, data set or supernet\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("nsas: interrupted\n")

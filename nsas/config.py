@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from nsas.atomic import write_text_atomic
 from nsas.errors import NsasError
 
 T = TypeVar("T")
@@ -159,19 +160,59 @@ def print_config(config: Any) -> None:
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML mapping from ``path`` (safe loader); a clear error otherwise."""
+    """A YAML mapping with string keys from ``path`` (safe loader); a clear error otherwise.
+
+    An empty file is an empty mapping; a document that is anything else but a
+    mapping (``[]``, ``0``, ``false``, a string) is refused, and so are keys
+    that are not strings and files that are not UTF-8 text.
+    """
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as err:
         raise NsasError(f"cannot read config file {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise NsasError(f"config file {path} is not UTF-8 text (byte {err.start})") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise NsasError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if data is None:
+        return {}
     if not isinstance(data, dict):
-        raise NsasError(f"config file {path} must hold a mapping of keys to values")
+        raise NsasError(f"config file {path} must hold a mapping of keys to values, not {type(data).__name__} "
+                        f"{str(data)[:40]!r}")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise NsasError(f"config file {path}: key {bad[0]!r} is not a name (keys are words such as lr)")
     return data
+
+
+def check_ranges(config: Any, ranges: dict[str, str]) -> None:
+    """Refuse a value outside its interval, written as in mathematics: ``"(0, inf)"``, ``"[0, 1)"``.
+
+    ``None`` (an unset optional key) passes; NaN is outside every interval, and
+    infinity outside every interval open at ``inf``.
+
+    Raises:
+        NsasError: naming the key, its interval and the value.
+    """
+    for name, interval in ranges.items():
+        value = getattr(config, name)
+        if value is None:
+            continue
+        low, high = (float(v) for v in interval[1:-1].split(","))
+        above = value > low if interval[0] == "(" else value >= low
+        below = value < high if interval[-1] == ")" else value <= high
+        if not (above and below):
+            raise NsasError(f"{name} must be in {interval}, got {value}")
+
+
+def check_device(name: str) -> None:
+    """Refuse a device name nsas cannot use (``auto``, ``cpu``, ``cuda``, ``cuda:N``)."""
+    index = name.partition(":")[2]
+    if name not in ("auto", "cpu", "cuda") and not (name.startswith("cuda:") and index.isdigit()):
+        raise NsasError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
 
 
 def _check_type(name: str, value: Any, hint: Any) -> Any:
@@ -189,6 +230,10 @@ def _check_type(name: str, value: Any, hint: Any) -> Any:
             except NsasError:
                 continue
         raise NsasError(f"config key {name!r}: {value!r} is not a valid {hint}")
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise NsasError(f"config key {name!r}: expected a mapping of names to values, got {value!r}")
+        return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise NsasError(f"config key {name!r}: expected a list, got {value!r}")
@@ -239,5 +284,5 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def write_yaml(path: str | Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as YAML (keys in declaration order)."""
-    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+    """Write ``data`` as YAML (keys in declaration order), atomically."""
+    write_text_atomic(Path(path), yaml.safe_dump(data, sort_keys=False))

@@ -71,10 +71,11 @@ def _number(text: Any, source: str, line: int, column: str) -> float:
     else:
         try:
             value = float(text)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int of 400 digits
             value = math.nan
     if not math.isfinite(value):
-        raise NsasError(f"{source} line {line}: column {column!r} has {text!r}, not a finite number")
+        shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:30] + f"... ({len(repr(text))} characters)"
+        raise NsasError(f"{source} line {line}: column {column!r} has {shown}, not a finite number")
     return value
 
 
@@ -121,6 +122,8 @@ def _json_items(text: str, source: str) -> list[tuple[int, Any]]:
                 except json.JSONDecodeError as err:
                     raise NsasError(f"{source} line {number}: not valid JSON ({err.msg}); "
                                     "expected a JSON list of objects or one object per line") from None
+                except ValueError as err:  # an integer of more digits than Python converts
+                    raise NsasError(f"{source} line {number}: {str(err).split(';')[0][:120]}") from None
         return items
     items, pos = [], start + 1
     while True:
@@ -132,6 +135,9 @@ def _json_items(text: str, source: str) -> list[tuple[int, Any]]:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as err:
             raise NsasError(f"{source} line {err.lineno}: not valid JSON ({err.msg})") from None
+        except ValueError as err:  # an integer of more digits than Python converts
+            line = text.count("\n", 0, pos) + 1
+            raise NsasError(f"{source} line {line}: {str(err).split(';')[0][:120]}") from None
         items.append((text.count("\n", 0, pos) + 1, value))
         pos = end
         while pos < len(text) and text[pos].isspace():
@@ -186,10 +192,27 @@ def read_table(path: str | Path, keys: Sequence[str] | None = None) -> dict[str,
         raise NsasError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
     suffix = path.suffix.lower()
     is_json = suffix in (".json", ".jsonl") or (suffix != ".csv" and text.lstrip()[:1] in ("[", "{"))
-    table = (_read_json if is_json else _read_csv)(text, str(path), keys)
+    try:
+        table = (_read_json if is_json else _read_csv)(text, str(path), keys)
+    except csv.Error as err:  # e.g. a field over csv.field_size_limit() (128 KiB)
+        raise NsasError(f"{path}: not a readable CSV table ({err})") from None
     if not table:
         raise NsasError(f"{path}: no rows")
     return table
+
+
+def metric_column(path: str | Path, key: str | None = None, *, preferred: str = "acc") -> str:
+    """The value column of the table at ``path``: ``key`` (it must exist), else ``preferred``, else the only one."""
+    if key is not None:
+        read_table(path, keys=[key])  # raises, naming the file, if the column is missing
+        return key
+    table = read_table(path, keys=None)
+    columns = list(next(iter(table.values())))
+    if preferred in columns:
+        return preferred
+    if len(columns) == 1:
+        return columns[0]
+    raise NsasError(f"{path}: several value columns ({', '.join(columns)}); name the truth column (--truth-key)")
 
 
 # ---------------------------------------------------------------- joining
@@ -351,7 +374,8 @@ def _nan_to_none(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
-def correlate(scores: Mapping[str, dict[str, float]], truth: Mapping[str, dict[str, float]], *,
+def correlate(scores: Mapping[str, dict[str, float]] | str | Path, truth: Mapping[str, dict[str, float]] | str | Path,
+              *,
               key: str = "acc", truth_key: str | None = None, lower_is_better: bool = False,
               truth_lower_is_better: bool | None = None, space: str | None = None,
               top_k: Sequence[int] = (5, 10), bootstrap: int = 1000, seed: int = 0,
@@ -359,8 +383,8 @@ def correlate(scores: Mapping[str, dict[str, float]], truth: Mapping[str, dict[s
     """Ranking quality of ``scores`` against ``truth``, as a JSON-ready dict.
 
     Args:
-        scores: supernet scores (from :func:`read_table` or a plain dict).
-        truth: ground truth, same shape.
+        scores: supernet scores (from :func:`read_table` or a plain dict), or a table file to read.
+        truth: ground truth, same shape, or a table file to read.
         key: the score column.
         truth_key: the truth column (default: ``key``).
         lower_is_better: smaller scores are better (loss, perplexity).
@@ -381,6 +405,10 @@ def correlate(scores: Mapping[str, dict[str, float]], truth: Mapping[str, dict[s
         NsasError: bad arguments, bad tables, or fewer than 3 architectures joined.
     """
     truth_key = key if truth_key is None else truth_key
+    if isinstance(scores, (str, Path)):
+        scores = read_table(scores, keys=[key])
+    if isinstance(truth, (str, Path)):
+        truth = read_table(truth, keys=[truth_key])
     truth_lower = lower_is_better if truth_lower_is_better is None else truth_lower_is_better
     if bootstrap < 0:
         raise NsasError(f"--bootstrap must be 0 or more, got {bootstrap}")
@@ -458,8 +486,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of ``nsas correlate``."""
     parser.add_argument("scores", metavar="SCORES", help="CSV/JSON/JSONL of supernet scores: an 'arch' column plus numbers")
     parser.add_argument("truth", metavar="TRUTH", help="CSV/JSON/JSONL of ground truth, same shape")
-    parser.add_argument("--key", default="acc", help="score column (default: acc)")
-    parser.add_argument("--truth-key", default=None, metavar="KEY", help="truth column (default: same as --key)")
+    parser.add_argument("--key", default=None, help="score column (default: acc)")
+    parser.add_argument("--truth-key", default=None, metavar="KEY", help="truth column (default: --key if given; else acc if the truth has it, else its only column)")
     parser.add_argument("--lower-is-better", action="store_true",
                         help="smaller is better (loss, perplexity); applies to the truth too unless overridden")
     side = parser.add_mutually_exclusive_group()
@@ -484,10 +512,11 @@ def _note_unmatched(result: dict[str, Any], here: str, there: str, field: str) -
 
 def run(args: argparse.Namespace) -> int:
     """``nsas correlate``: read, join, measure, print."""
-    truth_key = args.truth_key or args.key
-    scores = read_table(args.scores, keys=[args.key])
+    key = args.key or "acc"
+    scores = read_table(args.scores, keys=[key])
+    truth_key = metric_column(args.truth, args.truth_key or args.key, preferred=key)
     truth = read_table(args.truth, keys=[truth_key])
-    result = correlate(scores, truth, key=args.key, truth_key=truth_key, lower_is_better=args.lower_is_better,
+    result = correlate(scores, truth, key=key, truth_key=truth_key, lower_is_better=args.lower_is_better,
                        truth_lower_is_better=args.truth_lower_is_better, space=args.space,
                        top_k=args.top_k, bootstrap=args.bootstrap, seed=args.seed)
     result = {"scores": args.scores, "truth": args.truth, **result}
@@ -498,3 +527,8 @@ def run(args: argparse.Namespace) -> int:
                          f"{' '.join(map(str, result['skipped_top_k']))}\n")
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0
+
+
+import nsas as _nsas  # noqa: E402
+
+_nsas._make_callable(__name__)  # nsas.correlate(...) calls correlate() above

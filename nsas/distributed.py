@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -74,8 +75,8 @@ def timeout_seconds() -> float:
         seconds = float(value)
     except ValueError:
         raise NsasError(f"NSAS_DIST_TIMEOUT must be a number of seconds, got {value!r}") from None
-    if seconds <= 0:
-        raise NsasError(f"NSAS_DIST_TIMEOUT must be positive, got {value!r}")
+    if not 0 < seconds < math.inf:
+        raise NsasError(f"NSAS_DIST_TIMEOUT must be a positive, finite number of seconds, got {value!r}")
     return seconds
 
 
@@ -262,6 +263,23 @@ def waiting_group() -> Any:
     except ValueError:
         raise NsasError(f"NSAS_DIST_STAGE_TIMEOUT must be a number of seconds, got {value!r}") from None
     return dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=seconds))
+
+
+@contextlib.contextmanager
+def local_rank_zero_first() -> Iterator[None]:
+    """Run the block on local rank 0 first, then on the node's other ranks.
+
+    For data preparation (download, extract, decode, cache): the other ranks
+    wait at a barrier, then find the data ready. A no-op in one process.
+    """
+    if not active():
+        yield
+        return
+    if local_rank() != 0:
+        barrier()
+    yield
+    if local_rank() == 0:
+        barrier()
 
 
 def broadcast_object(value: Any, src: int = 0) -> Any:

@@ -12,6 +12,12 @@ shared weights, so the total gradient is that of
 The loop calls ``objective.observe(arch)`` (archive update, Algorithm 1) and
 then ``objective.backward(...)`` on the same mini-batch.
 
+``backward(..., hidden=h)`` (darts-rnn with ``carry_state``) starts every
+pass of the step from the carried state ``h`` (B, H) and returns the current
+architecture's final state, detached, in :attr:`StepLosses.hidden`; the
+archive members start from that same state (their columns of it, with
+constraint slices), computed by other architectures.
+
 ``backward(..., chunks=m)`` splits the batch into m contiguous micro-batches
 and averages their gradients (search networks normalise with batch
 statistics, so this is what m data-parallel processes compute). When the
@@ -21,6 +27,7 @@ accumulates locally under ``no_sync()`` and the last one all-reduces.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,6 +38,7 @@ from torch import nn
 from nsas import distributed
 from nsas.archive import NoveltyArchive
 from nsas.errors import NsasError
+from nsas.registry import Registry
 from nsas.spaces.base import Architecture, SearchSpace
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -44,61 +52,108 @@ class StepLosses:
     archive: float | None  # mean CE of the constraint architectures, None without any
     total: float  # the loss whose gradient was accumulated
     passes: int  # single-path forward/backward passes this step cost, in whole-batch equivalents
+    hidden: torch.Tensor | None = None  # carried state: the current architecture's final state (B, H), detached
+
+
+Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits (N, C), targets (N,)) -> scalar
 
 
 def path_loss(supernet: nn.Module, path: Any, batch: Batch,
-              edge_weights: list[torch.Tensor] | None = None) -> torch.Tensor:
-    """Cross-entropy of one path of the supernet on ``batch``.
+              edge_weights: list[torch.Tensor] | None = None, criterion: Criterion | None = None) -> torch.Tensor:
+    """Loss of one path of the supernet on ``batch`` (cross-entropy unless ``criterion`` is given).
 
     Image batches: x (B, 3, H, W), y (B,). Text batches: x (T, B), y (T, B);
-    logits (T, B, V) are flattened to (T*B, V).
+    logits (T, B, V) are flattened to (T*B, V) and y to (T*B,) before the
+    criterion sees them. ``edge_weights`` is passed to the supernet only when
+    given, so any module with ``forward(x, path)`` works as a supernet.
     """
     x, y = batch
-    logits = supernet(x, path, edge_weights=edge_weights)
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+    logits = supernet(x, path) if edge_weights is None else supernet(x, path, edge_weights=edge_weights)
+    return (criterion or F.cross_entropy)(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+
+
+def carried_path_loss(supernet: nn.Module, path: Any, batch: Batch, edge_weights: list[torch.Tensor] | None,
+                      hidden: torch.Tensor, criterion: Criterion | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss of one path on a text batch starting from ``hidden`` (B, H), and its final state (detached).
+
+    Cross-entropy unless ``criterion`` is given, as in :func:`path_loss`.
+    """
+    x, y = batch
+    if edge_weights is None:
+        logits, final = supernet(x, path, hidden=hidden, return_hidden=True)
+    else:
+        logits, final = supernet(x, path, edge_weights=edge_weights, hidden=hidden, return_hidden=True)
+    return (criterion or F.cross_entropy)(logits.reshape(-1, logits.size(-1)), y.reshape(-1)), final.detach()
 
 
 Term = tuple[Any, list[torch.Tensor] | None, float, tuple[int, int]]  # path, edge weights, coef, (slice, of)
 WHOLE = (0, 1)  # a term computed on the whole (micro-)batch
 
 
-def _passes(terms: list[Term], supernet: nn.Module, batch: Batch, chunks: int) -> list[list[float]]:
-    """Back-propagate ``coef * CE(path)`` for every (path, edge_weights, coef, slice) term and micro-batch.
+def _passes(terms: list[Term], supernet: nn.Module, batch: Batch, chunks: int,
+            criterion: Criterion | None = None, hidden: torch.Tensor | None = None
+            ) -> tuple[list[list[float]], torch.Tensor | None]:
+    """Back-propagate ``coef * loss(path)`` for every (path, edge_weights, coef, slice) term and micro-batch.
+
+    The loss is ``criterion`` (cross-entropy when None).
 
     A term's slice ``(i, n)`` computes it on the i-th of n contiguous slices
     of each micro-batch (sizes differ by at most one) (``WHOLE`` for all of it). Each micro-batch's
-    losses are scaled by ``1 / chunks`` (the gradient is their mean). Returns
-    the unscaled losses, ``[term][chunk]``.
+    losses are scaled by ``1 / chunks`` (the gradient is their mean). With
+    ``hidden`` (text, (B, H)) every pass starts from that state (from the
+    rows of its micro-batch's and slice's columns).
+
+    Returns:
+        The unscaled losses, ``[term][chunk]``, and the first term's final
+        state (B, H), detached (None without ``hidden``).
     """
     dim = 1 if batch[0].dim() == 2 else 0  # text batches are (T, B)
     values: list[list[float]] = [[] for _ in terms]
+    finals: list[torch.Tensor] = []
     last = (chunks - 1, len(terms) - 1)
     for c in range(chunks):
         part = distributed.shard(batch, c, chunks, dim=dim)
+        h = None if hidden is None else distributed.shard((hidden,), c, chunks)[0]  # (B / chunks, H)
         for t, (path, edge_weights, coef, (index, count)) in enumerate(terms):
             with distributed.pass_context(supernet, sync=(c, t) == last):
                 sliced = part if count == 1 else tuple(t.tensor_split(count, dim)[index] for t in part)
-                loss = path_loss(supernet, path, sliced, edge_weights)
+                if h is None:
+                    loss = path_loss(supernet, path, sliced, edge_weights, criterion)
+                else:
+                    h_slice = h if count == 1 else h.tensor_split(count, 0)[index]
+                    loss, final = carried_path_loss(supernet, path, sliced, edge_weights, h_slice, criterion)
+                    if t == 0:  # the current architecture's state goes on to the next step
+                        finals.append(final)
                 (loss * (coef / chunks)).backward()
             values[t].append(loss.item())
-    return values
+    return values, (torch.cat(finals) if finals else None)
 
 
 class Objective:
-    """Plain cross-entropy of the current architecture (the baselines' loss)."""
+    """Plain cross-entropy of the current architecture (the baselines' loss).
+
+    Every objective computes its per-path loss with ``self.criterion``
+    (cross-entropy when None); set it to train with another loss function.
+    """
 
     name: ClassVar[str] = "ce"
     archive: NoveltyArchive | None = None
+    criterion: Criterion | None = None
 
     def observe(self, arch: Architecture) -> None:
         """Record the step's discrete architecture (before the loss)."""
 
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
-                 edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
-        """Accumulate the gradient of this step's loss into ``supernet`` (mean over ``chunks`` micro-batches)."""
-        (values,) = _passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks)
+                 edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1,
+                 hidden: torch.Tensor | None = None) -> StepLosses:
+        """Accumulate the gradient of this step's loss into ``supernet`` (mean over ``chunks`` micro-batches).
+
+        ``hidden``: text only, the state (B, H) every pass starts from (None: zeros).
+        """
+        (values,), final = _passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks, self.criterion,
+                                   hidden)
         value = sum(values) / chunks
-        return StepLosses(current=value, archive=None, total=value, passes=1)
+        return StepLosses(current=value, archive=None, total=value, passes=1, hidden=final)
 
     def after_step(self, supernet: nn.Module) -> None:
         """Called after the optimizer step (WPL anchors its weights here)."""
@@ -148,7 +203,8 @@ class NSASObjective(Objective):
         return self.archive.rng.sample(members, self.replay)
 
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
-                 edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
+                 edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1,
+                 hidden: torch.Tensor | None = None) -> StepLosses:
         constrained = self.steps % self.every == 0
         self.steps += 1
         constraints = self.constraints() if constrained else []
@@ -157,12 +213,13 @@ class NSASObjective(Objective):
         # d/dW [beta * mean_i CE_i] = sum_i (beta / |A|) dCE_i/dW: one backward per member.
         terms: list[Term] = [(path, edge_weights, scale, WHOLE)]
         terms += [(m, None, scale * self.beta / n, (i, n) if self.slices else WHOLE) for i, m in enumerate(constraints)]
-        values = [sum(v) / chunks for v in _passes(terms, supernet, batch, chunks)]
+        per_term, final = _passes(terms, supernet, batch, chunks, self.criterion, hidden)
+        values = [sum(v) / chunks for v in per_term]
         cur, members = values[0], values[1:]
         mean_archive = sum(members) / len(members) if members else None
         passes = 1 + (min(n, 1) if self.slices else n)  # whole-batch equivalents
         return StepLosses(current=cur, archive=mean_archive, passes=passes,
-                          total=scale * (cur + self.beta * (mean_archive or 0.0)))
+                          total=scale * (cur + self.beta * (mean_archive or 0.0)), hidden=final)
 
     def state_dict(self) -> dict[str, Any]:
         return {"archive": self.archive.state_dict(), "steps": self.steps}
@@ -176,27 +233,48 @@ class WPLObjective(Objective):
     """Weight plasticity loss (Benyahia et al. 2019), the prior method (docs/METHOD.md §6).
 
     L = CE(a_t) + (strength / 2) * sum_i F_i (w_i - w*_i)^2 over the weights
-    a_t shares with the previous architecture; w* are the weights after the
-    previous step and F the squared gradients of the previous architecture's
-    loss (diagonal Fisher estimate).
+    a_t uses that have an anchor. The anchor weights w* and the diagonal
+    Fisher estimate F stay fixed over a window of ``window`` optimizer steps
+    and are refreshed at its end: w* becomes the weights after the window's
+    last step, F the running mean (per weight, over the window's steps that
+    used it) of the squared cross-entropy gradients, divided by the mean of
+    all its entries so that F averages 1 and ``strength`` alone sets the
+    penalty's scale. Before the first window ends there is no anchor and the
+    loss is plain CE. (An anchor refreshed after every step would give
+    w = w* at the next step, a zero penalty and plain CE: ``window`` 1 is
+    exactly that.)
+
+    Args:
+        strength: lambda.
+        window: optimizer steps between refreshes (the search passes its
+            ``wpl_window``, or the steps of one epoch).
     """
 
     name = "wpl"
 
-    def __init__(self, *, strength: float = 1.0) -> None:
-        self.strength = strength
-        self.anchor: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # name -> (w*, F)
-        self._pending: dict[str, torch.Tensor] = {}
+    def __init__(self, *, strength: float = 1.0, window: int = 1) -> None:
+        if window < 1:
+            raise NsasError(f"the WPL window must be at least 1 step, got {window}")
+        self.strength, self.window = strength, window
+        self.anchor: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # name -> (w*, normalised F)
+        self.fisher_sum: dict[str, torch.Tensor] = {}  # name -> sum of squared CE gradients in this window
+        self.fisher_count: dict[str, int] = {}  # name -> steps of this window that used the weight
+        self.steps = 0  # optimizer steps taken in the current window
 
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
-                 edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1) -> StepLosses:
+                 edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1,
+                 hidden: torch.Tensor | None = None) -> StepLosses:
         # the mean gradient over micro-batches (and processes: identical on every rank)
-        value = sum(_passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks)[0]) / chunks
+        (values,), final = _passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks, self.criterion,
+                                   hidden)
+        value = sum(values) / chunks
         # The penalty depends only on the weights, anchors and averaged gradient: every rank computes the same.
         named = dict(distributed.unwrap(supernet).named_parameters())
         used = {n: p for n, p in named.items() if p.grad is not None}
-        # The Fisher of *this* architecture, kept for the next step.
-        self._pending = {n: p.grad.detach().pow(2) for n, p in used.items()}
+        for n, p in used.items():  # the Fisher estimate of the next anchor: squared CE gradients
+            g2 = p.grad.detach().pow(2)
+            self.fisher_sum[n] = self.fisher_sum[n] + g2 if n in self.fisher_sum else g2
+            self.fisher_count[n] = self.fisher_count.get(n, 0) + 1
         shared = [n for n in used if n in self.anchor]
         penalty = torch.zeros((), device=batch[1].device)
         for n in shared:
@@ -204,40 +282,67 @@ class WPLObjective(Objective):
             penalty = penalty + (fisher * (used[n] - w_star).pow(2)).sum()
         penalty = 0.5 * self.strength * penalty
         if shared:
-            penalty.backward()
-        return StepLosses(current=value, archive=None, total=value + penalty.item(), passes=1)
+            penalty.backward()  # adds strength * F * (w - w*) to the shared weights' gradients
+        return StepLosses(current=value, archive=None, total=value + penalty.item(), passes=1, hidden=final)
 
     def after_step(self, supernet: nn.Module) -> None:
-        """Anchor the weights just updated (w*) with their Fisher estimate."""
+        """Count the step; at the window's end, anchor the current weights with the window's Fisher."""
+        self.steps += 1
+        if self.steps < self.window:
+            return
         named = dict(distributed.unwrap(supernet).named_parameters())
-        self.anchor = {n: (named[n].detach().clone(), f) for n, f in self._pending.items()}
+        means = {n: s / self.fisher_count[n] for n, s in self.fisher_sum.items()}
+        entries = sum(m.numel() for m in means.values())
+        scale = sum(float(m.sum()) for m in means.values()) / entries if entries else 0.0
+        if scale > 0.0:
+            self.anchor = {n: (named[n].detach().clone(), m / scale) for n, m in means.items()}
+        self.fisher_sum, self.fisher_count, self.steps = {}, {}, 0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"anchor": {n: {"w": w, "fisher": f} for n, (w, f) in self.anchor.items()}}
+        return {"anchor": {n: {"w": w, "fisher": f} for n, (w, f) in self.anchor.items()},
+                "fisher_sum": dict(self.fisher_sum), "fisher_count": dict(self.fisher_count), "steps": self.steps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.anchor = {n: (v["w"], v["fisher"]) for n, v in state["anchor"].items()}
+        self.fisher_sum = dict(state["fisher_sum"])
+        self.fisher_count = {n: int(c) for n, c in state["fisher_count"].items()}
+        self.steps = int(state["steps"])
 
 
-LOSSES = ("ce", "nsas", "nsas-replay", "nsas-random", "wpl")
+LOSSES = ("ce", "nsas", "nsas-replay", "nsas-random", "wpl")  # built-in; loss_names() adds registered ones
+# name -> factory(space, **options) -> Objective; options: the keyword arguments of build_objective
+_REGISTRY: Registry[Callable[..., Objective]] = Registry("loss", {n: __name__ for n in LOSSES})
 
 
-def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, pool_size: int = 50,
-                    candidates: int | None = None, k: int = 10, beta: float = 1.0, replay: int = 1,
-                    wpl_strength: float = 1.0, seed: int = 0, archive_max_age: int = 0,
-                    constraint_every: int = 1, constraint_slices: bool = False,
-                    normalize_loss: bool = False) -> Objective:
-    """The objective registered as ``name`` (one of :data:`LOSSES`).
+def register_loss(name: str) -> Callable[[Callable[..., Objective]], Callable[..., Objective]]:
+    """Decorator: register an objective factory ``factory(space, **options) -> Objective``.
 
-    The NSAS-family variants (off by default, see :class:`NSASObjective` and
-    :class:`~nsas.archive.NoveltyArchive`): ``archive_max_age``,
-    ``constraint_every``, ``constraint_slices``, ``normalize_loss``.
+    ``options`` are the keyword arguments of :func:`build_objective` after
+    ``space`` except ``criterion`` (accept ``**options`` and use the ones you need).
     """
-    if name == "ce":
-        return Objective()
-    if name == "wpl":
-        return WPLObjective(strength=wpl_strength)
-    if name in ("nsas", "nsas-replay", "nsas-random"):
+    return _REGISTRY.register(name)
+
+
+def loss_names() -> list[str]:
+    """Every loss name: the built-in ones, then registered ones."""
+    return _REGISTRY.names()
+
+
+@register_loss("ce")
+def _ce(space: SearchSpace, **_: Any) -> Objective:
+    return Objective()
+
+
+@register_loss("wpl")
+def _wpl(space: SearchSpace, *, wpl_strength: float = 1.0, wpl_window: int = 1, **_: Any) -> Objective:
+    return WPLObjective(strength=wpl_strength, window=wpl_window)
+
+
+def _nsas_factory(name: str) -> Callable[..., Objective]:
+    def factory(space: SearchSpace, *, archive_size: int = 8, pool_size: int = 50, candidates: int | None = None,
+                k: int = 10, beta: float = 1.0, replay: int = 1, seed: int = 0, archive_max_age: int = 0,
+                constraint_every: int = 1, constraint_slices: bool = False, normalize_loss: bool = False,
+                **_: Any) -> Objective:
         archive = NoveltyArchive(space, capacity=archive_size, pool_size=pool_size, candidates=candidates,
                                  k=k, policy="random" if name == "nsas-random" else "novelty", seed=seed,
                                  max_age=archive_max_age)
@@ -245,4 +350,35 @@ def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, poo
                                   every=constraint_every, slices=constraint_slices, normalize=normalize_loss)
         objective.name = name
         return objective
-    raise NsasError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    return factory
+
+
+for _name in ("nsas", "nsas-replay", "nsas-random"):
+    register_loss(_name)(_nsas_factory(_name))
+
+
+def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, pool_size: int = 50,
+                    candidates: int | None = None, k: int = 10, beta: float = 1.0, replay: int = 1,
+                    wpl_strength: float = 1.0, wpl_window: int = 1, seed: int = 0, archive_max_age: int = 0,
+                    constraint_every: int = 1, constraint_slices: bool = False,
+                    normalize_loss: bool = False, criterion: Criterion | None = None) -> Objective:
+    """The objective registered as ``name`` (see :func:`loss_names`).
+
+    Args:
+        name: registered loss name.
+        space: the search space (the archive measures distances in it).
+        archive_size, pool_size, candidates, k, beta, replay: NSAS settings (M, |C|, n, k, beta, r).
+        wpl_strength: WPL penalty strength.
+        wpl_window: steps over which WPL keeps its anchor weights and Fisher estimate.
+        seed: seeds the archive's random choices.
+        archive_max_age, constraint_every, constraint_slices, normalize_loss: the NSAS-family
+            variants, off by default (see :class:`NSASObjective` and :class:`~nsas.archive.NoveltyArchive`).
+        criterion: per-path loss function (None: cross-entropy).
+    """
+    objective = _REGISTRY.get(name)(space, archive_size=archive_size, pool_size=pool_size, candidates=candidates,
+                                    k=k, beta=beta, replay=replay, wpl_strength=wpl_strength, wpl_window=wpl_window, seed=seed,
+                                    archive_max_age=archive_max_age, constraint_every=constraint_every,
+                                    constraint_slices=constraint_slices, normalize_loss=normalize_loss)
+    if criterion is not None:
+        objective.criterion = criterion
+    return objective

@@ -1,12 +1,15 @@
 """`nsas plot`: figures of a search run -- forgetting curves, losses, Kendall tau, cells.
 
     nsas plot runs/search-nb201-random-nsas-... [--truth truth.csv] [--out DIR] [--dpi 120]
+    nsas plot RUN1 RUN2 ... [--out DIR]      # several runs overlaid: compare.png (nsas/plot_compare.py)
 
 writes into ``RUN_DIR/plots/`` (or ``--out``) and prints the path of each file:
 
     forgetting.png  inherited-weight accuracy of the probe architectures over training (paper Fig. 1)
     losses.png      current vs. archive loss, archive diversity, learning rate / GDAS temperature
-    kendall.png     Kendall tau between the probes' inherited accuracy and --truth (paper Fig. 3)
+    kendall.png     Kendall tau between the probes' inherited accuracy and --truth (paper Fig. 3),
+                    with 95% bootstrap bands; without --truth, against the truth a
+                    ``nsas search --probe-from`` run logged with its probes
     cells.png       the cells of the best selected architecture (paper Fig. 5)
 
 Every figure has a function that takes data (records, series, an
@@ -22,7 +25,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +33,18 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from nsas.atomic import atomic_write
 from nsas.cell_diagram import agg_figure as _figure
 from nsas.cell_diagram import plot_cells
 from nsas.config import read_yaml
-from nsas.correlate import join, kendall_tau, read_table
+from nsas.correlate import bootstrap_ci, join, kendall_tau, metric_column, read_table
 from nsas.errors import NsasError
 from nsas.rundir import read_metrics
 
 Record = Mapping[str, Any]
 MIN_KENDALL_ARCHS = 3
+MAX_NAMED_PROBES = 26  # more probes are drawn unnamed, under their mean
+BOOTSTRAP = 500  # resamples of the probe set behind kendall.png's 95% band
 
 # Short op names for legends and captions (edges of cell diagrams use the full names).
 _ABBREV = {
@@ -68,18 +74,21 @@ class ProbeSeries:
         archs: the probe architectures (as written in the records), first-seen order.
         acc: shape (len(steps), len(archs)); NaN where an arch was not probed.
         loss: the same for the validation loss.
+        truth: arch -> true value, where the records carry one (``--probe-from`` runs).
     """
 
     steps: np.ndarray
     archs: list[str]
     acc: np.ndarray
     loss: np.ndarray
+    truth: dict[str, float] = field(default_factory=dict)
 
 
 def probe_series(records: Iterable[Record]) -> ProbeSeries:
     """Collect the "probe" records of a run; a later record at the same step replaces an earlier one."""
     by_step: dict[int, dict[str, Record]] = {}
     archs: dict[str, None] = {}
+    truth: dict[str, float] = {}
     for record in records:
         if record.get("kind") != "probe":
             continue
@@ -87,6 +96,8 @@ def probe_series(records: Iterable[Record]) -> ProbeSeries:
         for probe in record.get("probe") or []:
             archs.setdefault(probe["arch"])
             row[probe["arch"]] = probe
+            if isinstance(probe.get("truth"), (int, float)):
+                truth[probe["arch"]] = float(probe["truth"])
     steps = sorted(by_step)
     acc = np.full((len(steps), len(archs)), np.nan)
     loss = np.full_like(acc, np.nan)
@@ -95,7 +106,7 @@ def probe_series(records: Iterable[Record]) -> ProbeSeries:
             probe = by_step[step].get(arch, {})
             acc[i, j] = np.nan if probe.get("acc") is None else probe["acc"]
             loss[i, j] = np.nan if probe.get("loss") is None else probe["loss"]
-    return ProbeSeries(np.array(steps, dtype=int), list(archs), acc, loss)
+    return ProbeSeries(np.array(steps, dtype=int), list(archs), acc, loss, truth)
 
 
 @dataclass(frozen=True)
@@ -107,16 +118,20 @@ class KendallSeries:
         tau: tau at each point; NaN where fewer than 3 archs were probed or a side is constant.
         count: how many architectures entered each tau.
         archs: the probe architectures that have a truth value.
+        low: lower end of tau's 95% bootstrap interval at each point (NaN without bootstrap).
+        high: its upper end.
     """
 
     steps: np.ndarray
     tau: np.ndarray
     count: np.ndarray
     archs: list[str]
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
 
 
-def kendall_series(series: ProbeSeries, truth: Mapping[str, float], *,
-                   lower_is_better: bool = False) -> KendallSeries:
+def kendall_series(series: ProbeSeries, truth: Mapping[str, float], *, lower_is_better: bool = False,
+                   bootstrap: int = 0, seed: int = 0) -> KendallSeries:
     """Kendall tau over training of the probes' inherited accuracy against ``truth`` (paper Fig. 3).
 
     Args:
@@ -124,6 +139,9 @@ def kendall_series(series: ProbeSeries, truth: Mapping[str, float], *,
         truth: arch (as written in ``series.archs``) -> true value; probes without one are left out.
         lower_is_better: the truth is a loss or perplexity (it is negated so
             that a positive tau means the supernet agrees with the truth).
+        bootstrap: resamples of the probe architectures for a 95% interval
+            at each point (:func:`nsas.correlate.bootstrap_ci`; 0: none).
+        seed: seed of the resamples.
 
     Raises:
         ValueError: fewer than 3 probe architectures have a truth value.
@@ -133,13 +151,20 @@ def kendall_series(series: ProbeSeries, truth: Mapping[str, float], *,
         raise ValueError(f"{len(cols)} probe architecture(s) have a truth value; need at least {MIN_KENDALL_ARCHS}")
     sign = -1.0 if lower_is_better else 1.0
     t = np.array([sign * truth[series.archs[j]] for j in cols], dtype=float)
-    taus, counts = [], []
+    taus, counts, bands = [], [], []
     for row in series.acc[:, cols]:
         ok = ~np.isnan(row)
         counts.append(int(ok.sum()))
-        taus.append(kendall_tau(row[ok], t[ok]) if ok.sum() >= MIN_KENDALL_ARCHS else np.nan)
+        enough = ok.sum() >= MIN_KENDALL_ARCHS
+        taus.append(kendall_tau(row[ok], t[ok]) if enough else np.nan)
+        if bootstrap and enough:
+            ci = bootstrap_ci(kendall_tau, row[ok], t[ok], resamples=bootstrap, seed=seed)
+            bands.append((ci.low, ci.high))
+        else:
+            bands.append((np.nan, np.nan))
+    low, high = (np.array(b, dtype=float) for b in zip(*bands)) if bootstrap else (None, None)
     return KendallSeries(series.steps.copy(), np.array(taus, dtype=float), np.array(counts, dtype=int),
-                         [series.archs[j] for j in cols])
+                         [series.archs[j] for j in cols], low, high)
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -195,22 +220,35 @@ def _key(text: str, space: str | None) -> str:
 
 # ---------------------------------------------------------------- figures
 def plot_forgetting(series: ProbeSeries, *, space: str | None = None, title: str | None = None) -> Figure:
-    """Paper Fig. 1: inherited-weight validation accuracy of each probe architecture over training."""
+    """Paper Fig. 1: inherited-weight validation accuracy of each probe architecture over training.
+
+    Up to :data:`MAX_NAMED_PROBES` probes are named in a legend and a caption;
+    a larger probe set is drawn as thin lines under its mean.
+    """
+    many = len(series.archs) > MAX_NAMED_PROBES
     names = [chr(ord("A") + j) if j < 26 else f"P{j + 1}" for j in range(len(series.archs))]
-    caption = [f"{n}: {short_arch(a, space)}" for n, a in zip(names, series.archs)]
-    caption.append(_key(" ".join(caption), space))
+    caption = [] if many else [f"{n}: {short_arch(a, space)}" for n, a in zip(names, series.archs)]
+    if caption:
+        caption.append(_key(" ".join(caption), space))
     fig = _figure(9.0, 4.2 + 0.16 * len(caption))
     ax = fig.add_subplot()
     for j, name in enumerate(names):
         ok = ~np.isnan(series.acc[:, j])
-        ax.plot(series.steps[ok], series.acc[ok, j], marker="o", markersize=3, lw=1.4, label=name)
+        if many:
+            ax.plot(series.steps[ok], series.acc[ok, j], color="0.6", lw=0.5, alpha=0.5)
+        else:
+            ax.plot(series.steps[ok], series.acc[ok, j], marker="o", markersize=3, lw=1.4, label=name)
+    if many:
+        ax.plot(series.steps, np.nanmean(series.acc, axis=1), color="C0", lw=2.0, marker="o", markersize=3,
+                label="mean")
     ax.set_xlabel("step")
     ax.xaxis.set_major_locator(_step_ticks())
     ax.set_ylabel("validation accuracy (%), inherited weights")
     ax.set_title(title or f"Forgetting: probe architectures over supernet training ({len(names)} probes)")
     ax.grid(alpha=0.3)
-    ax.legend(title="probe", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.supxlabel("\n".join(caption), fontsize=7, family="monospace", x=0.01, ha="left", multialignment="left")
+    ax.legend(title=None if many else "probe", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if caption:
+        fig.supxlabel("\n".join(caption), fontsize=7, family="monospace", x=0.01, ha="left", multialignment="left")
     return fig
 
 
@@ -280,6 +318,9 @@ def plot_kendall(ks: KendallSeries, *, title: str | None = None, truth_name: str
     ax = fig.add_subplot()
     ax.axhline(0.0, color="0.5", lw=0.8)
     ax.plot(ks.steps, ks.tau, color="C0", marker="o", markersize=4, lw=1.6)
+    if ks.low is not None:
+        ax.fill_between(ks.steps, ks.low, ks.high, color="C0", alpha=0.2, lw=0, label="95% bootstrap interval")
+        ax.legend(loc="lower right", frameon=False)
     last = np.flatnonzero(np.isfinite(ks.tau))
     if len(last):
         i = last[-1]
@@ -297,6 +338,8 @@ def plot_kendall(ks: KendallSeries, *, title: str | None = None, truth_name: str
 # ---------------------------------------------------------------- a run directory
 def _truth_values(archs: list[str], truth: str | Path, key: str, space: str) -> dict[str, float]:
     """Probe arch -> truth value, matched on canonical architecture strings."""
+    if not archs:
+        return {}
     table = read_table(truth, keys=[key])
     joined = join({a: {} for a in archs}, table, space)
     from nsas.spaces import parse_arch
@@ -309,15 +352,18 @@ def _note_to_stderr(message: str) -> None:
     sys.stderr.write(f"nsas plot: {message}\n")
 
 
-def plot_run(run_dir: str | Path, *, truth: str | Path | None = None, truth_key: str = "acc",
+def plot_run(run_dir: str | Path, *, truth: str | Path | None = None, truth_key: str | None = None,
              truth_lower_is_better: bool = False, out_dir: str | Path | None = None, dpi: int = 120,
              note: Callable[[str], None] = _note_to_stderr) -> list[Path]:
     """Draw every figure a search run's files allow; a figure without data is skipped with a note.
 
     Args:
         run_dir: the search run directory (config.yaml, metrics.jsonl, selected.json).
-        truth: CSV/JSON/JSONL table of true values per architecture (for kendall.png).
-        truth_key: the column of ``truth`` to use.
+        truth: CSV/JSON/JSONL table of true values per architecture (for
+            kendall.png); without it, the truth a ``--probe-from`` search
+            wrote into its probe records, if any.
+        truth_key: the column of ``truth`` to use (default: ``acc`` if
+            present, else the table's only column).
         truth_lower_is_better: the truth column is a loss or perplexity.
         out_dir: where the PNGs go (default ``run_dir/plots``).
         dpi: resolution of the PNGs.
@@ -355,29 +401,35 @@ def plot_run(run_dir: str | Path, *, truth: str | Path | None = None, truth_key:
     else:
         note("skipped losses.png: metrics.jsonl has no step records yet")
     if truth is not None:
-        figures += _kendall_figure(series, truth, truth_key, truth_lower_is_better, space, note)
+        key = metric_column(truth, truth_key)
+        values = _truth_values(series.archs, truth, key, space)
+        figures += _kendall_figure(series, values, f"{Path(truth).name} ({key})", f"a {key!r} value in {truth}",
+                                   str(truth), truth_lower_is_better, note)
+    elif series.truth:
+        figures += _kendall_figure(series, series.truth, "the probe truth", "a truth value in the probe records",
+                                   "the probe records", False, note)
     figures += _cells_figure(run_dir, space, note)
     if not figures:
         raise NsasError(f"nothing to plot in {run_dir} yet: no metrics records and no selected.json")
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for filename, fig in figures:
-        fig.savefig(out / filename, dpi=dpi)
+        with atomic_write(out / filename) as f:
+            fig.savefig(f, format="png", dpi=dpi)
         paths.append(out / filename)
     return paths
 
 
-def _kendall_figure(series: ProbeSeries, truth: str | Path, key: str, lower: bool, space: str,
-                    note: Callable[[str], None]) -> list[tuple[str, Figure]]:
-    values = _truth_values(series.archs, truth, key, space) if series.archs else {}
+def _kendall_figure(series: ProbeSeries, values: Mapping[str, float], name: str, what: str, where: str,
+                    lower: bool, note: Callable[[str], None]) -> list[tuple[str, Figure]]:
     if len(values) < MIN_KENDALL_ARCHS:
-        note(f"skipped kendall.png: {len(values)} of {len(series.archs)} probe architectures have a "
-             f"{key!r} value in {truth}; Kendall tau needs at least {MIN_KENDALL_ARCHS}")
+        note(f"skipped kendall.png: {len(values)} of {len(series.archs)} probe architectures have "
+             f"{what}; Kendall tau needs at least {MIN_KENDALL_ARCHS}")
         return []
     if len(values) < len(series.archs):
-        note(f"kendall.png: {len(series.archs) - len(values)} probe architecture(s) have no truth in {truth}")
-    ks = kendall_series(series, values, lower_is_better=lower)
-    return [("kendall.png", plot_kendall(ks, truth_name=f"{Path(truth).name} ({key})"))]
+        note(f"kendall.png: {len(series.archs) - len(values)} probe architecture(s) have no truth in {where}")
+    ks = kendall_series(series, values, lower_is_better=lower, bootstrap=BOOTSTRAP)
+    return [("kendall.png", plot_kendall(ks, truth_name=name))]
 
 
 def _cells_figure(run_dir: Path, space: str, note: Callable[[str], None]) -> list[tuple[str, Figure]]:
@@ -402,10 +454,12 @@ def _cells_figure(run_dir: Path, space: str, note: Callable[[str], None]) -> lis
 # ---------------------------------------------------------------- CLI
 def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of ``nsas plot``."""
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a search run directory (from nsas search)")
+    parser.add_argument("run_dirs", metavar="RUN_DIR", nargs="+",
+                        help="a search run directory (from nsas search); several: overlay them in compare.png")
     parser.add_argument("--truth", metavar="FILE", default=None,
                         help="CSV/JSON/JSONL of true accuracies per architecture: adds kendall.png")
-    parser.add_argument("--truth-key", default="acc", metavar="KEY", help="truth column (default: acc)")
+    parser.add_argument("--truth-key", default=None, metavar="KEY",
+                        help="truth column (default: acc if present, else the table's only column)")
     parser.add_argument("--truth-lower-is-better", action="store_true",
                         help="the truth column is a loss or perplexity (smaller is better)")
     parser.add_argument("--out", metavar="DIR", default=None, help="output folder (default: RUN_DIR/plots)")
@@ -414,7 +468,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``nsas plot``: draw the figures and print their paths."""
-    paths = plot_run(args.run_dir, truth=args.truth, truth_key=args.truth_key,
+    if len(args.run_dirs) > 1:
+        if args.truth is not None:
+            raise NsasError("--truth applies to one run; compare several runs without it")
+        from nsas.plot_compare import compare_runs
+
+        print(compare_runs(args.run_dirs, args.out, dpi=args.dpi))
+        return 0
+    paths = plot_run(args.run_dirs[0], truth=args.truth, truth_key=args.truth_key,
                      truth_lower_is_better=args.truth_lower_is_better, out_dir=args.out, dpi=args.dpi)
     for path in paths:
         print(path)

@@ -9,7 +9,20 @@ same K batches and gets its accuracy (per image, or per token for text) and
 mean cross-entropy. The CSV (``arch,acc,loss``, plus ``ppl`` for darts-rnn)
 has one row per canonical string, in the order the architectures were given,
 and is what ``nsas correlate`` reads. Image architectures rank by accuracy,
-RNN cells by loss.
+RNN cells by loss. A text score runs through the first K windows of the
+split in order, carrying the architecture's own hidden state from window to
+window (:func:`nsas.evaluate.path_outputs`). ``--cost`` adds ``params`` and ``macs`` columns: the
+parameters and multiply-adds of each architecture's stand-alone network at
+the space's default size (as ``nsas inspect`` reports them; about half a
+second per architecture on one core, so they are not computed by default).
+``--max-params N`` / ``--max-macs N`` keep only architectures within that
+budget (and imply ``--cost``); the others are not scored.
+
+Same function, one score: cells that compute the same supernet function
+(NAS-Bench-201: a ``none`` edge, a node cut off from the input or from the
+output, weight-free ops swapped between parallel nodes; see
+:func:`nsas.spaces.nb201.function_key`) are scored once and share the
+score, so ``--all`` scores 7,548 functions for the 15,625 cells.
 
 Speed: the K batches are made once and stay on the device (channels-last on
 the CPU), every forward runs under ``torch.inference_mode``, and each
@@ -23,11 +36,20 @@ results/nb201-cifar10-study) and one batch of 256 images::
     OMP_NUM_THREADS=1 nsas rank RUN --sample 200 --batches 1 --batch-size 256 --device cpu   # 7.2 architectures/s
     nsas rank RUN --sample 1000 --batches 1 --batch-size 256 --device cpu --workers 2       # 13.1 architectures/s
 
-so ``--all`` (15,625 architectures) takes about 20 minutes with
-``--workers 2`` (36 with one process); the time scales with
-``--batch-size`` and ``--batches``. On a machine shared with other work,
-``OMP_NUM_THREADS=1`` avoids thread oversubscription (2 threads there were
-4x slower than 1).
+(before the same-function sharing), i.e. about 3,350 images/s with two
+workers. The time scales with the images per score (``--batch-size`` x
+``--batches``) and the number of distinct functions: ``--all`` at 1,024
+images is 7,548 x 1,024 / 3,350 s, about 38 minutes on 2 idle cores, and at
+5,120 images about 3.2 hours. Measured on the same machine while six other
+jobs loaded it (load average 7-9 on 2 cores)::
+
+    OMP_NUM_THREADS=1 nsas rank RUN --sample 160 --seed 3 --batches 4 --batch-size 256 --workers 2 --device cpu
+    # 160 architectures, 136 functions in 239 s: 0.57 functions/s
+
+which puts ``--all`` at 1,024 images at 3.7 hours on that loaded machine;
+the full ``--all`` run was not repeated there. On a machine shared with
+other work, ``OMP_NUM_THREADS=1`` avoids thread oversubscription (2 threads
+there were 4x slower than 1).
 """
 
 from __future__ import annotations
@@ -44,15 +66,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
 from nsas import data as nsas_data
-from nsas.correlate import read_table
-from nsas.errors import ArchitectureError, NsasError
-from nsas.evaluate import Batch, recalibrated_bn
+from nsas.atomic import check_writable
+from nsas.errors import NsasError
+from nsas.evaluate import (  # noqa: F401  (the scorer lives in nsas.evaluate; importable from here too)
+    Batch,
+    distinct_functions,
+    preload,
+    score_archs,
+    share_scores,
+)
 from nsas.rundir import write_text_atomic
+from nsas.truth import read_arch_file  # noqa: F401  (importable from here too)
 from nsas.search import (
     SearchConfig,
     build_search_data,
@@ -69,66 +97,6 @@ _TOP = 5  # architectures printed at the end
 
 
 # ---------------------------------------------------------------- architectures
-def read_arch_file(path: str | Path, space: SearchSpace) -> tuple[list[Architecture], int]:
-    """Architectures listed in a file, parsed in ``space``; repeats dropped.
-
-    A plain list holds one architecture per line (blank lines and ``#``
-    comments ignored). A ``.csv``, ``.json`` or ``.jsonl`` file, or one whose
-    first line is a CSV header with an ``arch`` column or starts JSON, is a
-    table read by :func:`nsas.correlate.read_table` (its ``arch`` column; the
-    other columns are ignored; as there, a table may not repeat a row's exact
-    ``arch`` text).
-
-    Returns:
-        The architectures in file order, each once (the first spelling of an
-        architecture written twice, in any form, is kept), and how many
-        entries were dropped as repeats.
-
-    Raises:
-        NsasError: unreadable file, no architectures, or an entry the space
-            cannot parse (naming the file and line).
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise NsasError(f"cannot read architecture file {path}: {getattr(err, 'strerror', None) or err}") from None
-    entries = _table_entries(path) if _is_table(path, text) else _list_entries(text)
-    if not entries:
-        raise NsasError(f"{path}: no architectures (blank lines and '#' comments only)")
-    archs: dict[Architecture, None] = {}
-    for line, raw in entries:
-        try:
-            archs.setdefault(space.parse(raw), None)
-        except ArchitectureError as err:
-            raise ArchitectureError(f"{path} line {line}: not a {space.name} architecture: {err}") from None
-    return list(archs), len(entries) - len(archs)
-
-
-def _list_entries(text: str) -> list[tuple[int, str]]:
-    """``(line number, text)`` of every non-blank, non-comment line."""
-    entries = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0].strip()  # no architecture string contains '#'
-        if line:
-            entries.append((number, line))
-    return entries
-
-
-def _is_table(path: Path, text: str) -> bool:
-    if path.suffix.lower() in (".csv", ".json", ".jsonl"):
-        return True
-    first = next((line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
-    cells = next(csv.reader([first]), None) or []
-    return first[:1] in ("[", "{") or "arch" in (cell.strip() for cell in cells)
-
-
-def _table_entries(path: Path) -> list[tuple[int, str]]:
-    table = read_table(path, keys=[])
-    lines: dict[str, int] = getattr(table, "lines", {})
-    return [(lines.get(raw, 0), raw) for raw in table]
-
-
 def sample_archs(space: SearchSpace, count: int, seed: int) -> list[Architecture]:
     """``count`` distinct architectures drawn uniformly (repeated draws are dropped and redrawn)."""
     if count < 1:
@@ -143,19 +111,30 @@ def sample_archs(space: SearchSpace, count: int, seed: int) -> list[Architecture
 
 
 # ---------------------------------------------------------------- batches
+def default_batch_size(cfg: SearchConfig) -> int:
+    """The batch size scores use: the run's ``eval_batch_size`` for text (DARTS: 10), else its ``batch_size``."""
+    return cfg.eval_batch_size if get_space(cfg.space).kind == "text" else cfg.batch_size
+
+
 def split_batches(cfg: SearchConfig, data: Any, split: str, *, batch_size: int,
                   device: str | torch.device) -> Any:
     """Batches (ImageBatches or TextBatches) of a run's ``val`` half or its data set's ``test`` split.
 
-    ``val`` at the run's own batch size is exactly the search's validation
-    batches (so the first ``eval_batches`` reproduce its selection scores).
-    ``test`` is shuffled with the run's seed (a small K still sees every
-    class) and keeps full batches only.
+    ``val`` at the default batch size (:func:`default_batch_size`) is exactly
+    the search's scoring batches (so the first ``eval_batches`` reproduce its
+    selection scores). ``test`` is shuffled with the run's seed (a small K
+    still sees every class) and keeps full batches only; text splits stay in
+    order (scores carry the state from window to window).
     """
+    text = get_space(cfg.space).kind == "text"
+    if text and batch_size < 2:
+        raise NsasError("the darts-rnn supernet normalises with batch statistics: score with at least 2 "
+                        "columns (--batch-size 2 or more; DARTS's test batch of 1 applies to `nsas train`)")
     if split == "val":
-        if batch_size == cfg.batch_size:
-            return data.val
-        return build_search_data(dataclasses.replace(cfg, batch_size=batch_size), torch.device(device)).val
+        if batch_size == default_batch_size(cfg):
+            return data.score
+        field = "eval_batch_size" if text else "batch_size"
+        return build_search_data(dataclasses.replace(cfg, **{field: batch_size}), torch.device(device)).score
     if split != "test":
         raise NsasError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
@@ -166,86 +145,6 @@ def split_batches(cfg: SearchConfig, data: Any, split: str, *, batch_size: int,
 
 
 # ---------------------------------------------------------------- scoring
-def preload(batches: Sequence[Batch], device: str | torch.device) -> list[Batch]:
-    """``batches`` on ``device``, made once for every architecture; targets flattened.
-
-    On the CPU, images (4-D inputs) are stored channels-last: the same values,
-    but oneDNN's convolutions, pooling and BatchNorm run about twice as fast on
-    that layout (measured on the nb201 supernet), and every layer keeps it.
-    """
-    device = torch.device(device)
-    out = []
-    for x, y in batches:
-        x = x.to(device)
-        if device.type == "cpu" and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        out.append((x, y.to(device).reshape(-1)))
-    return out
-
-
-def _path_sums(model: nn.Module, path: Any, batches: Sequence[Batch]) -> torch.Tensor:
-    """(2,) float64 on the device: correct predictions and summed cross-entropy of one path."""
-    correct = loss = None
-    for x, y in batches:
-        logits = model(x, path)
-        logits = logits.reshape(-1, logits.size(-1))  # (B, classes) or (T * B, vocab)
-        batch_loss = F.cross_entropy(logits, y, reduction="sum").double()
-        batch_correct = (logits.argmax(-1) == y).sum()
-        loss = batch_loss if loss is None else loss + batch_loss
-        correct = batch_correct if correct is None else correct + batch_correct
-    return torch.stack([correct.double(), loss])
-
-
-def score_archs(model: nn.Module, archs: Sequence[Architecture], batches: Sequence[Batch], *,
-                recalibrate: Sequence[Batch] = (), seed: int = 0, progress: bool = False
-                ) -> list[dict[str, Any]]:
-    """Accuracy and mean cross-entropy of every architecture on the same ``batches``.
-
-    The same numbers as :func:`nsas.evaluate.evaluate_path` on the preloaded
-    batches, computed for many paths without a host synchronisation per path.
-
-    Args:
-        model: the supernet (put in eval mode while scoring, restored after).
-        archs: the paths to score.
-        batches: (inputs, targets) pairs; moved to the model's device once
-            (:func:`preload`).
-        recalibrate: if given, each architecture gets BatchNorm statistics of
-            its own from these training batches
-            (:func:`nsas.evaluate.recalibrated_bn`); otherwise the supernet's
-            batch statistics are used.
-        seed: seeds the random number generator before each recalibration
-            (dropout in train mode), so a score does not depend on the order.
-        progress: show a progress bar.
-
-    Returns:
-        One dict per architecture, in order: ``arch`` (canonical string),
-        ``acc`` (percent) and ``loss``.
-    """
-    if not batches:
-        raise NsasError("no batches to score architectures on")
-    device = next(model.parameters()).device
-    batches, recalibrate = preload(batches, device), preload(recalibrate, device)
-    total = sum(y.numel() for _, y in batches)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            sums = torch.empty(len(archs), 2, dtype=torch.float64, device=device)  # correct, loss sum
-            for i, arch in enumerate(tqdm(archs, unit="arch", disable=not progress, dynamic_ncols=True,
-                                          leave=False, mininterval=0.5)):
-                if recalibrate:
-                    torch.manual_seed(seed)
-                    with recalibrated_bn(model, arch, recalibrate):
-                        sums[i] = _path_sums(model, arch, batches)
-                else:
-                    sums[i] = _path_sums(model, arch, batches)
-            values = sums.tolist()  # the one synchronisation
-    finally:
-        model.train(was_training)
-    return [{"arch": str(arch), "acc": 100.0 * correct / total, "loss": loss / total}
-            for arch, (correct, loss) in zip(archs, values)]
-
-
 def best_first(rows: Sequence[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     """Rows sorted best first: by accuracy (then loss) for images, by loss for text."""
     if kind == "text":
@@ -254,8 +153,9 @@ def best_first(rows: Sequence[dict[str, Any]], kind: str) -> list[dict[str, Any]
 
 
 def write_scores(path: str | Path, rows: Sequence[dict[str, Any]], *, kind: str) -> None:
-    """The CSV ``arch,acc,loss`` (``+ppl`` for text), written atomically; floats exact (repr)."""
+    """The CSV ``arch,acc,loss`` (``+ppl`` for text, ``+params,macs`` when the rows have them), written atomically."""
     columns = ["arch", "acc", "loss"] + (["ppl"] if kind == "text" else [])
+    columns += [c for c in ("params", "macs") if rows and c in rows[0]]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -307,7 +207,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batches", metavar="K", type=_count_or_all, default=None,
                         help="score on the first K batches of the split, or 'all' (default: the run's eval_batches)")
     parser.add_argument("--batch-size", dest="batch_size", metavar="B", type=_positive, default=None,
-                        help="batch size (default: the run's)")
+                        help="batch size (default: the run's; darts-rnn: its eval_batch_size, 10)")
     parser.add_argument("--bn", choices=BN_MODES, default="batch",
                         help="batch: BatchNorm uses each batch's statistics, as in the search (default); "
                              "recalibrate: per-architecture statistics from training batches")
@@ -318,11 +218,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="FILE.csv", default=None, help="where to write the scores (default RUN_DIR/scores.csv)")
     parser.add_argument("--workers", type=int, default=1,
                         help="CPU processes scoring slices of the architectures, one thread each (default 1)")
+    parser.add_argument("--cost", action="store_true",
+                        help="add params and macs columns (stand-alone network at the space's default size)")
+    parser.add_argument("--max-params", dest="max_params", metavar="N", type=_positive, default=None,
+                        help="score only architectures with at most N parameters (implies --cost)")
+    parser.add_argument("--max-macs", dest="max_macs", metavar="N", type=_positive, default=None,
+                        help="score only architectures with at most N multiply-adds per image (implies --cost)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _choose_archs(args: argparse.Namespace, space: SearchSpace) -> tuple[list[Architecture], str]:
     """The architectures to score, and a note on where they came from."""
+    if args.archs is not None and not isinstance(args.archs, (str, Path)):  # a list from the Python API
+        archs = list(dict.fromkeys(space.coerce(a) for a in args.archs))
+        return archs, "given"
     if args.archs is not None:
         archs, repeats = read_arch_file(args.archs, space)
         return archs, f"from {args.archs}" + (f" ({repeats} repeated entries dropped)" if repeats else "")
@@ -335,14 +244,14 @@ def _eval_batches(args: argparse.Namespace, cfg: SearchConfig, batches: Any) -> 
     """The first K batches of the split (default: the run's eval_batches, at most all)."""
     available = len(batches)
     if available < 1:
-        raise NsasError(f"the {args.split} split gives no full batch of {args.batch_size or cfg.batch_size}")
+        raise NsasError(f"the {args.split} split gives no full batch of {args.batch_size or default_batch_size(cfg)}")
     if args.batches is None:
         count = min(cfg.eval_batches, available)
     elif args.batches == 0:
         count = available
     elif args.batches > available:
         raise NsasError(f"--batches {args.batches}: the {args.split} split has only {available} batches "
-                        f"of {args.batch_size or cfg.batch_size}")
+                        f"of {args.batch_size or default_batch_size(cfg)}")
     else:
         count = args.batches
     return fixed_batches(batches, count)
@@ -351,8 +260,8 @@ def _eval_batches(args: argparse.Namespace, cfg: SearchConfig, batches: Any) -> 
 def _setup(args: argparse.Namespace) -> tuple[SearchConfig, nn.Module, list[Batch], list[Batch], torch.device]:
     """The run's supernet, the scoring batches and the recalibration batches (the same in every worker)."""
     device = resolve_device(args.device)
-    cfg, supernet, data, _ = load_search_run(args.run_dir, device)
-    batch_size = args.batch_size or cfg.batch_size
+    cfg, supernet, data, _ = load_search_run(args.run_dir, device, supernet=getattr(args, "supernet", None))
+    batch_size = args.batch_size or default_batch_size(cfg)
     eval_set = _eval_batches(args, cfg, split_batches(cfg, data, args.split, batch_size=batch_size, device=device))
     recalibrate = []
     if args.bn == "recalibrate":
@@ -379,36 +288,126 @@ def _score_parallel(args: argparse.Namespace, archs: list[Architecture]) -> list
         return [row for rows in pool.map(_score_chunk, [args] * len(chunks), chunks) for row in rows]
 
 
+@dataclasses.dataclass
+class RankResult:
+    """What :func:`rank` returns: the scores (also written to ``out``)."""
+
+    rows: list[dict[str, Any]]  # one per architecture, in the order given: arch, acc, loss (+ ppl, params, macs)
+    out: Path  # the CSV written
+    kind: str  # "image" or "text" (text ranks by loss)
+
+    @property
+    def best(self) -> list[dict[str, Any]]:
+        """The rows, best first."""
+        return best_first(self.rows, self.kind)
+
+
+def rank(run_dir: str | Path, archs: str | Path | Sequence[Architecture | str] | None = None, *,
+         sample: int | None = None, all: bool = False, split: str = "val", batches: int | None = None,
+         batch_size: int | None = None, bn: str = "batch", recalibrate_batches: int | None = None, seed: int = 0,
+         device: str = "auto", out: str | Path | None = None, workers: int = 1, cost: bool = False,
+         max_params: int | None = None, max_macs: int | None = None,
+         supernet: nn.Module | None = None) -> RankResult:
+    """Library entry point of `nsas rank`; ``nsas.rank(...)`` is this function.
+
+    Args:
+        run_dir: a search run directory.
+        archs: architectures (strings or values), or a file listing them.
+        sample: instead, this many distinct random architectures.
+        all: instead, every architecture of the space.
+        split, batches, batch_size, bn, recalibrate_batches, seed, device, workers: as the flags.
+        cost, max_params, max_macs: as ``--cost``, ``--max-params``, ``--max-macs``.
+        out: the CSV to write (default ``run_dir/scores.csv``).
+        supernet: an untrained module of the run's shape, for runs whose supernet the caller built.
+    """
+    if sum((archs is not None, sample is not None, bool(all))) != 1:
+        raise NsasError("pass exactly one of archs, sample or all")
+    args = argparse.Namespace(run_dir=str(run_dir), archs=archs, sample=sample, all=all, split=split,
+                              batches=0 if batches == "all" else batches, batch_size=batch_size, bn=bn,
+                              recalibrate_batches=recalibrate_batches, seed=seed, device=device,
+                              out=None if out is None else str(out), workers=workers, quiet=True, cost=cost,
+                              max_params=max_params, max_macs=max_macs,
+                              supernet=supernet)
+    return _rank(args, log=lambda line: None)
+
+
+def within_budget(cost: tuple[int, int], max_params: int | None, max_macs: int | None) -> bool:
+    """Whether (params, macs) fits the budget (None or 0: no limit)."""
+    return (not max_params or cost[0] <= max_params) and (not max_macs or cost[1] <= max_macs)
+
+
+def _costs(args: argparse.Namespace, space: SearchSpace, archs: list[Architecture]
+           ) -> dict[Architecture, tuple[int, int]]:
+    """Stand-alone (params, macs) per architecture when --cost or a budget asks for them, else {}."""
+    if not (getattr(args, "cost", False) or getattr(args, "max_params", None) or getattr(args, "max_macs", None)):
+        return {}
+    from nsas.inspection import arch_cost
+
+    return {a: arch_cost(space, a) for a in tqdm(archs, unit="arch", desc="cost", disable=args.quiet, leave=False)}
+
+
+def _check_out(out: Path) -> None:
+    try:
+        check_writable(out)
+    except OSError as err:
+        raise NsasError(f"cannot write {out}: {err.filename} {err.strerror}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """`nsas rank`."""
+    _rank(args, log=print)
+    return 0
+
+
+def _rank(args: argparse.Namespace, log: Any) -> RankResult:
+    """Score the architectures ``args`` names, write the CSV, report through ``log``."""
     if args.recalibrate_batches is not None and args.bn != "recalibrate":
         raise NsasError("--recalibrate-batches applies only with --bn recalibrate")
     if args.workers < 1:
         raise NsasError(f"--workers must be at least 1, got {args.workers}")
+    out = Path(args.out) if args.out else Path(args.run_dir) / "scores.csv"
+    if args.out:
+        _check_out(out)  # before loading anything
     cfg, supernet, eval_set, recalibrate, device = _setup(args)
+    _check_out(out)  # and, for RUN/scores.csv, once RUN is known to be a run: before hours of scoring
     if args.workers > 1 and device.type != "cpu":
         raise NsasError("--workers splits the work over CPU processes; on a GPU leave it at 1")
     space = get_space(cfg.space)
-    out = Path(args.out) if args.out else Path(args.run_dir) / "scores.csv"
-    if not out.parent.is_dir():
-        raise NsasError(f"cannot write {out}: folder {out.parent} does not exist")
     archs, origin = _choose_archs(args, space)
+    costs = _costs(args, space, archs)
+    if getattr(args, "max_params", None) or getattr(args, "max_macs", None):
+        before = len(archs)
+        archs = [a for a in archs if within_budget(costs[a], args.max_params, args.max_macs)]
+        origin += f", {len(archs):,} of {before:,} within the budget"
+        if not archs:
+            raise NsasError("no architecture is within --max-params/--max-macs")
     unit = "tokens" if space.kind == "text" else "images"
     examples = sum(y.numel() for _, y in eval_set)
     bn = f"recalibrated on {len(recalibrate)} training batches" if recalibrate else "batch statistics"
-    print(f"nsas rank: {len(archs):,} {space.name} architectures {origin}; {args.split} split, "
-          f"{len(eval_set)} batches ({examples:,} {unit}); BatchNorm: {bn}; {device}")
+    log(f"nsas rank: {len(archs):,} {space.name} architectures {origin}; {args.split} split, "
+        f"{len(eval_set)} batches ({examples:,} {unit}); BatchNorm: {bn}; {device}")
+    distinct, index = distinct_functions(archs)
+    if len(distinct) < len(archs):
+        log(f"  {len(distinct):,} distinct supernet functions: each is scored once and shares its score")
     start = time.perf_counter()
     if args.workers > 1:
-        rows = _score_parallel(args, archs)
+        rows = share_scores(archs, _score_parallel(args, distinct), index)
     else:
         rows = score_archs(supernet, archs, eval_set, recalibrate=recalibrate, seed=args.seed,
                            progress=not args.quiet)
     seconds = time.perf_counter() - start
+    if costs:
+        rows = [{**row, "params": costs[a][0], "macs": costs[a][1]} for row, a in zip(rows, archs, strict=True)]
     write_scores(out, rows, kind=space.kind)
-    print(f"scored {len(rows):,} architectures in {seconds:.1f} s ({len(rows) / max(seconds, 1e-9):.1f} architectures/s)")
-    print(f"top {min(_TOP, len(rows))} by {'loss' if space.kind == 'text' else 'accuracy'}:")
+    log(f"scored {len(rows):,} architectures ({len(distinct):,} functions) in {seconds:.1f} s "
+        f"({len(distinct) / max(seconds, 1e-9):.2f} functions/s)")
+    log(f"top {min(_TOP, len(rows))} by {'loss' if space.kind == 'text' else 'accuracy'}:")
     for row in best_first(rows, space.kind)[:_TOP]:
-        print(f"  {row['acc']:7.2f}%  loss {row['loss']:.4f}  {row['arch']}")
-    print(f"scores: {out}")
-    return 0
+        log(f"  {row['acc']:7.2f}%  loss {row['loss']:.4f}  {row['arch']}")
+    log(f"scores: {out}")
+    return RankResult(rows=rows, out=out, kind=space.kind)
+
+
+import nsas as _nsas  # noqa: E402
+
+_nsas._make_callable(__name__)  # nsas.rank(...) calls rank() above

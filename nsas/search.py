@@ -8,6 +8,16 @@ The step, top to bottom (docs/METHOD.md §3)::
     clip_grad_norm_(...); optimizer.step()
     strategy.arch_step(supernet, val_batch)           # GDAS only: alpha on the validation half
 
+Text (darts-rnn): a step trains on the next window of ``bptt`` tokens of the
+training text. By default every step starts from a zero hidden state, so no
+state computed by one architecture enters another's loss; ``carry_state``
+starts each step from the state the previous step's architecture ended with,
+as the RandomNAS and DARTS code do (the leak included; ``bench/rnn_state.py``
+measures both). GDAS's architecture step on the validation text always starts
+from zeros. Scores (probes, selection) run each architecture through the
+first ``eval_batches`` validation windows of ``eval_batch_size`` columns in
+order, carrying that architecture's own state (:func:`nsas.evaluate.path_outputs`).
+
 Run it with no arguments for the quick preset (NAS-Bench-201 space, RandomNAS
 with the NSAS loss, a small supernet, the embedded cifar10-mini data set).
 
@@ -40,7 +50,7 @@ import dataclasses
 import math
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,16 +60,31 @@ from torch import nn
 
 from nsas import data as nsas_data
 from nsas import distributed
+from nsas.data.loaders import LazyData, caller_batches
 from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from nsas.config import (add_config_flag, add_config_flags, build_config, config_to_dict, default_repr, flag_name,
-                         option, print_config, read_yaml, write_yaml)
+from nsas.config import (add_config_flag, add_config_flags, build_config, check_device, check_ranges,
+                         config_to_dict, default_repr, flag_name, option, print_config, read_yaml,
+                         write_yaml)
+from nsas.correlate import kendall_tau
 from nsas.errors import CheckpointError, NsasError, TrainingError
-from nsas.evaluate import evaluate_path, recalibrated_bn
-from nsas.objectives import LOSSES, build_objective
+from nsas.evaluate import score_archs
+from nsas.objectives import build_objective, loss_names
 from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json
 from nsas.spaces import get_space, space_names
 from nsas.spaces.base import Architecture, SearchSpace
-from nsas.strategies import STRATEGIES, build_strategy
+from nsas.strategies import build_strategy, strategy_names
+from nsas.truth import read_arch_file, read_truth, stratified_sample
+
+
+# Allowed values of the numeric keys (checked before any work starts).
+SEARCH_RANGES = {
+    "lr": "(0, inf)", "lr_min": "[0, inf)", "momentum": "[0, 1)", "weight_decay": "[0, inf)",
+    "grad_clip": "[0, inf)", "beta": "[0, inf)", "wpl_strength": "[0, inf)", "tau_max": "(0, inf)",
+    "tau_min": "(0, inf)", "arch_lr": "(0, inf)", "arch_weight_decay": "[0, inf)", "recalibrate_batches": "[1, inf)",
+    "probe_count": "[0, inf)", "probe_every": "[0, inf)", "checkpoint_every": "[0, inf)",
+    "steps_per_epoch": "[1, inf)", "candidates": "[1, inf)", "channels": "[1, inf)", "cells": "[1, inf)",
+    "hidden": "[1, inf)", "bptt": "[1, inf)",
+}
 
 
 @dataclass
@@ -68,10 +93,10 @@ class SearchConfig:
 
     space: str = option("nb201", "search space", choices=space_names)
     strategy: str = option("random", "random (RandomNAS: uniform sampling) or gdas (Gumbel-max sampling of "
-                           "learned architecture logits)", choices=lambda: STRATEGIES)
+                           "learned architecture logits)", choices=strategy_names)
     loss: str = option("nsas", "supernet loss: ce (plain), nsas (archive constraints), nsas-replay (r archive "
                        "members per step), nsas-random (random archive, the ablation), wpl (weight plasticity "
-                       "loss)", choices=lambda: LOSSES)
+                       "loss)", choices=loss_names)
     dataset: str = option("cifar10", "cifar10, cifar100, cifar10-mini, imagefolder:PATH, ptb or wikitext2")
     data_dir: str | None = option(None, "where data sets live (none: $NSAS_DATA or ~/.cache/nsas/data)",
                                   metavar="DIR")
@@ -92,6 +117,8 @@ class SearchConfig:
     augment: bool = option(True, "image spaces: random crop and flip of the weights half")
     seed: int = option(0, "seed of data order, sampling and initialisation")
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    tensorboard: bool = option(False, "also log metrics to RUN_DIR/tensorboard (needs pip install "
+                                      "'nsas[tensorboard]'); metrics.jsonl stays the record")
     archive_size: int = option(8, "NSAS archive size M")
     pool_size: int = option(50, "size of the recent pool C the archive's candidates come from")
     candidates: int | None = option(None, "candidates n drawn from the recent pool per archive update "
@@ -100,6 +127,8 @@ class SearchConfig:
     beta: float = option(1.0, "weight of the mean archive loss")
     replay: int = option(1, "nsas-replay: archive members r replayed per step")
     wpl_strength: float = option(1.0, "wpl: penalty strength lambda")
+    wpl_window: int = option(0, "wpl: optimizer steps between refreshes of the anchor weights and Fisher "
+                                "estimate (0: one epoch)")
     archive_max_age: int = option(0, "NSAS variant: renew an archive member after this many steps (0: off, "
                                      "Algorithm 1 only)")
     constraint_every: int = option(1, "NSAS variant: add the archive constraints on every k-th step only")
@@ -112,34 +141,51 @@ class SearchConfig:
     arch_weight_decay: float = option(1e-3, "gdas: weight decay of the architecture logits")
     select_rounds: int = option(5, "RandomNAS selection: rounds R of random search on the trained supernet")
     select_samples: int = option(10, "RandomNAS selection: architectures S scored per round")
-    eval_batches: int = option(10, "validation batches per architecture score")
+    select_from: str | None = option(None, "RandomNAS selection draws from the architectures of this file "
+                                           "(list or table) instead of the space", metavar="FILE")
+    eval_batches: int = option(80, "validation batches per architecture score, for selection, probes and `nsas "
+                                   "rank` (80: 5,120 images at batch 64; text: consecutive windows, each "
+                                   "architecture carrying its own state)")
+    eval_batch_size: int = option(10, "darts-rnn: columns of the validation text when scoring (DARTS: 10)")
+    carry_state: bool = option(False, "darts-rnn: start each training step from the hidden state the previous "
+                                      "step ended with, as the RandomNAS and DARTS code do (it was computed by "
+                                      "other architectures, so it leaks between them); off: from zeros")
     bn: str = option("batch", "BatchNorm when scoring: batch statistics, or recalibrate per architecture",
                      choices=("batch", "recalibrate"))
     recalibrate_batches: int = option(10, "training batches that recalibrate BatchNorm (bn: recalibrate)")
     probe: list[str] = option(default_factory=list, help="architectures of the forgetting probe set "
                                                          "(empty: probe_count random ones)", metavar="ARCH")
     probe_count: int = option(4, "random probe architectures when probe is empty")
+    probe_from: str | None = option(None, "truth table: the probes are a stratified sample of probe_count of "
+                                          "its architectures, and Kendall tau is logged", metavar="FILE")
+    probe_key: str | None = option(None, "truth column of probe_from (none: acc if present, else the "
+                                         "table's only column)", metavar="KEY")
     probe_every: int = option(0, "steps between probe evaluations (0: once per epoch)")
     log_every: int = option(20, "steps between step records in metrics.jsonl")
     checkpoint_every: int = option(200, "steps between checkpoints (0: at epoch ends only)")
     micro_batches: int = option(0, "BatchNorm groups per global batch, shared out among the processes (0: one "
                                    "per process; fix it to resume with another process count)")
     consistency_every: int = option(50, "data parallel: steps between cross-rank consistency checks (0: never)")
+    max_params: int = option(0, "RandomNAS selection: only architectures with at most this many "
+                                "parameters (0: any)")
+    max_macs: int = option(0, "RandomNAS selection: only architectures with at most this many multiply-adds "
+                              "per image, at the stand-alone default size (0: any)")
 
     def __post_init__(self) -> None:
         if self.space not in space_names():
             raise NsasError(f"unknown search space {self.space!r}; choose one of {', '.join(space_names())}")
-        if self.strategy not in STRATEGIES:
-            raise NsasError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        if self.loss not in LOSSES:
-            raise NsasError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.strategy not in strategy_names():
+            raise NsasError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(strategy_names())}")
+        if self.loss not in loss_names():
+            raise NsasError(f"unknown loss {self.loss!r}; choose one of {', '.join(loss_names())}")
         for name in ("epochs", "batch_size", "archive_size", "pool_size", "knn", "replay",
-                     "select_rounds", "select_samples", "eval_batches", "log_every"):
+                     "select_rounds", "select_samples", "eval_batches", "eval_batch_size", "log_every",
+                     "probe_count"):
             if getattr(self, name) < 1:
                 raise NsasError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.constraint_every < 1:
             raise NsasError(f"constraint_every must be at least 1, got {self.constraint_every}")
-        for name in ("micro_batches", "consistency_every", "archive_max_age"):
+        for name in ("micro_batches", "consistency_every", "archive_max_age", "wpl_window", "max_params", "max_macs"):
             if getattr(self, name) < 0:
                 raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.micro_batches and self.batch_size % self.micro_batches:
@@ -148,8 +194,28 @@ class SearchConfig:
             raise NsasError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
         if self.bn not in ("batch", "recalibrate"):
             raise NsasError(f"bn must be batch or recalibrate, got {self.bn!r}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise NsasError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        check_device(self.device)
+        check_ranges(self, SEARCH_RANGES)
+
+    @classmethod
+    def preset(cls, name: str = "quick", **overrides: Any) -> SearchConfig:
+        """A config from a named preset, then ``overrides``.
+
+        Args:
+            name: a preset of ``nsas search --preset`` (``quick``, ``paper``) for the space and
+                strategy among the overrides, or a built-in space name for the paper's settings on it
+                (``darts-rnn``: ptb, lr 20, ...). GDAS on a DARTS space gets its 240 epochs when
+                ``strategy="gdas"`` is among the overrides.
+            **overrides: config keys that replace the preset's values.
+
+        Raises:
+            NsasError: unknown preset or key, or an invalid value.
+        """
+        if name in PAPER_PRESETS:
+            values = {"space": name, **paper_preset(name, overrides.get("strategy", cls.strategy))}
+        else:
+            values = preset_values(name, overrides)
+        return build_config(cls, {**values, **overrides}, source=f"preset {name!r}")
 
 
 # Paper settings per space (docs/METHOD.md, "Settings of the paper"); a YAML file or flags override them.
@@ -169,8 +235,8 @@ QUICK_SIZES: dict[str, dict[str, Any]] = {
     "darts-chain": dict(dataset="cifar10-mini", channels=8, cells=3),
     "darts-rnn": dict(hidden=64),
 }
-QUICK_BUDGET: dict[str, Any] = dict(epochs=5, eval_batches=4, select_rounds=3, select_samples=10, log_every=10,
-                                    checkpoint_every=0)
+QUICK_BUDGET: dict[str, Any] = dict(epochs=5, select_rounds=3, select_samples=10, log_every=10, checkpoint_every=0,
+                                    eval_batches=39)  # cifar10-mini: its whole 2,500-image validation half
 
 
 def paper_preset(space: str, strategy: str) -> dict[str, Any]:
@@ -182,8 +248,11 @@ def paper_preset(space: str, strategy: str) -> dict[str, Any]:
 
 
 def quick_preset(space: str, strategy: str) -> dict[str, Any]:
-    """The paper's settings for ``space`` with a small supernet, a few epochs and a short selection."""
-    return {**paper_preset(space, strategy), **QUICK_SIZES.get(space, {}), **QUICK_BUDGET}
+    """The paper's settings for ``space`` with a small supernet, a few epochs and a short selection.
+
+    A space without paper settings (one registered by a user) gets the nb201 sizes on cifar10-mini.
+    """
+    return {**paper_preset(space, strategy), **QUICK_SIZES.get(space, QUICK_SIZES["nb201"]), **QUICK_BUDGET}
 
 
 # name -> (space, strategy) -> config values; `--preset NAME` picks one (default quick).
@@ -199,7 +268,12 @@ def preset_values(name: str, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available (``cuda:LOCAL_RANK`` under data parallelism)."""
+    """``auto`` picks CUDA when available (``cuda:LOCAL_RANK`` under data parallelism).
+
+    Raises:
+        NsasError: an unknown device name, or CUDA asked for where there is none.
+    """
+    check_device(name)
     per_rank = distributed.device_for(name)
     if per_rank is not None:
         return per_rank
@@ -214,14 +288,37 @@ def resolve_device(name: str) -> torch.device:
 class SearchData:
     """The two halves of the training set (and their batches) a search uses."""
 
-    train: Any  # ImageBatches | TextBatches: trains the weights
-    val: Any  # ImageBatches | TextBatches: trains GDAS's alpha, scores architectures
-    num_classes: int
+    train: Any  # ImageBatches | TextBatches | LoaderBatches: trains the weights
+    val: Any  # ImageBatches | TextBatches | LoaderBatches: trains GDAS's alpha
+    num_classes: int | None  # classes (vocabulary size for text); None when unknown (caller's loaders)
+    score: Any = None  # the validation batches that score architectures (None: ``val``)
+
+    def __post_init__(self) -> None:
+        if self.score is None:
+            self.score = self.val
 
 
-def build_search_data(cfg: SearchConfig, device: torch.device) -> SearchData:
-    """Load the data set and split it (images: weights half / validation half)."""
-    dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
+def caller_data(cfg: SearchConfig, device: torch.device, *, dataset: Any = None, train_data: Any = None,
+                val_data: Any = None, num_classes: int | None = None) -> SearchData:
+    """Search data from what the caller passed instead of ``cfg.dataset``.
+
+    ``dataset`` is an :class:`~nsas.data.ImageDataset` / ``TextDataset`` (used
+    as a loaded data set would be) or a map-style torch ``Dataset`` of
+    ``(x, y)``; ``train_data`` and ``val_data`` are DataLoaders (see
+    :func:`nsas.data.loaders.caller_batches`).
+    """
+    if isinstance(dataset, (nsas_data.ImageDataset, nsas_data.TextDataset)):
+        return build_search_data(cfg, device, dataset=dataset)
+    return SearchData(*caller_batches(batch_size=cfg.batch_size, fraction=cfg.train_fraction, seed=cfg.seed,
+                                      device=device, dataset=dataset, train_data=train_data, val_data=val_data,
+                                      num_classes=num_classes))
+
+
+def build_search_data(cfg: SearchConfig, device: torch.device, dataset: Any = None) -> SearchData:
+    """Load the data set (unless given) and split it (images: weights half / validation half)."""
+    if dataset is None:
+        with distributed.local_rank_zero_first():  # one download/decode per node, not one per rank
+            dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
     space = get_space(cfg.space)
     if space.kind == "text":
         if not isinstance(dataset, nsas_data.TextDataset):
@@ -229,7 +326,9 @@ def build_search_data(cfg: SearchConfig, device: torch.device) -> SearchData:
         train = nsas_data.TextBatches(dataset.train, batch_size=cfg.batch_size, bptt=cfg.bptt, device=device)
         # DARTS searches RNN cells with the validation text as the architecture split.
         val = nsas_data.TextBatches(dataset.valid, batch_size=cfg.batch_size, bptt=cfg.bptt, device=device)
-        return SearchData(train, val, dataset.vocab_size)
+        # Scores run through the same text in eval_batch_size columns, as DARTS evaluates (10).
+        score = nsas_data.TextBatches(dataset.valid, batch_size=cfg.eval_batch_size, bptt=cfg.bptt, device=device)
+        return SearchData(train, val, dataset.vocab_size, score)
     if not isinstance(dataset, nsas_data.ImageDataset):
         raise NsasError(f"space {cfg.space!r} needs an image data set, got {cfg.dataset!r}")
     w_idx, v_idx = nsas_data.search_split(len(dataset.train_y), fraction=cfg.train_fraction, seed=cfg.seed)
@@ -241,25 +340,34 @@ def build_search_data(cfg: SearchConfig, device: torch.device) -> SearchData:
     return SearchData(train, val, dataset.num_classes)
 
 
-def build_supernet(cfg: SearchConfig, num_classes: int) -> nn.Module:
+def build_supernet(cfg: SearchConfig, num_classes: int | None) -> nn.Module:
     """The space's supernet at the configured size."""
     space = get_space(cfg.space)
+    if num_classes is None:
+        raise NsasError("the number of classes is unknown for these data loaders: pass num_classes, or a supernet")
     if space.kind == "text":
         return space.build_supernet(vocab=num_classes, hidden=cfg.hidden)
     return space.build_supernet(channels=cfg.channels, cells=cfg.cells, num_classes=num_classes)
 
 
-def load_search_run(run_dir: str | Path, device: str | torch.device = "cpu"
-                    ) -> tuple[SearchConfig, nn.Module, SearchData, dict[str, Any]]:
-    """A finished or interrupted search run: its config, supernet (trained weights), data and checkpoint state."""
+def load_search_run(run_dir: str | Path, device: str | torch.device = "cpu", *, supernet: nn.Module | None = None
+                    ) -> tuple[SearchConfig, nn.Module, Any, dict[str, Any]]:
+    """A finished or interrupted search run: its config, supernet (trained weights), data and checkpoint state.
+
+    The data (a :class:`~nsas.data.loaders.LazyData`) loads the data set
+    only when its ``train``/``val`` is first read. Pass ``supernet`` (an untrained module of the same shape) for
+    runs whose supernet the caller built; its weights are replaced by the run's.
+    """
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise NsasError(f"{run_dir} is not a search run directory (no config.yaml)")
     cfg = build_config(SearchConfig, read_yaml(run_dir / "config.yaml"), source=str(run_dir / "config.yaml"))
     device = torch.device(device)
     state = load_checkpoint(run_dir / "checkpoint.pt", kind="search", map_location=device)
-    data = build_search_data(cfg, device)
-    supernet = build_supernet(cfg, data.num_classes).to(device)
+    data = LazyData(lambda: build_search_data(cfg, device))
+    if supernet is None:  # checkpoints older than the num_classes record need the data to know it
+        supernet = build_supernet(cfg, state.get("num_classes") or data.num_classes)
+    supernet = supernet.to(device)
     try:
         supernet.load_state_dict(state["supernet"])
     except (KeyError, RuntimeError) as err:
@@ -287,16 +395,47 @@ def fixed_batches(batches: Any, count: int) -> list[Any]:
     return out
 
 
+class Callback:
+    """Hooks the search loop calls; subclass and override the ones you need (each default does nothing)."""
+
+    def on_step_end(self, run: Search, record: dict[str, Any]) -> None:
+        """After every optimizer step; ``record`` is the step's metrics (loss, arch, passes, lr, ...)."""
+
+    def on_epoch_end(self, run: Search, epoch: int) -> None:
+        """After epoch ``epoch`` (1-based) is probed, its scheduler step taken and its checkpoint written."""
+
+
+OptimizerArg = torch.optim.Optimizer | Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None
+SchedulerArg = Any  # an LR scheduler, or a factory(optimizer) -> scheduler, or None
+
+
 class Search:
     """One search run: supernet, strategy, objective, optimizer, and their state.
+
+    Every keyword after ``progress`` is optional and replaces what ``cfg``'s
+    strings would build (the run's config.yaml still records ``cfg``).
 
     Args:
         cfg: the resolved config.
         run_dir: where config, metrics, checkpoints and results go.
         progress: show a progress bar.
+        dataset: an ImageDataset/TextDataset, or a torch ``Dataset`` of (x, y), instead of ``cfg.dataset``.
+        train_data, val_data: DataLoaders (or lists) of (x, y) batches for the weights and validation halves.
+        num_classes: output classes, when the data cannot tell (caller's loaders) and no supernet is given.
+        supernet: a module with ``forward(x, path)`` (``edge_weights=`` too, for GDAS) instead of the space's.
+        criterion: per-path loss ``criterion(logits (N, C), targets (N,))`` instead of cross-entropy.
+        optimizer: an optimizer over the supernet's parameters, or a factory(parameters) -> optimizer
+            (default: SGD with the config's lr, momentum and weight decay).
+        scheduler: an LR scheduler stepped once per epoch, or a factory(optimizer) -> scheduler
+            (default: cosine annealing to ``lr_min``).
+        callbacks: objects with ``on_step_end`` / ``on_epoch_end`` (see :class:`Callback`).
     """
 
-    def __init__(self, cfg: SearchConfig, run_dir: Path, *, progress: bool = True) -> None:
+    def __init__(self, cfg: SearchConfig, run_dir: Path, *, progress: bool = True, dataset: Any = None,
+                 train_data: Any = None, val_data: Any = None, num_classes: int | None = None,
+                 supernet: nn.Module | None = None, criterion: Callable[..., torch.Tensor] | None = None,
+                 optimizer: OptimizerArg = None, scheduler: SchedulerArg = None,
+                 callbacks: Sequence[Callback] = ()) -> None:
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.rank, self.world, self.main = distributed.rank(), distributed.world_size(), distributed.is_main()
         self.progress = progress and self.main
@@ -304,29 +443,50 @@ class Search:
         self.space: SearchSpace = get_space(cfg.space)
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
-        self.data = build_search_data(cfg, self.device)
-        self.supernet = build_supernet(cfg, self.data.num_classes).to(self.device)
+        if dataset is None and train_data is None and val_data is None:
+            self.data = build_search_data(cfg, self.device)
+        else:
+            self.data = caller_data(cfg, self.device, dataset=dataset, train_data=train_data, val_data=val_data,
+                                    num_classes=num_classes)
+        self.num_classes = self.data.num_classes if supernet is None else num_classes
+        if supernet is None:
+            supernet = build_supernet(cfg, self.data.num_classes)
+        self.supernet = supernet.to(self.device)
+        self.callbacks = list(callbacks)
         self.model = distributed.wrap(self.supernet, self.device)  # DDP under torchrun, else the supernet
         self.params = list(self.supernet.parameters())  # walking ~1,400 DARTS tensors each step costs 2-3%
         self.steps_per_epoch = min(len(self.data.train), cfg.steps_per_epoch or len(self.data.train))
         if self.steps_per_epoch < 1:
             raise NsasError(f"data set {cfg.dataset!r} gives no full batch of {cfg.batch_size}")
-        self.optimizer = torch.optim.SGD(self.supernet.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs,
-                                                                    eta_min=cfg.lr_min)
+        if optimizer is None:
+            optimizer = torch.optim.SGD(self.params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        elif not isinstance(optimizer, torch.optim.Optimizer):
+            optimizer = optimizer(self.params)
+        self.optimizer = optimizer
+        if scheduler is None:
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.lr_min)
+        elif not hasattr(scheduler, "step"):
+            scheduler = scheduler(optimizer)
+        self.scheduler = scheduler
         self.strategy = build_strategy(cfg.strategy, self.space, seed=cfg.seed, device=self.device,
                                        **self._gdas_options())
         self.objective = build_objective(cfg.loss, self.space, archive_size=cfg.archive_size,
                                          pool_size=cfg.pool_size, candidates=cfg.candidates, k=cfg.knn,
                                          beta=cfg.beta, replay=cfg.replay, wpl_strength=cfg.wpl_strength,
+                                         wpl_window=cfg.wpl_window or self.steps_per_epoch,
                                          seed=cfg.seed + 3, archive_max_age=cfg.archive_max_age,
                                          constraint_every=cfg.constraint_every,
-                                         constraint_slices=cfg.constraint_slices, normalize_loss=cfg.normalize_loss)
+                                         constraint_slices=cfg.constraint_slices, normalize_loss=cfg.normalize_loss,
+                                         criterion=criterion)
         self.probe = self._probe_archs()
-        self.eval_set = fixed_batches(self.data.val, cfg.eval_batches)
+        self.eval_set = fixed_batches(self.data.score, cfg.eval_batches)
         self.epoch = self.step = self.global_step = 0  # next step to run
         self.passes = 0  # single-path forward/backward passes so far (the cost measure)
+        self.carry = cfg.carry_state and self.space.kind == "text"
+        if self.carry and not callable(getattr(self.supernet, "init_hidden", None)):
+            raise NsasError("carry_state needs a recurrent supernet with init_hidden(batch_size) and "
+                            "forward(x, path, hidden=..., return_hidden=True) (the darts-rnn one)")
+        self.hidden: torch.Tensor | None = None  # carry_state: this rank's state (B, H) entering the next step
         self.elapsed = 0.0  # seconds of training, summed over resumes
         self.checkpoint_path = self.run_dir / "checkpoint.pt"
         self.log = setup_logging(self.run_dir if self.main else None, quiet=not self.progress)
@@ -338,8 +498,15 @@ class Search:
         return dict(tau_max=c.tau_max, tau_min=c.tau_min, lr=c.arch_lr, weight_decay=c.arch_weight_decay)
 
     def _probe_archs(self) -> list[Architecture]:
+        """The fixed probe set: ``probe``, else a stratified sample of ``probe_from``, else random architectures."""
+        self.probe_truth: dict[str, float] = {}  # canonical arch -> truth (probe_from only)
         if self.cfg.probe:
             return [self.space.parse(s) for s in self.cfg.probe]
+        if self.cfg.probe_from:
+            _, values = read_truth(self.cfg.probe_from, self.cfg.probe_key, space=self.cfg.space)
+            chosen = stratified_sample(values, self.cfg.probe_count, seed=f"probe-{self.cfg.seed}")
+            self.probe_truth = {a: values[a] for a in chosen}
+            return [self.space.parse(a) for a in chosen]
         rng = random.Random(f"probe-{self.cfg.seed}")
         return [self.space.sample(rng) for _ in range(self.cfg.probe_count)]
 
@@ -348,25 +515,29 @@ class Search:
         return {
             "config": config_to_dict(self.cfg),
             "epoch": self.epoch, "step": self.step, "global_step": self.global_step,
-            "passes": self.passes, "elapsed": self.elapsed,
+            "passes": self.passes, "elapsed": self.elapsed, "num_classes": self.num_classes,
             "supernet": self.supernet.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "strategy": self.strategy.state_dict(),
             "objective": self.objective.state_dict(),
             "rng": rng_state(),
+            "hidden": self.hidden,
         }
 
     def save(self) -> None:
+        state = self.state_dict()
+        if self.world > 1 and self.hidden is not None:  # every column's carried state (all ranks take part)
+            state["hidden"] = distributed.all_gather_tensor(self.hidden)
         if self.main:  # the other ranks hold the same state
-            save_checkpoint(self.checkpoint_path, self.state_dict(), kind="search")
+            save_checkpoint(self.checkpoint_path, state, kind="search")
 
     def load(self, path: Path) -> None:
         """Restore everything from a checkpoint of a run with the same config (any number of processes)."""
         state = load_checkpoint(path, kind="search", map_location=self.device)
         defaults = config_to_dict(SearchConfig(space=self.cfg.space))  # keys added since the checkpoint was written
         check_same_config(path, {**defaults, **state.get("config", {})}, config_to_dict(self.cfg),
-                          free=("device", "consistency_every"))  # these may change between resumes
+                          free=("device", "consistency_every", "tensorboard"))  # these may change between resumes
         try:
             self.supernet.load_state_dict(state["supernet"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -376,6 +547,9 @@ class Search:
             set_rng_state(state["rng"])
             self.epoch, self.step, self.global_step = state["epoch"], state["step"], state["global_step"]
             self.passes, self.elapsed = state["passes"], state["elapsed"]
+            self.hidden = state.get("hidden")  # absent in checkpoints written before carry_state existed
+            if self.hidden is not None and self.world > 1:
+                self.hidden = distributed.shard((self.hidden,), self.rank, self.world)[0].clone()
         except (KeyError, RuntimeError, ValueError, TypeError) as err:
             raise CheckpointError(f"checkpoint {path} does not fit this run: {str(err).splitlines()[0][:200]}") from None
 
@@ -383,12 +557,15 @@ class Search:
     def train(self) -> None:
         """Train the supernet from the current state to the last epoch."""
         cfg = self.cfg
-        val_stream = cycle_batches(self.data.val, self.global_step) if cfg.strategy == "gdas" else None
+        # strategies with architecture parameters (GDAS) train them on the validation half
+        val_stream = cycle_batches(self.data.val, self.global_step) if self.strategy.parameters() else None
         total_steps = cfg.epochs * self.steps_per_epoch
         bar = progress_bar(total_steps, self.global_step, enabled=self.progress)
         while self.epoch < cfg.epochs:
             self.strategy.set_progress(self.epoch, cfg.epochs)
             window_start, window_images = time.perf_counter(), 0
+            if self.step == 0:
+                self.hidden = None  # carry_state: every epoch starts from a zero state, as in DARTS
             batches = self.data.train.epoch(self.epoch, start=self.step)
             for batch in batches:
                 if self.step >= self.steps_per_epoch:
@@ -414,6 +591,8 @@ class Search:
                     self.save()
                 if self.world > 1 and cfg.consistency_every and self.global_step % cfg.consistency_every == 0:
                     self.check_consistency(record["arch"])
+                for callback in self.callbacks:
+                    callback.on_step_end(self, record)
             self.end_epoch()
         bar.close()
 
@@ -429,8 +608,15 @@ class Search:
             self.supernet.train()
         self.optimizer.zero_grad(set_to_none=True)
         # self.model is the supernet, or its DistributedDataParallel wrapper under torchrun.
-        losses = self.objective.backward(self.model, sample.path, self.local_part(batch), sample.edge_weights,
-                                         chunks=self.chunks)
+        part = self.local_part(batch)
+        if self.carry:
+            if self.hidden is None:
+                self.hidden = self.supernet.init_hidden(part[0].size(1))
+            losses = self.objective.backward(self.model, sample.path, part, sample.edge_weights,
+                                             chunks=self.chunks, hidden=self.hidden)
+            self.hidden = losses.hidden
+        else:  # registered objectives need not know ``hidden``
+            losses = self.objective.backward(self.model, sample.path, part, sample.edge_weights, chunks=self.chunks)
         if self.world > 1:  # the logged losses (and the NaN stop) are the global batch's, on every rank
             cur, arc, total = distributed.mean_floats(
                 [losses.current, losses.archive or 0.0, losses.total], self.device)
@@ -457,7 +643,8 @@ class Search:
         if val_stream is not None:
             val_batch = next(val_stream)
             record.update(self.strategy.arch_step(self.supernet, self.local_part(val_batch), chunks=self.chunks))
-            record["tau"] = self.strategy.tau
+            if hasattr(self.strategy, "tau"):
+                record["tau"] = self.strategy.tau
             self.passes += 1  # GDAS's architecture step is one more single-path pass
             record["passes"] = self.passes
         return record
@@ -477,27 +664,44 @@ class Search:
         self.scheduler.step()
         self.epoch, self.step = self.epoch + 1, 0
         mean_acc = sum(p["acc"] for p in probe) / len(probe) if probe else float("nan")
-        self.log.info(f"epoch {self.epoch}/{self.cfg.epochs}: probe accuracy {mean_acc:.2f}% "
+        tau = f", Kendall tau {self.last_probe_tau:+.3f} vs {self.cfg.probe_from}" if self.probe_truth else ""
+        self.log.info(f"epoch {self.epoch}/{self.cfg.epochs}: probe accuracy {mean_acc:.2f}%{tau} "
                       f"(passes {self.passes}, {self.elapsed:.0f}s)")
         self.save()
+        for callback in self.callbacks:
+            callback.on_epoch_end(self, self.epoch)
 
-    def score(self, arch: Architecture) -> dict[str, float]:
-        """Inherited-weight accuracy and loss of ``arch`` on the fixed validation batches."""
-        if self.cfg.bn == "batch":
-            return evaluate_path(self.supernet, arch, self.eval_set)
-        if not hasattr(self, "recalibration_set"):
-            self.recalibration_set = fixed_batches(self.data.train, self.cfg.recalibrate_batches)
-        with torch.random.fork_rng(devices=[]), recalibrated_bn(self.supernet, arch, self.recalibration_set):
-            return evaluate_path(self.supernet, arch, self.eval_set)  # (the training RNG stream is untouched)
+    def score(self, archs: list[Architecture]) -> list[dict[str, Any]]:
+        """Inherited-weight accuracy and loss of ``archs`` on the fixed validation batches (batched scorer).
+
+        With ``bn: recalibrate`` each architecture first gets BatchNorm
+        statistics of its own from the first training batches. The training
+        random streams are left untouched.
+        """
+        recalibrate = []
+        if self.cfg.bn == "recalibrate":
+            recalibrate = fixed_batches(self.data.train, self.cfg.recalibrate_batches)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return score_archs(self.supernet, archs, self.eval_set, recalibrate=recalibrate, seed=self.cfg.seed)
 
     def evaluate_probe(self) -> list[dict[str, Any]]:
-        """Inherited-weight accuracy of the fixed probe architectures (the forgetting tracker)."""
-        results = []
-        for arch in self.probe:
-            scores = self.score(arch)
-            results.append({"arch": str(arch), **scores})
-        self.metrics.write({"kind": "probe", "step": self.global_step, "epoch": self.epoch + 1,
-                            "passes": self.passes, "probe": results})
+        """Inherited-weight accuracy of the fixed probe architectures (the forgetting tracker).
+
+        The record holds each probe's score (and truth, with ``probe_from``),
+        their mean accuracy and, with a truth, Kendall tau-b of the accuracy
+        against it.
+        """
+        results = self.score(self.probe)
+        record: dict[str, Any] = {"kind": "probe", "step": self.global_step, "epoch": self.epoch + 1,
+                                  "passes": self.passes, "probe": results,
+                                  "probe_mean_acc": sum(r["acc"] for r in results) / len(results)}
+        if self.probe_truth:
+            for row in results:
+                row["truth"] = self.probe_truth[row["arch"]]
+            self.last_probe_tau = kendall_tau([r["acc"] for r in results], [r["truth"] for r in results])
+            record["probe_tau"] = None if math.isnan(self.last_probe_tau) else self.last_probe_tau
+        self.metrics.write(record)
         return results
 
     # ---- selection -----------------------------------------------------
@@ -507,22 +711,52 @@ class Search:
         RandomNAS: ``select_rounds`` rounds, each scoring ``select_samples``
         random architectures on the validation half with inherited weights and
         keeping the round's best; the winners are returned best first (retrain
-        them: the best after retraining is the final answer).
+        them: the best after retraining is the final answer). With
+        ``select_from`` the candidates are drawn from the architectures of
+        that file instead of the whole space. An accuracy tie goes to the
+        lower loss.
         """
-        key, better = ("loss", min) if self.space.kind == "text" else ("acc", max)
-        if self.cfg.strategy == "gdas":
-            arch = self.strategy.final()
-            return [{"arch": str(arch), "round": 0, **self.score(arch)}]
+        text = self.space.kind == "text"
+        rank = (lambda r: r["loss"]) if text else (lambda r: (-r["acc"], r["loss"]))  # ties: lower loss wins
+        if callable(getattr(self.strategy, "final", None)):  # GDAS: the argmax of alpha
+            if self.cfg.max_params or self.cfg.max_macs:
+                self.log.warning("max_params/max_macs restrict RandomNAS selection only; %s keeps its argmax",
+                                 self.cfg.strategy)
+            return [{**self.score([self.strategy.final()])[0], "round": 0}]
+        pool = read_arch_file(self.cfg.select_from, self.space)[0] if self.cfg.select_from else None
+        if pool is not None and (self.cfg.max_params or self.cfg.max_macs):
+            pool = [a for a in pool if self.within_budget(a)]
+            if not pool:
+                raise NsasError(f"no architecture of {self.cfg.select_from} is within max_params "
+                                f"{self.cfg.max_params} / max_macs {self.cfg.max_macs}")
         rng = random.Random(f"select-{self.cfg.seed}")
         winners = []
         for round_ in range(self.cfg.select_rounds):
-            scored = []
-            for _ in range(self.cfg.select_samples):
-                arch = self.space.sample(rng)
-                scored.append({"arch": str(arch), "round": round_ + 1,
-                               **self.score(arch)})
-            winners.append(better(scored, key=lambda r: r[key]))
-        return sorted(winners, key=lambda r: r[key], reverse=better is max)
+            if pool is None:
+                archs = [self.sample_within_budget(rng) for _ in range(self.cfg.select_samples)]
+            else:
+                archs = rng.sample(pool, min(self.cfg.select_samples, len(pool)))
+            scored = [{**row, "round": round_ + 1} for row in self.score(archs)]
+            winners.append(min(scored, key=rank))
+        return sorted(winners, key=rank)
+
+    def within_budget(self, arch: Architecture) -> bool:
+        """Whether ``arch``'s stand-alone network fits ``max_params`` / ``max_macs``."""
+        from nsas.inspection import arch_cost
+        from nsas.rank import within_budget
+
+        return within_budget(arch_cost(self.space, arch), self.cfg.max_params, self.cfg.max_macs)
+
+    def sample_within_budget(self, rng: random.Random, tries: int = 1000) -> Architecture:
+        """A random architecture within ``max_params`` / ``max_macs`` (any, without a budget)."""
+        if not (self.cfg.max_params or self.cfg.max_macs):
+            return self.space.sample(rng)
+        for _ in range(tries):
+            arch = self.space.sample(rng)
+            if self.within_budget(arch):
+                return arch
+        raise NsasError(f"no architecture within max_params {self.cfg.max_params} / max_macs "
+                        f"{self.cfg.max_macs} among {tries} random ones; relax the budget")
 
     def finish(self) -> list[dict[str, Any]]:
         """Select, and write the selected architectures and the archive."""
@@ -550,8 +784,16 @@ class Search:
             self.log.info(f"resumed from {self.checkpoint_path} at epoch {self.epoch + 1}, step {self.step}")
         self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", resume_step=self.global_step if resume else None,
                                      enabled=self.main)
-        self.train()
-        return self.finish()
+        if self.cfg.tensorboard:
+            from nsas.tracking import TensorBoardMirror
+
+            self.metrics = TensorBoardMirror(self.metrics, self.run_dir / "tensorboard", enabled=self.main)
+        try:
+            self.train()
+            return self.finish()
+        finally:
+            if self.cfg.tensorboard:
+                self.metrics.close()
 
 
 
@@ -570,18 +812,58 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def search(cfg: SearchConfig, run_dir: str | Path, *, resume: bool = False,
-           progress: bool = True) -> list[dict[str, Any]]:
-    """Library entry point: run (or resume) a search; returns the selected architectures."""
-    run_dir = Path(run_dir)
+@dataclass
+class SearchResult:
+    """What :func:`search` returns (the run directory holds the same, as files)."""
+
+    run_dir: Path
+    config: SearchConfig
+    selected: list[dict[str, Any]]  # the selected architectures, best first: {"arch", "round", "acc", "loss"}
+    archive: list[str]  # the final archive members (empty without an archive)
+    steps: int  # supernet steps trained
+    passes: int  # single-path forward/backward passes (the cost measure)
+    supernet: nn.Module  # the trained supernet (unwrapped)
+
+    @property
+    def best(self) -> str:
+        """The canonical string of the best selected architecture."""
+        return self.selected[0]["arch"]
+
+
+def search(cfg: SearchConfig | None = None, run_dir: str | Path | None = None, *, resume: bool = False,
+           progress: bool = True, **components: Any) -> SearchResult:
+    """Library entry point: run (or resume) a search; ``nsas.search(...)`` is this function.
+
+    Args:
+        cfg: the config (default: ``SearchConfig.preset("quick")``).
+        run_dir: the run directory (default: a new ``runs/search-...-<time>``).
+        resume: continue the run in ``run_dir`` from its checkpoint (pass the same components).
+        progress: show a progress bar and console log.
+        **components: optional replacements for what the config's strings build: ``dataset``,
+            ``train_data``, ``val_data``, ``num_classes``, ``supernet``, ``criterion``, ``optimizer``,
+            ``scheduler``, ``callbacks`` (see :class:`Search`).
+
+    Returns:
+        The selected architectures, the archive, the cost and the trained supernet.
+    """
+    cfg = cfg if cfg is not None else SearchConfig.preset("quick")
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(f"search-{cfg.space}-{cfg.strategy}-{cfg.loss}")
     if distributed.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         write_yaml(run_dir / "config.yaml", config_to_dict(cfg))
     distributed.barrier()
-    return Search(cfg, run_dir, progress=progress).run(resume=resume)
+    run = Search(cfg, run_dir, progress=progress, **components)
+    selected = run.run(resume=resume)
+    archive = run.objective.archive
+    return SearchResult(run_dir=run_dir, config=cfg, selected=selected,
+                        archive=[str(a) for a in archive.members] if archive else [], steps=run.global_step,
+                        passes=run.passes, supernet=run.supernet)
 
 
 # ---- command line ----------------------------------------------------------
+RESUME_KEYS = ("device", "consistency_every", "tensorboard")  # keys --resume lets a user change
+
+
 def _default_text(key: str, default: Any) -> str:
     """The default a flag's help shows: the dataclass default, or the preset's when a preset sets the key."""
     if any(key in PRESETS[name](space, "random") for name in PRESETS for space in space_names()):
@@ -619,15 +901,15 @@ def resolve(args: argparse.Namespace) -> SearchConfig:
 
 
 def _resume_config(args: argparse.Namespace, run_dir: Path) -> SearchConfig:
-    """The recorded config of the run to continue (only --device and --consistency-every may change)."""
+    """The recorded config of the run to continue (only --device, --consistency-every and --tensorboard may change)."""
     names = {f.name for f in dataclasses.fields(SearchConfig)}
-    given = sorted(k for k in vars(args) if k in names and k not in ("device", "consistency_every"))
+    given = sorted(k for k in vars(args) if k in names and k not in RESUME_KEYS)
     if given or args.config or args.preset:
         flag = "--config" if args.config else "--preset" if args.preset else flag_name(given[0])
         raise NsasError(f"--resume continues with the run's own config.yaml; {flag} cannot change it "
-                        "(only --device and --consistency-every may be given)")
+                        "(only --device, --consistency-every and --tensorboard may be given)")
     values = read_yaml(run_dir / "config.yaml")
-    for key in ("device", "consistency_every"):
+    for key in RESUME_KEYS:
         if hasattr(args, key):
             values[key] = getattr(args, key)
     return build_config(SearchConfig, values, source=f"{run_dir / 'config.yaml'}")
@@ -658,10 +940,15 @@ def run(args: argparse.Namespace) -> int:
         how = f"preset {args.preset or DEFAULT_PRESET}"
     print(f"nsas search: {cfg.space} / {cfg.strategy} / {cfg.loss} on {cfg.dataset}, "
           f"{cfg.epochs} epochs ({how}) -> {run_dir}")
-    selected = search(cfg, run_dir, resume=args.resume, progress=not args.quiet)
+    selected = search(cfg, run_dir, resume=args.resume, progress=not args.quiet).selected
     key = "loss" if get_space(cfg.space).kind == "text" else "acc"
     print(f"selected architectures (validation {key} with inherited weights):")
     for row in selected:
         print(f"  {row[key]:8.3f}  {row['arch']}")
     print(f"run directory: {run_dir}")
     return 0
+
+
+import nsas as _nsas  # noqa: E402
+
+_nsas._make_callable(__name__)  # nsas.search(...) calls search() above

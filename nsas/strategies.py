@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,7 +20,7 @@ from torch import nn
 
 from nsas import distributed
 from nsas.checkpoint import as_tuple
-from nsas.errors import NsasError
+from nsas.registry import Registry
 from nsas.spaces.base import Architecture, SearchSpace
 
 
@@ -172,15 +173,43 @@ class GDASStrategy:
         self.generator.set_state(state["generator"])
 
 
-STRATEGIES = ("random", "gdas")
+STRATEGIES = ("random", "gdas")  # the built-in strategies; strategy_names() adds registered ones
+Strategy = Any  # an object with the methods of RandomStrategy (GDASStrategy adds final() and tau)
+# name -> factory(space, *, seed, device, **options) -> strategy
+_REGISTRY: Registry[Callable[..., Strategy]] = Registry("strategy", {n: __name__ for n in STRATEGIES})
+
+
+def register_strategy(name: str) -> Callable[[Callable[..., Strategy]], Callable[..., Strategy]]:
+    """Decorator: register a strategy factory ``factory(space, *, seed, device, **options)``.
+
+    The factory returns an object with ``sample() -> Sample``,
+    ``set_progress(epoch, epochs)``, ``arch_step(supernet, batch, chunks=)``,
+    ``parameters()``, ``state_dict()`` and ``load_state_dict(state)`` (see
+    :class:`RandomStrategy`); a ``final()`` method, when present, picks the
+    final architecture instead of random search. A strategy class whose
+    ``__init__`` has that signature can be decorated directly.
+    """
+    return _REGISTRY.register(name)
+
+
+def strategy_names() -> list[str]:
+    """Every strategy name: the built-in ones, then registered ones."""
+    return _REGISTRY.names()
+
+
+register_strategy("random")(lambda space, *, seed=0, device="cpu", **_: RandomStrategy(space, seed=seed))
+register_strategy("gdas")(GDASStrategy)
 
 
 def build_strategy(name: str, space: SearchSpace, *, seed: int = 0, device: str | torch.device = "cpu",
-                   **gdas_options: Any) -> RandomStrategy | GDASStrategy:
-    """The strategy registered as ``name`` (one of :data:`STRATEGIES`)."""
-    if name == "random":
-        return RandomStrategy(space, seed=seed)
-    if name == "gdas":
-        return GDASStrategy(space, seed=seed, device=device, **gdas_options)
-    raise NsasError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+                   **options: Any) -> Strategy:
+    """The strategy registered as ``name`` (see :func:`strategy_names`).
 
+    Args:
+        name: registered strategy name.
+        space: the search space it samples.
+        seed: seeds its random choices.
+        device: where its parameters (if any) live.
+        **options: strategy-specific settings (GDAS: tau_max, tau_min, lr, weight_decay).
+    """
+    return _REGISTRY.get(name)(space, seed=seed, device=device, **options)

@@ -12,7 +12,11 @@ where it stopped):
    method (``searches/<method>-s<seed>-compute``).
 2. ground truth: a fixed set of architectures (each search's best pick, then
    random ones up to ``--archs``), each trained stand-alone with the proxy
-   recipe (``truth/<index>``).
+   recipe (``truth/<index>``). With ``--truth FILE`` (any truth table, e.g. a
+   benchmark's published accuracies) nothing is trained: the set is a seeded
+   sample of ``--archs`` architectures of the table, stratified over its
+   metric (:func:`nsas.truth.stratified_sample`), and their values are the
+   truth; picks are judged by the table's value when it has one.
 3. scores: every search's supernet scores every ground-truth architecture
    with inherited weights on its validation half (``scores/<run>.csv``).
 4. report: Kendall tau and Spearman rho per method and seed, mean and spread,
@@ -42,14 +46,16 @@ from typing import Any
 import numpy as np
 
 from nsas import distributed
-from nsas.config import (add_config_flag, add_config_flags, build_config, config_to_dict, option, print_config,
-                         read_yaml, write_yaml)
+from nsas.atomic import atomic_write
+from nsas.config import (add_config_flag, add_config_flags, build_config, check_device, config_to_dict, option,
+                         print_config, read_yaml, write_yaml)
 from nsas.correlate import kendall_tau, spearman_rho
 from nsas.errors import NsasError
-from nsas.objectives import LOSSES
+from nsas.objectives import loss_names
 from nsas.rundir import write_json, write_text_atomic
 from nsas.spaces import get_space, space_names
-from nsas.strategies import STRATEGIES
+from nsas.strategies import strategy_names
+from nsas.truth import read_truth, stratified_sample
 
 
 def _methods(text: str) -> list[str]:
@@ -73,8 +79,15 @@ class StudyConfig:
     equal_compute: bool = option(False, "also run the cheaper methods with as many single-path passes as the "
                                         "costliest one")
     search_epochs: int = option(2, "epochs of each search")
-    score_batches: int = option(10, "validation batches each supernet scores every architecture on")
+    score_batches: int = option(80, "validation batches each supernet scores every architecture on (as "
+                                    "eval_batches of `nsas search`)")
     truth_recipe: str = option("proxy", "`nsas train` recipe of the ground truth", choices=("proxy", "paper"))
+    truth: str | None = option(None, "truth table (CSV/JSON/JSONL: arch + a metric, e.g. a benchmark's "
+                                     "accuracies from `nsas truth import`): no stand-alone training; archs "
+                                     "architectures sampled from it (seeded, stratified over the metric)",
+                               metavar="FILE")
+    truth_key: str | None = option(None, "truth column of truth (none: acc if present, else its only "
+                                         "column)", metavar="KEY")
     search: dict[str, Any] = option(default_factory=dict, help="any other `nsas search` config key")
     train: dict[str, Any] = option(default_factory=dict,
                                    help="any `nsas train` config key (over the recipe)")
@@ -95,14 +108,26 @@ class StudyConfig:
             raise NsasError(f"picks must not be negative, got {self.picks}")
         if self.archs < 3:
             raise NsasError("a ranking study needs at least 3 ground-truth architectures (--archs)")
+        check_device(self.device)
+
+    def check_runs(self) -> None:
+        """Build the search and ground-truth configs once, so a bad ``search:``/``train:`` value stops the study now."""
+        from nsas.search import SearchConfig
+        from nsas.train import recipe_config
+
+        strategy, loss = parse_method(self.methods[0])
+        build_config(SearchConfig, {**self.search, "space": self.space, "dataset": self.dataset, "strategy": strategy,
+                                    "loss": loss, "device": self.device, "data_dir": self.data_dir},
+                     source="study config, search:")
+        recipe_config(self.space, self.truth_recipe, **{"dataset": self.dataset, "device": self.device, **self.train})
 
 
 def parse_method(text: str) -> tuple[str, str]:
     """``"random:nsas"`` -> ("random", "nsas"), validated."""
     strategy, _, loss = text.partition(":")
-    if strategy not in STRATEGIES or loss not in LOSSES:
-        raise NsasError(f"method {text!r} is not STRATEGY:LOSS with a strategy in {', '.join(STRATEGIES)} "
-                        f"and a loss in {', '.join(LOSSES)}")
+    if strategy not in strategy_names() or loss not in loss_names():
+        raise NsasError(f"method {text!r} is not STRATEGY:LOSS with a strategy in {', '.join(strategy_names())} "
+                        f"and a loss in {', '.join(loss_names())}")
     return strategy, loss
 
 
@@ -199,6 +224,8 @@ class Study:
         return read_json(path)
 
     def _choose_truth_archs(self) -> list[str]:
+        if self.cfg.truth:
+            return stratified_sample(self.table()[1], self.cfg.archs, seed=f"study-truth-{self.cfg.seed}")
         archs: list[str] = []
         for job in self.jobs:
             selected = read_json(self.dir / "searches" / job.name / "selected.json")
@@ -214,8 +241,23 @@ class Study:
                 archs.append(arch)
         return archs
 
+    def table(self) -> tuple[str, dict[str, float]]:
+        """The ``--truth`` table: its column and canonical arch -> value (read once)."""
+        if not hasattr(self, "_table"):
+            self._table = read_truth(self.cfg.truth, self.cfg.truth_key, space=self.cfg.space)
+        return self._table
+
+    def truth_key(self) -> str:
+        """The truth column: the table's, else the stand-alone result's test metric."""
+        if self.cfg.truth:
+            return self.table()[0]
+        return "test_loss" if self.space.kind == "text" else "test_acc"
+
     def train_truth(self, archs: list[str]) -> list[dict[str, Any]]:
-        """Stand-alone proxy training of every ground-truth architecture."""
+        """Stand-alone proxy training of every ground-truth architecture (the table's values with ``--truth``)."""
+        if self.cfg.truth:
+            key, values = self.table()
+            return [{key: values[a], "parameters": None, "wall_seconds": 0.0} for a in archs]
         from nsas.train import recipe_config, train
 
         overrides = {"dataset": self.cfg.dataset, "data_dir": self.cfg.data_dir, "device": self.cfg.device,
@@ -242,7 +284,7 @@ class Study:
         if not path.exists() and self.mine(self.jobs.index(job)):
             _, supernet, data, _ = load_search_run(self.dir / "searches" / job.name,
                                                    resolve_device(self.cfg.device))
-            batches = fixed_batches(data.val, self.cfg.score_batches)
+            batches = fixed_batches(data.score, self.cfg.score_batches)
             rows = score_archs(supernet, [self.space.parse(a) for a in archs], batches)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_scores(path, rows, kind=self.space.kind)
@@ -261,7 +303,7 @@ class Study:
         self.run_searches()
         archs = self.truth_archs()
         truth = self.train_truth(archs)
-        key = "test_loss" if self.space.kind == "text" else "test_acc"
+        key = self.truth_key()
         truth_values = [r[key] * (-1 if self.space.kind == "text" else 1) for r in truth]
         with distributed.local():
             for job in self.jobs:
@@ -281,7 +323,7 @@ class Study:
                 "epochs": job.epochs, "kendall_tau": kendall_tau(values, truth_values),
                 "spearman_rho": spearman_rho(values, truth_values), "passes": summary["passes"],
                 "steps": summary["steps"], "search_seconds": summary["train_seconds"],
-                "pick_truth": [truth[archs.index(p)][key] for p in picks if p in archs],
+                "pick_truth": self._pick_truth(picks, archs, truth, key),
                 "scores": values,
             })
         write_text_atomic(self.dir / "truth.csv", f"arch,{key}\n" + "".join(
@@ -293,6 +335,12 @@ class Study:
         write_text_atomic(self.dir / "report.md", render_markdown(self.cfg, report, figures))
         self.log(f"[study] report: {self.dir / 'report.md'}")
         return report
+
+
+    def _pick_truth(self, picks: list[str], archs: list[str], truth: list[dict[str, Any]], key: str) -> list[float]:
+        """The true value of each pick that has one (in the ground-truth set, or in the ``--truth`` table)."""
+        values = self.table()[1] if self.cfg.truth else {a: t[key] for a, t in zip(archs, truth)}
+        return [values[p] for p in picks if p in values]
 
 
 def read_json(path: Path) -> Any:
@@ -364,10 +412,11 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
         ax.scatter([i] * len(g["kendall_tau"]), g["kendall_tau"], color="black", s=10, zorder=3)
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xticks(range(len(groups)), labels, fontsize=8)
-    ax.set_ylabel("Kendall tau (supernet vs stand-alone)")
+    ax.set_ylabel("Kendall tau (supernet vs truth)")
     ax.set_title("Ranking quality: mean ± std over seeds, dots = seeds", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out_dir / "kendall_tau.png", dpi=110)
+    with atomic_write(out_dir / "kendall_tau.png") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
     names.append("kendall_tau.png")
 
@@ -378,10 +427,11 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
     low = min((g["picks_truth_mean"] - (g["picks_truth_std"] or 0) for g in groups
                if not math.isnan(g["picks_truth_mean"])), default=0.0)
     ax.set_ylim(bottom=max(0.0, low - 5))
-    ax.set_ylabel(f"stand-alone {report['truth_key']} of picks")
-    ax.set_title("Each search's selected architecture, trained stand-alone (mean ± std over seeds)", fontsize=9)
+    ax.set_ylabel(f"true {report['truth_key']} of picks")
+    ax.set_title("Each search's selected architecture: its true value (mean ± std over seeds)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(out_dir / "picks.png", dpi=110)
+    with atomic_write(out_dir / "picks.png") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
     names.append("picks.png")
 
@@ -392,9 +442,10 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
         ax.scatter(r["scores"], truth, s=14)
         ax.set_title(f"{r['method']} (seed 0)\ntau = {r['kendall_tau']:.2f}", fontsize=9)
         ax.set_xlabel("supernet score", fontsize=8)
-        ax.set_ylabel(f"stand-alone {report['truth_key']}", fontsize=8)
+        ax.set_ylabel(f"true {report['truth_key']}", fontsize=8)
     fig.tight_layout()
-    fig.savefig(out_dir / "scatter.png", dpi=110)
+    with atomic_write(out_dir / "scatter.png") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
     names.append("scatter.png")
     return names
@@ -419,10 +470,13 @@ def _config(args: argparse.Namespace, out: Path) -> StudyConfig | str:
             if config_to_dict(cfg) != read_yaml(saved):
                 return f"{out} holds a study with another config; use another --out (or the same options to resume it)"
         else:
+            cfg.check_runs()
             out.mkdir(parents=True, exist_ok=True)
             write_yaml(saved, config_to_dict(cfg))
     except NsasError as err:
         return str(err)
+    except OSError as err:  # every rank must learn of it, not only rank 0
+        return f"{err.strerror}: {err.filename}"
     return cfg
 
 
@@ -436,13 +490,15 @@ def render_markdown(cfg: StudyConfig, report: dict[str, Any], figures: list[str]
     lines = [
         f"# Ranking study: {cfg.space} on {cfg.dataset}", "",
         f"Methods {', '.join(cfg.methods)}; {cfg.seeds} seeds; {len(report['archs'])} ground-truth "
-        f"architectures trained stand-alone with the `{cfg.truth_recipe}` recipe "
-        f"(overrides: {cfg.train or 'none'}); searches of {cfg.search_epochs} epochs "
+        + (f"architectures sampled from the truth table `{Path(cfg.truth).name}` (stratified over {key})"
+           if cfg.truth else f"architectures trained stand-alone with the `{cfg.truth_recipe}` recipe "
+           f"(overrides: {cfg.train or 'none'})")
+        + f"; searches of {cfg.search_epochs} epochs "
         f"(overrides: {cfg.search or 'none'}); supernet scores on {cfg.score_batches} validation batches.", "",
         f"Ground truth {key}: {_fmt(report['truth_range'][0], 2)} to {_fmt(report['truth_range'][1], 2)}; "
         f"{report['truth_seconds'] / 60:.1f} min of stand-alone training.", "",
         "| method | budget | Kendall tau per seed | tau mean ± std | Spearman rho mean ± std | "
-        f"picks' stand-alone {key} | steps | passes | search s |",
+        f"picks' true {key} | steps | passes | search s |",
         "|---|---|---|---|---|---|---:|---:|---:|",
     ]
     for g in report["groups"]:

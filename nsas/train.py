@@ -9,14 +9,15 @@ One step, top to bottom::
 
     images: logits, aux = net(x)                  # aux only with the auxiliary head, in training
             loss = CE(logits) + w_aux * CE(aux)
-    text:   logits, hidden = net(x, hidden.detach())  # state carried across windows (truncated BPTT)
-            loss = CE(logits)
+    text:   x: a window of bptt tokens (random length around bptt with random_bptt; lr x length / bptt)
+            logits, hidden, h, h_dropped = net(x, hidden.detach())  # state carried across windows
+            loss = CE(logits) + ar_alpha * mean(h_dropped^2) + tar_beta * mean((h[t+1] - h[t])^2)
     clip_grad_norm_(...); optimizer.step()        # SGD; text switches to ASGD when validation stalls
 
 Settings come from a recipe (``nsas/recipes/<family>-<recipe>.yaml``; family
 ``cifar`` for darts spaces, ``nb201``, ``ptb`` for darts-rnn), then
 ``--config``, then flags. The learning rate is a pure function of the epoch
-(cosine or constant), so a checkpoint needs no scheduler state: model,
+(cosine or constant; text scales it by the window length), so a checkpoint needs no scheduler state: model,
 optimizer, counters, running sums, the carried hidden state and the RNG states
 make a resumed run bit-identical to an uninterrupted one (on CPU).
 
@@ -24,7 +25,9 @@ Data parallel (``torchrun --nproc-per-node N -m nsas train ...``): the network
 is wrapped in DistributedDataParallel and each rank trains on its contiguous
 slice of the same global batch (``batch_size``); evaluation runs on every rank
 (the same weights give the same scores) and rank 0 writes the run directory.
-The checkpoint holds global state (summed running sums, the text hidden state
+Rank 0 alone decides the switch to ASGD and broadcasts it; before every
+checkpoint the ranks compare (step, optimizer, weights checksum) and stop,
+naming the rank that differs, if they disagree. The checkpoint holds global state (summed running sums, the text hidden state
 of every batch column), so a run resumes with another number of processes.
 BatchNorm normalises each rank's slice with its own statistics (and rank 0's
 running statistics are broadcast), so runs with different process counts
@@ -52,14 +55,16 @@ from torch import nn
 from nsas import data as nsas_data
 from nsas import distributed
 from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from nsas.config import (add_config_flag, add_config_flags, build_config, config_to_dict, default_repr, option,
-                         print_config, read_yaml, write_yaml)
+from nsas.config import (add_config_flag, add_config_flags, build_config, check_device, check_ranges,
+                         config_to_dict, default_repr, option, print_config, read_yaml, write_yaml)
 from nsas.errors import CheckpointError, NsasError, TrainingError
+from nsas.evaluate import evaluate_model
 from nsas.inspection import count_macs, count_parameters, read_arch_argument
-from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json
+from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json, write_text_atomic
 from nsas.search import resolve_device
 from nsas.spaces import detect_space, get_space, space_names
 from nsas.spaces.base import Architecture, SearchSpace
+from nsas.spaces.darts_rnn_net import activation_regularisation
 
 RECIPES = ("paper", "proxy")
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
@@ -84,11 +89,21 @@ class TrainConfig:
     train_fraction: float = option(1.0, "share of the training split used (a seeded subset; text: a prefix)")
     epochs: int = option(10, "training epochs")
     batch_size: int = option(128, "global mini-batch size")
-    eval_batch_size: int = option(256, "batch size of evaluation")
+    eval_batch_size: int = option(256, "images: test batch size; text: columns of the validation split "
+                                       "(DARTS: 10)")
+    test_batch_size: int = option(1, "text: columns of the test split (DARTS: 1)")
     channels: int = option(16, "image spaces: initial channels")
     cells: int = option(5, "image spaces: cells (darts: in total; nb201: per stage)")
     hidden: int = option(300, "darts-rnn: embedding = hidden size")
     bptt: int = option(35, "darts-rnn: truncated back-propagation length")
+    random_bptt: bool = option(False, "darts-rnn: draw each window's length around bptt as AWD-LSTM/DARTS do "
+                                      "(mean bptt, or bptt/2 with probability 0.05; sd 5; at least 5) and "
+                                      "scale the learning rate by length / bptt")
+    max_bptt_delta: int = option(20, "darts-rnn: random windows are at most bptt + this long (DARTS: 20)")
+    ar_alpha: float = option(0.0, "darts-rnn: activation regularisation weight, alpha * mean(dropped "
+                                  "output^2) (DARTS: 0)")
+    tar_beta: float = option(0.0, "darts-rnn: temporal activation regularisation weight, beta * "
+                                  "mean((h_t+1 - h_t)^2) (DARTS: 1e-3)")
     dropout: float = option(0.75, "darts-rnn: output dropout")
     dropouth: float = option(0.25, "darts-rnn: recurrent-state dropout")
     dropoutx: float = option(0.75, "darts-rnn: cell-input dropout")
@@ -110,6 +125,8 @@ class TrainConfig:
     cutout: int = option(0, "images: cutout square side in pixels (0: off)")
     seed: int = option(0, "seed of initialisation, data order, augmentation and dropout")
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    tensorboard: bool = option(False, "also log metrics to RUN_DIR/tensorboard (needs pip install "
+                                      "'nsas[tensorboard]'); metrics.jsonl stays the record")
     eval_every: int = option(1, "images: epochs between test evaluations (the last epoch always)")
     log_every: int = option(50, "steps between step records in metrics.jsonl (0: epoch records only)")
     checkpoint_every: int = option(0, "steps between mid-epoch checkpoints (0: epoch ends only)")
@@ -119,15 +136,16 @@ class TrainConfig:
             raise NsasError(f"unknown search space {self.space!r}; choose one of {', '.join(space_names())}")
         if self.schedule not in SCHEDULES:
             raise NsasError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "channels", "cells", "hidden", "bptt", "eval_every"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "test_batch_size", "channels", "cells", "hidden",
+                     "bptt", "eval_every"):
             if getattr(self, name) < 1:
                 raise NsasError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("cutout", "asgd_nonmono", "log_every", "checkpoint_every"):
+        for name in ("cutout", "asgd_nonmono", "log_every", "checkpoint_every", "max_bptt_delta"):
             if getattr(self, name) < 0:
                 raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
-        for name in ("lr", "lr_min", "momentum", "weight_decay", "grad_clip", "auxiliary_weight"):
-            if not getattr(self, name) >= 0:
-                raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
+        check_ranges(self, {"lr": "(0, inf)", "lr_min": "[0, inf)", "momentum": "[0, 1)", "weight_decay": "[0, inf)",
+                            "grad_clip": "[0, inf)", "auxiliary_weight": "[0, inf)", "ar_alpha": "[0, inf)",
+                            "tar_beta": "[0, inf)"})
         for name in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute", "drop_path"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise NsasError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -138,8 +156,14 @@ class TrainConfig:
         if self.space not in AUX_SPACES and (self.auxiliary_weight > 0 or self.drop_path > 0):
             raise NsasError(f"auxiliary_weight and drop_path apply to the {' and '.join(AUX_SPACES)} spaces only, "
                             f"not {self.space!r}; set them to 0")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise NsasError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.space != "darts-rnn" and (self.ar_alpha > 0 or self.tar_beta > 0 or self.random_bptt):
+            raise NsasError(f"ar_alpha, tar_beta and random_bptt apply to the darts-rnn space only, not {self.space!r}")
+        check_device(self.device)
+
+    @classmethod
+    def preset(cls, space: str, recipe: str = "proxy", **overrides: Any) -> TrainConfig:
+        """The recipe (``proxy`` or ``paper``) for a built-in ``space``, then ``overrides``."""
+        return recipe_config(space, recipe, **overrides)
 
 
 def recipe_path(space: str, recipe: str) -> Path:
@@ -158,11 +182,15 @@ def recipe_config(space: str, recipe: str = "proxy", **overrides: Any) -> TrainC
     return build_config(TrainConfig, values, source=str(path) if not overrides else "train config")
 
 
-def learning_rate(cfg: TrainConfig, epoch: int) -> float:
-    """Learning rate of ``epoch`` (0-based): DARTS's per-epoch cosine to ``lr_min``, or constant."""
-    if cfg.schedule == "constant":
-        return cfg.lr
-    return cfg.lr_min + (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
+def learning_rate(cfg: TrainConfig, epoch: int, window: int | None = None) -> float:
+    """Learning rate of ``epoch`` (0-based): DARTS's per-epoch cosine to ``lr_min``, or constant.
+
+    Text: a window of ``window`` tokens scales it by ``window / bptt``, as
+    AWD-LSTM and DARTS do (a longer window sums more per-token gradients).
+    """
+    lr = cfg.lr if cfg.schedule == "constant" else \
+        cfg.lr_min + (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
+    return lr if window is None else lr * window / cfg.bptt
 
 
 # ---- data and network ------------------------------------------------------
@@ -178,14 +206,16 @@ class TrainData:
 
 def build_train_data(cfg: TrainConfig, kind: str, device: torch.device) -> TrainData:
     """The data set's full training split (or a ``train_fraction`` of it) and its evaluation splits."""
-    dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
+    with distributed.local_rank_zero_first():  # one download/decode per node, not one per rank
+        dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
     if kind == "text":
         if not isinstance(dataset, nsas_data.TextDataset):
             raise NsasError(f"space {cfg.space!r} needs a text data set (ptb, wikitext2), got {cfg.dataset!r}")
         tokens = dataset.train[: max(2, int(len(dataset.train) * cfg.train_fraction))]
-        train = nsas_data.TextBatches(tokens, batch_size=cfg.batch_size, bptt=cfg.bptt, device=device)
-        evals = [nsas_data.TextBatches(split, batch_size=cfg.eval_batch_size, bptt=cfg.bptt, device=device)
-                 for split in (dataset.valid, dataset.test)]
+        train = nsas_data.TextBatches(tokens, batch_size=cfg.batch_size, bptt=cfg.bptt, device=device,
+                                      random_bptt=cfg.random_bptt, max_delta=cfg.max_bptt_delta, seed=cfg.seed)
+        evals = [nsas_data.TextBatches(split, batch_size=size, bptt=cfg.bptt, device=device)
+                 for split, size in ((dataset.valid, cfg.eval_batch_size), (dataset.test, cfg.test_batch_size))]
         return TrainData(train, evals[1], evals[0], dataset.vocab_size)
     if not isinstance(dataset, nsas_data.ImageDataset):
         raise NsasError(f"space {cfg.space!r} needs an image data set, got {cfg.dataset!r}")
@@ -237,7 +267,7 @@ class Trainer:
         self.text = self.space.kind == "text"
         self.device = resolve_device(cfg.device)
         self.data = build_train_data(cfg, self.space.kind, self.device)
-        self.steps_per_epoch = len(self.data.train)
+        self.steps_per_epoch = len(self.data.train)  # text with random_bptt: about as many (see count)
         if self.steps_per_epoch < 1:
             raise NsasError(f"data set {cfg.dataset!r} gives no full batch of {cfg.batch_size}")
         torch.manual_seed(cfg.seed)
@@ -283,7 +313,7 @@ class Trainer:
             "config": config_to_dict(self.cfg), "arch": str(self.arch),
             "epoch": self.epoch, "step": self.step, "global_step": self.global_step,
             "elapsed": self.elapsed, "sums": dict(self.sums), "val_losses": list(self.val_losses),
-            "model": self.model.state_dict(),
+            "model": self.model.state_dict(), "num_classes": self.data.num_classes,
             "optimizer_name": self.optimizer_name, "optimizer": self.optimizer.state_dict(),
             "hidden": self.hidden, "rng": rng_state(),
         }
@@ -293,9 +323,11 @@ class Trainer:
         self.write_checkpoint()
 
     def write_checkpoint(self) -> None:
-        """Rank 0 writes the global state (every rank takes part in gathering it)."""
+        """Rank 0 writes the global state (every rank takes part in gathering it and checking the ranks agree)."""
         state = self.state_dict()
-        if self.world > 1:
+        if self.world > 1:  # never save a state the ranks disagree on; name the rank that differs
+            distributed.check_consistent(f"step {self.global_step}", (self.global_step, self.optimizer_name,
+                                                                       distributed.weight_checksum(self.model)))
             self._gather_sums()
             state["sums"] = dict(self.sums)
             state["hidden"] = None if self.hidden is None else distributed.all_gather_tensor(self.hidden)
@@ -312,7 +344,7 @@ class Trainer:
     def load(self, path: Path) -> None:
         """Restore everything from a checkpoint of a run with the same config and architecture."""
         state = load_checkpoint(path, kind="train", map_location=self.device)
-        check_same_config(path, state.get("config", {}), config_to_dict(self.cfg))
+        check_same_config(path, state.get("config", {}), config_to_dict(self.cfg), free=("device", "tensorboard"))
         if state.get("arch") != str(self.arch):
             raise CheckpointError(f"checkpoint {path} trains another architecture: {str(state.get('arch'))[:80]}")
         try:
@@ -356,36 +388,38 @@ class Trainer:
                 if cfg.log_every and self.global_step % cfg.log_every == 0:
                     self.metrics.write({"kind": "step", "step": self.global_step, "epoch": self.epoch + 1,
                                         "loss": loss, "lr": self.optimizer.param_groups[0]["lr"]})
-                if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 \
-                        and self.step < self.steps_per_epoch:
+                last = self.data.train.count(self.epoch) if self.text else self.steps_per_epoch
+                if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 and self.step < last:
                     self.save()
             self.end_epoch()
         bar.close()
 
-    def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-        """Training loss of one batch, with the number of correct predictions and of targets."""
+    def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        """Training loss of one batch, its regularisation (text: AR + TAR), correct predictions and targets."""
         if self.text:
             hidden = None if self.hidden is None else self.hidden.detach()
-            logits, self.hidden = self.net(x, hidden)  # (T, B, V), (B, H)
+            # logits (T, B, V), final state (B, H), cell outputs before and after the output dropout (T, B, H)
+            logits, self.hidden, states, dropped = self.net(x, hidden, return_states=True)
             logits, y = logits.reshape(-1, logits.size(-1)), y.reshape(-1)
             loss = F.cross_entropy(logits, y)
+            reg = activation_regularisation(states, dropped, alpha=self.cfg.ar_alpha, beta=self.cfg.tar_beta)
         else:
             out = self.net(x)
             logits, aux = out if isinstance(out, tuple) else (out, None)  # (B, classes) each
             loss = F.cross_entropy(logits, y)
             if aux is not None:
                 loss = loss + self.cfg.auxiliary_weight * F.cross_entropy(aux, y)
-        return loss, int((logits.detach().argmax(-1) == y).sum()), y.numel()
+            reg = loss.new_zeros(())
+        return loss, reg, int((logits.detach().argmax(-1) == y).sum()), y.numel()
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        """One optimizer step; returns the batch's loss."""
-        lr = learning_rate(self.cfg, self.epoch)
-        if self.text:  # DARTS scales the rate by the window length (the last window is shorter)
-            lr *= x.size(0) / self.cfg.bptt
+        """One optimizer step; returns the batch's loss (cross-entropy, without AR/TAR)."""
+        # text: DARTS scales the rate by the window length (random with random_bptt; the last window is shorter)
+        lr = learning_rate(self.cfg, self.epoch, x.size(0) if self.text else None)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        loss, correct, count = self.forward_loss(x, y)
+        loss, reg, correct, count = self.forward_loss(x, y)
         value = loss.item()
         if self.world > 1:  # every rank stops on a NaN together; logs show the global batch's loss
             (value,) = distributed.mean_floats([value], self.device)
@@ -395,7 +429,7 @@ class Trainer:
             raise TrainingError(f"the loss became {value} at epoch {self.epoch + 1}, step {self.step + 1} "
                                 f"(architecture {self.arch}); the run stopped and {kept}; "
                                 "try a lower --lr or a gradient clip")
-        loss.backward()
+        (loss + reg).backward()
         if self.cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
@@ -436,7 +470,10 @@ class Trainer:
     def _maybe_switch_to_asgd(self, val_loss: float) -> None:
         """DARTS's rule: switch once the loss is worse than the best before the last ``nonmono`` epochs."""
         n = self.cfg.asgd_nonmono
-        if self.optimizer_name == "sgd" and n and len(self.val_losses) > n and val_loss > min(self.val_losses[:-n]):
+        switch = self.optimizer_name == "sgd" and n and len(self.val_losses) > n and val_loss > min(self.val_losses[:-n])
+        if self.world > 1:  # rank 0 decides for all: the ranks' losses may differ in the last bits
+            switch = distributed.broadcast_object(bool(switch))
+        if switch:
             self.log.info("epoch %d: validation loss stopped improving; switching to ASGD", self.epoch + 1)
             self.optimizer_name = "asgd"
             self.optimizer = self._make_optimizer()
@@ -458,24 +495,12 @@ class Trainer:
             for p, value in saved:
                 p.data.copy_(value)
 
-    @torch.no_grad()
     def evaluate(self, batches: Any) -> dict[str, float]:
         """Loss, accuracy (per image or token) and perplexity on ``batches``; text carries the state."""
-        self.model.eval()
-        loss_sum, correct, total, hidden = 0.0, 0, 0, None
         with self.averaged_weights():
-            for x, y in batches.epoch(0):
-                if self.text:
-                    logits, hidden = self.model(x, hidden)
-                else:
-                    logits = self.model(x)
-                logits, y = logits.reshape(-1, logits.size(-1)), y.reshape(-1)
-                loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-                correct += int((logits.argmax(-1) == y).sum())
-                total += y.numel()
+            scores = evaluate_model(self.model, batches.epoch(0), text=self.text)
         self.model.train()
-        loss = loss_sum / max(total, 1)
-        return {"loss": loss, "acc": 100.0 * correct / max(total, 1), "ppl": perplexity(loss)}
+        return scores
 
     # ---- the run -------------------------------------------------------
     def finish(self) -> dict[str, Any]:
@@ -504,8 +529,16 @@ class Trainer:
             self.log.info(f"resumed from {self.checkpoint_path} at epoch {self.epoch + 1}, step {self.step}")
         self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", resume_step=self.global_step if resume else None,
                                      enabled=self.main)
-        self.train()
-        return self.finish()
+        if self.cfg.tensorboard:
+            from nsas.tracking import TensorBoardMirror
+
+            self.metrics = TensorBoardMirror(self.metrics, self.run_dir / "tensorboard", enabled=self.main)
+        try:
+            self.train()
+            return self.finish()
+        finally:
+            if self.cfg.tensorboard:
+                self.metrics.close()
 
 
 
@@ -522,7 +555,7 @@ def train(cfg: TrainConfig, arch: Architecture | str, out_dir: str | Path, *, re
     arch = get_space(cfg.space).coerce(arch)
     if distributed.is_main():
         write_yaml(run_dir / "config.yaml", config_to_dict(cfg))
-        (run_dir / "arch.txt").write_text(f"{arch}\n")
+        write_text_atomic(run_dir / "arch.txt", f"{arch}\n")
     distributed.barrier()
     return Trainer(cfg, arch, run_dir, progress=progress).run(resume=resume)
 
@@ -590,17 +623,20 @@ def resolve(args: argparse.Namespace) -> tuple[TrainConfig, Architecture]:
 
 
 def _resume_config(args: argparse.Namespace, run_dir: Path) -> tuple[TrainConfig, Architecture]:
-    """The recorded config and architecture of the run to continue (only --device may change)."""
+    """The recorded config and architecture of the run to continue (only --device and --tensorboard may change)."""
     if not (run_dir / "checkpoint.pt").exists():
         raise NsasError(f"{run_dir} holds no checkpoint.pt to resume from")
-    keys = {f.name for f in dataclasses.fields(TrainConfig)} - {"device", "recipe"}
+    keys = {f.name for f in dataclasses.fields(TrainConfig)} - {"device", "recipe", "tensorboard"}
     changed = sorted(k for k in vars(args) if k in keys)
     if changed or args.config or args.recipe:
-        raise NsasError("--resume continues the run with its recorded config; only --device may be given "
+        raise NsasError("--resume continues the run with its recorded config; only --device and --tensorboard "
+                        "may be given "
                         f"(got {', '.join('--' + k.replace('_', '-') for k in changed) or '--config/--recipe'})")
     values = read_yaml(run_dir / "config.yaml")
     if getattr(args, "device", None):
         values["device"] = args.device
+    if hasattr(args, "tensorboard"):
+        values["tensorboard"] = args.tensorboard
     cfg = build_config(TrainConfig, values, source=str(run_dir / "config.yaml"))
     try:
         recorded = (run_dir / "arch.txt").read_text().strip()
@@ -640,3 +676,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result['parameters']:,} parameters, {result['macs']:,} MACs, {result['wall_seconds']:.0f}s")
     print(f"run directory: {run_dir}")
     return 0
+
+
+import nsas as _nsas  # noqa: E402
+
+_nsas._make_callable(__name__)  # nsas.train(...) calls train() above

@@ -1,4 +1,4 @@
-"""Shared fixtures: the shared data folder and tiny synthetic data sets."""
+"""Shared fixtures: the shared data folder (see shared_data.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from shared_data import require_shared
 
 torch.set_num_threads(1)  # bit-exact comparisons and fair sharing of the 2 CI cores
 
@@ -15,5 +15,4 @@ torch.set_num_threads(1)  # bit-exact comparisons and fair sharing of the 2 CI c
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` from the repository root (present in CI)."""
-    assert SHARED_DATA.is_dir(), f"shared data folder missing: {SHARED_DATA}"
-    return SHARED_DATA
+    return require_shared("")

@@ -29,7 +29,8 @@ from nsas.data.common import default_data_dir
 from nsas.data.imagefolder import MINI_ASSET
 from nsas.errors import DataError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from shared_data import require_shared
+
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -37,32 +38,33 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 
 @pytest.fixture(scope="module")
-def cifar_jpeg(tmp_path_factory) -> tuple[ImageDataset, Path]:
+def cifar_jpeg(tmp_path_factory) -> tuple[ImageDataset, Path, Path]:
     """The shared CIFAR-10 JPEG archive, decoded once into a fresh cache."""
+    archive = require_shared("cifar10-jpeg.tar.gz")
     data_dir = tmp_path_factory.mktemp("cifar-jpeg")
-    return load_dataset(f"imagefolder:{SHARED / 'cifar10-jpeg.tar.gz'}", data_dir=data_dir), data_dir
+    return load_dataset(f"imagefolder:{archive}", data_dir=data_dir), data_dir, archive
 
 
 def test_shared_cifar10_imagefolder(cifar_jpeg):
-    ds, data_dir = cifar_jpeg
+    ds, data_dir, archive = cifar_jpeg
     assert isinstance(ds, ImageDataset)
     assert ds.train_x.shape == (50_000, 3, 32, 32) and ds.test_x.shape == (10_000, 3, 32, 32)
     assert ds.train_x.dtype == torch.uint8 and ds.train_y.dtype == torch.int64
     assert ds.classes == CIFAR10_CLASSES and ds.num_classes == 10
     assert ds.train_y.bincount().tolist() == [5000] * 10
     assert ds.test_y.bincount().tolist() == [1000] * 10
-    # per-channel statistics quoted in shared/data/README.md
+    # per-channel statistics of the CIFAR-10 training set
     assert ds.mean == pytest.approx((0.4913, 0.4821, 0.4465), abs=2e-3)
     assert ds.std == pytest.approx((0.2452, 0.2428, 0.2606), abs=2e-3)
     # a second load comes from the cache and gives the same arrays
     assert len(list((data_dir / "cache").glob("*.npz"))) == 1
-    again = load_dataset(f"imagefolder:{SHARED / 'cifar10-jpeg.tar.gz'}", data_dir=data_dir)
+    again = load_dataset(f"imagefolder:{archive}", data_dir=data_dir)
     assert torch.equal(again.train_x[::997], ds.train_x[::997]) and torch.equal(again.test_y, ds.test_y)
 
 
 def test_shared_cifar10_pixels_match_the_jpeg(cifar_jpeg):
-    ds, _ = cifar_jpeg
-    with tarfile.open(SHARED / "cifar10-jpeg.tar.gz") as tar:
+    ds, _, archive = cifar_jpeg
+    with tarfile.open(archive) as tar:
         member = next(m for m in tar if m.name.endswith("test/bird/0000.jpg"))
         pixels = np.array(Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB"))
     first_bird = int((ds.test_y == CIFAR10_CLASSES.index("bird")).nonzero()[0])
@@ -70,17 +72,18 @@ def test_shared_cifar10_pixels_match_the_jpeg(cifar_jpeg):
 
 
 def test_ptb_corpus_and_batches():
-    ds = load_dataset("ptb", data_dir=SHARED)
+    shared = require_shared("ptb").parent
+    ds = load_dataset("ptb", data_dir=shared)
     assert isinstance(ds, TextDataset) and ds.vocab_size == 10_000
     for split in ("train", "valid", "test"):
-        lines = (SHARED / "ptb" / f"ptb.{split}.txt").read_text().splitlines()
+        lines = (shared / "ptb" / f"ptb.{split}.txt").read_text().splitlines()
         tokens = getattr(ds, split)
         assert tokens.dtype == torch.int64
         assert len(tokens) == sum(len(line.split()) for line in lines) + len(lines)
     eos = ds.vocab.index("<eos>")
-    first = (SHARED / "ptb" / "ptb.train.txt").read_text().splitlines()[0].split()
+    first = (shared / "ptb" / "ptb.train.txt").read_text().splitlines()[0].split()
     assert [ds.vocab[i] for i in ds.train[: len(first) + 1]] == first + ["<eos>"]
-    assert int((ds.valid == eos).sum()) == len((SHARED / "ptb" / "ptb.valid.txt").read_text().splitlines())
+    assert int((ds.valid == eos).sum()) == len((shared / "ptb" / "ptb.valid.txt").read_text().splitlines())
 
     batches = TextBatches(ds.valid, batch_size=10, bptt=35)
     windows = list(batches.epoch(0))
@@ -137,6 +140,57 @@ def test_text_corpus_vocab_order(tmp_path):
     assert ds.vocab == ("b", "a", "<eos>", "c", "d")  # first appearance, train first
     assert [ds.vocab[i] for i in ds.train] == ["b", "a", "b", "<eos>", "<eos>", "c", "a", "<eos>"]
     assert [ds.vocab[i] for i in ds.valid] == ["a", "d", "<eos>"]
+
+
+# Lines in WikiText-2's own format (wikitext-2-v1.zip -> wikitext-2/wiki.*.tokens): a leading space,
+# " = Title = " headings, blank " " lines, "<unk>", split hyphens and numbers ("@-@", "@,@", "@.@"), UTF-8.
+WIKI_TRAIN = (" \n"
+              " = Valkyria Chronicles III = \n"
+              " \n"
+              " Senjō no Valkyria 3 : <unk> Chronicles ( Japanese : 戦場のヴァルキュリア3 , lit . Valkyria of the "
+              "Battlefield 3 ) is a tactical role @-@ playing video game . \n"
+              " \n"
+              " = = Gameplay = = \n"
+              " \n"
+              " It sold 1 @,@ 000 copies , 3 @.@ 5 of the game . \n")
+WIKI_VALID = " \n = Gameplay = \n \n It is a video game . \n"
+WIKI_TEST = " \n = Valkyria = \n \n It is <unk> . \n"
+
+
+def test_wikitext2_in_its_real_format(tmp_path):
+    folder = tmp_path / "wikitext-2"
+    folder.mkdir()
+    for split, text in (("train", WIKI_TRAIN), ("valid", WIKI_VALID), ("test", WIKI_TEST)):
+        (folder / f"wiki.{split}.tokens").write_text(text, encoding="utf-8")
+    ds = load_dataset("wikitext2", data_dir=tmp_path)
+    lines = WIKI_TRAIN.splitlines()
+    assert len(ds.train) == sum(len(line.split()) for line in lines) + len(lines)  # one <eos> per line, blank too
+    words = [ds.vocab[i] for i in ds.train]
+    assert words[:6] == ["<eos>", "=", "Valkyria", "Chronicles", "III", "="]
+    assert words.count("<eos>") == len(lines) == 8
+    for token in ("<unk>", "@-@", "@,@", "@.@", "戦場のヴァルキュリア3", "Senjō"):
+        assert token in ds.vocab  # kept as single words, as in AWD-LSTM / DARTS
+    assert len(ds.vocab) == len(set(words))  # valid and test add no word (true of the real WikiText-2)
+    assert [ds.vocab[i] for i in ds.test[-4:]] == ["is", "<unk>", ".", "<eos>"]
+    batches = TextBatches(ds.train, batch_size=2, bptt=5)
+    x, y = next(batches.epoch(0))
+    assert x.shape == (5, 2) and torch.equal(x[1:], y[:-1])
+
+
+def test_search_command_runs_on_wikitext2(tmp_path, capsys):
+    from nsas.cli import main
+
+    folder = tmp_path / "wikitext-2"
+    folder.mkdir()
+    for split, text in (("train", WIKI_TRAIN * 8), ("valid", WIKI_VALID * 8), ("test", WIKI_TEST * 8)):
+        (folder / f"wiki.{split}.tokens").write_text(text, encoding="utf-8")
+    out = tmp_path / "run"
+    code = main(["search", "--space", "darts-rnn", "--dataset", "wikitext2", "--data-dir", str(tmp_path),
+                 "--loss", "nsas", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4", "--hidden", "8",
+                 "--eval-batches", "2", "--select-rounds", "1", "--select-samples", "2", "--device", "cpu",
+                 "--quiet", "--out", str(out)])
+    assert code == 0 and (out / "selected.json").is_file()
+    assert "darts-rnn / random / nsas on wikitext2" in capsys.readouterr().out
 
 
 def _write_images(root: Path, split: str, cls: str, images: list[np.ndarray]) -> None:

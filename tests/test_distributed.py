@@ -16,6 +16,7 @@ import pickle
 import socket
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ STUDY = dict(space="nb201", dataset="fake-images", methods=["random:nsas"], seed
 CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 POOL = "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|avg_pool_3x3~1|avg_pool_3x3~2|"
 SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
+RNN_ARCH = ("Genotype(recurrent=[('sigmoid', 0), ('relu', 1), ('relu', 1), ('identity', 1), ('tanh', 2), "
+            "('sigmoid', 5), ('tanh', 3), ('relu', 5)], concat=range(1, 9))")
 
 
 def train_cfg():
@@ -58,6 +61,13 @@ def train_cfg():
 
     return recipe_config("nb201", "proxy", dataset="fake-images", epochs=2, channels=4, cells=1, batch_size=16,
                          eval_batch_size=20, log_every=1, device="cpu")
+
+
+def rnn_train_cfg():
+    from nsas.train import recipe_config
+
+    return recipe_config("darts-rnn", "proxy", dataset="fake-text", hidden=8, batch_size=4, bptt=5, eval_batch_size=4,
+                         epochs=3, asgd_nonmono=1, device="cpu")
 
 
 def cfg_of(name: str):
@@ -161,6 +171,50 @@ def rank_work(rank: int, root: Path) -> dict[str, Any]:
         out["mismatch"] = None
     except NsasError as err:
         out["mismatch"] = str(err)
+    # data preparation: local rank 0 loads first, the other rank after it (a barrier, not luck)
+    from nsas.search import build_search_data
+
+    prep_log = root / "prep.log"
+
+    def recording_load(*args, **kwargs):
+        with open(prep_log, "a") as f:
+            f.write(f"start {rank}\n")
+        if rank == 0:
+            time.sleep(0.5)  # widens the window in which rank 1 would start too without the barrier
+        with open(prep_log, "a") as f:
+            f.write(f"end {rank}\n")
+        return fake_dataset(*args, **kwargs)
+
+    loader, nsas.data.load_dataset = nsas.data.load_dataset, recording_load
+    try:
+        build_search_data(cfg_of("random"), torch.device("cpu"))
+    finally:
+        nsas.data.load_dataset = loader
+    # text training: rank 1's validation loss rises every epoch, rank 0's falls; rank 0 alone decides ASGD
+    switch = nsas.train.Trainer._maybe_switch_to_asgd
+    decided: list[str] = []
+
+    def own_loss(self, loss):
+        switch(self, 10.0 - self.epoch if rank == 0 else float(self.epoch))
+        decided.append(self.optimizer_name)
+
+    nsas.train.Trainer._maybe_switch_to_asgd = own_loss
+    try:
+        nsas.train.train(rnn_train_cfg(), RNN_ARCH, root / "asgd", progress=False)
+    finally:
+        nsas.train.Trainer._maybe_switch_to_asgd = switch
+    out["asgd_decisions"] = decided
+    (root / "train-mismatch").mkdir(exist_ok=True)
+    t = nsas.train.Trainer(train_cfg(), get_space("nb201").parse(SKIP), root / "train-mismatch", progress=False)
+    # a rank whose weights differ is named by stand-alone training's check before a checkpoint
+    if rank == 1:
+        with torch.no_grad():
+            next(t.model.parameters()).add_(1e-3)
+    try:
+        t.write_checkpoint()
+        out["train_mismatch"] = None
+    except NsasError as err:
+        out["train_mismatch"] = str(err)
     # a sharded study through the CLI (its session leaves the group at the end: keep it last)
     trained: list[str] = []
     real = nsas.train.train
@@ -336,6 +390,21 @@ def test_stand_alone_training_on_two_ranks_resumes_in_one_process(group):
 def test_consistency_check_names_the_rank_that_differs(group):
     messages = [r["mismatch"] for r in group["ranks"]]
     assert all(m and "rank(s) 1 differ from rank 0" in m for m in messages), messages
+
+
+def test_train_checks_the_ranks_agree_before_a_checkpoint(group):
+    messages = [r["train_mismatch"] for r in group["ranks"]]
+    assert all(m and "rank(s) 1 differ from rank 0" in m for m in messages), messages
+
+
+def test_rank_zero_alone_decides_the_switch_to_asgd(group):
+    # rank 0's validation loss falls (no switch); rank 1's rises (its own rule would switch after epoch 3)
+    decisions = [r["asgd_decisions"] for r in group["ranks"]]
+    assert decisions == [["sgd", "sgd", "sgd"], ["sgd", "sgd", "sgd"]]
+
+
+def test_data_is_prepared_by_local_rank_zero_before_the_others(group):
+    assert (group["root"] / "prep.log").read_text().splitlines() == ["start 0", "end 0", "start 1", "end 1"]
 
 
 def test_sharded_study_writes_one_report(group):

@@ -84,7 +84,7 @@ def _readme_commands() -> list[list[str]]:
             continue
         words = shlex.split(text, comments=True)
         if "nsas" in words:
-            argv = words[words.index("nsas") + 1:]
+            argv = [w for w in words[words.index("nsas") + 1:] if w != "..."]  # "..." stands for more flags
             if argv and argv[0] in SUBCOMMANDS:
                 commands.append(argv)
     return commands

@@ -12,6 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nsas.errors import ArchitectureError
 from nsas.spaces import detect_space, get_space, parse_arch
+from nsas.spaces.nb201 import EDGES as EDGES_201
 from nsas.spaces.nb201 import NB201Arch, NB201Space
 from nsas.spaces.nb201_net import InferCell, SearchCell, make_op
 
@@ -315,7 +316,6 @@ def test_edge_weights_scale_outputs_and_pass_gradients():
     logits = supernet(x, a, edge_weights=[weights])
     assert torch.allclose(logits, supernet(x, a), atol=1e-6)
     logits.logsumexp(dim=1).sum().backward()
-    assert alpha.grad is not None
     for e, op in enumerate(a.ops):
         # a `none` edge is never computed, so its weight gets no gradient
         assert (alpha.grad[e].abs().sum() > 0) == (op != "none"), e
@@ -323,6 +323,16 @@ def test_edge_weights_scale_outputs_and_pass_gradients():
     # A weight that is not 1 changes the output.
     doubled = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 2.0])
     assert not torch.allclose(supernet(x, a, edge_weights=[doubled]), supernet(x, a))
+    # The gradient with respect to each edge weight is the central difference of the output.
+    supernet = supernet.double()
+    w = torch.ones(6, dtype=torch.float64, requires_grad=True)
+    f = lambda weights: supernet(x.double(), a, edge_weights=[weights]).logsumexp(dim=1).sum()  # noqa: E731
+    (grad,) = torch.autograd.grad(f(w), w)
+    with torch.no_grad():
+        diffs = [(f(w.detach() + 1e-6 * torch.eye(6)[e]) - f(w.detach() - 1e-6 * torch.eye(6)[e])) / 2e-6
+                 for e in range(6)]
+    torch.testing.assert_close(grad, torch.stack(diffs), rtol=1e-5, atol=1e-7)
+    assert grad[a.ops.index("none")] == 0 and (grad != 0).sum() == 5
 
 
 def test_supernet_rejects_bad_paths_and_weights():
@@ -381,3 +391,80 @@ def test_build_options_are_validated():
             SPACE.build_supernet(**options)
         with pytest.raises(ArchitectureError):
             SPACE.build_network(BEST, **options)
+
+
+# ---- same-function key (shared scores) -------------------------------------
+def _cell(*ops: str) -> str:
+    """The NB201 string of 6 ops given in EDGES order (short names)."""
+    full = {"-": "none", "s": "skip_connect", "c1": "nor_conv_1x1", "c3": "nor_conv_3x3", "p": "avg_pool_3x3"}
+    return str(NB201Arch(tuple(full[o] for o in ops)))
+
+
+def test_function_key_hand_made_examples():
+    from nsas.spaces.nb201 import function_key
+
+    key = lambda *ops: function_key(SPACE.parse(_cell(*ops)))  # noqa: E731
+    # node 1 is zero (its only input is none): what leaves it changes nothing
+    assert len({key("-", "s", x, "c3", y, "c1") for x in ("-", "s", "c1", "c3", "p")
+                for y in ("-", "s", "c1", "c3", "p")}) == 1
+    # node 2 never reaches the output (edge 3<-2 is none): what enters it changes nothing
+    assert len({key("c3", x, y, "s", "c1", "-") for x in ("-", "s", "c3") for y in ("-", "p", "c1")}) == 1
+    # nothing reaches the output: every such cell is the zero function
+    assert key("-", "-", "-", "-", "-", "-") == key("c3", "c3", "c3", "-", "-", "-") == "0"
+    assert key("-", "s", "-", "-", "c3", "-") == "0"
+    # weight-free ops on swapped parallel nodes: the same function
+    assert key("s", "p", "-", "-", "p", "s") == key("p", "s", "-", "-", "s", "p")
+    # a conv on another edge has other weights in the supernet: another function
+    assert key("c3", "-", "-", "-", "s", "-") != key("-", "-", "-", "c3", "-", "-")
+    assert key("c3", "-", "-", "s", "s", "-") != key("c3", "-", "-", "s", "-", "-")  # x + c(x) vs x
+
+
+def _numeric_function(ops: tuple[str, ...], maps: dict, pool: torch.Tensor, x: torch.Tensor) -> tuple:
+    """An independent stand-in for the supernet's cell: every conv edge its own odd nonlinear map (f(0) = 0)."""
+    nodes = [x]
+    for j in range(1, 4):
+        total = torch.zeros_like(x)
+        for e, (target, i) in enumerate(EDGES_201):
+            op = ops[e]
+            if target != j or op == "none":
+                continue
+            total = total + (nodes[i] if op == "skip_connect" else pool @ nodes[i] if op == "avg_pool_3x3"
+                             else torch.tanh(maps[e, op] @ nodes[i]))
+        nodes.append(total)
+    return tuple(torch.round(nodes[-1], decimals=9).tolist())
+
+
+def test_function_keys_count_the_distinct_cell_functions_of_the_space():
+    from nsas.spaces.nb201 import function_key
+
+    g = torch.Generator().manual_seed(0)
+    maps = {(e, op): torch.randn(6, 6, generator=g, dtype=torch.float64)
+            for e in range(6) for op in ("nor_conv_1x1", "nor_conv_3x3")}
+    pool, x = torch.randn(6, 6, generator=g, dtype=torch.float64), torch.randn(6, generator=g, dtype=torch.float64)
+    keys, functions = {}, {}
+    for arch in SPACE.enumerate():
+        keys.setdefault(function_key(arch), len(keys))
+        functions.setdefault(_numeric_function(arch.ops, maps, pool, x), len(functions))
+    assert 6_000 < len(keys) < SPACE.size()
+    assert len(keys) == len(functions)
+    reps = {SPACE.same_function(a) for a in SPACE.enumerate()}
+    assert len(reps) == len(keys) and all(SPACE.same_function(r) == r for r in reps)
+
+
+def test_cells_with_one_key_give_the_same_supernet_output():
+    from nsas.spaces.nb201 import function_key
+
+    torch.manual_seed(0)
+    net = SPACE.build_supernet(channels=4, cells=1, num_classes=5).eval()
+    x = torch.randn(4, 3, 8, 8)
+    rng = random.Random(0)
+    archs = [SPACE.sample(rng) for _ in range(40)]
+    archs += [NB201Arch(("none",) + a.ops[1:]) for a in archs[:20]]  # node 1 zero: many sharing a function
+    with torch.no_grad():
+        out = {a: net(x, a) for a in archs}
+        for a in archs:
+            rep = SPACE.same_function(a)
+            torch.testing.assert_close(out[a], net(x, rep), rtol=1e-5, atol=1e-6)
+        for a, b in zip(archs, archs[1:]):
+            if function_key(a) != function_key(b):
+                assert not torch.allclose(out[a], out[b], atol=1e-4)

@@ -97,34 +97,109 @@ def test_nsas_random_replaces_without_novelty():
     assert objective.archive.policy == "random"
 
 
-def test_wpl_penalises_moving_shared_weights_by_fisher():
+CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+POOL = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|"
+
+
+def _wpl_steps(wpl, model, opt, archs, batch):
+    """One optimizer step of ``wpl`` per architecture; returns each step's squared CE gradients."""
+    squares = []
+    for arch in archs:
+        ce = separate_grad(model, arch, batch)
+        squares.append({n: g.pow(2) for n, g in ce.items()})
+        model.zero_grad(set_to_none=True)
+        wpl.backward(model, arch, batch)
+        opt.step()
+        wpl.after_step(model)
+    return squares
+
+
+def test_wpl_anchor_and_fisher_stay_fixed_over_the_window_then_refresh():
     space = get_space("nb201")
-    model = tiny_supernet("nb201")
-    batch = tiny_batch("nb201")
-    a = space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
-    wpl = build_objective("wpl", space, wpl_strength=10.0)
+    model, batch = tiny_supernet("nb201"), tiny_batch("nb201")
+    a, b = space.parse(CONV), space.parse(POOL)
+    wpl = build_objective("wpl", space, wpl_strength=1.0, wpl_window=3)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    model.zero_grad(set_to_none=True)
-    wpl.backward(model, a, batch)
-    opt.step()
-    wpl.after_step(model)
-    fisher = {n: f for n, (_, f) in wpl.anchor.items()}
-    # Move the weights away from the anchor: the penalty gradient is strength * F * (w - w*).
-    with torch.no_grad():
+    squares = _wpl_steps(wpl, model, opt, [a, b], batch)
+    assert wpl.anchor == {}  # the window is not over: no anchor, plain CE so far
+    squares += _wpl_steps(wpl, model, opt, [a], batch)
+    # The window ended: w* is the weights now, F the mean squared gradient over the steps using each weight.
+    params = dict(model.named_parameters())
+    raw = {}
+    for n in wpl.anchor:
+        per_step = [s[n] for s in squares if n in s]
+        raw[n] = sum(per_step) / len(per_step)
+        assert torch.equal(wpl.anchor[n][0], params[n].detach())
+    assert set(raw) == set().union(*squares)
+    scale = sum(r.sum() for r in raw.values()) / sum(r.numel() for r in raw.values())
+    for n, (_, fisher) in wpl.anchor.items():
+        torch.testing.assert_close(fisher, raw[n] / scale)
+    mean = sum(f.sum() for _, f in wpl.anchor.values()) / sum(f.numel() for _, f in wpl.anchor.values())
+    assert float(mean) == pytest.approx(1.0)
+    anchor = {n: (w.clone(), f.clone()) for n, (w, f) in wpl.anchor.items()}
+    _wpl_steps(wpl, model, opt, [b, a], batch)  # inside the next window: unchanged
+    assert all(torch.equal(anchor[n][0], w) and torch.equal(anchor[n][1], f) for n, (w, f) in wpl.anchor.items())
+    _wpl_steps(wpl, model, opt, [b], batch)  # its end: refreshed
+    assert not torch.equal(anchor["stem.0.weight"][0], wpl.anchor["stem.0.weight"][0])
+
+
+def test_wpl_penalty_gradient_is_its_closed_form():
+    space = get_space("nb201")
+    model, batch = tiny_supernet("nb201"), tiny_batch("nb201")
+    a, b = space.parse(CONV), space.parse(POOL)
+    wpl = build_objective("wpl", space, wpl_strength=10.0, wpl_window=1)
+    _wpl_steps(wpl, model, torch.optim.SGD(model.parameters(), lr=0.1), [a], batch)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # move the weights away from the anchor, differently for each weight
         for p in model.parameters():
-            p.add_(0.01)
+            p.add_(0.01 * torch.randn(p.shape, generator=g))
+    ce = separate_grad(model, b, batch)
     model.zero_grad(set_to_none=True)
-    stats = wpl.backward(model, a, batch)
+    stats = wpl.backward(model, b, batch)
     with_penalty = grads(model)
-    ce = separate_grad(model, a, batch)
-    for n, f in fisher.items():
-        torch.testing.assert_close(with_penalty[n] - ce[n], 10.0 * f * 0.01, rtol=1e-3, atol=1e-7)
+    params = dict(model.named_parameters())
+    shared = [n for n in ce if n in wpl.anchor]
+    assert shared and len(shared) < len(wpl.anchor)  # b shares some of a's weights, not all
+    for n in ce:
+        expected = ce[n]
+        if n in wpl.anchor:
+            w_star, fisher = wpl.anchor[n]
+            expected = ce[n] + 10.0 * fisher * (params[n].detach() - w_star)
+        torch.testing.assert_close(with_penalty[n], expected, rtol=1e-4, atol=1e-7)
     assert stats.total > stats.current
 
 
-def test_every_loss_is_registered():
-    for name in LOSSES:
-        assert build_objective(name, get_space("nb201")) is not None
+def test_wpl_state_dict_round_trips_mid_window():
+    space = get_space("nb201")
+    model, batch = tiny_supernet("nb201"), tiny_batch("nb201")
+    wpl = build_objective("wpl", space, wpl_window=2)
+    _wpl_steps(wpl, model, torch.optim.SGD(model.parameters(), lr=0.1), [space.parse(CONV)] * 3, batch)
+    copy = build_objective("wpl", space, wpl_window=2)
+    copy.load_state_dict(wpl.state_dict())
+    assert copy.steps == wpl.steps == 1 and copy.fisher_count == wpl.fisher_count
+    assert all(torch.equal(copy.fisher_sum[n], t) for n, t in wpl.fisher_sum.items())
+    assert all(torch.equal(copy.anchor[n][1], f) for n, (_, f) in wpl.anchor.items())
+
+
+# passes a step with an archive of M = 2 full: the current path, plus every member (nsas, nsas-random)
+# or r = 1 of them (nsas-replay); ce and wpl train the current path only
+PASSES = {"ce": 1, "wpl": 1, "nsas": 3, "nsas-random": 3, "nsas-replay": 2}
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_every_registered_loss_builds_and_trains(name):
+    space = get_space("nb201")
+    objective = build_objective(name, space, archive_size=2)
+    assert objective.name == name
+    rng = random.Random(0)
+    for _ in range(3):
+        arch = space.sample(rng)
+        objective.observe(arch)
+    supernet = tiny_supernet("nb201")
+    stats = objective.backward(supernet, arch, tiny_batch("nb201"))
+    assert stats.passes == PASSES[name]
+    assert torch.isfinite(torch.tensor(stats.total)) and stats.total >= stats.current > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in supernet.parameters())
 
 
 def _filled(space, *, size: int = 3, seed: int = 4, **options):
@@ -201,3 +276,22 @@ def test_normalized_loss_scales_the_gradient_by_one_over_one_plus_beta():
     for n, g in grads(model).items():
         torch.testing.assert_close(g, want[n], rtol=1e-4, atol=1e-6)
     assert stats.total == pytest.approx(plain_stats.total / (1 + beta))
+
+
+def test_carried_state_passes_use_the_objectives_criterion():
+    space = get_space("darts-rnn")
+    model = tiny_supernet("darts-rnn").eval()
+    batch = tiny_batch("darts-rnn")
+    objective = build_objective("nsas", space, archive_size=2, seed=1,
+                                criterion=lambda logits, y: 2.0 * torch.nn.functional.cross_entropy(logits, y))
+    rng = random.Random(0)
+    for _ in range(3):
+        objective.observe(space.sample(rng))
+    path = space.sample(rng)
+    hidden = model.init_hidden(batch[0].size(1))
+    losses = objective.backward(model, path, batch, chunks=1, hidden=hidden)
+    with torch.no_grad():
+        logits, _ = model(batch[0], path, hidden=hidden, return_hidden=True)
+        plain = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[1].reshape(-1))
+    assert losses.current == pytest.approx(2.0 * plain.item(), rel=1e-5)
+    assert losses.hidden.shape == hidden.shape and not losses.hidden.requires_grad

@@ -10,20 +10,23 @@ import shutil
 
 import pytest
 import torch
-from tiny import tiny_batch, tiny_supernet
+from tiny import fake_dataset, tiny_batch, tiny_search_config, tiny_supernet
 
+import nsas.data
 from nsas.cli import main
 from nsas.data import load_dataset
+from nsas.errors import NsasError
 from nsas.evaluate import evaluate_path
 from nsas.rank import (
     best_first,
+    default_batch_size,
     preload,
     sample_archs,
     score_archs,
     split_batches,
     write_scores,
 )
-from nsas.search import SearchConfig, fixed_batches, load_search_run, search
+from nsas.search import SearchConfig, build_search_data, fixed_batches, load_search_run, search
 from nsas.spaces import get_space
 from nsas.spaces.base import SearchSpace
 from nsas.spaces.nb201 import NB201Space
@@ -125,7 +128,7 @@ def test_all_scores_every_enumerated_architecture_once(capsys, run_dir, tmp_path
     code, out, _ = rank(capsys, run_dir, "--all", "--batches", "1", "--batch-size", "8",
                         "--out", str(tmp_path / "all.csv"))
     assert code == 0
-    assert "architectures/s" in out and "top 5 by accuracy" in out
+    assert "functions/s" in out and "top 5 by accuracy" in out
     assert [r["arch"] for r in read_scores(tmp_path / "all.csv")[1]] == [str(a) for a in full[:40]]
 
 
@@ -256,3 +259,34 @@ def test_workers_split_the_work_and_give_the_same_scores(capsys, run_dir, tmp_pa
     assert read_scores(one) == read_scores(two)  # same rows, same order, same floats
     code, _, err = rank(capsys, run_dir, "--sample", "5", "--workers", "0")
     assert_one_line_error(code, err, "--workers")
+
+
+def test_same_function_cells_are_scored_once_and_share_the_score(run_dir, monkeypatch):
+    import nsas.evaluate
+
+    _, supernet, data, _ = load_search_run(run_dir, "cpu")
+    eval_set = fixed_batches(data.val, 1)
+    dead = "|none~0|+|nor_conv_3x3~0|{x}~1|+|skip_connect~0|{y}~1|nor_conv_1x1~2|"  # node 1 is zero
+    same = [SPACE.parse(dead.format(x=x, y=y)) for x, y in [("none", "none"), ("nor_conv_3x3", "avg_pool_3x3"),
+                                                            ("skip_connect", "nor_conv_1x1")]]
+    archs = [SPACE.parse(A), *same, SPACE.parse(B)]
+    paths = []
+    original = nsas.evaluate._path_sums
+    monkeypatch.setattr(nsas.evaluate, "_path_sums", lambda m, p, b: paths.append(p) or original(m, p, b))
+    rows = score_archs(supernet, archs, eval_set)
+    assert len(paths) == 3  # A, the one function of `same`, B
+    assert [r["arch"] for r in rows] == [str(a) for a in archs]
+    assert rows[1]["acc"] == rows[2]["acc"] == rows[3]["acc"] and rows[1]["loss"] == rows[3]["loss"]
+    alone = evaluate_path(supernet, same[2], preload(eval_set, "cpu"))
+    assert rows[3]["acc"] == pytest.approx(alone["acc"]) and rows[3]["loss"] == pytest.approx(alone["loss"], rel=1e-5)
+def test_text_defaults_to_the_runs_eval_batch_size_and_refuses_one_column(monkeypatch):
+    monkeypatch.setattr(nsas.data, "load_dataset", fake_dataset)
+    cfg = tiny_search_config("darts-rnn", eval_batch_size=5)
+    data = build_search_data(cfg, torch.device("cpu"))
+    assert default_batch_size(cfg) == 5
+    assert split_batches(cfg, data, "val", batch_size=5, device="cpu") is data.score
+    other = split_batches(cfg, data, "val", batch_size=2, device="cpu")
+    assert other.data.size(1) == 2
+    assert split_batches(cfg, data, "test", batch_size=3, device="cpu").data.size(1) == 3
+    with pytest.raises(NsasError, match="at least 2 columns"):
+        split_batches(cfg, data, "test", batch_size=1, device="cpu")

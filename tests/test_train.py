@@ -13,6 +13,7 @@ import yaml
 
 import nsas.checkpoint
 import nsas.data
+import nsas.data.batches
 import nsas.train as train_mod
 from nsas.checkpoint import load_checkpoint
 from nsas.cli import build_parser, main
@@ -22,6 +23,7 @@ from nsas.inspection import count_parameters
 from nsas.rundir import read_metrics
 from nsas.spaces import get_space
 from nsas.spaces import darts_net
+from nsas.spaces.darts_rnn_net import activation_regularisation
 from nsas.train import RECIPE_DIR, RECIPE_FAMILY, RECIPES, Trainer, TrainConfig, recipe_config, train
 
 NB201_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
@@ -97,6 +99,19 @@ def assert_same_state(a: dict, b: dict) -> None:
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
 
 
+def evaluate_by_hand(state: dict, cfg: TrainConfig, arch) -> tuple[float, float]:
+    """Test accuracy (%) and mean cross-entropy of saved weights on the (100-image) cifar10-mini test split."""
+    net = train_mod.build_model(cfg, get_space(cfg.space), get_space(cfg.space).parse(str(arch)), 10)
+    net.load_state_dict(state)
+    ds = nsas.data.load_dataset("cifar10-mini")
+    x = (ds.test_x.float() / 255 - torch.tensor(ds.mean)[:, None, None]) / torch.tensor(ds.std)[:, None, None]
+    with torch.no_grad():
+        out = net.eval()(x)
+    logits = out[0] if isinstance(out, tuple) else out  # (100, 10)
+    acc = 100.0 * float((logits.argmax(1) == ds.test_y).float().mean())
+    return acc, float(torch.nn.functional.cross_entropy(logits, ds.test_y))
+
+
 def epoch_records(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "seconds"} for r in read_metrics(run_dir) if r["kind"] == "epoch"]
 
@@ -109,10 +124,12 @@ def test_nb201_resume_after_epoch_1_is_bit_identical(tmp_path, monkeypatch):
     # result.json and the run directory
     assert json.loads((tmp_path / "full" / "result.json").read_text()) == full
     assert full["arch"] == NB201_ARCH and full["space"] == "nb201" and full["recipe"] == "proxy"
-    assert 0.0 <= full["test_acc"] <= 100.0 and 0.0 < full["test_loss"] < 10.0
     torch.manual_seed(0)
     net = get_space("nb201").build_network(NB201_ARCH, channels=4, cells=1, num_classes=10)
     assert full["parameters"] == count_parameters(net) and full["macs"] > 0
+    # test accuracy and loss, recomputed by hand from the saved weights on the 100 test images
+    saved = load_checkpoint(tmp_path / "full" / "checkpoint.pt", kind="train")["model"]
+    assert (full["test_acc"], full["test_loss"]) == pytest.approx(evaluate_by_hand(saved, cfg, NB201_ARCH), rel=1e-5)
     assert full["epochs"] == 2 and full["steps"] == 8 and full["wall_seconds"] > 0
     assert read_yaml(tmp_path / "full" / "config.yaml") == config_to_dict(cfg)
     records = epoch_records(tmp_path / "full")
@@ -164,7 +181,7 @@ def test_darts_auxiliary_head_and_drop_path_run(tmp_path, monkeypatch):
     plain = get_space("darts").build_network(arch, channels=4, cells=2, num_classes=10)
     assert result["parameters"] == count_parameters(plain) < sum(v.numel() for k, v in state.items()
                                                                    if "running" not in k and "num_batches" not in k)
-    assert 0.0 <= result["test_acc"] <= 100.0 and math.isfinite(result["test_loss"])
+    assert (result["test_acc"], result["test_loss"]) == pytest.approx(evaluate_by_hand(state, cfg, arch), rel=1e-5)
 
 
 # ---- text ---------------------------------------------------------------------
@@ -227,8 +244,8 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_checkpoint(tmp_path, monkeyp
     forward = Trainer.forward_loss
 
     def poisoned(self, x, y):
-        loss, correct, count = forward(self, x, y)
-        return (loss * float("nan") if (self.epoch, self.step) == (1, 1) else loss), correct, count
+        loss, reg, correct, count = forward(self, x, y)
+        return (loss * float("nan") if (self.epoch, self.step) == (1, 1) else loss), reg, correct, count
 
     monkeypatch.setattr(Trainer, "forward_loss", poisoned)
     saved = stop_after_save(monkeypatch, lambda state: False)
@@ -326,3 +343,100 @@ def test_arch_from_a_search_run_directory(tmp_path, capsys):
     (search_dir / "selected.json").unlink()
     assert main(["train", str(search_dir), "--out", str(tmp_path / "x")]) == 2
     assert "selected.json" in capsys.readouterr().err
+
+
+# ---- the DARTS recipe for darts-rnn ----------------------------------------------
+DARTS_V2 = ("Genotype(recurrent=[('sigmoid', 0), ('relu', 1), ('relu', 1), ('identity', 1), ('tanh', 2), "
+            "('sigmoid', 5), ('tanh', 3), ('relu', 5)], concat=range(1, 9))")
+
+
+def test_paper_recipe_for_ptb_has_the_darts_regularisers_and_batch_sizes():
+    ptb = recipe_config("darts-rnn", "paper")
+    assert (ptb.ar_alpha, ptb.tar_beta, ptb.random_bptt, ptb.max_bptt_delta) == (0.0, 1e-3, True, 20)
+    assert (ptb.eval_batch_size, ptb.test_batch_size) == (10, 1)
+    with pytest.raises(NsasError, match="darts-rnn space only"):
+        TrainConfig(space="nb201", tar_beta=1e-3)
+
+
+def test_activation_regularisation_formula_by_hand():
+    states = torch.tensor([[[0.0, 1.0]], [[1.0, 1.0]], [[3.0, 0.0]]])  # (T=3, B=1, H=2)
+    dropped = torch.tensor([[[0.0, 2.0]], [[2.0, 0.0]], [[0.0, 0.0]]])
+    # TAR: differences (1, 0), (2, -1) -> mean of squares (1 + 0 + 4 + 1) / 4 = 1.5
+    tar = activation_regularisation(states, dropped, alpha=0.0, beta=0.1)
+    assert float(tar) == pytest.approx(0.15)
+    # AR: mean of dropped squares (4 + 4) / 6
+    ar = activation_regularisation(states, dropped, alpha=3.0, beta=0.0)
+    assert float(ar) == pytest.approx(3.0 * 8 / 6)
+    both = activation_regularisation(states, dropped, alpha=3.0, beta=0.1)
+    assert float(both) == pytest.approx(0.15 + 4.0)
+    assert float(activation_regularisation(states[:1], dropped[:1], alpha=0.0, beta=1.0)) == 0.0
+
+
+def test_trainer_adds_ar_and_tar_of_the_cell_outputs(tmp_path, ptb_dir):
+    arch = get_space("darts-rnn").parse(DARTS_V2)
+    cfg = recipe_config("darts-rnn", "paper", data_dir=str(ptb_dir), hidden=8, batch_size=4, bptt=5,
+                        ar_alpha=2.0, tar_beta=0.5, dropout=0.0, dropouth=0.0, dropoutx=0.0, dropouti=0.0,
+                        dropoute=0.0, device="cpu")
+    trainer = Trainer(cfg, arch, tmp_path, progress=False)
+    x, y = next(trainer.data.train.epoch(0))
+    with torch.no_grad():
+        _, reg, _, _ = trainer.forward_loss(x, y)
+        _, _, states, dropped = trainer.model(x, None, return_states=True)
+    assert torch.equal(states, dropped)  # no output dropout here, so AR sees the raw outputs
+    expected = 2.0 * states.pow(2).mean() + 0.5 * (states[1:] - states[:-1]).pow(2).mean()
+    assert float(reg) == pytest.approx(float(expected), rel=1e-6) and float(reg) > 0
+
+
+def test_random_bptt_window_lengths_follow_the_awd_lstm_rule():
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([nsas.data.batches.random_window_length(35, 20, g) for _ in range(4000)])
+    assert int(lengths.min()) >= 5 and int(lengths.max()) <= 55
+    # mean 35 with probability 0.95 and 17.5 otherwise (sd 5, truncated to an int): about 34.1 - 0.5
+    assert 33.0 < float(lengths.float().mean()) < 34.2
+    assert 0.04 < float((lengths < 25).float().mean()) < 0.10  # mostly the bptt / 2 draws
+    capped = [nsas.data.batches.random_window_length(40, 0, g) for _ in range(400)]
+    assert max(capped) == 40 and 0.35 < capped.count(40) / 400 < 0.65  # half the normal draws exceed the cap
+
+
+def test_random_bptt_windows_tile_the_data_and_depend_on_seed_and_epoch():
+    tokens = torch.arange(4 * 1001)
+    batches = nsas.data.TextBatches(tokens, batch_size=4, bptt=35, random_bptt=True, seed=3)
+    windows = batches.windows(0)
+    assert windows[0][0] == 0 and all(a + t == b for (a, t), (b, _) in zip(windows, windows[1:]))
+    assert windows[-1][0] + windows[-1][1] == 1000  # every row but the last (a target only) is an input
+    assert len({t for _, t in windows}) > 5 and batches.count(0) == len(windows)
+    assert batches.windows(0) == windows and batches.windows(1) != windows
+    again = nsas.data.TextBatches(tokens, batch_size=4, bptt=35, random_bptt=True, seed=3)
+    assert [x.shape[0] for x, _ in again.epoch(0, start=2)] == [t for _, t in windows[2:]]
+    for x, y in again.epoch(0):
+        assert torch.equal(y, x + 1)  # the data is arange, laid out in columns: targets are the next token
+
+
+def test_learning_rate_scales_with_the_window_length(tmp_path, ptb_dir):
+    cfg = recipe_config("darts-rnn", "paper", data_dir=str(ptb_dir), hidden=8, batch_size=4, bptt=10,
+                        device="cpu")
+    assert train_mod.learning_rate(cfg, 0, 10) == cfg.lr == 20.0
+    assert train_mod.learning_rate(cfg, 0, 13) == pytest.approx(20.0 * 13 / 10)
+    trainer = Trainer(cfg, get_space("darts-rnn").parse(DARTS_V2), tmp_path, progress=False)
+    assert (trainer.data.valid.data.size(1), trainer.data.test.data.size(1)) == (10, 1)  # DARTS's eval batches
+    for x, y in list(trainer.data.train.epoch(0))[:3]:
+        trainer.train_step(x, y)
+        assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(20.0 * x.size(0) / 10)
+
+
+def test_darts_v2_recurrent_cell_training_loss_falls(tmp_path, shared_data):
+    """The published DARTS_V2 cell with the paper recipe (AR/TAR, random BPTT, lr 20), tiny, on the first
+    lines of the real PTB."""
+    root = tmp_path / "data" / "ptb"
+    root.mkdir(parents=True)
+    words = {"<eos>"}
+    for split, lines in (("train", 400), ("valid", 40), ("test", 40)):
+        text = "".join((shared_data / "ptb" / f"ptb.{split}.txt").read_text().splitlines(keepends=True)[:lines])
+        (root / f"ptb.{split}.txt").write_text(text)
+        words.update(text.split())
+    cfg = recipe_config("darts-rnn", "paper", data_dir=str(tmp_path / "data"), hidden=16, batch_size=8,
+                        epochs=3, device="cpu", log_every=0)
+    result = train(cfg, DARTS_V2, tmp_path / "run", progress=False)
+    losses = [r["train_loss"] for r in epoch_records(tmp_path / "run")]
+    assert len(losses) == 3 and losses[2] < losses[1] < losses[0], losses
+    assert result["test_ppl"] < len(words) / 2  # well below a uniform guess over the vocabulary

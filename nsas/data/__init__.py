@@ -7,10 +7,10 @@
     for x, y in batches.epoch(epoch, start=step):      # resumable mid-epoch
         ...
 
-Registered names: ``cifar10``, ``cifar100`` (official binary releases,
+Built-in names: ``cifar10``, ``cifar100`` (official binary releases,
 downloaded when missing), ``cifar10-mini`` (shipped inside the package),
 ``ptb``, ``wikitext2``, and ``imagefolder:PATH`` for any ImageFolder tree or
-.tar.gz of one. The data folder is ``data_dir``, else ``$NSAS_DATA``, else
+.tar.gz of one; :func:`register_dataset` adds your own. The data folder is ``data_dir``, else ``$NSAS_DATA``, else
 ``~/.cache/nsas/data``.
 """
 
@@ -25,22 +25,36 @@ from nsas.data.common import ImageDataset, TextDataset, default_data_dir
 from nsas.data.imagefolder import load_imagefolder, load_mini
 from nsas.data.text import load_corpus
 from nsas.errors import DataError
+from nsas.registry import Registry
 
-# name -> loader(data_dir, download)
-_LOADERS: dict[str, Callable[[Path, bool], ImageDataset | TextDataset]] = {
-    "cifar10": lambda d, dl: load_cifar("cifar10", d, dl),
-    "cifar100": lambda d, dl: load_cifar("cifar100", d, dl),
-    "cifar10-mini": lambda d, dl: load_mini(d),
-    "ptb": lambda d, dl: load_corpus("ptb", d),
-    "wikitext2": lambda d, dl: load_corpus("wikitext2", d),
-}
+Loader = Callable[[Path, bool], ImageDataset | TextDataset]  # loader(data_dir, download)
 IMAGE_SETS = ("cifar10", "cifar100", "cifar10-mini")
 TEXT_SETS = ("ptb", "wikitext2")
+# name -> loader(data_dir, download); the built-ins are registered below
+_REGISTRY: Registry[Loader] = Registry("data set", {n: __name__ for n in IMAGE_SETS + TEXT_SETS}, error=DataError)
+
+
+def register_dataset(name: str) -> Callable[[Loader], Loader]:
+    """Decorator: register ``loader(data_dir, download) -> ImageDataset | TextDataset`` as ``name``.
+
+    ``data_dir`` is the resolved data folder (a :class:`~pathlib.Path`) and
+    ``download`` says whether fetching missing files is allowed. Image sets
+    return an :class:`ImageDataset` (uint8 images), text sets a
+    :class:`TextDataset` (token ids).
+    """
+    return _REGISTRY.register(name)
+
+
+register_dataset("cifar10")(lambda d, dl: load_cifar("cifar10", d, dl))
+register_dataset("cifar100")(lambda d, dl: load_cifar("cifar100", d, dl))
+register_dataset("cifar10-mini")(lambda d, dl: load_mini(d))
+register_dataset("ptb")(lambda d, dl: load_corpus("ptb", d))
+register_dataset("wikitext2")(lambda d, dl: load_corpus("wikitext2", d))
 
 
 def dataset_names() -> list[str]:
     """Registered data set names (``imagefolder:PATH`` is accepted besides these)."""
-    return list(_LOADERS)
+    return _REGISTRY.names()
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = True) -> ImageDataset | TextDataset:
@@ -59,9 +73,12 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     if name.startswith("imagefolder:"):
         return load_imagefolder(name, root)
-    if name not in _LOADERS:
-        raise DataError(f"unknown data set {name!r}; choose one of {', '.join(dataset_names())} or imagefolder:PATH")
-    return _LOADERS[name](root, download)
+    try:
+        loader = _REGISTRY.get(name)
+    except DataError:
+        raise DataError(f"unknown data set {name!r}; choose one of {', '.join(dataset_names())} "
+                        "or imagefolder:PATH") from None
+    return loader(root, download)
 
 
 __all__ = [
@@ -72,6 +89,7 @@ __all__ = [
     "TextBatches",
     "TextDataset",
     "dataset_names",
+    "register_dataset",
     "load_dataset",
     "search_split",
 ]

@@ -176,9 +176,15 @@ class TextBatches:
     The stream (T,) is cut into ``batch_size`` columns of length ``L = T // batch_size``
     (the tail is dropped), giving data (L, B); window i covers rows
     ``[i * bptt, i * bptt + bptt)`` and its target is the same window one row on.
+
+    With ``random_bptt`` (AWD-LSTM and DARTS training) each window's length is
+    drawn instead (:func:`random_window_length`), from a generator seeded with
+    ``(seed, epoch)``: the windows of an epoch are a pure function of
+    ``(seed, epoch)`` and still tile the data in order.
     """
 
-    def __init__(self, tokens: torch.Tensor, *, batch_size: int, bptt: int, device: str | torch.device = "cpu") -> None:
+    def __init__(self, tokens: torch.Tensor, *, batch_size: int, bptt: int, device: str | torch.device = "cpu",
+                 random_bptt: bool = False, max_delta: int = 20, seed: int = 0) -> None:
         length = len(tokens) // batch_size if batch_size > 0 else 0
         if bptt < 1 or length < 2:
             raise DataError(
@@ -187,16 +193,43 @@ class TextBatches:
             )
         self.data = tokens[: length * batch_size].view(batch_size, length).t().contiguous().to(device)  # (L, B)
         self.bptt = bptt
+        self.random_bptt, self.max_delta, self.seed = random_bptt, max_delta, seed
 
     def __len__(self) -> int:
+        """Windows per epoch at the fixed length ``bptt`` (with ``random_bptt``: about as many, see :meth:`count`)."""
         return -(-(len(self.data) - 1) // self.bptt)
 
-    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Windows ``start``, ``start + 1``, ...: x (T, B) and y (T, B), T <= bptt (shorter at the end).
+    def windows(self, epoch: int) -> list[tuple[int, int]]:
+        """``(first row, length)`` of every window of ``epoch``, in order."""
+        rows = len(self.data) - 1  # the last row is only a target
+        if not self.random_bptt:
+            return [(a, min(self.bptt, rows - a)) for a in range(0, rows, self.bptt)]
+        g = generator(self.seed, epoch)
+        out, a = [], 0
+        while a < rows:
+            t = min(random_window_length(self.bptt, self.max_delta, g), rows - a)
+            out.append((a, t))
+            a += t
+        return out
 
-        The order is the same in every epoch; ``epoch`` is kept for the common interface.
-        """
-        for i in range(start, len(self)):
-            a = i * self.bptt
-            t = min(self.bptt, len(self.data) - 1 - a)
+    def count(self, epoch: int) -> int:
+        """Number of windows of ``epoch``."""
+        return len(self.windows(epoch)) if self.random_bptt else len(self)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Windows ``start``, ``start + 1``, ...: x (T, B) and y (T, B), T <= bptt (shorter at the end;
+        with ``random_bptt`` T is drawn per window)."""
+        for a, t in self.windows(epoch)[start:]:
             yield self.data[a : a + t], self.data[a + 1 : a + 1 + t]
+
+
+def random_window_length(bptt: int, max_delta: int, g: torch.Generator) -> int:
+    """One window length of the AWD-LSTM family (Merity et al. 2018; DARTS ``rnn/train.py``).
+
+    With probability 0.95 the mean is ``bptt``, else ``bptt / 2``; the length
+    is a normal draw around it (standard deviation 5), at least 5 and at most
+    ``bptt + max_delta``. Training scales the learning rate by ``length / bptt``.
+    """
+    mean = bptt if float(torch.rand((), generator=g)) < 0.95 else bptt / 2
+    length = int(float(torch.normal(torch.tensor(float(mean)), 5.0, generator=g)))
+    return min(max(5, length), bptt + max_delta)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nsas.data.common import ImageDataset, channel_stats, image_dataset
+from nsas.atomic import atomic_write
+from nsas.data.common import ImageDataset, channel_stats, image_dataset, preparing
 from nsas.errors import DataError
 
 CIFAR_PAGE = "https://www.cs.toronto.edu/~kriz/cifar.html"
@@ -111,12 +112,10 @@ def parse_folder(folder: Path, name: str) -> ImageDataset:
 
 
 def download(url: str, dest: Path) -> None:
-    """Fetch ``url`` to ``dest`` (through a temporary file, so no half file is left)."""
+    """Fetch ``url`` to ``dest`` (through a uniquely named temporary file, so no half file is left)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
-    with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as f:
+    with urllib.request.urlopen(url, timeout=60) as response, atomic_write(dest) as f:
         shutil.copyfileobj(response, f)
-    tmp.replace(dest)
 
 
 def _md5(path: Path) -> str:
@@ -136,10 +135,8 @@ def _extract(archive: Path, data_dir: Path, release: CifarRelease) -> None:
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
                 if member.isfile() and member.name in wanted:
-                    tmp = out / (Path(member.name).name + ".part")
-                    with tar.extractfile(member) as src, open(tmp, "wb") as dst:
+                    with tar.extractfile(member) as src, atomic_write(out / Path(member.name).name) as dst:
                         shutil.copyfileobj(src, dst)
-                    tmp.replace(out / Path(member.name).name)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataError(f"{archive} is corrupt ({e}); delete it and download again from {release.url}") from None
 
@@ -159,6 +156,16 @@ def load_cifar(name: str, data_dir: Path, download_missing: bool = True) -> Imag
     folder = data_dir / release.folder
     needed = (*release.train_files, *release.test_files)
     if not all((folder / f).exists() for f in needed):
+        with preparing(data_dir):  # one process downloads and extracts; the others wait, then read
+            _prepare(name, data_dir, release, download_missing)
+    return parse_folder(folder, name)
+
+
+def _prepare(name: str, data_dir: Path, release: CifarRelease, download_missing: bool) -> None:
+    """Download (if allowed) and extract the release into ``data_dir``, unless another process just did."""
+    folder = data_dir / release.folder
+    needed = (*release.train_files, *release.test_files)
+    if not all((folder / f).exists() for f in needed):
         archive = data_dir / release.archive
         how = f"download {release.url} (see {CIFAR_PAGE}) and put it at {archive}"
         if not archive.exists():
@@ -175,4 +182,3 @@ def load_cifar(name: str, data_dir: Path, download_missing: bool = True) -> Imag
         missing = [f for f in needed if not (folder / f).exists()]
         if missing:
             raise DataError(f"{archive} lacks {', '.join(missing)}: delete it and {how}")
-    return parse_folder(folder, name)

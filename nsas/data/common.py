@@ -7,15 +7,19 @@ tensors.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 
+from nsas.atomic import atomic_write
 from nsas.errors import DataError
 
 
@@ -95,17 +99,28 @@ def cache_dir(data_dir: Path) -> Path:
     raise DataError(f"no writable cache folder: {data_dir / 'cache'} and ~/.cache/nsas/cache are read-only")
 
 
+@contextlib.contextmanager
+def preparing(folder: Path) -> Iterator[None]:
+    """Hold ``folder/.nsas.lock`` while data is downloaded, extracted or decoded into ``folder``.
+
+    Two processes preparing the same folder (two runs, or the nodes of a
+    torchrun job on a shared file system) take turns: the second finds the
+    first one's result instead of writing over it.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder / ".nsas.lock")):
+        yield
+
+
 def cache_key(*parts: object) -> str:
     """A short stable hex key for a cache file name."""
     return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
 def save_arrays(path: Path, **arrays: np.ndarray) -> None:
-    """Write an .npz atomically, so an interrupted run never leaves half a cache."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    """Write an .npz atomically (fsynced, temporary file removed on failure): never half a cache."""
+    with atomic_write(path) as f:
         np.savez(f, **arrays)
-    os.replace(tmp, path)
 
 
 def channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -4,17 +4,22 @@ An ImageFolder tree holds ``train/<class>/<file>`` and ``test/<class>/<file>``,
 possibly under one top-level folder (``cifar10/train/...``). Classes are
 sorted by name, files by name within a class. Images are decoded once with
 Pillow (two processes when there are many) and cached as uint8 arrays in an
-.npz keyed by the source's absolute path, size and modification time.
+.npz keyed by the source's absolute path and, for an archive, its size and
+modification time, for a folder, the sorted (relative path, size, mtime_ns) of
+its files. Archives are read with the standard library's :mod:`tarfile`:
+on the 60,000-member CIFAR-10 JPEG archive it takes about 9 s where a
+hand-written header parser took 2 s (2 busy CPU cores), once per data set,
+next to the decoding, and it reads pax and base-256 sizes and hard links.
 """
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
 import lzma
 import os
+import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -22,12 +27,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nsas.data.common import ImageDataset, cache_dir, cache_key, channel_stats, image_dataset, save_arrays
+from nsas.data.common import ImageDataset, cache_dir, cache_key, channel_stats, image_dataset, preparing, save_arrays
 from nsas.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
 SPLITS = ("train", "test")
 CHUNK = 2048  # images per decode task
+MAX_IMAGE_BYTES = 64 << 20  # an encoded image larger than this is refused before it is read
+MAX_IMAGE_PIXELS = 1 << 24  # an image whose header declares more pixels (4096 x 4096) is refused before decoding
 MINI_ASSET = Path(__file__).resolve().parents[1] / "assets" / "cifar10-mini.npz"
 _CACHE_VERSION = 1  # bump when the cached layout changes
 
@@ -37,7 +44,10 @@ def decode_images(names: list[str], blobs: list[bytes]) -> np.ndarray:
     out = None
     for i, (name, blob) in enumerate(zip(names, blobs)):
         try:
-            with Image.open(io.BytesIO(blob)) as im:
+            with Image.open(io.BytesIO(blob)) as im:  # reads the header only
+                if im.width * im.height > MAX_IMAGE_PIXELS:
+                    raise DataError(f"image {name} declares {im.width}x{im.height} pixels, more than the "
+                                    f"{MAX_IMAGE_PIXELS:,} nsas decodes; resize the set")
                 pixels = np.asarray(im.convert("RGB"))
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise DataError(f"cannot decode image {name}: {e}") from None
@@ -82,72 +92,45 @@ class _Decoder:
         return np.concatenate(arrays) if arrays else np.empty((0, 0, 0, 3), np.uint8)
 
 
-def _open_stream(path: Path):
-    """A sequential reader of ``path``, decompressing gzip, bzip2 or xz by magic bytes."""
-    with open(path, "rb") as f:
-        magic = f.read(6)
-    if magic.startswith(b"\x1f\x8b"):
-        return gzip.open(path, "rb")
-    if magic.startswith(b"BZh"):
-        return bz2.open(path, "rb")
-    if magic.startswith(b"\xfd7zXZ"):
-        return lzma.open(path, "rb")
-    return open(path, "rb")
-
-
-def _field(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-
-
 def tar_members(path: Path) -> Iterator[tuple[str, bytes]]:
-    """Yield (name, data) for each regular file of a (compressed) tar archive, in archive order.
+    """Yield (name, data) for each image file of a (compressed) tar archive, in archive order.
 
-    A small sequential reader of the ustar/GNU/pax layout: 512-byte headers, data
-    padded to 512 bytes. It reads each byte once, without ``tarfile``'s per-member
-    objects, which cost about as much as decoding a 32x32 JPEG.
+    Read with the standard library's :mod:`tarfile` (ustar, GNU and pax
+    headers, base-256 sizes, gzip/bzip2/xz). Members that are not images of a
+    ``split/class/`` folder are skipped without being read; a hard link yields
+    the data of the member it links to. Before a member is read, its declared
+    size is checked: negative, larger than an uncompressed archive, or larger
+    than :data:`MAX_IMAGE_BYTES` is refused.
 
     Raises:
-        DataError: the file is not a tar archive or is truncated.
+        DataError: the file is not a tar archive, is truncated, or declares an impossible member.
     """
     def bad(why: str) -> DataError:
         return DataError(f"{path} is not a readable tar archive ({why}); give an ImageFolder tree or its .tar.gz")
 
+    archive_bytes = path.stat().st_size
+    with open(path, "rb") as f:
+        compressed = f.read(6).startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ"))  # gzip, bzip2, xz
     try:
-        with _open_stream(path) as f:
-            long_name = None
-            while True:
-                header = f.read(512)
-                if len(header) < 512 or header == bytes(512):
-                    if len(header) and header != bytes(512):
-                        raise bad("truncated header")
-                    return
-                checksum = sum(header[:148]) + 8 * 32 + sum(header[156:])
-                try:
-                    size = int(_field(header[124:136]).strip() or "0", 8)
-                    stored = int(_field(header[148:156]).strip(), 8)
-                except ValueError:
-                    raise bad("malformed header") from None
-                if stored != checksum:
-                    raise bad("header checksum mismatch")
-                kind = header[156:157]
-                data = f.read(size)
-                if len(data) < size:
-                    raise bad("truncated member")
-                f.read(-size % 512)  # padding
-                prefix = _field(header[345:500]) if header[257:263] == b"ustar\0" else ""
-                name = long_name or (f"{prefix}/{_field(header[:100])}" if prefix else _field(header[:100]))
-                long_name = None
-                if kind == b"L":  # GNU long name of the next member
-                    long_name = _field(data)
-                elif kind == b"x":  # pax extended header: "len key=value\n" records
-                    for record in data.decode("utf-8", "surrogateescape").splitlines():
-                        key, _, value = record.partition(" ")[2].partition("=")
-                        if key == "path":
-                            long_name = value
-                elif kind in (b"0", b"\0", b"7"):
-                    yield name, data
-    except (OSError, EOFError, lzma.LZMAError) as e:
-        raise bad(str(e)) from None
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                if member.size < 0 or (not compressed and member.size > archive_bytes):
+                    raise bad(f"member {member.name} declares {member.size:,} bytes in a {archive_bytes:,}-byte file")
+                if not (member.isfile() or member.islnk()) or _split_key(member.name) is None:
+                    continue
+                size = tar.getmember(member.linkname).size if member.islnk() else member.size
+                if size > MAX_IMAGE_BYTES:
+                    raise DataError(f"{path}: image {member.name} is {size:,} bytes, more than an image of "
+                                    f"an ImageFolder may be ({MAX_IMAGE_BYTES:,}); remove it")
+                with tar.extractfile(member) as f:
+                    data = f.read()
+                if len(data) != size:
+                    raise bad(f"member {member.name} is truncated")
+                yield member.name, data
+    except KeyError as e:  # a hard link to a member that is not there
+        raise bad(f"hard link to missing member {e}") from None
+    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+        raise bad(str(e) or type(e).__name__) from None
 
 
 def _split_key(name: str) -> tuple[str, str, str, str] | None:
@@ -177,7 +160,11 @@ def _read_source(source: Path) -> tuple[list[tuple[str, str, str, str]], np.ndar
 
     if source.is_dir():
         for path in sorted(p for p in source.rglob("*") if p.is_file()):
-            add(path.relative_to(source).as_posix(), path.read_bytes)
+            name = path.relative_to(source).as_posix()
+            if _split_key(name) is not None and path.stat().st_size > MAX_IMAGE_BYTES:
+                raise DataError(f"image {path} is {path.stat().st_size:,} bytes, more than an image of an "
+                                f"ImageFolder may be ({MAX_IMAGE_BYTES:,}); remove it")
+            add(name, path.read_bytes)
     else:
         for name, data in tar_members(source):
             add(name, lambda: data)
@@ -213,25 +200,32 @@ def _arrays(source: Path, keys: list[tuple[str, str, str, str]], images: np.ndar
 
 
 def _source_key(source: Path) -> str:
-    """Changes when the source (a file, or any file in a folder) changes."""
+    """Changes when the source changes: an archive's size or mtime, a folder's sorted (path, size, mtime_ns).
+
+    So moving a file to another class folder, renaming a class folder, or
+    replacing a file (even by one of the same size) gives another key.
+    """
     if source.is_dir():
-        stats = [p.stat() for p in source.rglob("*") if p.is_file()]
-        newest = max((s.st_mtime_ns for s in stats), default=0)
-        return cache_key(source, len(stats), sum(s.st_size for s in stats), newest, _CACHE_VERSION)
+        files = sorted((p.relative_to(source).as_posix(), p.stat()) for p in source.rglob("*") if p.is_file())
+        return cache_key(source, _CACHE_VERSION, *(f"{name}:{s.st_size}:{s.st_mtime_ns}" for name, s in files))
     s = source.stat()
     return cache_key(source, s.st_size, s.st_mtime_ns, _CACHE_VERSION)
 
 
 def _cached(path: Path, name: str, build) -> ImageDataset:
-    """Load the .npz cache at ``path``, building (and writing) it first if missing or unreadable."""
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return image_dataset(name, {k: z[k] for k in z.files})
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            pass  # a damaged cache is rebuilt below
-    arrays = build()
-    save_arrays(path, **arrays)
+    """Load the .npz cache at ``path``, building (and writing) it first if missing or unreadable.
+
+    One process at a time builds it (:func:`~nsas.data.common.preparing`); the others then read it.
+    """
+    with preparing(path.parent):
+        if path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    return image_dataset(name, {k: z[k] for k in z.files})
+            except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error):
+                pass  # an empty, truncated or damaged cache is rebuilt below
+        arrays = build()
+        save_arrays(path, **arrays)
     return image_dataset(name, arrays)
 
 

@@ -1,47 +1,53 @@
 """Search-space registry: ``get_space("nb201")`` returns the space object.
 
-Spaces register themselves with :func:`register_space`; the modules are
-imported lazily on first use so that ``nsas --help`` stays fast.
+Spaces register themselves with :func:`register_space`; the built-in modules
+are imported lazily on first use so that ``nsas --help`` stays fast, and
+third-party packages register theirs through the ``nsas.plugins`` entry-point
+group (see :mod:`nsas.registry`).
 """
 
 from __future__ import annotations
 
-import importlib
 import re
+from typing import TypeVar
 
 from nsas.errors import ArchitectureError
+from nsas.registry import Registry
 from nsas.spaces.base import Architecture, SearchSpace
 
-# name -> module that defines and registers it
-_MODULES = {
+S = TypeVar("S", bound=SearchSpace)
+
+# built-in name -> module that defines and registers it
+SPACES: Registry[SearchSpace] = Registry("search space", {
     "nb201": "nsas.spaces.nb201",
     "darts": "nsas.spaces.darts",
     "darts-chain": "nsas.spaces.darts",
     "darts-rnn": "nsas.spaces.darts_rnn",
-}
-_REGISTRY: dict[str, SearchSpace] = {}
+}, error=ArchitectureError)
 
 
-def register_space(cls: type[SearchSpace]) -> type[SearchSpace]:
-    """Class decorator: register one instance of ``cls`` under ``cls.name``."""
-    _REGISTRY[cls.name] = cls()
-    return cls
+def register_space(space: type[S] | S, *, name: str | None = None) -> type[S] | S:
+    """Register a search space; usable as a class decorator or called on an instance.
+
+    ``@register_space`` on a class registers one instance of it (built with
+    no arguments) under ``cls.name``; ``register_space(ChoiceSpace(...),
+    name="mine")`` registers that object. The space's ``name`` attribute is
+    set to the registered name. Returns its argument.
+    """
+    obj = space() if isinstance(space, type) else space
+    obj.name = name or obj.name  # type: ignore[misc]
+    SPACES.add(obj.name, obj)
+    return space
 
 
 def space_names() -> list[str]:
-    """Names of every search space, in a stable order."""
-    return list(_MODULES)
+    """Names of every search space (built-in first, then registered), in a stable order."""
+    return SPACES.names()
 
 
 def get_space(name: str) -> SearchSpace:
     """The search space registered as ``name``."""
-    if name not in _MODULES:
-        raise ArchitectureError(
-            f"unknown search space {name!r}; choose one of {', '.join(space_names())}"
-        )
-    if name not in _REGISTRY:
-        importlib.import_module(_MODULES[name])
-    return _REGISTRY[name]
+    return SPACES.get(name)
 
 
 def detect_space(text: str) -> str:
@@ -65,4 +71,5 @@ def parse_arch(text: str, space: str | None = None) -> Architecture:
     return get_space(space or detect_space(text)).parse(text)
 
 
-__all__ = ["Architecture", "SearchSpace", "detect_space", "get_space", "parse_arch", "register_space", "space_names"]
+__all__ = ["SPACES", "Architecture", "SearchSpace", "detect_space", "get_space", "parse_arch", "register_space",
+           "space_names"]

@@ -90,6 +90,15 @@ class SearchSpace(ABC):
             raise ArchitectureError(f"{arch!r} is not an architecture of space {self.name!r}")
         return arch
 
+    def same_function(self, arch: Architecture) -> Architecture:
+        """The architecture scored in place of ``arch``: one that computes the same supernet function.
+
+        Architectures with the same answer get the same inherited-weight
+        score, so a scorer runs only one of them. The default is ``arch``
+        itself (no two architectures known to be equal).
+        """
+        return arch
+
     # ---- distance and novelty (docs/METHOD.md §5) ---------------------
     @abstractmethod
     def distance(self, a: Architecture, b: Architecture) -> float:

@@ -22,7 +22,8 @@ contributes nothing to a node) and costs no matmul.
 call) have the same parameters with the same names and shapes, so a supernet's
 ``state_dict`` loads into a stand-alone model (inherited weights). The
 supernet keeps one ``W_i`` per node that every ``(input, op)`` choice of that
-node shares, as the DARTS search model does.
+node shares, as the DARTS search model does. :func:`activation_regularisation`
+is DARTS's AR/TAR penalty on the cell outputs (stand-alone training).
 """
 
 from __future__ import annotations
@@ -211,8 +212,11 @@ class _LanguageModel(nn.Module):
 
     def _decode(self, states: torch.Tensor) -> torch.Tensor:
         """states (T, B, H) -> logits (T, B, V) through the tied embedding matrix."""
-        out = locked_dropout(states, self.dropout, self.training)
-        return F.linear(out, self.encoder.weight, self.decoder_bias)
+        return self._logits(locked_dropout(states, self.dropout, self.training))
+
+    def _logits(self, dropped: torch.Tensor) -> torch.Tensor:
+        """Output-dropped states (T, B, H) -> logits (T, B, V)."""
+        return F.linear(dropped, self.encoder.weight, self.decoder_bias)
 
     def init_hidden(self, batch_size: int) -> torch.Tensor:
         """A zero state (B, H) on the model's device and dtype."""
@@ -228,6 +232,9 @@ class RNNModel(_LanguageModel):
         hidden: embedding and hidden size H.
         dropout, dropouth, dropoutx, dropouti, dropoute: the DARTS dropouts
             (output, recurrent state, cell input, embedding output, whole words).
+        batchnorm: normalise like the search cell (batch statistics, no
+            affine); with it the model computes exactly what the supernet
+            computes for ``genotype``, given the supernet's ``state_dict``.
     """
 
     def __init__(
@@ -241,25 +248,32 @@ class RNNModel(_LanguageModel):
         dropoutx: float = 0.75,
         dropouti: float = 0.2,
         dropoute: float = 0.1,
+        batchnorm: bool = False,
     ) -> None:
         super().__init__(
             vocab=vocab, hidden=hidden, dropout=dropout, dropouth=dropouth,
-            dropoutx=dropoutx, dropouti=dropouti, dropoute=dropoute, batchnorm=False,
+            dropoutx=dropoutx, dropouti=dropouti, dropoute=dropoute, batchnorm=batchnorm,
         )  # fmt: skip
         self.genotype = genotype
 
     def forward(
-        self, tokens: torch.Tensor, hidden: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, tokens: torch.Tensor, hidden: torch.Tensor | None = None, *, return_states: bool = False
+    ) -> tuple[torch.Tensor, ...]:
         """tokens (T, B), hidden (B, H) or None (zeros) -> (logits (T, B, V), new hidden (B, H)).
 
         Detach the returned hidden state before feeding it to the next batch
         (truncated back-propagation through time).
+
+        With ``return_states`` the cell outputs (T, B, H) before and after the
+        output dropout follow, the tensors DARTS's temporal activation
+        regularisation (TAR) and activation regularisation (AR) penalise.
         """
         if hidden is None:
             hidden = self.init_hidden(tokens.size(1))
         states = self._run(tokens, hidden, self.genotype, None)
-        return self._decode(states), states[-1]
+        dropped = locked_dropout(states, self.dropout, self.training)
+        logits = self._logits(dropped)
+        return (logits, states[-1], states, dropped) if return_states else (logits, states[-1])
 
 
 class RNNSupernet(_LanguageModel):
@@ -296,24 +310,59 @@ class RNNSupernet(_LanguageModel):
         tokens: torch.Tensor,
         path: RnnGenotype,
         edge_weights: Sequence[torch.Tensor] | None = None,
-    ) -> torch.Tensor:
+        *,
+        hidden: torch.Tensor | None = None,
+        return_hidden: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """tokens (T, B) -> logits (T, B, V) of the architecture ``path``.
 
-        Every call starts from a zero hidden state: a state carried over from
-        the previous batch would have been computed by another architecture,
-        and would leak that path into this one's loss (and into the ranking).
+        By default a call starts from a zero hidden state. A caller that runs
+        one architecture through a text in order passes the state this same
+        architecture returned for the previous window (``hidden``), as
+        stand-alone evaluation does; a state computed by another architecture
+        would leak that path into this one's loss (see ``carry_state`` in
+        :mod:`nsas.search`).
 
         Args:
             tokens: token ids (T, B).
             path: a ``darts-rnn`` genotype.
             edge_weights: GDAS only, 8 tensors of shape (1,), one per node.
+            hidden: initial state (B, H); None for zeros.
+            return_hidden: also return the final state (B, H) (not detached).
+
+        Returns:
+            The logits, or ``(logits, final state)`` with ``return_hidden``.
         """
         if getattr(path, "space", None) != "darts-rnn":
             raise ArchitectureError(f"{path!r} is not an architecture of space 'darts-rnn'")
         if edge_weights is not None and len(edge_weights) != NODES:
             raise ArchitectureError(f"expected {NODES} edge weight tensors, got {len(edge_weights)}")
-        states = self._run(tokens, self.init_hidden(tokens.size(1)), path, edge_weights)
-        return self._decode(states)
+        if hidden is None:
+            hidden = self.init_hidden(tokens.size(1))
+        states = self._run(tokens, hidden, path, edge_weights)
+        logits = self._decode(states)
+        return (logits, states[-1]) if return_hidden else logits
+
+
+def activation_regularisation(states: torch.Tensor, dropped: torch.Tensor, *, alpha: float,
+                              beta: float) -> torch.Tensor:
+    """DARTS's (and AWD-LSTM's) AR and TAR terms added to the language-model loss.
+
+        AR  = alpha * mean(dropped ** 2)                     (output-dropped cell outputs)
+        TAR = beta * mean((states[t + 1] - states[t]) ** 2)  (raw cell outputs, over time)
+
+    Args:
+        states: cell outputs h_1..h_T (T, B, H), before the output dropout.
+        dropped: the same after the output dropout (T, B, H).
+        alpha: AR weight (DARTS: 0).
+        beta: TAR weight (DARTS: 1e-3).
+    """
+    reg = states.new_zeros(())
+    if alpha > 0:
+        reg = reg + alpha * dropped.pow(2).mean()
+    if beta > 0 and states.size(0) > 1:
+        reg = reg + beta * (states[1:] - states[:-1]).pow(2).mean()
+    return reg
 
 
 def macs_per_token(model: RNNModel) -> int:

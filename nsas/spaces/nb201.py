@@ -13,6 +13,7 @@ The networks (stand-alone and supernet) live in :mod:`nsas.spaces.nb201_net`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 from collections.abc import Iterator, Sequence
@@ -100,6 +101,54 @@ def _parse_node(text: str, j: int, whole: str) -> list[str]:
     return ops
 
 
+def function_key(arch: NB201Arch) -> str:
+    """What the supernet computes for ``arch``, as a canonical expression.
+
+    Cells with the same key give the same supernet output for every input
+    and weights, so they share an inherited-weight score. The cell output is
+    written as a sum of terms over the input ``x``: a ``none`` edge, or an
+    edge leaving a node that is zero, adds nothing (in the supernet a conv
+    on zeros is exactly zero: its BatchNorm has no affine shift); an edge
+    into a node that never reaches the output is never computed;
+    ``skip_connect`` is the identity and ``avg_pool_3x3`` is linear and has
+    no weights (it distributes over a sum), so only convolutions are tied to
+    their edge (each edge holds its own weights). Terms are sorted (sums
+    commute). Keys are equal when the outputs are equal up to floating-point
+    summation order. Over the 15,625 cells there are 7,548 keys; the
+    all-zero cell is ``"0"``.
+
+    (NAS-Bench-201's "6,466 unique" cells also equate convolutions on
+    different edges, which holds for stand-alone training, not for shared
+    weights.)
+    """
+    nodes: list[tuple[str, ...]] = [("x",)]  # each node: its sorted terms; () is zero
+    for j in range(1, NUM_NODES):
+        terms: list[str] = []
+        for i in range(j):
+            e, src = _edge_index(j, i), nodes[i]
+            op, inner = arch.ops[e], " + ".join(nodes[i])
+            if op == "none" or not src:
+                continue
+            if op == "skip_connect":
+                terms += src  # a sum feeding a sum: its terms join this one
+            elif op == "avg_pool_3x3":
+                terms += [f"pool({t})" for t in src]  # average pooling is linear: pool(a + b) = pool(a) + pool(b)
+            else:
+                terms.append(f"{op}@{e}({inner})")
+        nodes.append(tuple(sorted(terms)))
+    return " + ".join(nodes[-1]) or "0"
+
+
+@functools.cache
+def _representatives() -> dict[str, NB201Arch]:
+    """Function key -> the first architecture of the space (``enumerate`` order) with that key."""
+    table: dict[str, NB201Arch] = {}
+    for ops in itertools.product(OPS, repeat=NUM_EDGES):
+        arch = NB201Arch(ops)
+        table.setdefault(function_key(arch), arch)
+    return table
+
+
 @register_space
 class NB201Space(SearchSpace):
     """NAS-Bench-201: 6 edges x 5 ops, one shared cell for the whole network."""
@@ -149,6 +198,10 @@ class NB201Space(SearchSpace):
         """Fraction of the 6 edges whose op differs (docs/METHOD.md §5)."""
         a, b = self.coerce(a), self.coerce(b)
         return sum(x != y for x, y in zip(a.ops, b.ops)) / NUM_EDGES
+
+    def same_function(self, arch: Architecture) -> NB201Arch:
+        """The representative of ``arch``'s supernet function (see :func:`function_key`)."""
+        return _representatives()[function_key(self.coerce(arch))]
 
     # ---- networks ------------------------------------------------------
     def build_network(

@@ -1,0 +1,114 @@
+"""The one way nsas writes a file: all of it, or not at all.
+
+:func:`atomic_write` opens a temporary file in the target's directory (a
+unique name, so concurrent writers never share one), hands it to the caller,
+then flushes and fsyncs it, renames it over the target and fsyncs the
+directory. If anything fails on the way (an exception, a full disk), the
+temporary file is removed and the previous target is untouched; if the
+process is killed (even ``kill -9``), the target is either the old file or the
+new one, never a torn mix, and at most a ``.NAME.*.tmp`` file is left over.
+The file gets the permissions of any file the user creates (``0666`` less the
+umask, usually ``0644``), not the ``0600`` of :func:`tempfile.mkstemp`.
+
+Append-only logs (``metrics.jsonl``, ``log.txt``) are the exception: they are
+appended line by line, and a half-written last line is dropped when read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+def _umask() -> int:
+    """The process umask (read without a window where it is changed, where Linux allows)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb", **open_kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temporary file that replaces ``path`` when the ``with`` block ends without error.
+
+    Args:
+        path: the file to (re)place; its directory must exist.
+        mode: ``"wb"`` or ``"w"``.
+        **open_kwargs: passed to :func:`open` (``encoding``, ``newline``).
+
+    Yields:
+        The open temporary file.
+
+    Raises:
+        OSError: naming ``path`` (a full disk reports no file name of its own).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename is None:
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+        raise
+    fsync_dir(path.parent)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (UTF-8) through :func:`atomic_write`."""
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` through :func:`atomic_write`."""
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+
+
+def check_writable(path: str | Path) -> None:
+    """Fail now, not after hours of work, if :func:`atomic_write` could not (re)place ``path``.
+
+    Raises:
+        OSError: ``path`` is a directory, its folder is missing, or nothing can be created there.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file name", str(path))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "folder does not exist", str(path.parent))
+    with tempfile.TemporaryFile(dir=path.parent):
+        pass
+
+
+def fsync_dir(directory: str | Path) -> None:
+    """Make a rename in ``directory`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
