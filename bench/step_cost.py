@@ -74,7 +74,7 @@ from nsas.strategies import Sample  # noqa: E402
 VARIANTS = ("standalone", "ce", "nsas", "nsas-replay")
 ARCHIVE_SIZE = 8  # M
 REPLAY = 1  # r
-# The search's optimizer recipe (ALGORITHM.md §6), used by every variant.
+# The search's optimizer recipe (docs/METHOD.md §8), used by every variant.
 LR, MOMENTUM, WEIGHT_DECAY, GRAD_CLIP = 0.025, 0.9, 3e-4, 5.0
 
 

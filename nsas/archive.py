@@ -1,4 +1,4 @@
-"""The NSAS constraint archive: greedy novelty search (ALGORITHM.md §3, Algorithm 1).
+"""The NSAS constraint archive: greedy novelty search (docs/METHOD.md §4, Algorithm 1).
 
 The archive keeps at most ``capacity`` (M) past architectures chosen to be
 maximally diverse; the recent pool keeps the last ``pool_size`` (|C|) sampled

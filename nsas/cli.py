@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "correlate": ("nsas.correlate", "rank correlation between supernet scores and ground truth"),
     "plot": ("nsas.plot", "draw forgetting curves, losses, diversity and cells of a search run (or overlay runs)"),
     "study": ("nsas.study", "run searches and ground-truth training, and report ranking quality"),
+    "truth": ("nsas.nasbench", "import NAS-Bench-201/NATS-Bench ground truth as a truth CSV (no pickled code runs)"),
 }
 
 
@@ -40,6 +41,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors in one line with exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith("unrecognized arguments:"):
+            snake = [w for w in message.split()[2:] if w.startswith("--") and "_" in w]
+            if snake:  # a YAML key typed as a flag
+                message += f" (flags use dashes: {snake[0].split('=')[0].replace('_', '-')})"
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(2)
 

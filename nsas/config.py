@@ -1,10 +1,15 @@
 """Config plumbing shared by every subcommand.
 
-Precedence: dataclass defaults < ``--config FILE.yaml`` < command-line flags.
-Flags are declared with ``default=argparse.SUPPRESS`` (see :func:`add_flag`)
-so that only the flags a user actually typed override the YAML file.
-Unknown YAML keys and values of the wrong type are errors, not silently
-ignored.
+The config dataclasses (``SearchConfig``, ``TrainConfig``, ``StudyConfig``)
+are the one source of truth for options: each field is declared with
+:func:`option`, which records its help text, and :func:`add_config_flags`
+turns every field into a command-line flag (key ``batch_size`` -> flag
+``--batch-size``; YAML files use the key names, with underscores).
+
+Precedence: dataclass defaults < preset or recipe < ``--config FILE.yaml`` <
+command-line flags. Flags default to ``argparse.SUPPRESS`` so that only the
+flags a user actually typed override the YAML file. Unknown YAML keys and
+values of the wrong type are errors, not silently ignored.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import argparse
 import dataclasses
 import types
 import typing
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +30,23 @@ from nsas.errors import NsasError
 T = TypeVar("T")
 
 
+def option(default: Any = dataclasses.MISSING, help: str = "", *, default_factory: Any = dataclasses.MISSING,
+           choices: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+           parse: Callable[[str], Any] | None = None, metavar: str | None = None) -> Any:
+    """A config dataclass field with the metadata its command-line flag is generated from.
+
+    Args:
+        default: the default value.
+        help: one-line help text of the key and its flag.
+        default_factory: instead of ``default``, for mutable defaults.
+        choices: allowed values, or a function returning them (read when the parser is built).
+        parse: turns the flag's text into the value (instead of the one derived from the type).
+        metavar: the flag's value placeholder in ``--help``.
+    """
+    meta = {"help": help, "choices": choices, "parse": parse, "metavar": metavar}
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
+
+
 def add_flag(parser: argparse.ArgumentParser, *names: str, **kwargs: Any) -> None:
     """Add a flag whose absence leaves the config value untouched."""
     kwargs.setdefault("default", argparse.SUPPRESS)
@@ -31,9 +54,109 @@ def add_flag(parser: argparse.ArgumentParser, *names: str, **kwargs: Any) -> Non
 
 
 def add_config_flag(parser: argparse.ArgumentParser) -> None:
-    """The ``--config FILE.yaml`` flag every configurable subcommand has."""
+    """The ``--config FILE.yaml`` and ``--print-config`` flags every configurable subcommand has."""
     parser.add_argument("--config", metavar="FILE.yaml", default=None,
-                        help="YAML file of config keys; flags given on the command line override it")
+                        help="YAML file of config keys (the flag names with underscores: batch_size); "
+                             "flags given on the command line override it")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config as YAML and exit without running")
+
+
+def flag_name(key: str) -> str:
+    """The command-line flag of config key ``key`` (``batch_size`` -> ``--batch-size``)."""
+    return "--" + key.replace("_", "-")
+
+
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A parser that also reads ``none`` as None (for keys typed ``X | None``)."""
+    def read(text: str) -> Any:
+        return None if text.lower() in ("none", "null") else parse(text)
+    read.__name__ = getattr(parse, "__name__", "value")
+    return read
+
+
+def _yaml_mapping(text: str) -> dict[str, Any]:
+    """A flag value that is a YAML/JSON mapping, e.g. ``'{lr: 0.1, epochs: 3}'``."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a mapping such as '{{key: value}}', got {text!r}")
+    return value
+
+
+def _flag_kwargs(hint: Any, meta: Any) -> dict[str, Any]:
+    """argparse keyword arguments for a field of type ``hint``."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1
+    base = args[0] if optional else hint
+    origin = typing.get_origin(base)
+    kwargs: dict[str, Any] = {}
+    if base is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif origin in (list, tuple) and meta.get("parse") is None:
+        (inner, *_) = typing.get_args(base) or (str,)
+        kwargs.update(nargs="*", type=inner if inner in (int, float) else str)
+    elif base is dict or origin is dict:
+        kwargs.update(type=_yaml_mapping, metavar="'{KEY: VALUE, ...}'")
+    else:
+        parse = meta.get("parse") or (base if base in (int, float, str) else str)
+        kwargs["type"] = _optional(parse) if optional else parse
+    choices = meta.get("choices")
+    if choices is not None:
+        kwargs["choices"] = tuple(choices() if callable(choices) else choices)
+    if meta.get("metavar"):
+        kwargs["metavar"] = meta["metavar"]
+    elif base in (int, float) and "choices" not in kwargs:
+        kwargs["metavar"] = "N" if base is int else "X"
+    return kwargs
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, skip: Iterable[str] = (),
+                     default_text: Callable[[str, Any], str | None] | None = None,
+                     title: str | None = None) -> None:
+    """One flag per field of config dataclass ``cls``, with the help text recorded by :func:`option`.
+
+    Args:
+        parser: the subcommand's parser.
+        cls: the config dataclass.
+        skip: keys whose flags the subcommand declares by hand.
+        default_text: ``(key, dataclass default) -> text`` shown as the flag's default
+            (None: show nothing); without it the dataclass default is shown.
+        title: heading of the flags in ``--help``.
+    """
+    hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group(title or "config keys (also YAML keys, written with underscores)")
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if f.metadata.get("parse") and isinstance(default, list):  # a list typed as one comma-separated value
+            default = ",".join(map(str, default))
+        shown = default_text(f.name, default) if default_text else f"default: {default_repr(default)}"
+        help_text = f.metadata.get("help", "")
+        help_text = f"{help_text} ({shown})" if shown else help_text
+        group.add_argument(flag_name(f.name), dest=f.name, default=argparse.SUPPRESS,
+                           help=help_text.replace("%", "%%"), **_flag_kwargs(hints[f.name], f.metadata))
+
+
+def default_repr(value: Any) -> str:
+    """A default value as a user would type it."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(str, value)) if value else "empty"
+    if isinstance(value, dict):
+        return yaml.safe_dump(value, default_flow_style=True).strip() if value else "{}"
+    return str(value)
+
+
+def print_config(config: Any) -> None:
+    """Print a config dataclass as the YAML a ``--config`` file or run directory holds."""
+    print(yaml.safe_dump(config_to_dict(config), sort_keys=False), end="")
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

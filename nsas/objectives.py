@@ -7,7 +7,7 @@ shared weights, so the total gradient is that of
 
     L = CE(W(a_t); x, y) + beta * mean_{a in A} CE(W(a); x, y)
 
-(ALGORITHM.md §3) while peak memory stays at one single-path pass.
+(docs/METHOD.md §3) while peak memory stays at one single-path pass.
 
 The loop calls ``objective.observe(arch)`` (archive update, Algorithm 1) and
 then ``objective.backward(...)`` on the same mini-batch.
@@ -230,7 +230,7 @@ class NSASObjective(Objective):
 
 
 class WPLObjective(Objective):
-    """Weight plasticity loss (Benyahia et al. 2019), the prior method (ALGORITHM.md §5).
+    """Weight plasticity loss (Benyahia et al. 2019), the prior method (docs/METHOD.md §6).
 
     L = CE(a_t) + (strength / 2) * sum_i F_i (w_i - w*_i)^2 over the weights
     a_t uses that have an anchor. The anchor weights w* and the diagonal

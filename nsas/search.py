@@ -1,6 +1,6 @@
 """`nsas search`: train a weight-sharing supernet, then select architectures.
 
-The step, top to bottom (ALGORITHM.md §3)::
+The step, top to bottom (docs/METHOD.md §3)::
 
     sample = strategy.sample()                        # path to compute + discrete arch
     objective.observe(sample.arch)                    # recent pool + archive (Algorithm 1)
@@ -51,7 +51,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,8 @@ from nsas import data as nsas_data
 from nsas import distributed
 from nsas.data.loaders import LazyData, caller_batches
 from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from nsas.config import (add_config_flag, add_flag, build_config, check_device, check_ranges, config_to_dict, read_yaml,
+from nsas.config import (add_config_flag, add_config_flags, build_config, check_device, check_ranges,
+                         config_to_dict, default_repr, flag_name, option, print_config, read_yaml,
                          write_yaml)
 from nsas.correlate import kendall_tau
 from nsas.errors import CheckpointError, NsasError, TrainingError
@@ -90,65 +91,85 @@ SEARCH_RANGES = {
 class SearchConfig:
     """Everything a search run depends on (recorded as config.yaml in the run directory)."""
 
-    space: str = "nb201"
-    strategy: str = "random"
-    loss: str = "nsas"
-    dataset: str = "cifar10"
-    data_dir: str | None = None
-    epochs: int = 50
-    steps_per_epoch: int | None = None  # cap on steps per epoch (None: the whole weights half)
-    batch_size: int = 64
-    channels: int = 16  # image spaces: initial channels
-    cells: int = 5  # nb201: cells per stage; darts: total cells
-    hidden: int = 300  # darts-rnn: embedding = hidden size
-    bptt: int = 35  # darts-rnn: truncated back-propagation length
-    lr: float = 0.025
-    lr_min: float = 0.001
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0
-    train_fraction: float = 0.5  # share of the training set that trains weights; the rest is validation
-    augment: bool = True
-    seed: int = 0
-    device: str = "auto"
-    tensorboard: bool = False  # mirror metrics.jsonl to RUN_DIR/tensorboard (needs the tensorboard extra)
-    archive_size: int = 8  # M
-    pool_size: int = 50  # |C|
-    candidates: int | None = None  # n (None: every recent architecture)
-    knn: int = 10  # k
-    beta: float = 1.0
-    replay: int = 1  # r, for nsas-replay
-    wpl_strength: float = 1.0
-    wpl_window: int = 0  # WPL: optimizer steps between anchor (w*, F) refreshes (0: one epoch)
-    # NSAS-family variants (docs: nsas/objectives.py NSASObjective, nsas/archive.py); off = as published
-    archive_max_age: int = 0  # renew an archive member after this many steps (0: Algorithm 1 only)
-    constraint_every: int = 1  # add the archive constraints on every k-th step only
-    constraint_slices: bool = False  # each constraint on its own slice of the batch (~1 pass for all)
-    normalize_loss: bool = False  # divide the total loss by (1 + beta)
-    tau_max: float = 10.0
-    tau_min: float = 0.1
-    arch_lr: float = 3e-4
-    arch_weight_decay: float = 1e-3
-    select_rounds: int = 5  # RandomNAS selection: R rounds ...
-    select_samples: int = 10  # ... of S architectures each
-    select_from: str | None = None  # RandomNAS selection draws from this file's archs (list or table), not the space
-    eval_batches: int = 80  # validation batches per score (5,120 images at batch 64: bench/README.md, scoring noise)
-    # (text: consecutive windows of the validation text, each architecture carrying its own state)
-    eval_batch_size: int = 10  # darts-rnn: columns of the validation text when scoring (DARTS: 10)
-    carry_state: bool = False  # darts-rnn: carry the hidden state across training steps (leaks between archs)
-    bn: str = "batch"  # scoring: "batch" statistics, or "recalibrate" BatchNorm per architecture
-    recalibrate_batches: int = 10  # training batches that recalibrate BatchNorm (bn: recalibrate)
-    probe: list[str] = field(default_factory=list)  # forgetting probe set (empty: sample probe_count)
-    probe_count: int = 4
-    probe_from: str | None = None  # truth table: probes are a stratified sample of probe_count of its archs, tau logged
-    probe_key: str | None = None  # its truth column (default: acc if present, else the table's only column)
-    probe_every: int = 0  # steps between probe evaluations (0: once per epoch)
-    log_every: int = 20
-    checkpoint_every: int = 200  # steps between checkpoints (0: only at epoch ends)
-    micro_batches: int = 0  # BatchNorm groups per global batch, shared out among processes (0: one per process)
-    consistency_every: int = 50  # data parallel: steps between cross-rank consistency checks (0: never)
-    max_params: int = 0  # RandomNAS selection: only architectures with at most this many parameters (0: any)
-    max_macs: int = 0  # ... and at most this many multiply-adds per image (0: any); stand-alone default size
+    space: str = option("nb201", "search space", choices=space_names)
+    strategy: str = option("random", "random (RandomNAS: uniform sampling) or gdas (Gumbel-max sampling of "
+                           "learned architecture logits)", choices=strategy_names)
+    loss: str = option("nsas", "supernet loss: ce (plain), nsas (archive constraints), nsas-replay (r archive "
+                       "members per step), nsas-random (random archive, the ablation), wpl (weight plasticity "
+                       "loss)", choices=loss_names)
+    dataset: str = option("cifar10", "cifar10, cifar100, cifar10-mini, imagefolder:PATH, ptb or wikitext2")
+    data_dir: str | None = option(None, "where data sets live (none: $NSAS_DATA or ~/.cache/nsas/data)",
+                                  metavar="DIR")
+    epochs: int = option(50, "supernet training epochs (paper: 50; GDAS on darts: 240; darts-rnn: 300)")
+    steps_per_epoch: int | None = option(None, "cap on the steps of each epoch (none: the whole weights half)")
+    batch_size: int = option(64, "global mini-batch size (paper: 64; darts-rnn: 128)")
+    channels: int = option(16, "image spaces: initial channels of the supernet (paper: 16)")
+    cells: int = option(5, "image spaces: cells (darts: in total, paper 8; nb201: per stage, paper 5)")
+    hidden: int = option(300, "darts-rnn: embedding = hidden size (paper: 300)")
+    bptt: int = option(35, "darts-rnn: truncated back-propagation length")
+    lr: float = option(0.025, "SGD learning rate, cosine-annealed to lr_min over the epochs")
+    lr_min: float = option(0.001, "final learning rate of the cosine schedule")
+    momentum: float = option(0.9, "SGD momentum")
+    weight_decay: float = option(3e-4, "SGD weight decay (the paper's l2 term)")
+    grad_clip: float = option(5.0, "gradient-norm clip (0: off)")
+    train_fraction: float = option(0.5, "image spaces: share of the training set that trains the weights; the "
+                                        "rest is the validation half (GDAS's alpha, scoring)")
+    augment: bool = option(True, "image spaces: random crop and flip of the weights half")
+    seed: int = option(0, "seed of data order, sampling and initialisation")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    tensorboard: bool = option(False, "also log metrics to RUN_DIR/tensorboard (needs pip install "
+                                      "'nsas[tensorboard]'); metrics.jsonl stays the record")
+    archive_size: int = option(8, "NSAS archive size M")
+    pool_size: int = option(50, "size of the recent pool C the archive's candidates come from")
+    candidates: int | None = option(None, "candidates n drawn from the recent pool per archive update "
+                                          "(none: every recent architecture)")
+    knn: int = option(10, "k nearest neighbours of the novelty score")
+    beta: float = option(1.0, "weight of the mean archive loss")
+    replay: int = option(1, "nsas-replay: archive members r replayed per step")
+    wpl_strength: float = option(1.0, "wpl: penalty strength lambda")
+    wpl_window: int = option(0, "wpl: optimizer steps between refreshes of the anchor weights and Fisher "
+                                "estimate (0: one epoch)")
+    archive_max_age: int = option(0, "NSAS variant: renew an archive member after this many steps (0: off, "
+                                     "Algorithm 1 only)")
+    constraint_every: int = option(1, "NSAS variant: add the archive constraints on every k-th step only")
+    constraint_slices: bool = option(False, "NSAS variant: each constraint on its own slice of the batch (about "
+                                            "one pass for all of them instead of M)")
+    normalize_loss: bool = option(False, "NSAS variant: divide the total loss by (1 + beta)")
+    tau_max: float = option(10.0, "gdas: initial Gumbel-softmax temperature (annealed linearly)")
+    tau_min: float = option(0.1, "gdas: final Gumbel-softmax temperature")
+    arch_lr: float = option(3e-4, "gdas: Adam learning rate of the architecture logits")
+    arch_weight_decay: float = option(1e-3, "gdas: weight decay of the architecture logits")
+    select_rounds: int = option(5, "RandomNAS selection: rounds R of random search on the trained supernet")
+    select_samples: int = option(10, "RandomNAS selection: architectures S scored per round")
+    select_from: str | None = option(None, "RandomNAS selection draws from the architectures of this file "
+                                           "(list or table) instead of the space", metavar="FILE")
+    eval_batches: int = option(80, "validation batches per architecture score, for selection, probes and `nsas "
+                                   "rank` (80: 5,120 images at batch 64; text: consecutive windows, each "
+                                   "architecture carrying its own state)")
+    eval_batch_size: int = option(10, "darts-rnn: columns of the validation text when scoring (DARTS: 10)")
+    carry_state: bool = option(False, "darts-rnn: start each training step from the hidden state the previous "
+                                      "step ended with, as the RandomNAS and DARTS code do (it was computed by "
+                                      "other architectures, so it leaks between them); off: from zeros")
+    bn: str = option("batch", "BatchNorm when scoring: batch statistics, or recalibrate per architecture",
+                     choices=("batch", "recalibrate"))
+    recalibrate_batches: int = option(10, "training batches that recalibrate BatchNorm (bn: recalibrate)")
+    probe: list[str] = option(default_factory=list, help="architectures of the forgetting probe set "
+                                                         "(empty: probe_count random ones)", metavar="ARCH")
+    probe_count: int = option(4, "random probe architectures when probe is empty")
+    probe_from: str | None = option(None, "truth table: the probes are a stratified sample of probe_count of "
+                                          "its architectures, and Kendall tau is logged", metavar="FILE")
+    probe_key: str | None = option(None, "truth column of probe_from (none: acc if present, else the "
+                                         "table's only column)", metavar="KEY")
+    probe_every: int = option(0, "steps between probe evaluations (0: once per epoch)")
+    log_every: int = option(20, "steps between step records in metrics.jsonl")
+    checkpoint_every: int = option(200, "steps between checkpoints (0: at epoch ends only)")
+    micro_batches: int = option(0, "BatchNorm groups per global batch, shared out among the processes (0: one "
+                                   "per process; fix it to resume with another process count)")
+    consistency_every: int = option(50, "data parallel: steps between cross-rank consistency checks (0: never)")
+    max_params: int = option(0, "RandomNAS selection: only architectures with at most this many "
+                                "parameters (0: any)")
+    max_macs: int = option(0, "RandomNAS selection: only architectures with at most this many multiply-adds "
+                              "per image, at the stand-alone default size (0: any)")
 
     def __post_init__(self) -> None:
         if self.space not in space_names():
@@ -176,32 +197,28 @@ class SearchConfig:
         check_device(self.device)
         check_ranges(self, SEARCH_RANGES)
 
-
-
     @classmethod
     def preset(cls, name: str = "quick", **overrides: Any) -> SearchConfig:
         """A config from a named preset, then ``overrides``.
 
         Args:
-            name: ``quick`` (the no-argument CLI run), or a built-in space name
-                for the paper's settings on it (``darts-rnn``: ptb, lr 20, ...).
-                GDAS on a DARTS space gets its 240 epochs when
+            name: a preset of ``nsas search --preset`` (``quick``, ``paper``) for the space and
+                strategy among the overrides, or a built-in space name for the paper's settings on it
+                (``darts-rnn``: ptb, lr 20, ...). GDAS on a DARTS space gets its 240 epochs when
                 ``strategy="gdas"`` is among the overrides.
             **overrides: config keys that replace the preset's values.
 
         Raises:
             NsasError: unknown preset or key, or an invalid value.
         """
-        if name == "quick":
-            values = dict(QUICK_PRESET)
-        elif name in PAPER_PRESETS:
-            values = {"space": name, **preset_for({"space": name, **overrides})}
+        if name in PAPER_PRESETS:
+            values = {"space": name, **paper_preset(name, overrides.get("strategy", cls.strategy))}
         else:
-            raise NsasError(f"unknown preset {name!r}; choose one of quick, {', '.join(PAPER_PRESETS)}")
+            values = preset_values(name, overrides)
         return build_config(cls, {**values, **overrides}, source=f"preset {name!r}")
 
 
-# Paper settings per space (ALGORITHM.md §6); a YAML file or flags override them.
+# Paper settings per space (docs/METHOD.md, "Settings of the paper"); a YAML file or flags override them.
 PAPER_PRESETS: dict[str, dict[str, Any]] = {
     "darts": dict(dataset="cifar10", epochs=50, batch_size=64, channels=16, cells=8),
     "darts-chain": dict(dataset="cifar10", epochs=50, batch_size=64, channels=16, cells=8),
@@ -210,20 +227,44 @@ PAPER_PRESETS: dict[str, dict[str, Any]] = {
                       momentum=0.0, weight_decay=5e-7, grad_clip=0.25, augment=False),
 }
 GDAS_EPOCHS = {"darts": 240, "darts-chain": 240}
-# `nsas search` with no arguments: minutes on a laptop CPU.
-QUICK_PRESET: dict[str, Any] = dict(space="nb201", strategy="random", loss="nsas", dataset="cifar10-mini",
-                                    epochs=5, batch_size=64, channels=8, cells=1,
-                                    eval_batches=39,  # the whole 2,500-image validation half of cifar10-mini
-                                    select_rounds=3, select_samples=10, log_every=10, checkpoint_every=0)
+# The quick preset: the paper's settings for the space at a size and budget that take minutes on a laptop CPU
+# (image spaces on the embedded cifar10-mini).
+QUICK_SIZES: dict[str, dict[str, Any]] = {
+    "nb201": dict(dataset="cifar10-mini", channels=8, cells=1),
+    "darts": dict(dataset="cifar10-mini", channels=8, cells=3),
+    "darts-chain": dict(dataset="cifar10-mini", channels=8, cells=3),
+    "darts-rnn": dict(hidden=64),
+}
+QUICK_BUDGET: dict[str, Any] = dict(epochs=5, select_rounds=3, select_samples=10, log_every=10, checkpoint_every=0,
+                                    eval_batches=39)  # cifar10-mini: its whole 2,500-image validation half
 
 
-def preset_for(values: dict[str, Any]) -> dict[str, Any]:
-    """Paper defaults for the space (and strategy) named in ``values``."""
-    space = values.get("space", SearchConfig.space)
+def paper_preset(space: str, strategy: str) -> dict[str, Any]:
+    """The paper's search settings for ``space`` (and GDAS's longer search on the DARTS spaces)."""
     preset = dict(PAPER_PRESETS.get(space, {}))
-    if values.get("strategy") == "gdas" and space in GDAS_EPOCHS:
+    if strategy == "gdas" and space in GDAS_EPOCHS:
         preset["epochs"] = GDAS_EPOCHS[space]
     return preset
+
+
+def quick_preset(space: str, strategy: str) -> dict[str, Any]:
+    """The paper's settings for ``space`` with a small supernet, a few epochs and a short selection.
+
+    A space without paper settings (one registered by a user) gets the nb201 sizes on cifar10-mini.
+    """
+    return {**paper_preset(space, strategy), **QUICK_SIZES.get(space, QUICK_SIZES["nb201"]), **QUICK_BUDGET}
+
+
+# name -> (space, strategy) -> config values; `--preset NAME` picks one (default quick).
+PRESETS: dict[str, Any] = {"quick": quick_preset, "paper": paper_preset}
+DEFAULT_PRESET = "quick"
+
+
+def preset_values(name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Config values of preset ``name`` for the space and strategy named in ``values`` (or the defaults)."""
+    if name not in PRESETS:
+        raise NsasError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name](values.get("space", SearchConfig.space), values.get("strategy", SearchConfig.strategy))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -560,7 +601,7 @@ class Search:
         return distributed.shard(batch, self.rank, self.world, dim=1 if self.space.kind == "text" else 0)
 
     def train_step(self, batch: Any, val_stream: Iterator[Any] | None) -> dict[str, Any]:
-        """One supernet step (ALGORITHM.md §3); returns its metrics record."""
+        """One supernet step (docs/METHOD.md §3); returns its metrics record."""
         sample = self.strategy.sample()
         self.objective.observe(sample.arch)
         if not self.supernet.training:  # .train() walks thousands of modules; evaluation restores the mode
@@ -820,101 +861,29 @@ def search(cfg: SearchConfig | None = None, run_dir: str | Path | None = None, *
 
 
 # ---- command line ----------------------------------------------------------
-_FLAGS: list[tuple[str, dict[str, Any]]] = [
-    ("--space", dict(choices=space_names(), help="search space (default nb201)")),
-    ("--strategy", dict(choices=strategy_names(), help="random (RandomNAS) or gdas (default random)")),
-    ("--loss", dict(choices=loss_names(), help="supernet loss (default nsas)")),
-    ("--dataset", dict(help="cifar10, cifar100, cifar10-mini, imagefolder:PATH, ptb, wikitext2")),
-    ("--data-dir", dict(dest="data_dir", help="where data sets live (default $NSAS_DATA or ~/.cache/nsas/data)")),
-    ("--epochs", dict(type=int, help="supernet training epochs (paper: 50; GDAS on darts: 240; darts-rnn: 300)")),
-    ("--steps-per-epoch", dict(dest="steps_per_epoch", type=int, help="cap the steps of each epoch")),
-    ("--batch-size", dict(dest="batch_size", type=int, help="mini-batch size (paper: 64; darts-rnn: 128)")),
-    ("--channels", dict(type=int, help="initial channels of the supernet (paper: 16)")),
-    ("--cells", dict(type=int, help="cells (darts: total, paper 8; nb201: per stage, paper 5)")),
-    ("--hidden", dict(type=int, help="darts-rnn embedding/hidden size (paper: 300)")),
-    ("--lr", dict(type=float, help="SGD learning rate, cosine-annealed to --lr-min")),
-    ("--lr-min", dict(dest="lr_min", type=float, help="final learning rate")),
-    ("--weight-decay", dict(dest="weight_decay", type=float, help="SGD weight decay (the paper's l2 term)")),
-    ("--grad-clip", dict(dest="grad_clip", type=float, help="gradient-norm clip (0: off)")),
-    ("--seed", dict(type=int, help="seed of data order, sampling and initialisation")),
-    ("--device", dict(help="auto, cpu or cuda")),
-    ("--tensorboard", dict(action="store_true",
-                           help="also log metrics to RUN_DIR/tensorboard (needs pip install 'nsas[tensorboard]')")),
-    ("--archive-size", dict(dest="archive_size", type=int, help="NSAS archive size M (default 8)")),
-    ("--pool-size", dict(dest="pool_size", type=int, help="recent pool size |C| (default 50)")),
-    ("--candidates", dict(type=int, help="candidates n drawn from the pool per update (default: all)")),
-    ("--knn", dict(type=int, help="k nearest neighbours in the novelty score (default 10)")),
-    ("--beta", dict(type=float, help="weight of the mean archive loss (default 1)")),
-    ("--replay", dict(type=int, help="archive members per step for nsas-replay (default 1)")),
-    ("--wpl-strength", dict(dest="wpl_strength", type=float, help="WPL penalty strength lambda (default 1)")),
-    ("--wpl-window", dict(dest="wpl_window", type=int,
-                          help="WPL: steps between refreshes of the anchor weights and Fisher (0: one epoch; default)")),
-    ("--archive-max-age", dict(dest="archive_max_age", type=int,
-                                help="variant: renew an archive member after this many steps (default 0: off)")),
-    ("--constraint-every", dict(dest="constraint_every", type=int,
-                                 help="variant: archive constraints on every k-th step only (default 1)")),
-    ("--constraint-slices", dict(dest="constraint_slices", action="store_true",
-                                  help="variant: each constraint on its own slice of the batch (about one pass "
-                                       "for all of them instead of M)")),
-    ("--normalize-loss", dict(dest="normalize_loss", action="store_true",
-                               help="variant: divide the total loss by (1 + beta)")),
-    ("--select-rounds", dict(dest="select_rounds", type=int, help="RandomNAS selection rounds R (default 5)")),
-    ("--select-samples", dict(dest="select_samples", type=int, help="architectures per round S (default 10)")),
-    ("--select-from", dict(dest="select_from", metavar="FILE",
-                           help="RandomNAS selection draws its candidates from the architectures in FILE "
-                                "(one per line, or a CSV/JSON/JSONL table with an arch column)")),
-    ("--probe-from", dict(dest="probe_from", metavar="FILE",
-                          help="truth table (CSV/JSON/JSONL, arch + a metric): the probe set is a seeded sample of "
-                               "--probe-count of its architectures, stratified over the metric; each probe "
-                               "evaluation logs their mean accuracy and Kendall tau against it")),
-    ("--probe-count", dict(dest="probe_count", type=int, help="probe architectures (default 4)")),
-    ("--probe-key", dict(dest="probe_key", metavar="KEY",
-                         help="truth column of --probe-from (default: acc if present, else its only column)")),
-    ("--eval-batches", dict(dest="eval_batches", type=int,
-                            help="validation batches per architecture score, for selection, probes and `nsas rank` "
-                                 "(default 80: 5,120 images at batch 64; text: consecutive windows, each "
-                                 "architecture carrying its own state from window to window)")),
-    ("--eval-batch-size", dict(dest="eval_batch_size", type=int,
-                               help="darts-rnn: columns of the validation text when scoring (default 10, as DARTS)")),
-    ("--carry-state", dict(dest="carry_state", action=argparse.BooleanOptionalAction,
-                           help="darts-rnn: start each training step from the hidden state the previous step "
-                                "ended with, as the RandomNAS and DARTS code do; that state was computed by "
-                                "other architectures, so it leaks between them (the archive members of a "
-                                "step start from it too). Default off: every step starts from zeros")),
-    ("--bn", dict(choices=("batch", "recalibrate"),
-                  help="scoring BatchNorm: batch statistics (default) or recalibrated per architecture")),
-    ("--recalibrate-batches", dict(dest="recalibrate_batches", type=int,
-                                   help="training batches for --bn recalibrate (default 10)")),
-    ("--log-every", dict(dest="log_every", type=int, help="steps between metrics records (default 20)")),
-    ("--probe-every", dict(dest="probe_every", type=int, help="steps between probe evaluations (0: per epoch)")),
-    ("--checkpoint-every", dict(dest="checkpoint_every", type=int,
-                                help="steps between checkpoints (0: epoch ends only; default 200)")),
-    ("--micro-batches", dict(dest="micro_batches", type=int,
-                             help="split each global batch into this many BatchNorm groups, shared out among "
-                                  "the processes (0: one per process; fix it to resume with another count)")),
-    ("--consistency-every", dict(dest="consistency_every", type=int,
-                                 help="data parallel: steps between cross-rank consistency checks (default 50)")),
-    ("--max-params", dict(dest="max_params", type=int,
-                          help="RandomNAS selection: only architectures with at most this many parameters "
-                               "(stand-alone network at the space's default size; 0: no limit)")),
-    ("--max-macs", dict(dest="max_macs", type=int,
-                        help="RandomNAS selection: only architectures with at most this many multiply-adds "
-                             "per image (0: no limit)")),
-]
+RESUME_KEYS = ("device", "consistency_every", "tensorboard")  # keys --resume lets a user change
+
+
+def _default_text(key: str, default: Any) -> str:
+    """The default a flag's help shows: the dataclass default, or the preset's when a preset sets the key."""
+    if any(key in PRESETS[name](space, "random") for name in PRESETS for space in space_names()):
+        return f"default: from --preset; quick on nb201: {quick_preset('nb201', 'random').get(key, default)}"
+    return f"default: {default_repr(default)}"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Flags of `nsas search` (each also a key of the YAML config)."""
+    """Flags of `nsas search`: one per SearchConfig key, plus the preset, run directory and resume."""
     parser.description = (
-        "Train a weight-sharing supernet and select architectures. Without --space, --dataset or --config "
-        "it runs the quick preset (nb201 space, RandomNAS + NSAS, a small supernet, the embedded "
-        "cifar10-mini data set, 5 epochs); otherwise unspecified settings follow the paper for the "
-        "chosen space. Other flags override either preset.")
+        "Train a weight-sharing supernet and select architectures. Settings: the preset (--preset; default "
+        "quick), then --config FILE.yaml, then flags. The quick preset is the paper's settings for the chosen "
+        "--space and --strategy with a small supernet, 5 epochs and a short selection (image spaces on the "
+        "embedded cifar10-mini data set); --preset paper is the paper's settings (e.g. 50 epochs, 240 for GDAS "
+        "on the DARTS spaces). Choosing --space or --dataset never changes the preset. --print-config shows "
+        "the resolved settings.")
+    parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                        help=f"base settings, overridden by --config and flags (default: {DEFAULT_PRESET})")
     add_config_flag(parser)
-    for flag, kwargs in _FLAGS:
-        add_flag(parser, flag, **kwargs)
-    parser.add_argument("--preset", choices=("quick", "paper"), default=None,
-                        help="base settings: quick (default without --space/--dataset/--config) or paper")
+    add_config_flags(parser, SearchConfig, default_text=_default_text)
     parser.add_argument("--out", default=None, help="run directory (default runs/search-<space>-...-<time>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last checkpoint (config from its config.yaml)")
@@ -922,18 +891,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve(args: argparse.Namespace) -> SearchConfig:
-    """Config from preset < YAML < flags."""
+    """Config from preset < YAML < flags (the preset: ``--preset``, else quick)."""
     names = {f.name for f in dataclasses.fields(SearchConfig)}
     flags = {k: v for k, v in vars(args).items() if k in names}
     yaml_values = read_yaml(args.config) if args.config else {}
-    chosen = {"space", "dataset"} & (set(flags) | set(yaml_values))
-    preset = args.preset or ("paper" if chosen or args.config else "quick")
-    values = dict(QUICK_PRESET) if preset == "quick" else {}
-    values.update(yaml_values)
-    values.update(flags)
-    if preset == "paper":
-        values = {**preset_for(values), **values}
+    chosen = {**yaml_values, **flags}
+    values = {**preset_values(getattr(args, "preset", None) or DEFAULT_PRESET, chosen), **chosen}
     return build_config(SearchConfig, values, source=f"config file {args.config}" if args.config else "search")
+
+
+def _resume_config(args: argparse.Namespace, run_dir: Path) -> SearchConfig:
+    """The recorded config of the run to continue (only --device, --consistency-every and --tensorboard may change)."""
+    names = {f.name for f in dataclasses.fields(SearchConfig)}
+    given = sorted(k for k in vars(args) if k in names and k not in RESUME_KEYS)
+    if given or args.config or args.preset:
+        flag = "--config" if args.config else "--preset" if args.preset else flag_name(given[0])
+        raise NsasError(f"--resume continues with the run's own config.yaml; {flag} cannot change it "
+                        "(only --device, --consistency-every and --tensorboard may be given)")
+    values = read_yaml(run_dir / "config.yaml")
+    for key in RESUME_KEYS:
+        if hasattr(args, key):
+            values[key] = getattr(args, key)
+    return build_config(SearchConfig, values, source=f"{run_dir / 'config.yaml'}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -944,25 +923,23 @@ def run(args: argparse.Namespace) -> int:
         run_dir = Path(args.out)
         if not (run_dir / "checkpoint.pt").exists():
             raise NsasError(f"{run_dir} holds no checkpoint.pt to resume from")
-        names = {f.name for f in dataclasses.fields(SearchConfig)}
-        given = sorted(k for k in vars(args) if k in names and k not in ("device", "consistency_every", "tensorboard"))
-        if given or args.config:
-            flag = "--config" if args.config else "--" + given[0].replace("_", "-")
-            raise NsasError(f"--resume continues with the run's own config.yaml; {flag} cannot change it "
-                            "(only --device, --consistency-every and --tensorboard may be given)")
-        values = read_yaml(run_dir / "config.yaml")
-        for key in ("device", "consistency_every", "tensorboard"):
-            if hasattr(args, key):
-                values[key] = getattr(args, key)
-        cfg = build_config(SearchConfig, values, source=f"{run_dir / 'config.yaml'}")
+        cfg = _resume_config(args, run_dir)
+        if args.print_config:
+            print_config(cfg)
+            return 0
+        how = "resumed"
     else:
         cfg = resolve(args)
+        if args.print_config:
+            print_config(cfg)
+            return 0
         run_dir = Path(args.out) if args.out else default_run_dir(f"search-{cfg.space}-{cfg.strategy}-{cfg.loss}")
         run_dir = Path(distributed.broadcast_object(str(run_dir)))  # the ranks' clocks may differ
         if (run_dir / "checkpoint.pt").exists():
             raise NsasError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+        how = f"preset {args.preset or DEFAULT_PRESET}"
     print(f"nsas search: {cfg.space} / {cfg.strategy} / {cfg.loss} on {cfg.dataset}, "
-          f"{cfg.epochs} epochs -> {run_dir}")
+          f"{cfg.epochs} epochs ({how}) -> {run_dir}")
     selected = search(cfg, run_dir, resume=args.resume, progress=not args.quiet).selected
     key = "loss" if get_space(cfg.space).kind == "text" else "acc"
     print(f"selected architectures (validation {key} with inherited weights):")

@@ -39,7 +39,7 @@ import dataclasses
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,8 @@ import numpy as np
 
 from nsas import distributed
 from nsas.atomic import atomic_write
-from nsas.config import add_config_flag, add_flag, build_config, check_device, config_to_dict, read_yaml, write_yaml
+from nsas.config import (add_config_flag, add_config_flags, build_config, check_device, config_to_dict, option,
+                         print_config, read_yaml, write_yaml)
 from nsas.correlate import kendall_tau, spearman_rho
 from nsas.errors import NsasError
 from nsas.objectives import loss_names
@@ -57,27 +58,41 @@ from nsas.strategies import strategy_names
 from nsas.truth import read_truth, stratified_sample
 
 
+def _methods(text: str) -> list[str]:
+    """``"random:ce, random:nsas"`` -> ["random:ce", "random:nsas"]."""
+    return [m.strip() for m in text.split(",") if m.strip()]
+
+
 @dataclass
 class StudyConfig:
     """A ranking study (recorded as study.yaml in its directory)."""
 
-    space: str = "nb201"
-    dataset: str = "cifar10-mini"
-    data_dir: str | None = None
-    methods: list[str] = field(default_factory=lambda: ["random:ce", "random:nsas"])
-    seeds: int = 3
-    archs: int = 20  # K: ground-truth architectures (picks first, then random ones)
-    picks: int = 1  # best selected architectures of each search that join the ground-truth set
-    equal_compute: bool = False  # also run the cheaper methods with as many passes as the costliest
-    search_epochs: int = 2
-    score_batches: int = 80  # validation batches each supernet scores every architecture on (as eval_batches)
-    truth_recipe: str = "proxy"
-    truth: str | None = None  # truth table (CSV/JSON/JSONL): no stand-alone training; K archs sampled from it
-    truth_key: str | None = None  # its column (default: acc if present, else its only column)
-    search: dict[str, Any] = field(default_factory=dict)  # any other `nsas search` config key
-    train: dict[str, Any] = field(default_factory=dict)  # any `nsas train` config key (over the recipe)
-    device: str = "auto"
-    seed: int = 0  # seeds the random part of the ground-truth set
+    space: str = option("nb201", "search space", choices=space_names)
+    dataset: str = option("cifar10-mini", "data set of the searches and the ground truth")
+    data_dir: str | None = option(None, "where data sets live (none: $NSAS_DATA or ~/.cache/nsas/data)",
+                                  metavar="DIR")
+    methods: list[str] = option(default_factory=lambda: ["random:ce", "random:nsas"],
+                                help="comma-separated STRATEGY:LOSS list", parse=_methods, metavar="S:L,...")
+    seeds: int = option(3, "search seeds per method")
+    archs: int = option(20, "ground-truth architectures K (each search's picks first, then random ones)")
+    picks: int = option(1, "best selected architectures of each search that join the ground-truth set")
+    equal_compute: bool = option(False, "also run the cheaper methods with as many single-path passes as the "
+                                        "costliest one")
+    search_epochs: int = option(2, "epochs of each search")
+    score_batches: int = option(80, "validation batches each supernet scores every architecture on (as "
+                                    "eval_batches of `nsas search`)")
+    truth_recipe: str = option("proxy", "`nsas train` recipe of the ground truth", choices=("proxy", "paper"))
+    truth: str | None = option(None, "truth table (CSV/JSON/JSONL: arch + a metric, e.g. a benchmark's "
+                                     "accuracies from `nsas truth import`): no stand-alone training; archs "
+                                     "architectures sampled from it (seeded, stratified over the metric)",
+                               metavar="FILE")
+    truth_key: str | None = option(None, "truth column of truth (none: acc if present, else its only "
+                                         "column)", metavar="KEY")
+    search: dict[str, Any] = option(default_factory=dict, help="any other `nsas search` config key")
+    train: dict[str, Any] = option(default_factory=dict,
+                                   help="any `nsas train` config key (over the recipe)")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    seed: int = option(0, "seed of the random part of the ground-truth set")
 
     def __post_init__(self) -> None:
         if self.space not in space_names():
@@ -436,21 +451,25 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
     return names
 
 
-def _config(args: argparse.Namespace, out: Path) -> StudyConfig | str:
-    """The study's config (recorded in study.yaml), or the error message that refuses it."""
+def _resolve(args: argparse.Namespace, out: Path | None) -> StudyConfig:
+    """Defaults < the study directory's study.yaml (resuming) < ``--config`` < flags."""
     names = {f.name for f in dataclasses.fields(StudyConfig)}
     values = read_yaml(args.config) if args.config else {}
     values.update({k: v for k, v in vars(args).items() if k in names})
+    if out is not None and (out / "study.yaml").exists():
+        values = {**read_yaml(out / "study.yaml"), **values}
+    return build_config(StudyConfig, values, source="study")
+
+
+def _config(args: argparse.Namespace, out: Path) -> StudyConfig | str:
+    """The study's config (recorded in study.yaml), or the error message that refuses it."""
     saved = out / "study.yaml"
     try:
+        cfg = _resolve(args, out)
         if saved.exists():
-            previous = read_yaml(saved)
-            values = {**previous, **values}
-            cfg = build_config(StudyConfig, values, source="study")
-            if config_to_dict(cfg) != previous:
+            if config_to_dict(cfg) != read_yaml(saved):
                 return f"{out} holds a study with another config; use another --out (or the same options to resume it)"
         else:
-            cfg = build_config(StudyConfig, values, source="study")
             cfg.check_runs()
             out.mkdir(parents=True, exist_ok=True)
             write_yaml(saved, config_to_dict(cfg))
@@ -500,48 +519,26 @@ def render_markdown(cfg: StudyConfig, report: dict[str, Any], figures: list[str]
 
 
 # ---- command line ----------------------------------------------------------
-def _methods(text: str) -> list[str]:
-    return [m.strip() for m in text.split(",") if m.strip()]
-
-
-_FLAGS: list[tuple[str, dict[str, Any]]] = [
-    ("--space", dict(choices=space_names(), help="search space (default nb201)")),
-    ("--dataset", dict(help="data set of searches and ground truth (default cifar10-mini)")),
-    ("--data-dir", dict(dest="data_dir", help="where data sets live")),
-    ("--methods", dict(type=_methods, help="comma-separated STRATEGY:LOSS list (default random:ce,random:nsas)")),
-    ("--seeds", dict(type=int, help="search seeds per method (default 3)")),
-    ("--archs", dict(type=int, help="ground-truth architectures K (default 20)")),
-    ("--picks", dict(type=int, help="best selected architectures of each search added to the truth set (default 1)")),
-    ("--equal-compute", dict(dest="equal_compute", action="store_true",
-                             help="also run cheaper methods with as many passes as the costliest one")),
-    ("--search-epochs", dict(dest="search_epochs", type=int, help="epochs of each search (default 2)")),
-    ("--score-batches", dict(dest="score_batches", type=int,
-                             help="validation batches per supernet score (default 80)")),
-    ("--truth", dict(metavar="FILE", help="truth table (CSV/JSON/JSONL: arch + a metric, e.g. a benchmark's "
-                                          "accuracies): skip stand-alone training, rank --archs architectures "
-                                          "sampled from it (seeded, stratified over the metric)")),
-    ("--truth-key", dict(dest="truth_key", metavar="KEY",
-                         help="truth column of --truth (default: acc if present, else its only column)")),
-    ("--truth-recipe", dict(dest="truth_recipe", choices=("proxy", "paper"), help="stand-alone recipe")),
-    ("--device", dict(help="auto, cpu or cuda")),
-    ("--seed", dict(type=int, help="seed of the random ground-truth architectures")),
-]
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
+    """Flags of `nsas study`: one per StudyConfig key, plus the study directory."""
     parser.description = (
         "Run searches for several methods and seeds, train a fixed set of architectures stand-alone, "
         "and report how well each supernet ranks them (Kendall tau), at equal steps and optionally at "
-        "equal compute. Other search/train keys go in the YAML config under `search:` and `train:`. "
-        "Rerun the same command to resume an interrupted study.")
+        "equal compute. Other search/train keys go under `search:` and `train:` (YAML file or flag). "
+        "Rerun the same command to resume an interrupted study. --print-config shows the resolved settings.")
     add_config_flag(parser)
-    for flag, kwargs in _FLAGS:
-        add_flag(parser, flag, **kwargs)
-    parser.add_argument("--out", required=True, help="study directory")
+    add_config_flags(parser, StudyConfig)
+    parser.add_argument("--out", help="study directory (required unless --print-config)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def run(args: argparse.Namespace) -> int:
+    """`nsas study`."""
+    if args.print_config:
+        print_config(_resolve(args, Path(args.out) if args.out else None))
+        return 0
+    if not args.out:
+        raise NsasError("give the study directory: --out DIR")
     out = Path(args.out)
     cfg = distributed.broadcast_object(_config(args, out) if distributed.is_main() else None)
     if isinstance(cfg, str):  # rank 0 refused the config; every rank stops with its message

@@ -55,8 +55,8 @@ from torch import nn
 from nsas import data as nsas_data
 from nsas import distributed
 from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from nsas.config import (add_config_flag, add_flag, build_config, check_device, check_ranges, config_to_dict, read_yaml,
-                         write_yaml)
+from nsas.config import (add_config_flag, add_config_flags, build_config, check_device, check_ranges,
+                         config_to_dict, default_repr, option, print_config, read_yaml, write_yaml)
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.evaluate import evaluate_model
 from nsas.inspection import count_macs, count_parameters, read_arch_argument
@@ -81,46 +81,55 @@ class TrainConfig:
     only a base that the recipe files override.
     """
 
-    space: str = "nb201"
-    recipe: str = "custom"  # the recipe the values came from (recorded, not interpreted)
-    dataset: str = "cifar10"
-    data_dir: str | None = None
-    train_fraction: float = 1.0  # share of the training split used (a seeded subset; text: a prefix)
-    epochs: int = 10
-    batch_size: int = 128
-    eval_batch_size: int = 256  # images: test batches; text: columns of the validation split (DARTS: 10)
-    test_batch_size: int = 1  # text: columns of the test split (DARTS: 1)
-    channels: int = 16  # image spaces: initial channels
-    cells: int = 5  # nb201: cells per stage; darts: total cells
-    hidden: int = 300  # darts-rnn: embedding = hidden size
-    bptt: int = 35  # darts-rnn: truncated back-propagation length
-    random_bptt: bool = False  # darts-rnn: draw each window's length around bptt (AWD-LSTM/DARTS); lr x length/bptt
-    max_bptt_delta: int = 20  # darts-rnn: random windows are at most bptt + this long (DARTS: 20)
-    ar_alpha: float = 0.0  # darts-rnn: activation regularisation weight, on output-dropped states (DARTS: 0)
-    tar_beta: float = 0.0  # darts-rnn: temporal activation regularisation weight (DARTS: 1e-3)
-    dropout: float = 0.75  # darts-rnn dropouts (output, recurrent, cell input, embedding, words)
-    dropouth: float = 0.25
-    dropoutx: float = 0.75
-    dropouti: float = 0.2
-    dropoute: float = 0.1
-    auxiliary_weight: float = 0.0  # darts: weight of the auxiliary head's loss (0: no head)
-    drop_path: float = 0.0  # darts: final drop-path probability, ramped linearly from 0
-    lr: float = 0.05
-    lr_min: float = 0.0
-    schedule: str = "cosine"  # per epoch: cosine from lr to lr_min, or constant lr
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0  # gradient-norm clip (0: off)
-    asgd_nonmono: int = 0  # text: switch SGD -> ASGD when validation loss stalls this many epochs (0: never)
-    augment: bool = True  # images: random crop + flip
-    cutout: int = 0  # images: cutout square side (0: off)
-    seed: int = 0
-    device: str = "auto"
-    tensorboard: bool = False  # mirror metrics.jsonl to RUN_DIR/tensorboard (needs the tensorboard extra)
-    eval_every: int = 1  # epochs between test evaluations (images; the last epoch always)
-    log_every: int = 50  # steps between step records in metrics.jsonl (0: epoch records only)
-    checkpoint_every: int = 0  # steps between mid-epoch checkpoints (0: epoch ends only)
+    space: str = option("nb201", "search space of the architecture", choices=space_names)
+    recipe: str = option("custom", "the recipe the values came from (recorded, not interpreted)")
+    dataset: str = option("cifar10", "cifar10, cifar100, cifar10-mini, imagefolder:PATH, ptb or wikitext2")
+    data_dir: str | None = option(None, "where data sets live (none: $NSAS_DATA or ~/.cache/nsas/data)",
+                                  metavar="DIR")
+    train_fraction: float = option(1.0, "share of the training split used (a seeded subset; text: a prefix)")
+    epochs: int = option(10, "training epochs")
+    batch_size: int = option(128, "global mini-batch size")
+    eval_batch_size: int = option(256, "images: test batch size; text: columns of the validation split "
+                                       "(DARTS: 10)")
+    test_batch_size: int = option(1, "text: columns of the test split (DARTS: 1)")
+    channels: int = option(16, "image spaces: initial channels")
+    cells: int = option(5, "image spaces: cells (darts: in total; nb201: per stage)")
+    hidden: int = option(300, "darts-rnn: embedding = hidden size")
+    bptt: int = option(35, "darts-rnn: truncated back-propagation length")
+    random_bptt: bool = option(False, "darts-rnn: draw each window's length around bptt as AWD-LSTM/DARTS do "
+                                      "(mean bptt, or bptt/2 with probability 0.05; sd 5; at least 5) and "
+                                      "scale the learning rate by length / bptt")
+    max_bptt_delta: int = option(20, "darts-rnn: random windows are at most bptt + this long (DARTS: 20)")
+    ar_alpha: float = option(0.0, "darts-rnn: activation regularisation weight, alpha * mean(dropped "
+                                  "output^2) (DARTS: 0)")
+    tar_beta: float = option(0.0, "darts-rnn: temporal activation regularisation weight, beta * "
+                                  "mean((h_t+1 - h_t)^2) (DARTS: 1e-3)")
+    dropout: float = option(0.75, "darts-rnn: output dropout")
+    dropouth: float = option(0.25, "darts-rnn: recurrent-state dropout")
+    dropoutx: float = option(0.75, "darts-rnn: cell-input dropout")
+    dropouti: float = option(0.2, "darts-rnn: embedding-output dropout")
+    dropoute: float = option(0.1, "darts-rnn: whole-word dropout")
+    auxiliary_weight: float = option(0.0, "darts: weight of the auxiliary head's loss (0: no head)")
+    drop_path: float = option(0.0, "darts: final drop-path probability, ramped linearly from 0")
+    lr: float = option(0.05, "initial learning rate")
+    lr_min: float = option(0.0, "final learning rate of the cosine schedule")
+    schedule: str = option("cosine", "per epoch: cosine from lr to lr_min, or constant lr",
+                           choices=SCHEDULES)
+    momentum: float = option(0.9, "SGD momentum")
+    nesterov: bool = option(False, "Nesterov momentum")
+    weight_decay: float = option(3e-4, "weight decay")
+    grad_clip: float = option(5.0, "gradient-norm clip (0: off)")
+    asgd_nonmono: int = option(0, "text: switch SGD to ASGD when the validation loss has not improved for "
+                                  "this many epochs (0: never)")
+    augment: bool = option(True, "images: random crop and flip")
+    cutout: int = option(0, "images: cutout square side in pixels (0: off)")
+    seed: int = option(0, "seed of initialisation, data order, augmentation and dropout")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    tensorboard: bool = option(False, "also log metrics to RUN_DIR/tensorboard (needs pip install "
+                                      "'nsas[tensorboard]'); metrics.jsonl stays the record")
+    eval_every: int = option(1, "images: epochs between test evaluations (the last epoch always)")
+    log_every: int = option(50, "steps between step records in metrics.jsonl (0: epoch records only)")
+    checkpoint_every: int = option(0, "steps between mid-epoch checkpoints (0: epoch ends only)")
 
     def __post_init__(self) -> None:
         if self.space not in space_names():
@@ -552,76 +561,26 @@ def train(cfg: TrainConfig, arch: Architecture | str, out_dir: str | Path, *, re
 
 
 # ---- command line ----------------------------------------------------------
-_FLAGS: list[tuple[str, dict[str, Any]]] = [
-    ("--space", dict(choices=space_names(), help="search space (default: from ARCH)")),
-    ("--dataset", dict(help="cifar10, cifar100, cifar10-mini, imagefolder:PATH, ptb, wikitext2 "
-                            "(default: the recipe's, or the search run's)")),
-    ("--data-dir", dict(dest="data_dir", help="where data sets live (default $NSAS_DATA or ~/.cache/nsas/data)")),
-    ("--train-fraction", dict(dest="train_fraction", type=float,
-                              help="train on this share of the training split (default 1)")),
-    ("--epochs", dict(type=int, help="training epochs")),
-    ("--batch-size", dict(dest="batch_size", type=int, help="mini-batch size")),
-    ("--eval-batch-size", dict(dest="eval_batch_size", type=int,
-                               help="batch size of evaluation (text: validation columns, DARTS 10)")),
-    ("--test-batch-size", dict(dest="test_batch_size", type=int, help="text: test-split columns (DARTS: 1)")),
-    ("--channels", dict(type=int, help="image spaces: initial channels")),
-    ("--cells", dict(type=int, help="cells (darts: total; nb201: per stage)")),
-    ("--hidden", dict(type=int, help="darts-rnn: embedding/hidden size")),
-    ("--bptt", dict(type=int, help="darts-rnn: truncated back-propagation length")),
-    ("--random-bptt", dict(dest="random_bptt", action=argparse.BooleanOptionalAction,
-                           help="darts-rnn: draw each window's length around --bptt as AWD-LSTM/DARTS do "
-                                "(mean bptt, or bptt/2 with probability 0.05; sd 5; at least 5) and scale the "
-                                "learning rate by length / bptt (paper recipe: on)")),
-    ("--max-bptt-delta", dict(dest="max_bptt_delta", type=int,
-                              help="darts-rnn: random windows are at most bptt + this long (DARTS: 20)")),
-    ("--ar-alpha", dict(dest="ar_alpha", type=float,
-                        help="darts-rnn: activation regularisation weight, alpha * mean(dropped output^2) "
-                             "(DARTS: 0)")),
-    ("--tar-beta", dict(dest="tar_beta", type=float,
-                        help="darts-rnn: temporal activation regularisation weight, "
-                             "beta * mean((h_t+1 - h_t)^2) (DARTS: 1e-3)")),
-    ("--dropout", dict(type=float, help="darts-rnn: output dropout")),
-    ("--dropouth", dict(type=float, help="darts-rnn: recurrent-state dropout")),
-    ("--dropoutx", dict(type=float, help="darts-rnn: cell-input dropout")),
-    ("--dropouti", dict(type=float, help="darts-rnn: embedding-output dropout")),
-    ("--dropoute", dict(type=float, help="darts-rnn: whole-word dropout")),
-    ("--auxiliary-weight", dict(dest="auxiliary_weight", type=float,
-                                help="darts: auxiliary head loss weight (0: no head)")),
-    ("--drop-path", dict(dest="drop_path", type=float, help="darts: final drop-path probability (ramped from 0)")),
-    ("--lr", dict(type=float, help="initial learning rate")),
-    ("--lr-min", dict(dest="lr_min", type=float, help="final learning rate of the cosine schedule")),
-    ("--schedule", dict(choices=SCHEDULES, help="learning-rate schedule per epoch")),
-    ("--momentum", dict(type=float, help="SGD momentum")),
-    ("--nesterov", dict(action=argparse.BooleanOptionalAction, help="Nesterov momentum")),
-    ("--weight-decay", dict(dest="weight_decay", type=float, help="weight decay")),
-    ("--grad-clip", dict(dest="grad_clip", type=float, help="gradient-norm clip (0: off)")),
-    ("--asgd-nonmono", dict(dest="asgd_nonmono", type=int,
-                            help="darts-rnn: epochs without improvement before ASGD (0: never)")),
-    ("--augment", dict(action=argparse.BooleanOptionalAction, help="images: random crop and flip")),
-    ("--cutout", dict(type=int, help="images: cutout side in pixels (0: off)")),
-    ("--seed", dict(type=int, help="seed of initialisation, data order, augmentation and dropout")),
-    ("--device", dict(help="auto, cpu or cuda")),
-    ("--tensorboard", dict(action="store_true",
-                           help="also log metrics to RUN_DIR/tensorboard (needs pip install 'nsas[tensorboard]')")),
-    ("--eval-every", dict(dest="eval_every", type=int, help="images: epochs between test evaluations")),
-    ("--log-every", dict(dest="log_every", type=int, help="steps between step records (0: epochs only)")),
-    ("--checkpoint-every", dict(dest="checkpoint_every", type=int,
-                                help="steps between mid-epoch checkpoints (0: epoch ends)")),
-]
+def _recipe_keys() -> set[str]:
+    """Keys that some recipe file sets."""
+    return {k for path in RECIPE_DIR.glob("*.yaml") for k in read_yaml(path)}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Flags of `nsas train` (each also a key of the YAML config)."""
+    """Flags of `nsas train`: one per TrainConfig key, plus the architecture, run directory and resume."""
     parser.description = (
         "Train one architecture stand-alone from scratch and report its test accuracy (images) or "
         "perplexity (text). Settings: the recipe for the space (paper: the published evaluation; proxy: "
-        "a short budget for ranking), then --config, then flags.")
+        "a short budget for ranking), then --config, then flags. --print-config shows the resolved settings.")
     parser.add_argument("arch", metavar="ARCH", nargs="?",
                         help="architecture string, @FILE holding one, or a search run directory (its best)")
-    parser.add_argument("--recipe", choices=RECIPES, default=None, help="base settings (default proxy)")
+    parser.add_argument("--recipe", choices=RECIPES, default=None,
+                        help="base settings: nsas/recipes/<family>-<recipe>.yaml (default: proxy)")
     add_config_flag(parser)
-    for flag, kwargs in _FLAGS:
-        add_flag(parser, flag, **kwargs)
+    recipe_keys = _recipe_keys()
+    add_config_flags(parser, TrainConfig, skip=("recipe",), default_text=lambda key, default: (
+        "default: the recipe's" if key in recipe_keys else
+        "default: from ARCH" if key == "space" else f"default: {default_repr(default)}"))
     parser.add_argument("--out", default=None, help="run directory (default runs/train-<space>-<recipe>-<time>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or console log")
@@ -664,7 +623,7 @@ def resolve(args: argparse.Namespace) -> tuple[TrainConfig, Architecture]:
 
 
 def _resume_config(args: argparse.Namespace, run_dir: Path) -> tuple[TrainConfig, Architecture]:
-    """The recorded config and architecture of the run to continue (only --device may change)."""
+    """The recorded config and architecture of the run to continue (only --device and --tensorboard may change)."""
     if not (run_dir / "checkpoint.pt").exists():
         raise NsasError(f"{run_dir} holds no checkpoint.pt to resume from")
     keys = {f.name for f in dataclasses.fields(TrainConfig)} - {"device", "recipe", "tensorboard"}
@@ -676,8 +635,8 @@ def _resume_config(args: argparse.Namespace, run_dir: Path) -> tuple[TrainConfig
     values = read_yaml(run_dir / "config.yaml")
     if getattr(args, "device", None):
         values["device"] = args.device
-    if getattr(args, "tensorboard", False):
-        values["tensorboard"] = True
+    if hasattr(args, "tensorboard"):
+        values["tensorboard"] = args.tensorboard
     cfg = build_config(TrainConfig, values, source=str(run_dir / "config.yaml"))
     try:
         recorded = (run_dir / "arch.txt").read_text().strip()
@@ -698,6 +657,11 @@ def run(args: argparse.Namespace) -> int:
         cfg, arch = _resume_config(args, run_dir)
     else:
         cfg, arch = resolve(args)
+    if args.print_config:
+        print(f"# arch: {arch}")
+        print_config(cfg)
+        return 0
+    if not args.resume:
         run_dir = Path(args.out) if args.out else default_run_dir(f"train-{cfg.space}-{cfg.recipe}")
         run_dir = Path(distributed.broadcast_object(str(run_dir)))  # the ranks' clocks may differ
         if (run_dir / "checkpoint.pt").exists():

@@ -1,6 +1,6 @@
 """Build nsas/assets/cifar10-mini.npz, the embedded default data set.
 
-    python scripts/make_cifar10_mini.py ../shared/data/cifar10-jpeg.tar.gz
+    python scripts/make_cifar10_mini.py CIFAR10-JPEG.tar.gz
 
 Selection rule: from an ImageFolder archive of CIFAR-10 (cifar10/{train,test}/<class>/*.jpg),
 take for every class (sorted by name) the first 500 train and the first 100

@@ -1,4 +1,4 @@
-"""The losses: gradients really flow through every constraint (ALGORITHM.md §3)."""
+"""The losses: gradients really flow through every constraint (docs/METHOD.md §3)."""
 
 from __future__ import annotations
 

@@ -304,7 +304,8 @@ def test_new_flags_reach_the_config():
     cfg = resolve(args)
     assert (cfg.wpl_window, cfg.select_from, cfg.probe_from, cfg.probe_count, cfg.probe_key, cfg.eval_batches) == (
         3, "c.txt", "t.csv", 7, "test_acc", 5)
-    assert resolve(parser.parse_args(["--space", "nb201"])).eval_batches == 80
+    assert resolve(parser.parse_args(["--space", "nb201", "--preset", "paper"])).eval_batches == 80
+    assert resolve(parser.parse_args(["--space", "nb201"])).eval_batches == 39  # the quick preset stays
     cfg = resolve(parser.parse_args(["--space", "darts-rnn", "--eval-batch-size", "4", "--carry-state"]))
     assert (cfg.eval_batch_size, cfg.carry_state) == (4, True)
 

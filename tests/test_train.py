@@ -292,7 +292,7 @@ def test_every_recipe_loads_into_train_config():
             assert cfg.recipe == recipe and cfg.space == space
             assert {k: getattr(cfg, k) for k in values} == values  # every key known, none coerced away
 
-    cifar = recipe_config("darts", "paper")  # ALGORITHM.md §6 evaluation settings
+    cifar = recipe_config("darts", "paper")  # docs/METHOD.md §8 evaluation settings
     assert (cifar.epochs, cifar.batch_size, cifar.channels, cifar.cells, cifar.lr, cifar.lr_min) == \
            (600, 96, 36, 20, 0.025, 0.0)
     assert (cifar.momentum, cifar.weight_decay, cifar.grad_clip, cifar.cutout) == (0.9, 3e-4, 5.0, 16)

@@ -2,7 +2,7 @@
 
 A search space is one object (registered by name in :mod:`nsas.spaces`) that
 knows its architectures (parse, format, JSON, sampling, enumeration, size),
-their distance (ALGORITHM.md §4), the stand-alone network of one architecture,
+their distance (docs/METHOD.md §5), the stand-alone network of one architecture,
 the weight-sharing supernet, and how GDAS samples it.
 
 Architectures are immutable, hashable values; ``str(arch)`` is the canonical
@@ -99,7 +99,7 @@ class SearchSpace(ABC):
         """
         return arch
 
-    # ---- distance and novelty (ALGORITHM.md §4) ------------------------
+    # ---- distance and novelty (docs/METHOD.md §5) ---------------------
     @abstractmethod
     def distance(self, a: Architecture, b: Architecture) -> float:
         """Distance in [0, 1]; 0 for identical architectures."""
@@ -121,7 +121,7 @@ class SearchSpace(ABC):
     def build_supernet(self, **options: Any) -> nn.Module:
         """The weight-sharing supernet (space-specific keyword options)."""
 
-    # ---- GDAS (ALGORITHM.md §5) ----------------------------------------
+    # ---- GDAS (docs/METHOD.md §7) -------------------------------------
     @abstractmethod
     def gdas_alpha_shapes(self) -> list[tuple[int, int]]:
         """Shapes of the architecture logit matrices; each row is one categorical choice."""

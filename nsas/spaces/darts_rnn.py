@@ -210,7 +210,7 @@ class DartsRnnSpace(SearchSpace):
         return math.prod(i * len(SAMPLED_OPS) for i in range(1, NODES + 1))
 
     def distance(self, a: Architecture, b: Architecture) -> float:
-        """Fraction of the 8 nodes whose ``(op, input)`` differ (ALGORITHM.md §4)."""
+        """Fraction of the 8 nodes whose ``(op, input)`` differ (docs/METHOD.md §5)."""
         a, b = self.coerce(a), self.coerce(b)
         return sum(x != y for x, y in zip(a.recurrent, b.recurrent)) / NODES
 

@@ -195,7 +195,7 @@ class NB201Space(SearchSpace):
             yield NB201Arch(ops)
 
     def distance(self, a: Architecture | str, b: Architecture | str) -> float:
-        """Fraction of the 6 edges whose op differs (ALGORITHM.md §4)."""
+        """Fraction of the 6 edges whose op differs (docs/METHOD.md §5)."""
         a, b = self.coerce(a), self.coerce(b)
         return sum(x != y for x, y in zip(a.ops, b.ops)) / NUM_EDGES
 

@@ -1,0 +1,257 @@
+"""`nsas truth import`: NAS-Bench-201 / NATS-Bench ground truth as the truth CSV of `correlate` and `study`.
+
+    nsas truth import NAS-Bench-201-v1_1-096897.pth --out truth.csv                    # cifar10 test accuracy
+    nsas truth import NATS-tss-v1_0-3ffb9-simple/ --dataset cifar100 --out truth100.csv
+
+The benchmarks' files are Python pickles, and unpickling a file can run any
+code it names. This module never uses :mod:`pickle`'s default loader: a
+restricted unpickler builds only plain containers (dict, list, tuple, set,
+``collections.OrderedDict``), strings, bytes and numbers; NumPy scalars
+(which NATS-Bench files hold) are decoded from their raw bytes for a short
+list of numeric dtypes, and tensors (trained weights some result files may
+carry) are replaced by None without reading them; all of this is done by
+functions of this module, never by anything the file names. Any other
+global (``os.system``, a class of the benchmark's own API) stops the import
+with a one-line error before anything is called.
+
+Files it reads:
+
+- NAS-Bench-201 ``NAS-Bench-201-v1_*.pth`` (``torch.save`` of a dict, in the
+  legacy stream format or the zip format): ``meta_archs`` (index -> canonical
+  string) and ``arch2infos`` (index -> ``{"less": ..., "full": ...}``, the
+  12- and 200-epoch training results).
+- NATS-Bench topology ``NATS-tss-*-simple/`` folders: ``meta.pickle.pbz2``
+  (``meta_archs``) and one ``<index>.pickle.pbz2`` per architecture
+  (``{"12": ..., "200": ...}``), bz2-compressed pickles.
+
+Each training result holds ``all_results`` keyed by ``(dataset, seed)``,
+whose ``eval_acc1es`` maps ``"<split>@<epoch>"`` to an accuracy (%). The
+imported value is the mean over seeds of the last epoch's accuracy on the
+split that serves as the test set: ``ori-test`` for cifar10, ``x-test`` for
+cifar100 and ImageNet16-120, ``x-valid`` for cifar10-valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import collections
+import csv
+import io
+import pickle
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nsas.errors import NsasError
+from nsas.rundir import write_text_atomic
+
+DATASETS = {"cifar10": "ori-test", "cifar10-valid": "x-valid", "cifar100": "x-test", "ImageNet16-120": "x-test"}
+HPS = {"200": "full", "12": "less"}  # NATS-Bench key -> NAS-Bench-201 key of the same training budget
+_DTYPES = {"f8", "f4", "f2", "i8", "i4", "i2", "i1", "u8", "u4", "u2", "u1", "b1"}
+
+
+class _DType:
+    """Stand-in for ``numpy.dtype`` while unpickling: records the type code and byte order only."""
+
+    def __init__(self, code: str, *_: Any) -> None:
+        if code not in _DTYPES:
+            raise NsasError(f"refusing NumPy dtype {code!r} (only plain numbers are read)")
+        self.code, self.order = code, "<"
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "|", "="):
+            self.order = state[1]
+
+
+def _scalar(dtype: Any, raw: bytes = b"") -> float | int | bool:
+    """A NumPy scalar rebuilt as a Python number from its dtype and raw bytes."""
+    if not isinstance(dtype, _DType) or not isinstance(raw, bytes):
+        raise NsasError("refusing a NumPy scalar that is not a plain number")
+    order = "<" if dtype.order in ("|", "=") and sys.byteorder == "little" else dtype.order
+    return np.frombuffer(raw, dtype=np.dtype(order + dtype.code if dtype.code[0] != "b" else "?"))[0].item()
+
+
+class _Skipped:
+    """Stand-in for a tensor storage class named in a torch file; tensors are not read."""
+
+
+def _skip_tensor(*_: Any) -> None:
+    """Stand-in for torch's tensor rebuilders: a tensor becomes None."""
+    return None
+
+
+# (module, name) -> what the unpickler builds in its place; nothing else is allowed.
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("builtins", "set"): set, ("builtins", "frozenset"): frozenset,
+    ("builtins", "dict"): dict, ("builtins", "list"): list, ("builtins", "tuple"): tuple,
+    ("builtins", "int"): int, ("builtins", "float"): float, ("builtins", "complex"): complex,
+    ("__builtin__", "set"): set,
+    ("numpy", "dtype"): _DType, ("numpy.core.multiarray", "scalar"): _scalar,
+    ("numpy._core.multiarray", "scalar"): _scalar,
+    ("torch._utils", "_rebuild_tensor_v2"): _skip_tensor, ("torch._utils", "_rebuild_tensor"): _skip_tensor,
+    ("torch._utils", "_rebuild_parameter"): _skip_tensor,
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that builds only plain containers and numbers (see the module docstring)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "torch" and name.endswith("Storage"):
+            return _Skipped
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise NsasError(f"refusing to load {module}.{name}: the file is not plain data "
+                            "(only containers and numbers are read, nothing is executed)") from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        return None  # a tensor's storage: not read (its tensor becomes None)
+
+
+def restricted_loads(data: bytes) -> Any:
+    """One pickled object from ``data``, built by :class:`RestrictedUnpickler`."""
+    try:
+        return RestrictedUnpickler(io.BytesIO(data)).load()
+    except NsasError:
+        raise
+    except Exception as err:  # a truncated or malformed stream: pickle raises many kinds
+        raise NsasError(f"not a readable pickle: {type(err).__name__}: {str(err)[:120]}") from None
+
+
+def load_torch_file(path: Path) -> Any:
+    """The object a ``torch.save`` file holds, read with the restricted unpickler (no torch involved).
+
+    Zip format (torch >= 1.6): the object is ``<name>/data.pkl`` in the archive. Legacy format: a
+    stream of pickles (magic number, protocol version, system info, then the object).
+    """
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+            if not names:
+                raise NsasError(f"{path} is a zip file without data.pkl: not a torch.save file")
+            return restricted_loads(archive.read(names[0]))
+    with open(path, "rb") as stream:
+        unpickler = RestrictedUnpickler(stream)
+        try:
+            magic = unpickler.load()
+            if magic != 0x1950A86A20F9469CFC6C:  # torch's legacy magic number: else a plain pickle
+                return magic
+            unpickler.load()  # protocol version
+            unpickler.load()  # system info
+            return unpickler.load()
+        except NsasError:
+            raise
+        except Exception as err:
+            raise NsasError(f"{path} is not a readable pickle: {type(err).__name__}: {str(err)[:120]}") from None
+
+
+def load_bz2_pickle(path: Path) -> Any:
+    """A NATS-Bench ``.pickle.pbz2`` file (a bz2-compressed pickle), read with the restricted unpickler."""
+    try:
+        data = bz2.decompress(path.read_bytes())
+    except (OSError, ValueError) as err:
+        raise NsasError(f"cannot read {path} as bz2: {err}") from None
+    return restricted_loads(data)
+
+
+def final_accuracy(results: dict[str, Any], dataset: str, split: str | None = None) -> float | None:
+    """Mean over seeds of the last epoch's accuracy on ``split`` in one training result (None: absent)."""
+    split = split or DATASETS[dataset]
+    accs = []
+    for (name, _seed), run in sorted(results.get("all_results", {}).items()):
+        if name != dataset:
+            continue
+        epochs = run["epochs"]
+        value = run["eval_acc1es"].get(f"{split}@{epochs - 1}")
+        if value is not None:
+            accs.append(float(value))
+    return sum(accs) / len(accs) if accs else None
+
+
+def _rows_from(meta_archs: list[str], infos: Any, dataset: str, split: str | None, epochs: str) -> list[tuple[str, float]]:
+    """(arch, accuracy) for every architecture with a result; ``infos`` yields (index, {budget: result})."""
+    rows = []
+    for index, by_budget in infos:
+        result = by_budget.get(epochs) or by_budget.get(HPS.get(epochs, epochs))
+        if not isinstance(result, dict):
+            continue
+        acc = final_accuracy(result, dataset, split)
+        if acc is not None:
+            rows.append((meta_archs[index], acc))
+    return rows
+
+
+def import_truth(source: str | Path, *, dataset: str = "cifar10", split: str | None = None,
+                 epochs: str = "200") -> list[tuple[str, float]]:
+    """(architecture, accuracy %) pairs from a NAS-Bench-201 ``.pth`` file or a NATS-Bench ``-simple`` folder.
+
+    Args:
+        source: the benchmark file or folder.
+        dataset: cifar10, cifar10-valid, cifar100 or ImageNet16-120.
+        split: the evaluation split (default: the test split of ``dataset``, see :data:`DATASETS`).
+        epochs: the training budget, "200" or "12".
+    """
+    source = Path(source)
+    if dataset not in DATASETS:
+        raise NsasError(f"unknown benchmark data set {dataset!r}; choose one of {', '.join(DATASETS)}")
+    if source.is_dir():
+        meta_file = source / "meta.pickle.pbz2"
+        if not meta_file.is_file():
+            raise NsasError(f"{source} has no meta.pickle.pbz2: not a NATS-Bench '-simple' folder")
+        meta_archs = load_bz2_pickle(meta_file)["meta_archs"]
+        files = sorted(p for p in source.glob("*.pickle.pbz2") if p.name.split(".")[0].isdigit())
+        infos = ((int(p.name.split(".")[0]), load_bz2_pickle(p)) for p in files)
+    elif source.is_file():
+        data = load_torch_file(source)
+        if not isinstance(data, dict) or not {"meta_archs", "arch2infos"} <= set(data):
+            raise NsasError(f"{source} does not hold NAS-Bench-201's meta_archs and arch2infos")
+        meta_archs, infos = data["meta_archs"], sorted(data["arch2infos"].items())
+    else:
+        raise NsasError(f"{source} does not exist")
+    try:
+        rows = _rows_from(meta_archs, infos, dataset, split, str(epochs))
+    except (KeyError, TypeError, AttributeError, IndexError) as err:
+        raise NsasError(f"{source}: unexpected result layout ({type(err).__name__}: {err})") from None
+    if not rows:
+        raise NsasError(f"{source} holds no {epochs}-epoch results on {dataset}")
+    return rows
+
+
+def write_truth_csv(path: str | Path, rows: list[tuple[str, float]], key: str = "test_acc") -> None:
+    """The truth table `nsas correlate` and `nsas study` read: ``arch,<key>``."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["arch", key])
+    writer.writerows((arch, f"{acc:.4f}") for arch, acc in rows)
+    write_text_atomic(Path(path), out.getvalue())
+
+
+# ---- command line ----------------------------------------------------------
+def configure(parser: argparse.ArgumentParser) -> None:
+    """`nsas truth import`."""
+    sub = parser.add_subparsers(dest="truth_command", metavar="ACTION", required=True)
+    imp = sub.add_parser("import", help="convert NAS-Bench-201/NATS-Bench results into a truth CSV",
+                         description="Read a NAS-Bench-201 .pth file or a NATS-Bench topology '-simple' folder "
+                                     "without running pickled code, and write arch,test_acc rows (the mean "
+                                     "over seeds of the last epoch's test accuracy, %%).")
+    imp.add_argument("source", metavar="SOURCE", help="NAS-Bench-201-v1_*.pth, or a NATS-tss-*-simple folder")
+    imp.add_argument("--dataset", choices=tuple(DATASETS), default="cifar10", help="benchmark data set (default: cifar10)")
+    imp.add_argument("--split", default=None,
+                     help="evaluation split, e.g. x-valid (default: ori-test for cifar10, x-test for cifar100 and "
+                          "ImageNet16-120, x-valid for cifar10-valid)")
+    imp.add_argument("--epochs", choices=("200", "12"), default="200", help="training budget (default: 200)")
+    imp.add_argument("--out", metavar="FILE.csv", required=True, help="the truth CSV to write")
+
+
+def run(args: argparse.Namespace) -> int:
+    """`nsas truth import`."""
+    rows = import_truth(args.source, dataset=args.dataset, split=args.split, epochs=args.epochs)
+    write_truth_csv(args.out, rows)
+    print(f"{len(rows)} architectures ({args.dataset}, {args.epochs} epochs) -> {args.out}")
+    return 0

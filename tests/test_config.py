@@ -1,0 +1,140 @@
+"""Options come from the config dataclasses: every key has a flag and help, presets are explicit, recipes fit."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nsas import study as study_mod
+from nsas import train as train_mod
+from nsas.cli import build_parser, main
+from nsas.config import build_config, config_to_dict, flag_name, read_yaml
+from nsas.search import PRESETS, SearchConfig, resolve
+from nsas.study import StudyConfig
+from nsas.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = [("search", SearchConfig), ("train", TrainConfig), ("study", StudyConfig)]
+NB201_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+
+def _subparser(command: str) -> argparse.ArgumentParser:
+    parser = build_parser(command)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[command]
+
+
+@pytest.mark.parametrize("command,cls", COMMANDS)
+def test_every_config_key_has_a_flag_with_help(command, cls):
+    actions = {a.dest: a for a in _subparser(command)._actions}
+    for f in dataclasses.fields(cls):
+        assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help text"
+        assert f.name in actions, f"{cls.__name__}.{f.name} has no flag"
+        action = actions[f.name]
+        assert flag_name(f.name) in action.option_strings
+        assert action.help and len(action.help) > 10
+
+
+def _argv_for(cfg) -> list[str]:
+    """Flags that spell out every value of ``cfg``."""
+    argv = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, bool):
+            argv.append(flag_name(f.name) if value else "--no-" + flag_name(f.name)[2:])
+        elif isinstance(value, dict):
+            argv += [flag_name(f.name), yaml.safe_dump(value, default_flow_style=True).strip()]
+        elif isinstance(value, list):
+            argv += [flag_name(f.name), ",".join(value)] if f.metadata.get("parse") else [flag_name(f.name), *value]
+        else:
+            argv += [flag_name(f.name), "none" if value is None else str(value)]
+    return argv
+
+
+@pytest.mark.parametrize("command,cls", COMMANDS)
+def test_flags_spell_every_value(command, cls):
+    """A config with a non-default value for every key survives the trip through its own flags."""
+    changed = dict(
+        search=dict(space="darts", strategy="gdas", loss="wpl", dataset="cifar100", data_dir="/d", epochs=3,
+                    steps_per_epoch=7, batch_size=12, augment=False, candidates=5, tau_max=4.0, arch_lr=0.5,
+                    train_fraction=0.25, probe=[NB201_ARCH, "x"], bn="recalibrate"),
+        train=dict(space="darts", recipe="proxy", nesterov=True, augment=False, data_dir="/d", lr=0.5, cutout=3,
+                   schedule="constant", auxiliary_weight=0.4),
+        study=dict(methods=["gdas:nsas", "random:ce"], equal_compute=True, search={"lr": 0.1, "epochs": 2},
+                   train={"cutout": 4}, truth_recipe="paper", archs=5),
+    )[command]
+    expected = dataclasses.replace(cls(), **changed)
+    args = build_parser(command).parse_args([command, *_argv_for(expected)])
+    names = {f.name for f in dataclasses.fields(cls)}
+    got = build_config(cls, {k: v for k, v in vars(args).items() if k in names})
+    assert got == expected
+
+
+def test_print_config_prints_the_resolved_yaml_and_runs_nothing(tmp_path, capsys):
+    assert main(["search", "--dataset", "cifar10", "--beta", "0.5", "--print-config", "--out", str(tmp_path / "r")]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed == config_to_dict(resolve(build_parser("search").parse_args(["search", "--dataset", "cifar10",
+                                                                                  "--beta", "0.5"])))
+    assert printed["beta"] == 0.5 and printed["dataset"] == "cifar10"
+    assert not (tmp_path / "r").exists()
+    (tmp_path / "printed.yaml").write_text(yaml.safe_dump(printed))  # the printout is a --config file
+    assert config_to_dict(_resolved("--config", str(tmp_path / "printed.yaml"), "--preset", "paper")) == printed
+    assert main(["train", NB201_ARCH, "--recipe", "paper", "--lr", "0.2", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["lr"] == 0.2 and printed["epochs"] == 200 and printed["recipe"] == "paper"
+    assert main(["study", "--seeds", "2", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["seeds"] == 2
+
+
+def _resolved(*argv: str) -> SearchConfig:
+    return resolve(build_parser("search").parse_args(["search", *argv]))
+
+
+def test_presets_are_explicit():
+    quick = _resolved()
+    assert (quick.dataset, quick.epochs, quick.channels) == ("cifar10-mini", 5, 8)
+    # choosing a data set or a space keeps the quick preset (it used to switch to the paper's 50 epochs)
+    assert _resolved("--dataset", "cifar10").epochs == 5
+    assert _resolved("--space", "darts").epochs == 5
+    paper = _resolved("--preset", "paper", "--space", "darts")
+    assert (paper.dataset, paper.epochs, paper.channels, paper.cells) == ("cifar10", 50, 16, 8)
+    assert _resolved("--preset", "paper", "--space", "darts", "--strategy", "gdas").epochs == 240
+    assert _resolved("--preset", "paper", "--epochs", "3").epochs == 3  # flags override the preset
+    rnn = _resolved("--preset", "quick", "--space", "darts-rnn")
+    assert (rnn.dataset, rnn.lr, rnn.epochs) == ("ptb", 20.0, 5)  # the paper's RNN optimizer at a quick budget
+    assert set(PRESETS) >= {"quick", "paper"}
+
+
+def test_yaml_config_keeps_the_preset_it_is_layered_on(tmp_path):
+    (tmp_path / "c.yaml").write_text("space: nb201\nbeta: 0.5\n")
+    assert _resolved("--config", str(tmp_path / "c.yaml")).epochs == 5
+    assert _resolved("--config", str(tmp_path / "c.yaml"), "--preset", "paper").epochs == 50
+
+
+def test_underscore_flags_are_refused_with_usage_error(capsys):
+    assert main(["search", "--batch_size", "8", "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert "--batch_size" in err and "flags use dashes: --batch-size" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("recipe", sorted((ROOT / "nsas" / "recipes").glob("*.yaml")), ids=lambda p: p.name)
+def test_recipe_files_fit_the_config(recipe):
+    values = read_yaml(recipe)
+    space = {"cifar": "darts", "nb201": "nb201", "ptb": "darts-rnn"}[recipe.name.split("-")[0]]
+    cfg = build_config(TrainConfig, {**values, "space": space}, source=str(recipe))
+    assert cfg.recipe == recipe.stem.split("-")[1]
+    assert train_mod.recipe_config(space, cfg.recipe).epochs == cfg.epochs
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("results/*/study.yaml")), ids=lambda p: p.parent.name)
+def test_committed_study_configs_fit_the_code(path):
+    cfg = build_config(StudyConfig, read_yaml(path), source=str(path))
+    assert read_yaml(path).items() <= config_to_dict(cfg).items()
+    for method in cfg.methods:
+        study_mod.parse_method(method)
+    build_config(SearchConfig, {**cfg.search, "space": cfg.space}, source=f"{path} search:")
+    train_mod.recipe_config(cfg.space, cfg.truth_recipe, **cfg.train)
