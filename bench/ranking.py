@@ -71,6 +71,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "gdas-ce": dict(strategy="gdas", loss="ce"),
     "gdas-nsas": dict(strategy="gdas", loss="nsas"),
 }
+# The supernet: `nsas search --preset nb201-cpu` (its size and optimizer; the budget is set per job).
 SUPERNET = dict(space="nb201", channels=8, cells=1, batch_size=64, lr=0.025, lr_min=0.001)
 SCORE_BATCH = 256
 
@@ -142,6 +143,7 @@ def run_job(job: Job, out: Path, archs: list[str], score_images: int) -> dict[st
     torch.set_num_threads(1)
     from nsas.rank import score_archs
     from nsas.rundir import MetricsWriter
+    from nsas.config import config_to_dict, write_yaml
     from nsas.search import Search, SearchConfig, fixed_batches
     epochs = 10 if job.steps >= 10 else 1
     cfg = SearchConfig(**{**SUPERNET, **METHODS[job.method]}, dataset=DATASET, seed=job.seed, epochs=epochs,
@@ -149,6 +151,7 @@ def run_job(job: Job, out: Path, archs: list[str], score_images: int) -> dict[st
                        select_rounds=1, select_samples=1, checkpoint_every=0, log_every=50, device="cpu")
     run_dir = out / "runs" / job.name
     run_dir.mkdir(parents=True, exist_ok=True)
+    write_yaml(run_dir / "config.yaml", config_to_dict(cfg))  # so that `nsas rank RUN` can load the run
     search = Search(cfg, run_dir, progress=False)
     search.metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=None, enabled=True)
     t0 = time.perf_counter()

@@ -202,7 +202,7 @@ class SearchConfig:
         """A config from a named preset, then ``overrides``.
 
         Args:
-            name: a preset of ``nsas search --preset`` (``quick``, ``paper``) for the space and
+            name: a preset of ``nsas search --preset`` (``quick``, ``paper``, ``nb201-cpu``) for the space and
                 strategy among the overrides, or a built-in space name for the paper's settings on it
                 (``darts-rnn``: ptb, lr 20, ...). GDAS on a DARTS space gets its 240 epochs when
                 ``strategy="gdas"`` is among the overrides.
@@ -255,8 +255,23 @@ def quick_preset(space: str, strategy: str) -> dict[str, Any]:
     return {**paper_preset(space, strategy), **QUICK_SIZES.get(space, QUICK_SIZES["nb201"]), **QUICK_BUDGET}
 
 
+# The supernet and budget of the ranking benchmark (bench/ranking.py, results/ranking/README.md): a small
+# nb201 supernet, 10 epochs of 135 steps (1,350 single-path passes with ce; the benchmark's equal-compute runs
+# of nsas take --steps-per-epoch 15), scores on the first 1,024 validation images.
+NB201_CPU: dict[str, Any] = dict(space="nb201", dataset="cifar10", channels=8, cells=1, batch_size=64, lr=0.025,
+                                 lr_min=0.001, epochs=10, steps_per_epoch=135, eval_batches=16, select_rounds=5,
+                                 select_samples=40, log_every=50, checkpoint_every=0)
+
+
+def nb201_cpu_preset(space: str, strategy: str) -> dict[str, Any]:
+    """The ranking benchmark's nb201 search (any strategy), sized for a 2-core CPU: about 5 minutes with ce."""
+    if space != "nb201":
+        raise NsasError(f"the nb201-cpu preset is for the nb201 space, not {space!r}")
+    return dict(NB201_CPU)
+
+
 # name -> (space, strategy) -> config values; `--preset NAME` picks one (default quick).
-PRESETS: dict[str, Any] = {"quick": quick_preset, "paper": paper_preset}
+PRESETS: dict[str, Any] = {"quick": quick_preset, "paper": paper_preset, "nb201-cpu": nb201_cpu_preset}
 DEFAULT_PRESET = "quick"
 
 
@@ -866,7 +881,8 @@ RESUME_KEYS = ("device", "consistency_every", "tensorboard")  # keys --resume le
 
 def _default_text(key: str, default: Any) -> str:
     """The default a flag's help shows: the dataclass default, or the preset's when a preset sets the key."""
-    if any(key in PRESETS[name](space, "random") for name in PRESETS for space in space_names()):
+    if any(key in PRESETS[name]("nb201", "random") for name in PRESETS) or any(
+            key in preset(space, "random") for preset in (quick_preset, paper_preset) for space in space_names()):
         return f"default: from --preset; quick on nb201: {quick_preset('nb201', 'random').get(key, default)}"
     return f"default: {default_repr(default)}"
 
@@ -878,7 +894,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "quick), then --config FILE.yaml, then flags. The quick preset is the paper's settings for the chosen "
         "--space and --strategy with a small supernet, 5 epochs and a short selection (image spaces on the "
         "embedded cifar10-mini data set); --preset paper is the paper's settings (e.g. 50 epochs, 240 for GDAS "
-        "on the DARTS spaces). Choosing --space or --dataset never changes the preset. --print-config shows "
+        "on the DARTS spaces); --preset nb201-cpu is the ranking benchmark's nb201 search on CIFAR-10, sized for "
+        "a 2-core CPU. Choosing --space or --dataset never changes the preset. --print-config shows "
         "the resolved settings.")
     parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
                         help=f"base settings, overridden by --config and flags (default: {DEFAULT_PRESET})")

@@ -138,3 +138,21 @@ def test_committed_study_configs_fit_the_code(path):
         study_mod.parse_method(method)
     build_config(SearchConfig, {**cfg.search, "space": cfg.space}, source=f"{path} search:")
     train_mod.recipe_config(cfg.space, cfg.truth_recipe, **cfg.train)
+
+
+def test_nb201_cpu_preset_is_the_ranking_benchmarks_search(capsys, monkeypatch):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("ranking", Path(__file__).resolve().parents[1] / "bench/ranking.py")
+    ranking = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "ranking", ranking)  # its dataclasses look their module up
+    spec.loader.exec_module(ranking)
+
+    cfg = SearchConfig.preset("nb201-cpu", loss="ce")
+    for key, value in ranking.SUPERNET.items():
+        assert getattr(cfg, key) == value, key
+    assert (cfg.epochs, cfg.steps_per_epoch, cfg.dataset) == (10, 135, "cifar10")
+    assert cfg.epochs * cfg.steps_per_epoch == 1350  # the benchmark's budget in ce steps
+    assert main(["search", "--preset", "nb201-cpu", "--space", "darts", "--print-config"]) == 2
+    assert "nb201-cpu preset is for the nb201 space" in capsys.readouterr().err
