@@ -69,11 +69,12 @@ from nsas.correlate import kendall_tau
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.evaluate import score_archs
 from nsas.objectives import build_objective, loss_names
-from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json
+from nsas.rundir import default_run_dir, progress_bar, setup_logging, write_json
 from nsas.spaces import get_space, space_names
 from nsas.spaces.base import Architecture, SearchSpace
 from nsas.strategies import build_strategy, strategy_names
 from nsas.truth import read_arch_file, read_truth, stratified_sample
+from nsas.tracking import open_metrics
 
 
 # Allowed values of the numeric keys (checked before any work starts).
@@ -797,12 +798,8 @@ class Search:
         if resume:
             self.load(self.checkpoint_path)
             self.log.info(f"resumed from {self.checkpoint_path} at epoch {self.epoch + 1}, step {self.step}")
-        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", resume_step=self.global_step if resume else None,
-                                     enabled=self.main)
-        if self.cfg.tensorboard:
-            from nsas.tracking import TensorBoardMirror
-
-            self.metrics = TensorBoardMirror(self.metrics, self.run_dir / "tensorboard", enabled=self.main)
+        self.metrics = open_metrics(self.run_dir, resume_step=self.global_step if resume else None,
+                                    enabled=self.main, tensorboard=self.cfg.tensorboard)
         try:
             self.train()
             return self.finish()

@@ -66,3 +66,11 @@ class TensorBoardMirror:
     def close(self) -> None:
         if self.board is not None:
             self.board.close()
+
+
+def open_metrics(run_dir: Path, *, resume_step: int | None, enabled: bool, tensorboard: bool) -> Any:
+    """The run's ``metrics.jsonl`` writer, mirrored to ``run_dir/tensorboard`` when asked (search and train)."""
+    from nsas.rundir import MetricsWriter
+
+    writer = MetricsWriter(run_dir / "metrics.jsonl", resume_step=resume_step, enabled=enabled)
+    return TensorBoardMirror(writer, run_dir / "tensorboard", enabled=enabled) if tensorboard else writer

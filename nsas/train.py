@@ -60,11 +60,12 @@ from nsas.config import (add_config_flag, add_config_flags, build_config, check_
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.evaluate import evaluate_model
 from nsas.inspection import count_macs, count_parameters, read_arch_argument
-from nsas.rundir import MetricsWriter, default_run_dir, progress_bar, setup_logging, write_json, write_text_atomic
+from nsas.rundir import default_run_dir, progress_bar, setup_logging, write_json, write_text_atomic
 from nsas.search import resolve_device
 from nsas.spaces import detect_space, get_space, space_names
 from nsas.spaces.base import Architecture, SearchSpace
 from nsas.spaces.darts_rnn_net import activation_regularisation
+from nsas.tracking import open_metrics
 
 RECIPES = ("paper", "proxy")
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
@@ -527,12 +528,8 @@ class Trainer:
         if resume:
             self.load(self.checkpoint_path)
             self.log.info(f"resumed from {self.checkpoint_path} at epoch {self.epoch + 1}, step {self.step}")
-        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", resume_step=self.global_step if resume else None,
-                                     enabled=self.main)
-        if self.cfg.tensorboard:
-            from nsas.tracking import TensorBoardMirror
-
-            self.metrics = TensorBoardMirror(self.metrics, self.run_dir / "tensorboard", enabled=self.main)
+        self.metrics = open_metrics(self.run_dir, resume_step=self.global_step if resume else None,
+                                    enabled=self.main, tensorboard=self.cfg.tensorboard)
         try:
             self.train()
             return self.finish()
