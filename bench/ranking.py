@@ -39,7 +39,6 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import math
 import multiprocessing as mp
 import os
 import random
@@ -76,15 +75,11 @@ SUPERNET = dict(space="nb201", channels=8, cells=1, batch_size=64, lr=0.025, lr_
 SCORE_BATCH = 256
 
 
-def passes_per_step(cfg: dict[str, Any], archive_size: int = 8) -> float:
+def passes_per_step(cfg: dict[str, Any]) -> float:
     """Average whole-batch passes one step of a method costs (after the archive fills)."""
-    loss = cfg["loss"]
-    extra = 1.0 if cfg["strategy"] == "gdas" else 0.0  # GDAS's alpha step is one more pass
-    if loss in ("ce", "wpl"):
-        return 1.0 + extra
-    members = 1 if loss == "nsas-replay" else archive_size
-    members = min(members, 1) if cfg.get("constraint_slices") else members
-    return 1.0 + extra + members / cfg.get("constraint_every", 1)
+    from nsas.study import passes_per_step as study_passes
+
+    return study_passes(f"{cfg['strategy']}:{cfg['loss']}", cfg)
 
 
 # ---------------------------------------------------------------- truth and probe
@@ -138,22 +133,28 @@ def make_jobs(methods: list[str], seeds: list[int], budget: int, equal_steps: bo
     return jobs
 
 
-def run_job(job: Job, out: Path, archs: list[str], score_images: int) -> dict[str, Any]:
+def _search(method: str, seed: int, epochs: int, steps_per_epoch: int, run_dir: Path) -> tuple[Any, Any]:
+    """A single-threaded search of ``method`` (not yet trained) and its config, with a run directory."""
     import torch
     torch.set_num_threads(1)
-    from nsas.rank import score_archs
-    from nsas.rundir import MetricsWriter
     from nsas.config import config_to_dict, write_yaml
-    from nsas.search import Search, SearchConfig, fixed_batches
-    epochs = 10 if job.steps >= 10 else 1
-    cfg = SearchConfig(**{**SUPERNET, **METHODS[job.method]}, dataset=DATASET, seed=job.seed, epochs=epochs,
-                       steps_per_epoch=max(1, job.steps // epochs), eval_batches=1, probe_count=1,
-                       select_rounds=1, select_samples=1, checkpoint_every=0, log_every=50, device="cpu")
-    run_dir = out / "runs" / job.name
+    from nsas.rundir import MetricsWriter
+    from nsas.search import Search, SearchConfig
+    cfg = SearchConfig(**{**SUPERNET, **METHODS[method]}, dataset=DATASET, seed=seed, epochs=epochs,
+                       steps_per_epoch=steps_per_epoch, eval_batches=1, probe_count=1, select_rounds=1,
+                       select_samples=1, checkpoint_every=0, log_every=50, device="cpu")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_yaml(run_dir / "config.yaml", config_to_dict(cfg))  # so that `nsas rank RUN` can load the run
     search = Search(cfg, run_dir, progress=False)
     search.metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=None, enabled=True)
+    return cfg, search
+
+
+def run_job(job: Job, out: Path, archs: list[str], score_images: int) -> dict[str, Any]:
+    from nsas.rank import score_archs
+    from nsas.search import fixed_batches
+    epochs = 10 if job.steps >= 10 else 1
+    cfg, search = _search(job.method, job.seed, epochs, max(1, job.steps // epochs), out / "runs" / job.name)
     t0 = time.perf_counter()
     if job.steps:
         search.train()
@@ -184,19 +185,10 @@ def run_curve(method: str, seed: int, budget: int, points: list[int], out: Path,
     snapshots of one long run (not separate shorter runs). Each point is
     appended to ``curve-<method>-s<seed>.jsonl`` as soon as it is scored.
     """
-    import torch
-    torch.set_num_threads(1)
     from nsas.rank import score_archs
-    from nsas.rundir import MetricsWriter
-    from nsas.search import Search, SearchConfig, fixed_batches
+    from nsas.search import fixed_batches
     steps = round(budget / passes_per_step(METHODS[method]))
-    cfg = SearchConfig(**{**SUPERNET, **METHODS[method]}, dataset=DATASET, seed=seed, epochs=10,
-                       steps_per_epoch=steps // 10, eval_batches=1, probe_count=1, select_rounds=1,
-                       select_samples=1, checkpoint_every=0, log_every=50, device="cpu")
-    run_dir = out / "runs" / f"curve-{method}-s{seed}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    search = Search(cfg, run_dir, progress=False)
-    search.metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=None, enabled=True)
+    cfg, search = _search(method, seed, 10, steps // 10, out / "runs" / f"curve-{method}-s{seed}")
     batches = fixed_batches(_val_batches(cfg, SCORE_BATCH), score_images // SCORE_BATCH)
     parsed = [search.space.parse(a) for a in archs]
     for epoch in points:

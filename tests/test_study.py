@@ -138,3 +138,12 @@ def _search_only_config(tmp_path):
     path = tmp_path / "search.yaml"
     path.write_text(yaml.safe_dump({"search": SEARCH}))
     return path
+
+
+def test_passes_per_step_counts_the_nsas_variants():
+    assert passes_per_step("random:ce", {}) == 1
+    assert passes_per_step("random:nsas", {"archive_size": 4}) == 5
+    assert passes_per_step("random:nsas", {"constraint_slices": True}) == 2  # all members share one batch
+    assert passes_per_step("random:nsas-random", {"constraint_every": 4}) == 3  # 8 members every 4th step
+    assert passes_per_step("gdas:nsas-replay", {"constraint_every": 2}) == 2.5
+    assert passes_per_step("random:wpl", {"constraint_slices": True}) == 1
