@@ -52,12 +52,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed {seed}: {truth[pick]:.2f}% ({'above' if truth[pick] > MEDIAN else 'below'} the median)  "
               f"{pick}", flush=True)
     (args.out / "quick_pick.json").write_text(json.dumps(rows, indent=1))
-    lines = ["| seed | pick | true acc | above median 90.7 | wall s |", "|---|---|---|---|---|"]
-    lines += [f"| {r['seed']} | `{r['pick']}` | {r['true_acc']:.2f} | {r['above_median']} | {r['wall_s']} |"
-              for r in rows]
-    (args.out / "quick_pick.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print(write_markdown(rows, args.out / "quick_pick.md"))
     return 0
+
+
+def write_markdown(rows: list[dict], path: Path) -> str:
+    """The per-seed table as markdown (pipes in the cell strings escaped), written to ``path``."""
+    lines = ["| seed | pick | true acc | above median 90.7 | wall s |", "|---|---|---|---|---|"]
+    lines += [f"| {r['seed']} | `{r['pick'].replace('|', chr(92) + '|')}` | {r['true_acc']:.2f} | "
+              f"{r['above_median']} | {r['wall_s']} |" for r in rows]
+    text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    return text
 
 
 if __name__ == "__main__":
