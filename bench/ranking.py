@@ -39,6 +39,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import math
 import multiprocessing as mp
 import os
 import random
@@ -48,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TRUTH = REPO.parent / "shared" / "data" / "nb201" / "cifar10-test-acc.public.csv"
@@ -67,12 +69,19 @@ METHODS: dict[str, dict[str, Any]] = {
     "ce-lr0.1": dict(strategy="random", loss="ce", lr=0.1),
     "nsas-lr0.1": dict(strategy="random", loss="nsas", lr=0.1),
     "nsas-slice-lr0.1": dict(strategy="random", loss="nsas", constraint_slices=True, archive_max_age=50, lr=0.1),
+    "ce-functions": dict(strategy="random", loss="ce", sampling="functions"),
+    "nsas-shared-functions": dict(strategy="random", loss="nsas", shared_batch=True, archive_max_age=50,
+                                  sampling="functions"),
+    "nsas-shared": dict(strategy="random", loss="nsas", shared_batch=True, archive_max_age=50),
+    "nsas-random-shared": dict(strategy="random", loss="nsas-random", shared_batch=True),
+    "nsas-replay-shared": dict(strategy="random", loss="nsas-replay", shared_batch=True, archive_max_age=50),
     "gdas-ce": dict(strategy="gdas", loss="ce"),
     "gdas-nsas": dict(strategy="gdas", loss="nsas"),
 }
 # The supernet: `nsas search --preset nb201-cpu` (its size and optimizer; the budget is set per job).
 SUPERNET = dict(space="nb201", channels=8, cells=1, batch_size=64, lr=0.025, lr_min=0.001)
 SCORE_BATCH = 256
+STEPS_PER_EPOCH = 390  # batches of 64 in the 25,000-image weights half
 
 
 def passes_per_step(cfg: dict[str, Any]) -> float:
@@ -118,29 +127,36 @@ class Job:
         return f"{self.method}-{self.budget}-s{self.seed}"
 
 
-def make_jobs(methods: list[str], seeds: list[int], budget: int, equal_steps: bool) -> list[Job]:
+def make_jobs(methods: list[str], seeds: list[int], budget: int, equal_steps: bool,
+              overrides: dict[str, Any] | None = None) -> list[Job]:
     """Seed by seed: the equal-compute jobs, the equal-steps ones, and the untrained-supernet baseline."""
-    nsas_steps = round(budget / passes_per_step(METHODS["nsas"]))
+    def steps(method: str) -> int:
+        return round(budget / passes_per_step({**METHODS[method], **(overrides or {})}))
+
+    nsas_steps = steps("nsas")
     jobs = []
     for seed in seeds:
         for m in methods:
-            jobs.append(Job(m, "compute", seed, round(budget / passes_per_step(METHODS[m]))))
+            jobs.append(Job(m, "compute", seed, steps(m)))
         if equal_steps:
-            jobs += [Job(m, "steps", seed, nsas_steps) for m in methods
-                     if round(budget / passes_per_step(METHODS[m])) != nsas_steps]
+            jobs += [Job(m, "steps", seed, nsas_steps) for m in methods if steps(m) != nsas_steps]
         # no training at all: what the probe's ranking owes to the architectures alone
         jobs.append(Job("ce", "untrained", seed, 0))
     return jobs
 
 
-def _search(method: str, seed: int, epochs: int, steps_per_epoch: int, run_dir: Path) -> tuple[Any, Any]:
-    """A single-threaded search of ``method`` (not yet trained) and its config, with a run directory."""
+def _search(method: str, seed: int, epochs: int, steps_per_epoch: int, run_dir: Path,
+            overrides: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """A single-threaded search of ``method`` (not yet trained) and its config, with a run directory.
+
+    ``overrides`` (``--set KEY=VALUE``) change the supernet or method settings of exploratory runs.
+    """
     import torch
     torch.set_num_threads(1)
     from nsas.config import config_to_dict, write_yaml
     from nsas.rundir import MetricsWriter
     from nsas.search import Search, SearchConfig
-    cfg = SearchConfig(**{**SUPERNET, **METHODS[method]}, dataset=DATASET, seed=seed, epochs=epochs,
+    cfg = SearchConfig(**{**SUPERNET, **METHODS[method], **(overrides or {})}, dataset=DATASET, seed=seed, epochs=epochs,
                        steps_per_epoch=steps_per_epoch, eval_batches=1, probe_count=1, select_rounds=1,
                        select_samples=1, checkpoint_every=0, log_every=50, device="cpu")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -150,11 +166,18 @@ def _search(method: str, seed: int, epochs: int, steps_per_epoch: int, run_dir: 
     return cfg, search
 
 
-def run_job(job: Job, out: Path, archs: list[str], score_images: int) -> dict[str, Any]:
+def job_epochs(steps: int) -> int:
+    """Epochs of a job of ``steps`` steps: 10, or more when an epoch would need more batches than the data has."""
+    return 1 if steps < 10 else max(10, math.ceil(steps / STEPS_PER_EPOCH))
+
+
+def run_job(job: Job, out: Path, archs: list[str], score_images: int,
+            overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     from nsas.rank import score_archs
     from nsas.search import fixed_batches
-    epochs = 10 if job.steps >= 10 else 1
-    cfg, search = _search(job.method, job.seed, epochs, max(1, job.steps // epochs), out / "runs" / job.name)
+    epochs = job_epochs(job.steps)
+    cfg, search = _search(job.method, job.seed, epochs, max(1, job.steps // epochs), out / "runs" / job.name,
+                          overrides)
     t0 = time.perf_counter()
     if job.steps:
         search.train()
@@ -178,7 +201,7 @@ def run_job(job: Job, out: Path, archs: list[str], score_images: int) -> dict[st
 
 
 def run_curve(method: str, seed: int, budget: int, points: list[int], out: Path, archs: list[str],
-              score_images: int) -> None:
+              score_images: int, epochs: int = 10, overrides: dict[str, Any] | None = None, tag: str = "") -> None:
     """One search of ``budget`` passes whose probe is scored at the end of the epochs in ``points``.
 
     The cosine schedule spans the whole run, so the intermediate points are
@@ -187,8 +210,9 @@ def run_curve(method: str, seed: int, budget: int, points: list[int], out: Path,
     """
     from nsas.rank import score_archs
     from nsas.search import fixed_batches
-    steps = round(budget / passes_per_step(METHODS[method]))
-    cfg, search = _search(method, seed, 10, steps // 10, out / "runs" / f"curve-{method}-s{seed}")
+    name = f"{method}{tag}"
+    steps = round(budget / passes_per_step({**METHODS[method], **(overrides or {})}))
+    cfg, search = _search(method, seed, epochs, steps // epochs, out / "runs" / f"curve-{name}-s{seed}", overrides)
     batches = fixed_batches(_val_batches(cfg, SCORE_BATCH), score_images // SCORE_BATCH)
     parsed = [search.space.parse(a) for a in archs]
     for epoch in points:
@@ -196,8 +220,8 @@ def run_curve(method: str, seed: int, budget: int, points: list[int], out: Path,
             search.cfg = dataclasses.replace(cfg, epochs=epoch)  # train up to this epoch; the schedule keeps T_max
             search.train()
         rows = score_archs(search.supernet, parsed, batches)
-        with open(out / f"curve-{method}-s{seed}.jsonl", "a") as f:
-            f.write(json.dumps({"method": method, "seed": seed, "epoch": epoch, "passes": search.passes,
+        with open(out / f"curve-{name}-s{seed}.jsonl", "a") as f:
+            f.write(json.dumps({"method": name, "overrides": overrides or {}, "seed": seed, "epoch": epoch, "passes": search.passes,
                                 "steps": search.global_step, "train_s": search.elapsed,
                                 "scores": {r["arch"]: [r["acc"], r["loss"]] for r in rows}}) + "\n")
 
@@ -209,12 +233,12 @@ def _val_batches(cfg: Any, batch_size: int) -> Any:
     return build_search_data(dataclasses.replace(cfg, batch_size=batch_size), torch.device("cpu")).val
 
 
-def _worker(args: tuple[Job, Path, list[str], int]) -> str:
-    job, out, archs, images = args
+def _worker(args: tuple[Job, Path, list[str], int, dict[str, Any]]) -> str:
+    job, out, archs, images, overrides = args
     if (out / "jobs" / f"{job.name}.json").exists():  # done by another runner meanwhile
         return f"{job.name} already done"
     started = time.time()
-    run_job(job, out, archs, images)
+    run_job(job, out, archs, images, overrides)
     return f"{job.name} done in {time.time() - started:.0f}s"
 
 
@@ -331,7 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=("run", "report", "curve", "curve-report"))
     parser.add_argument("--points", nargs="+", type=int, default=[0, 1, 2, 4, 10],
-                        help="curve: epochs (of 10) after which the probe is scored")
+                        help="curve: epochs (of --epochs) after which the probe is scored")
+    parser.add_argument("--epochs", type=int, default=10, help="curve: epochs of the run (its cosine schedule)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override search settings of every method (YAML values), e.g. lr=0.1 channels=16")
+    parser.add_argument("--tag", default="", help="curve: suffix of the curve's method name (for --set runs)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--truth", type=Path, default=TRUTH)
     parser.add_argument("--split", choices=("tune", "holdout"), default="holdout")
@@ -355,21 +383,23 @@ def main(argv: list[str] | None = None) -> int:
         curve_report(args.out, truth, probe, candidates)
         print((args.out / "curve.md").read_text())
         return 0
+    overrides = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set)}
     if args.action == "curve":
         (args.out / "command.txt").write_text("python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]) + "\n")
         for method in args.methods:
             for seed in args.seeds:
-                run_curve(method, seed, args.budget, args.points, args.out, probe + candidates, args.score_images)
+                run_curve(method, seed, args.budget, args.points, args.out, probe + candidates, args.score_images,
+                          args.epochs, overrides, args.tag)
         curve_report(args.out, truth, probe, candidates)
         return 0
     if args.action == "run":
         (args.out / "jobs").mkdir(exist_ok=True)
         (args.out / "command.txt").write_text("python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]) + "\n")
-        jobs = [j for j in make_jobs(args.methods, args.seeds, args.budget, not args.no_equal_steps)
+        jobs = [j for j in make_jobs(args.methods, args.seeds, args.budget, not args.no_equal_steps, overrides)
                 if not (args.out / "jobs" / f"{j.name}.json").exists()]
         print(f"{len(jobs)} jobs: " + ", ".join(f"{j.name} ({j.steps} steps)" for j in jobs), flush=True)
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-        work = [(j, args.out, probe + candidates, args.score_images) for j in jobs]
+        work = [(j, args.out, probe + candidates, args.score_images, overrides) for j in jobs]
         started = time.time()
         with mp.get_context("spawn").Pool(args.jobs) as pool:
             for line in pool.imap_unordered(_worker, work):

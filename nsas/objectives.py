@@ -180,16 +180,20 @@ class NSASObjective(Objective):
             whole batch, so the constraints together cost about one pass.
         normalize: variant: scale the total by 1 / (1 + beta), so the step is
             a weighted mean of the terms rather than up to twice CE's step.
+        shared: variant: the current architecture and the n constraints split
+            the mini-batch into n + 1 contiguous slices, one each, so a step
+            costs one pass in all (implies ``slices``). A step without
+            constraints gives the current architecture the whole batch.
     """
 
     name = "nsas"
 
     def __init__(self, archive: NoveltyArchive, *, beta: float = 1.0, replay: int | None = None,
-                 every: int = 1, slices: bool = False, normalize: bool = False) -> None:
+                 every: int = 1, slices: bool = False, normalize: bool = False, shared: bool = False) -> None:
         if every < 1:
             raise ValueError("constraint interval must be at least 1")
         self.archive, self.beta, self.replay = archive, beta, replay
-        self.every, self.slices, self.normalize = every, slices, normalize
+        self.every, self.slices, self.normalize, self.shared = every, slices or shared, normalize, shared
         self.steps = 0  # backward calls so far (decides the steps with constraints)
 
     def observe(self, arch: Architecture) -> None:
@@ -211,13 +215,15 @@ class NSASObjective(Objective):
         n = len(constraints)
         scale = 1.0 / (1.0 + self.beta) if self.normalize else 1.0
         # d/dW [beta * mean_i CE_i] = sum_i (beta / |A|) dCE_i/dW: one backward per member.
-        terms: list[Term] = [(path, edge_weights, scale, WHOLE)]
-        terms += [(m, None, scale * self.beta / n, (i, n) if self.slices else WHOLE) for i, m in enumerate(constraints)]
+        first = 1 if self.shared and n else 0  # the slice of the first constraint; 0 is the current one's
+        terms: list[Term] = [(path, edge_weights, scale, (0, n + 1) if first else WHOLE)]
+        terms += [(m, None, scale * self.beta / n, (i + first, n + first) if self.slices else WHOLE)
+                  for i, m in enumerate(constraints)]
         per_term, final = _passes(terms, supernet, batch, chunks, self.criterion, hidden)
         values = [sum(v) / chunks for v in per_term]
         cur, members = values[0], values[1:]
         mean_archive = sum(members) / len(members) if members else None
-        passes = 1 + (min(n, 1) if self.slices else n)  # whole-batch equivalents
+        passes = 1 if self.shared else 1 + (min(n, 1) if self.slices else n)  # whole-batch equivalents
         return StepLosses(current=cur, archive=mean_archive, passes=passes,
                           total=scale * (cur + self.beta * (mean_archive or 0.0)), hidden=final)
 
@@ -342,12 +348,13 @@ def _nsas_factory(name: str) -> Callable[..., Objective]:
     def factory(space: SearchSpace, *, archive_size: int = 8, pool_size: int = 50, candidates: int | None = None,
                 k: int = 10, beta: float = 1.0, replay: int = 1, seed: int = 0, archive_max_age: int = 0,
                 constraint_every: int = 1, constraint_slices: bool = False, normalize_loss: bool = False,
-                **_: Any) -> Objective:
+                shared_batch: bool = False, **_: Any) -> Objective:
         archive = NoveltyArchive(space, capacity=archive_size, pool_size=pool_size, candidates=candidates,
                                  k=k, policy="random" if name == "nsas-random" else "novelty", seed=seed,
                                  max_age=archive_max_age)
         objective = NSASObjective(archive, beta=beta, replay=replay if name == "nsas-replay" else None,
-                                  every=constraint_every, slices=constraint_slices, normalize=normalize_loss)
+                                  every=constraint_every, slices=constraint_slices, normalize=normalize_loss,
+                                  shared=shared_batch)
         objective.name = name
         return objective
     return factory
@@ -361,7 +368,8 @@ def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, poo
                     candidates: int | None = None, k: int = 10, beta: float = 1.0, replay: int = 1,
                     wpl_strength: float = 1.0, wpl_window: int = 1, seed: int = 0, archive_max_age: int = 0,
                     constraint_every: int = 1, constraint_slices: bool = False,
-                    normalize_loss: bool = False, criterion: Criterion | None = None) -> Objective:
+                    normalize_loss: bool = False, shared_batch: bool = False,
+                    criterion: Criterion | None = None) -> Objective:
     """The objective registered as ``name`` (see :func:`loss_names`).
 
     Args:
@@ -371,14 +379,15 @@ def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, poo
         wpl_strength: WPL penalty strength.
         wpl_window: steps over which WPL keeps its anchor weights and Fisher estimate.
         seed: seeds the archive's random choices.
-        archive_max_age, constraint_every, constraint_slices, normalize_loss: the NSAS-family
+        archive_max_age, constraint_every, constraint_slices, normalize_loss, shared_batch: the NSAS-family
             variants, off by default (see :class:`NSASObjective` and :class:`~nsas.archive.NoveltyArchive`).
         criterion: per-path loss function (None: cross-entropy).
     """
     objective = _REGISTRY.get(name)(space, archive_size=archive_size, pool_size=pool_size, candidates=candidates,
                                     k=k, beta=beta, replay=replay, wpl_strength=wpl_strength, wpl_window=wpl_window, seed=seed,
                                     archive_max_age=archive_max_age, constraint_every=constraint_every,
-                                    constraint_slices=constraint_slices, normalize_loss=normalize_loss)
+                                    constraint_slices=constraint_slices, normalize_loss=normalize_loss,
+                                    shared_batch=shared_batch)
     if criterion is not None:
         objective.criterion = criterion
     return objective

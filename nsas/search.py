@@ -136,6 +136,12 @@ class SearchConfig:
     constraint_slices: bool = option(False, "NSAS variant: each constraint on its own slice of the batch (about "
                                             "one pass for all of them instead of M)")
     normalize_loss: bool = option(False, "NSAS variant: divide the total loss by (1 + beta)")
+    shared_batch: bool = option(False, "NSAS variant: the current architecture and the constraints split the "
+                                       "batch, one equal slice each (one pass a step in all, like ce)")
+    sampling: str = option("uniform", "random strategy: uniform over architectures, or functions: uniform over "
+                                      "the distinct functions of the supernet (nb201: 7,548), so that simple "
+                                      "cells many strings share are not drawn more often",
+                           choices=("uniform", "functions"))
     tau_max: float = option(10.0, "gdas: initial Gumbel-softmax temperature (annealed linearly)")
     tau_min: float = option(0.1, "gdas: final Gumbel-softmax temperature")
     arch_lr: float = option(3e-4, "gdas: Adam learning rate of the architecture logits")
@@ -193,6 +199,8 @@ class SearchConfig:
             raise NsasError(f"batch_size {self.batch_size} must be divisible by micro_batches {self.micro_batches}")
         if not 0.0 < self.train_fraction < 1.0:
             raise NsasError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
+        if self.sampling != "uniform" and self.strategy != "random":
+            raise NsasError(f"sampling {self.sampling!r} is an option of the random strategy, not {self.strategy!r}")
         if self.bn not in ("batch", "recalibrate"):
             raise NsasError(f"bn must be batch or recalibrate, got {self.bn!r}")
         check_device(self.device)
@@ -485,7 +493,7 @@ class Search:
             scheduler = scheduler(optimizer)
         self.scheduler = scheduler
         self.strategy = build_strategy(cfg.strategy, self.space, seed=cfg.seed, device=self.device,
-                                       **self._gdas_options())
+                                       **self._strategy_options())
         self.objective = build_objective(cfg.loss, self.space, archive_size=cfg.archive_size,
                                          pool_size=cfg.pool_size, candidates=cfg.candidates, k=cfg.knn,
                                          beta=cfg.beta, replay=cfg.replay, wpl_strength=cfg.wpl_strength,
@@ -493,6 +501,7 @@ class Search:
                                          seed=cfg.seed + 3, archive_max_age=cfg.archive_max_age,
                                          constraint_every=cfg.constraint_every,
                                          constraint_slices=cfg.constraint_slices, normalize_loss=cfg.normalize_loss,
+                                         shared_batch=cfg.shared_batch,
                                          criterion=criterion)
         self.probe = self._probe_archs()
         self.eval_set = fixed_batches(self.data.score, cfg.eval_batches)
@@ -507,10 +516,12 @@ class Search:
         self.checkpoint_path = self.run_dir / "checkpoint.pt"
         self.log = setup_logging(self.run_dir if self.main else None, quiet=not self.progress)
 
-    def _gdas_options(self) -> dict[str, Any]:
-        if self.cfg.strategy != "gdas":
-            return {}
+    def _strategy_options(self) -> dict[str, Any]:
         c = self.cfg
+        if c.strategy == "random":
+            return dict(sampling=c.sampling)
+        if c.strategy != "gdas":
+            return {}
         return dict(tau_max=c.tau_max, tau_min=c.tau_min, lr=c.arch_lr, weight_decay=c.arch_weight_decay)
 
     def _probe_archs(self) -> list[Architecture]:

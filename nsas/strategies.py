@@ -20,6 +20,7 @@ from torch import nn
 
 from nsas import distributed
 from nsas.checkpoint import as_tuple
+from nsas.errors import NsasError
 from nsas.registry import Registry
 from nsas.spaces.base import Architecture, SearchSpace
 
@@ -34,16 +35,30 @@ class Sample:
 
 
 class RandomStrategy:
-    """RandomNAS: a uniformly random valid architecture each step."""
+    """RandomNAS: a uniformly random valid architecture each step.
+
+    ``sampling="functions"`` draws uniformly over the space's distinct
+    supernet functions instead (:meth:`SearchSpace.functions`; nb201: 7,548
+    of them for 15,625 strings). Uniform sampling of strings draws simple
+    functions far more often than their share (every cell whose edges into
+    a dead node differ computes the same thing), so shortcut- and pool-heavy
+    paths get more of the training; drawing each function equally often
+    gives the convolution weights more steps.
+    """
 
     name: ClassVar[str] = "random"
+    SAMPLING: ClassVar[tuple[str, ...]] = ("uniform", "functions")
 
-    def __init__(self, space: SearchSpace, *, seed: int = 0) -> None:
+    def __init__(self, space: SearchSpace, *, seed: int = 0, sampling: str = "uniform") -> None:
+        if sampling not in self.SAMPLING:
+            raise NsasError(f"unknown sampling {sampling!r}; choose one of {', '.join(self.SAMPLING)}")
         self.space = space
         self.rng = random.Random(seed)
+        self.sampling = sampling
+        self.pool = space.functions() if sampling == "functions" else None
 
     def sample(self) -> Sample:
-        arch = self.space.sample(self.rng)
+        arch = self.space.sample(self.rng) if self.pool is None else self.rng.choice(self.pool)
         return Sample(path=arch, arch=arch)
 
     def set_progress(self, epoch: int, epochs: int) -> None:
@@ -197,7 +212,8 @@ def strategy_names() -> list[str]:
     return _REGISTRY.names()
 
 
-register_strategy("random")(lambda space, *, seed=0, device="cpu", **_: RandomStrategy(space, seed=seed))
+register_strategy("random")(lambda space, *, seed=0, device="cpu", sampling="uniform", **_:
+                            RandomStrategy(space, seed=seed, sampling=sampling))
 register_strategy("gdas")(GDASStrategy)
 
 
@@ -210,6 +226,7 @@ def build_strategy(name: str, space: SearchSpace, *, seed: int = 0, device: str 
         space: the search space it samples.
         seed: seeds its random choices.
         device: where its parameters (if any) live.
-        **options: strategy-specific settings (GDAS: tau_max, tau_min, lr, weight_decay).
+        **options: strategy-specific settings (random: sampling; GDAS: tau_max, tau_min, lr,
+            weight_decay); a strategy ignores the ones it does not take.
     """
     return _REGISTRY.get(name)(space, seed=seed, device=device, **options)

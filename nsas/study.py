@@ -139,7 +139,9 @@ def passes_per_step(method: str, search: dict[str, Any]) -> float:
     m = search.get("archive_size", SearchConfig.archive_size)
     r = search.get("replay", SearchConfig.replay)
     members = {"nsas": m, "nsas-random": m, "nsas-replay": min(r, m)}.get(loss, 0)
-    if members and search.get("constraint_slices", SearchConfig.constraint_slices):
+    if members and search.get("shared_batch", SearchConfig.shared_batch):
+        members = 0  # the current architecture and the members split one batch: one pass in all
+    elif members and search.get("constraint_slices", SearchConfig.constraint_slices):
         members = 1  # every member on its own slice of the batch: one pass for all of them
     members /= search.get("constraint_every", SearchConfig.constraint_every)  # constraints on every k-th step
     return 1 + members + (1 if strategy == "gdas" else 0)

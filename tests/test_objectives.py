@@ -9,6 +9,7 @@ import torch
 
 from nsas.objectives import LOSSES, NSASObjective, build_objective, path_loss
 from nsas.spaces import get_space, space_names
+from nsas.study import passes_per_step as study_passes
 from tiny import tiny_batch, tiny_supernet
 
 
@@ -236,6 +237,42 @@ def test_sliced_constraints_gradient_uses_one_slice_per_member():
     whole.backward(model, current, batch)
     assert any(not torch.allclose(got[n], p.grad) for n, p in model.named_parameters() if p.grad is not None)
     assert stats.passes == 2  # the slices together are one batch
+
+
+def test_shared_batch_splits_one_batch_between_current_and_members():
+    space = get_space("nb201")
+    model = tiny_supernet("nb201").eval()
+    batch = tiny_batch("nb201")
+    beta = 0.5
+    objective, current = _filled(space, beta=beta, shared_batch=True)
+    members = list(objective.archive.members)
+    model.zero_grad(set_to_none=True)
+    stats = objective.backward(model, current, batch)
+    got = grads(model)
+    parts = [t.tensor_split(len(members) + 1) for t in batch]
+    expected: dict[str, torch.Tensor] = {}
+    add(expected, separate_grad(model, current, (parts[0][0], parts[1][0])), 1.0)  # slice 0: the current one
+    for i, m in enumerate(members):  # member i: slice i + 1
+        add(expected, separate_grad(model, m, (parts[0][i + 1], parts[1][i + 1])), beta / len(members))
+    assert set(got) == set(expected)
+    for n in expected:
+        torch.testing.assert_close(got[n], expected[n], rtol=1e-5, atol=1e-6)
+    assert stats.passes == 1  # the whole step is one batch
+    assert study_passes("random:nsas", {"archive_size": 3, "shared_batch": True}) == 1
+
+
+def test_shared_batch_without_constraints_trains_the_current_path_on_the_whole_batch():
+    space = get_space("nb201")
+    model = tiny_supernet("nb201").eval()
+    batch = tiny_batch("nb201")
+    objective, current = _filled(space, shared_batch=True, constraint_every=2)
+    objective.steps = 1  # a step without constraints
+    model.zero_grad(set_to_none=True)
+    stats = objective.backward(model, current, batch)
+    ce = separate_grad(model, current, batch)
+    for n, g in grads(model).items():
+        torch.testing.assert_close(g, ce[n])
+    assert stats.passes == 1 and stats.archive is None
 
 
 def test_constraints_every_k_steps_leave_the_other_steps_plain_ce():

@@ -96,6 +96,22 @@ def test_resume_after_an_epoch_is_bit_identical(tmp_path, monkeypatch, strategy)
     assert_same_run(tmp_path / "straight", tmp_path / "cut")
 
 
+def test_function_sampling_with_a_shared_batch_costs_one_pass_a_step_and_resumes_exactly(tmp_path, monkeypatch):
+    cfg = tiny_search_config("nb201", sampling="functions", shared_batch=True, epochs=2, steps_per_epoch=3,
+                             archive_size=3)
+    search(cfg, tmp_path / "straight", progress=False)
+    steps = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["passes"] for r in steps if r["kind"] == "step"] == [1, 2, 3, 4, 5, 6]
+    assert all(r["archive_loss"] is not None for r in steps if r["kind"] == "step" and r["step"] > 1)
+    _interrupt_after_first_epoch(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        search(cfg, tmp_path / "cut", progress=False)
+    monkeypatch.undo()
+    monkeypatch.setattr(nsas.data, "load_dataset", fake_dataset)
+    search(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert_same_run(tmp_path / "straight", tmp_path / "cut")
+
+
 def test_wpl_resumes_bit_identically_mid_window(tmp_path, monkeypatch):
     # window 2, 3 steps per epoch: the checkpoint after epoch 1 falls inside a window
     cfg = tiny_search_config("nb201", loss="wpl", epochs=2, steps_per_epoch=3, wpl_window=2, wpl_strength=50.0)

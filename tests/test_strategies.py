@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 
 import pytest
 import torch
@@ -109,3 +110,36 @@ def test_gdas_state_round_trip():
     b.load_state_dict(a.state_dict())
     assert a.sample().arch == b.sample().arch
     assert all(torch.equal(x, y) for x, y in zip(a.alphas, b.alphas))
+
+
+def test_function_sampling_draws_every_supernet_function_equally_often():
+    from nsas.spaces.nb201 import function_key
+
+    space = get_space("nb201")
+    functions = space.functions()
+    keys = [function_key(a) for a in functions]
+    assert len(functions) == len(set(keys)) == 7548  # one representative per function
+    assert {function_key(a) for a in space.enumerate()} == set(keys)
+    strategy = RandomStrategy(space, seed=3, sampling="functions")
+    n = 40000
+    drawn = collections.Counter(function_key(strategy.sample().arch) for _ in range(n))
+    # each of the 7,548 functions ~ Poisson(5.3): all but a few drawn, none more than ~20 times; uniform
+    # sampling of strings would draw 'pool(x)' (460 strings) ~1,180 times and the zero function (341) ~870
+    assert len(drawn) > 7400 and max(drawn.values()) < 25
+    uniform = RandomStrategy(space, seed=3)
+    assert sum(function_key(uniform.sample().arch) == "pool(x)" for _ in range(4000)) > 70
+    copy = RandomStrategy(space, seed=0, sampling="functions")
+    copy.load_state_dict(strategy.state_dict())
+    assert [copy.sample().arch for _ in range(5)] == [strategy.sample().arch for _ in range(5)]
+
+
+def test_function_sampling_needs_a_space_that_lists_its_functions():
+    from nsas.errors import ArchitectureError, NsasError
+    from nsas.search import SearchConfig
+
+    with pytest.raises(ArchitectureError, match="cannot list its distinct supernet functions"):
+        RandomStrategy(get_space("darts"), sampling="functions")
+    with pytest.raises(NsasError, match="unknown sampling"):
+        RandomStrategy(get_space("nb201"), sampling="novel")
+    with pytest.raises(NsasError, match="option of the random strategy"):
+        SearchConfig(strategy="gdas", sampling="functions")

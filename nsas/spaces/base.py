@@ -90,6 +90,14 @@ class SearchSpace(ABC):
             raise ArchitectureError(f"{arch!r} is not an architecture of space {self.name!r}")
         return arch
 
+    def functions(self) -> list[Architecture]:
+        """One representative architecture per distinct supernet function (see :meth:`same_function`).
+
+        Spaces that cannot list them raise :class:`ArchitectureError` (the
+        ``functions`` sampling of the random strategy needs this list).
+        """
+        raise ArchitectureError(f"space {self.name!r} cannot list its distinct supernet functions")
+
     def same_function(self, arch: Architecture) -> Architecture:
         """The architecture scored in place of ``arch``: one that computes the same supernet function.
 

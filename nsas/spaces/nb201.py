@@ -199,6 +199,10 @@ class NB201Space(SearchSpace):
         a, b = self.coerce(a), self.coerce(b)
         return sum(x != y for x, y in zip(a.ops, b.ops)) / NUM_EDGES
 
+    def functions(self) -> list[NB201Arch]:
+        """The 7,548 representatives of the distinct supernet functions, in :meth:`enumerate` order."""
+        return list(_representatives().values())
+
     def same_function(self, arch: Architecture) -> NB201Arch:
         """The representative of ``arch``'s supernet function (see :func:`function_key`)."""
         return _representatives()[function_key(self.coerce(arch))]
