@@ -1,0 +1,232 @@
+"""The search's configuration: :class:`SearchConfig` (every key of ``nsas search``) and its presets.
+
+``nsas search --preset NAME`` starts from one of :data:`PRESETS` (``quick``
+by default), then ``--config FILE`` and flags override it. The same keys
+are the fields of :class:`SearchConfig` (``SearchConfig.preset(name, **keys)``
+from Python); each field's help text is the flag's ``--help``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nsas.config import build_config, check_device, check_ranges, option
+from nsas.errors import NsasError
+from nsas.objectives import loss_names
+from nsas.spaces import space_names
+from nsas.strategies import strategy_names
+
+
+# Allowed values of the numeric keys (checked before any work starts).
+SEARCH_RANGES = {
+    "lr": "(0, inf)", "lr_min": "[0, inf)", "momentum": "[0, 1)", "weight_decay": "[0, inf)",
+    "grad_clip": "[0, inf)", "beta": "[0, inf)", "wpl_strength": "[0, inf)", "tau_max": "(0, inf)",
+    "tau_min": "(0, inf)", "arch_lr": "(0, inf)", "arch_weight_decay": "[0, inf)", "recalibrate_batches": "[1, inf)",
+    "probe_count": "[0, inf)", "probe_every": "[0, inf)", "checkpoint_every": "[0, inf)",
+    "steps_per_epoch": "[1, inf)", "candidates": "[1, inf)", "channels": "[1, inf)", "cells": "[1, inf)",
+    "hidden": "[1, inf)", "bptt": "[1, inf)",
+}
+
+
+@dataclass
+class SearchConfig:
+    """Everything a search run depends on (recorded as config.yaml in the run directory)."""
+
+    space: str = option("nb201", "search space", choices=space_names)
+    strategy: str = option("random", "random (RandomNAS: uniform sampling) or gdas (Gumbel-max sampling of "
+                           "learned architecture logits)", choices=strategy_names)
+    loss: str = option("nsas", "supernet loss: ce (plain), nsas (archive constraints), nsas-replay (r archive "
+                       "members per step), nsas-random (random archive, the ablation), wpl (weight plasticity "
+                       "loss)", choices=loss_names)
+    dataset: str = option("cifar10", "cifar10, cifar100, cifar10-mini, imagefolder:PATH, ptb or wikitext2")
+    data_dir: str | None = option(None, "where data sets live (none: $NSAS_DATA or ~/.cache/nsas/data)",
+                                  metavar="DIR")
+    epochs: int = option(50, "supernet training epochs (paper: 50; GDAS on darts: 240; darts-rnn: 300)")
+    steps_per_epoch: int | None = option(None, "cap on the steps of each epoch (none: the whole weights half)")
+    batch_size: int = option(64, "global mini-batch size (paper: 64; darts-rnn: 128)")
+    channels: int = option(16, "image spaces: initial channels of the supernet (paper: 16)")
+    cells: int = option(5, "image spaces: cells (darts: in total, paper 8; nb201: per stage, paper 5)")
+    hidden: int = option(300, "darts-rnn: embedding = hidden size (paper: 300)")
+    bptt: int = option(35, "darts-rnn: truncated back-propagation length")
+    lr: float = option(0.025, "SGD learning rate, cosine-annealed to lr_min over the epochs")
+    lr_min: float = option(0.001, "final learning rate of the cosine schedule")
+    momentum: float = option(0.9, "SGD momentum")
+    weight_decay: float = option(3e-4, "SGD weight decay (the paper's l2 term)")
+    grad_clip: float = option(5.0, "gradient-norm clip (0: off)")
+    train_fraction: float = option(0.5, "image spaces: share of the training set that trains the weights; the "
+                                        "rest is the validation half (GDAS's alpha, scoring)")
+    augment: bool = option(True, "image spaces: random crop and flip of the weights half")
+    seed: int = option(0, "seed of data order, sampling and initialisation")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    tensorboard: bool = option(False, "also log metrics to RUN_DIR/tensorboard (needs pip install "
+                                      "'nsas[tensorboard]'); metrics.jsonl stays the record")
+    archive_size: int = option(8, "NSAS archive size M")
+    pool_size: int = option(50, "size of the recent pool C the archive's candidates come from")
+    candidates: int | None = option(None, "candidates n drawn from the recent pool per archive update "
+                                          "(none: every recent architecture)")
+    knn: int = option(10, "k nearest neighbours of the novelty score")
+    beta: float = option(1.0, "weight of the mean archive loss")
+    replay: int = option(1, "nsas-replay: archive members r replayed per step")
+    wpl_strength: float = option(1.0, "wpl: penalty strength lambda")
+    wpl_window: int = option(0, "wpl: optimizer steps between refreshes of the anchor weights and Fisher "
+                                "estimate (0: one epoch)")
+    archive_max_age: int = option(0, "NSAS variant: renew an archive member after this many steps (0: off, "
+                                     "Algorithm 1 only)")
+    constraint_every: int = option(1, "NSAS variant: add the archive constraints on every k-th step only")
+    constraint_slices: bool = option(False, "NSAS variant: each constraint on its own slice of the batch (about "
+                                            "one pass for all of them instead of M)")
+    normalize_loss: bool = option(False, "NSAS variant: divide the total loss by (1 + beta)")
+    shared_batch: bool = option(False, "NSAS variant: the current architecture and the constraints split the "
+                                       "batch, one equal slice each (one pass a step in all, like ce)")
+    sampling: str = option("uniform", "random strategy: uniform over architectures, or functions: uniform over "
+                                      "the distinct functions of the supernet (nb201: 7,548), so that simple "
+                                      "cells many strings share are not drawn more often",
+                           choices=("uniform", "functions"))
+    tau_max: float = option(10.0, "gdas: initial Gumbel-softmax temperature (annealed linearly)")
+    tau_min: float = option(0.1, "gdas: final Gumbel-softmax temperature")
+    arch_lr: float = option(3e-4, "gdas: Adam learning rate of the architecture logits")
+    arch_weight_decay: float = option(1e-3, "gdas: weight decay of the architecture logits")
+    select_rounds: int = option(5, "RandomNAS selection: rounds R of random search on the trained supernet")
+    select_samples: int = option(10, "RandomNAS selection: architectures S scored per round")
+    select_from: str | None = option(None, "RandomNAS selection draws from the architectures of this file "
+                                           "(list or table) instead of the space", metavar="FILE")
+    eval_batches: int = option(80, "validation batches per architecture score, for selection, probes and `nsas "
+                                   "rank` (80: 5,120 images at batch 64; text: consecutive windows, each "
+                                   "architecture carrying its own state)")
+    eval_batch_size: int = option(10, "darts-rnn: columns of the validation text when scoring (DARTS: 10)")
+    carry_state: bool = option(False, "darts-rnn: start each training step from the hidden state the previous "
+                                      "step ended with, as the RandomNAS and DARTS code do (it was computed by "
+                                      "other architectures, so it leaks between them); off: from zeros")
+    bn: str = option("batch", "BatchNorm when scoring: batch statistics, or recalibrate per architecture",
+                     choices=("batch", "recalibrate"))
+    recalibrate_batches: int = option(10, "training batches that recalibrate BatchNorm (bn: recalibrate)")
+    probe: list[str] = option(default_factory=list, help="architectures of the forgetting probe set "
+                                                         "(empty: probe_count random ones)", metavar="ARCH")
+    probe_count: int = option(4, "random probe architectures when probe is empty")
+    probe_from: str | None = option(None, "truth table: the probes are a stratified sample of probe_count of "
+                                          "its architectures, and Kendall tau is logged", metavar="FILE")
+    probe_key: str | None = option(None, "truth column of probe_from (none: acc if present, else the "
+                                         "table's only column)", metavar="KEY")
+    probe_every: int = option(0, "steps between probe evaluations (0: once per epoch)")
+    log_every: int = option(20, "steps between step records in metrics.jsonl")
+    checkpoint_every: int = option(200, "steps between checkpoints (0: at epoch ends only)")
+    micro_batches: int = option(0, "BatchNorm groups per global batch, shared out among the processes (0: one "
+                                   "per process; fix it to resume with another process count)")
+    consistency_every: int = option(50, "data parallel: steps between cross-rank consistency checks (0: never)")
+    max_params: int = option(0, "RandomNAS selection: only architectures with at most this many "
+                                "parameters (0: any)")
+    max_macs: int = option(0, "RandomNAS selection: only architectures with at most this many multiply-adds "
+                              "per image, at the stand-alone default size (0: any)")
+
+    def __post_init__(self) -> None:
+        if self.space not in space_names():
+            raise NsasError(f"unknown search space {self.space!r}; choose one of {', '.join(space_names())}")
+        if self.strategy not in strategy_names():
+            raise NsasError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(strategy_names())}")
+        if self.loss not in loss_names():
+            raise NsasError(f"unknown loss {self.loss!r}; choose one of {', '.join(loss_names())}")
+        for name in ("epochs", "batch_size", "archive_size", "pool_size", "knn", "replay",
+                     "select_rounds", "select_samples", "eval_batches", "eval_batch_size", "log_every",
+                     "probe_count"):
+            if getattr(self, name) < 1:
+                raise NsasError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.constraint_every < 1:
+            raise NsasError(f"constraint_every must be at least 1, got {self.constraint_every}")
+        for name in ("micro_batches", "consistency_every", "archive_max_age", "wpl_window", "max_params", "max_macs"):
+            if getattr(self, name) < 0:
+                raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.micro_batches and self.batch_size % self.micro_batches:
+            raise NsasError(f"batch_size {self.batch_size} must be divisible by micro_batches {self.micro_batches}")
+        if not 0.0 < self.train_fraction < 1.0:
+            raise NsasError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
+        if self.sampling != "uniform" and self.strategy != "random":
+            raise NsasError(f"sampling {self.sampling!r} is an option of the random strategy, not {self.strategy!r}")
+        if self.bn not in ("batch", "recalibrate"):
+            raise NsasError(f"bn must be batch or recalibrate, got {self.bn!r}")
+        check_device(self.device)
+        check_ranges(self, SEARCH_RANGES)
+
+    @classmethod
+    def preset(cls, name: str = "quick", **overrides: Any) -> SearchConfig:
+        """A config from a named preset, then ``overrides``.
+
+        Args:
+            name: a preset of ``nsas search --preset`` (``quick``, ``paper``, ``nb201-cpu``) for the space and
+                strategy among the overrides, or a built-in space name for the paper's settings on it
+                (``darts-rnn``: ptb, lr 20, ...). GDAS on a DARTS space gets its 240 epochs when
+                ``strategy="gdas"`` is among the overrides.
+            **overrides: config keys that replace the preset's values.
+
+        Raises:
+            NsasError: unknown preset or key, or an invalid value.
+        """
+        if name in PAPER_PRESETS:
+            values = {"space": name, **paper_preset(name, overrides.get("strategy", cls.strategy))}
+        else:
+            values = preset_values(name, overrides)
+        return build_config(cls, {**values, **overrides}, source=f"preset {name!r}")
+
+
+# Paper settings per space (docs/METHOD.md, "Settings of the paper"); a YAML file or flags override them.
+PAPER_PRESETS: dict[str, dict[str, Any]] = {
+    "darts": dict(dataset="cifar10", epochs=50, batch_size=64, channels=16, cells=8),
+    "darts-chain": dict(dataset="cifar10", epochs=50, batch_size=64, channels=16, cells=8),
+    "nb201": dict(dataset="cifar10", epochs=50, batch_size=64, channels=16, cells=5),
+    "darts-rnn": dict(dataset="ptb", epochs=300, batch_size=128, hidden=300, bptt=35, lr=20.0, lr_min=20.0,
+                      momentum=0.0, weight_decay=5e-7, grad_clip=0.25, augment=False),
+}
+GDAS_EPOCHS = {"darts": 240, "darts-chain": 240}
+# The quick preset: the paper's settings for the space at a size and budget that take minutes on a laptop CPU
+# (image spaces on the embedded cifar10-mini).
+QUICK_SIZES: dict[str, dict[str, Any]] = {
+    "nb201": dict(dataset="cifar10-mini", channels=8, cells=1),
+    "darts": dict(dataset="cifar10-mini", channels=8, cells=3),
+    "darts-chain": dict(dataset="cifar10-mini", channels=8, cells=3),
+    "darts-rnn": dict(hidden=64),
+}
+QUICK_BUDGET: dict[str, Any] = dict(epochs=5, select_rounds=3, select_samples=10, log_every=10, checkpoint_every=0,
+                                    eval_batches=39)  # cifar10-mini: its whole 2,500-image validation half
+
+
+def paper_preset(space: str, strategy: str) -> dict[str, Any]:
+    """The paper's search settings for ``space`` (and GDAS's longer search on the DARTS spaces)."""
+    preset = dict(PAPER_PRESETS.get(space, {}))
+    if strategy == "gdas" and space in GDAS_EPOCHS:
+        preset["epochs"] = GDAS_EPOCHS[space]
+    return preset
+
+
+def quick_preset(space: str, strategy: str) -> dict[str, Any]:
+    """The paper's settings for ``space`` with a small supernet, a few epochs and a short selection.
+
+    A space without paper settings (one registered by a user) gets the nb201 sizes on cifar10-mini.
+    """
+    return {**paper_preset(space, strategy), **QUICK_SIZES.get(space, QUICK_SIZES["nb201"]), **QUICK_BUDGET}
+
+
+# The supernet and budget of the ranking benchmark (bench/ranking.py, results/ranking/README.md): a small
+# nb201 supernet, 10 epochs of 135 steps (1,350 single-path passes with ce; the benchmark's equal-compute runs
+# of nsas take --steps-per-epoch 15), scores on the first 1,024 validation images.
+NB201_CPU: dict[str, Any] = dict(space="nb201", dataset="cifar10", channels=8, cells=1, batch_size=64, lr=0.025,
+                                 lr_min=0.001, epochs=10, steps_per_epoch=135, eval_batches=16, select_rounds=5,
+                                 select_samples=40, log_every=50, checkpoint_every=0)
+
+
+def nb201_cpu_preset(space: str, strategy: str) -> dict[str, Any]:
+    """The ranking benchmark's nb201 search (any strategy), sized for a 2-core CPU: about 5 minutes with ce."""
+    if space != "nb201":
+        raise NsasError(f"the nb201-cpu preset is for the nb201 space, not {space!r}")
+    return dict(NB201_CPU)
+
+
+# name -> (space, strategy) -> config values; `--preset NAME` picks one (default quick).
+PRESETS: dict[str, Any] = {"quick": quick_preset, "paper": paper_preset, "nb201-cpu": nb201_cpu_preset}
+DEFAULT_PRESET = "quick"
+
+
+def preset_values(name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Config values of preset ``name`` for the space and strategy named in ``values`` (or the defaults)."""
+    if name not in PRESETS:
+        raise NsasError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name](values.get("space", SearchConfig.space), values.get("strategy", SearchConfig.strategy))
