@@ -23,6 +23,12 @@ for P passes (steps = P / its passes per step); at *equal steps* every method
 trains for the steps NSAS (M = 8, 9 passes a step) gets from P. Each run's
 cosine schedule spans its own steps (10 epochs of steps/10).
 
+``--set KEY=VALUE`` overrides search settings for every method of a run
+or curve (e.g. ``lr=0.1``, ``cells=3``): the benchmark's supernet is
+``SUPERNET`` below plus the overrides. A job whose steps need more batches
+than one pass over the 25,000-image weights half gets more epochs than 10
+(epochs of at most 390 steps).
+
 Each (method, budget, seed) job runs in its own single-threaded process
 (``--jobs`` at a time) and writes ``jobs/<name>.json``; a finished job is not
 run again, so an interrupted benchmark resumes. ``report`` aggregates them
@@ -31,6 +37,7 @@ into ``report.md``/``report.json`` and ``tau.png``.
     python bench/ranking.py run --out results/ranking --budget 1800 --seeds 0 1 2 --jobs 2
     python bench/ranking.py report --out results/ranking
     python bench/ranking.py curve --out results/ranking/curve --methods ce-lr0.1 --budget 5400 --points 0 1 2 4 10
+    python bench/ranking.py run --out results/ranking/holdout-7800 --budget 7800 --methods ce nsas --set lr=0.1
 """
 
 from __future__ import annotations
