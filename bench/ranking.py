@@ -263,12 +263,22 @@ def metrics(scores: dict[str, list[float]], truth: dict[str, float], probe: list
             "p_at_10": precision_at_k(s, t, k), "selected": best, "selected_acc": truth[best]}
 
 
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+
+def op_bias(scores: dict[str, list[float]], probe: list[str]) -> dict[str, float]:
+    """Kendall tau between each op's count in the cell and the score, over the probe (the truth: ``truth``)."""
+    from nsas.correlate import kendall_tau
+    s = np.array([scores[a][0] - 1e-6 * scores[a][1] for a in probe])
+    return {op: kendall_tau(np.array([a.count(op + "~") for a in probe], dtype=float), s) for op in OPS}
+
+
 def report(out: Path, truth: dict[str, float], probe: list[str], candidates: list[str]) -> dict[str, Any]:
     rows = []
     for path in sorted((out / "jobs").glob("*.json")):
         job = json.loads(path.read_text())
         rows.append({**job["job"], "passes": job["passes"], "train_s": job["train_s"], "score_s": job["score_s"],
-                     **metrics(job["scores"], truth, probe, candidates)})
+                     **metrics(job["scores"], truth, probe, candidates), "op_bias": op_bias(job["scores"], probe)})
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["method"], r["budget"]), []).append(r)
@@ -286,6 +296,7 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
             "train_s_mean": float(np.mean([r["train_s"] for r in rs])),
             "score_s_mean": float(np.mean([r["score_s"] for r in rs])),
             "tau_ci": [r["tau_ci"] for r in rs],
+            "op_bias": {op: float(np.mean([r["op_bias"][op] for r in rs])) for op in OPS},
         })
     result = {"probe": len(probe), "candidates": len(candidates), "jobs": rows, "summary": summary}
     (out / "report.json").write_text(json.dumps(result, indent=1))
@@ -298,6 +309,13 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
                      f"{g['tau_mean']:.3f} ± {g['tau_std']:.3f} | {g['spearman_mean']:.3f} | "
                      f"{g['p_at_10_mean']:.2f} | {accs} ({g['selected_acc_mean']:.2f}) | "
                      f"{g['train_s_mean']:.0f} | {g['score_s_mean']:.0f} |")
+    true_bias = op_bias({a: [truth[a], 0.0] for a in probe}, probe)
+    lines += ["", "Op bias: Kendall tau between the number of each op in the cell and the score (mean over seeds); "
+              "the first row is the truth's own.", "",
+              "| method | budget | " + " | ".join(OPS) + " |", "|" + "---|" * (len(OPS) + 2),
+              "| NAS-Bench-201 truth | | " + " | ".join(f"{true_bias[op]:+.2f}" for op in OPS) + " |"]
+    lines += [f"| {g['method']} | equal {g['budget']} | " + " | ".join(f"{g['op_bias'][op]:+.2f}" for op in OPS)
+              + " |" for g in summary]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     _figure(out, summary)
     return result
