@@ -154,7 +154,11 @@ class GDASStrategy:
         try:
             parts = [distributed.shard(batch, c, chunks, dim=1 if batch[0].dim() == 2 else 0) for c in range(chunks)]
             loss = sum(path_loss(supernet, path, part, edge_weights=weights) for part in parts) / chunks
-            loss.backward()
+            if loss.requires_grad:
+                loss.backward()
+            else:  # no chosen op reaches the output (nb201: an all-`none` cell): alpha's gradient is zero
+                for alpha in self.alphas:
+                    alpha.grad = torch.zeros_like(alpha)
         finally:
             for p in supernet.parameters():
                 p.requires_grad_(True)

@@ -143,3 +143,19 @@ def test_function_sampling_needs_a_space_that_lists_its_functions():
         RandomStrategy(get_space("nb201"), sampling="novel")
     with pytest.raises(NsasError, match="option of the random strategy"):
         SearchConfig(strategy="gdas", sampling="functions")
+
+
+def test_arch_step_on_a_sample_that_does_not_reach_the_output_takes_a_zero_gradient_step():
+    # a cell whose chosen ops are all `none` outputs zeros whatever alpha is: nothing to back-propagate
+    # (this raised "element 0 of tensors does not require grad" in a benchmark run)
+    space = get_space("nb201")
+    strategy = GDASStrategy(space, seed=0, weight_decay=0.0)
+    with torch.no_grad():
+        strategy.alphas[0][:, 0] = 100.0  # `none` wins every Gumbel-max draw
+    before = strategy.alphas[0].detach().clone()
+    supernet = tiny_supernet("nb201")
+    out = strategy.arch_step(supernet, tiny_batch("nb201"))
+    assert torch.isfinite(torch.tensor(out["arch_loss"]))
+    assert torch.equal(strategy.alphas[0].grad, torch.zeros_like(before))
+    torch.testing.assert_close(strategy.alphas[0].detach(), before)  # Adam on a zero gradient, no decay: no move
+    assert all(p.requires_grad for p in supernet.parameters())  # the weights are trainable again
