@@ -82,10 +82,8 @@ def assert_same_run(a: Path, b: Path) -> None:
     assert strip(a) == strip(b)
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_resume_after_an_epoch_is_bit_identical(tmp_path, monkeypatch, strategy):
-    cfg = tiny_search_config("nb201", strategy=strategy, epochs=2, steps_per_epoch=3, archive_size=3)
-    search(cfg, tmp_path / "straight", progress=False)
+def _cut_after_an_epoch_and_resume(cfg, tmp_path: Path, monkeypatch) -> None:
+    """Run ``cfg`` into tmp_path/cut, interrupted after epoch 1 (checked), then resume it to the end."""
     _interrupt_after_first_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         search(cfg, tmp_path / "cut", progress=False)
@@ -93,6 +91,13 @@ def test_resume_after_an_epoch_is_bit_identical(tmp_path, monkeypatch, strategy)
     monkeypatch.undo()
     monkeypatch.setattr(nsas.data, "load_dataset", fake_dataset)
     search(cfg, tmp_path / "cut", resume=True, progress=False)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_resume_after_an_epoch_is_bit_identical(tmp_path, monkeypatch, strategy):
+    cfg = tiny_search_config("nb201", strategy=strategy, epochs=2, steps_per_epoch=3, archive_size=3)
+    search(cfg, tmp_path / "straight", progress=False)
+    _cut_after_an_epoch_and_resume(cfg, tmp_path, monkeypatch)
     assert_same_run(tmp_path / "straight", tmp_path / "cut")
 
 
@@ -103,12 +108,7 @@ def test_function_sampling_with_a_shared_batch_costs_one_pass_a_step_and_resumes
     steps = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
     assert [r["passes"] for r in steps if r["kind"] == "step"] == [1, 2, 3, 4, 5, 6]
     assert all(r["archive_loss"] is not None for r in steps if r["kind"] == "step" and r["step"] > 1)
-    _interrupt_after_first_epoch(monkeypatch)
-    with pytest.raises(KeyboardInterrupt):
-        search(cfg, tmp_path / "cut", progress=False)
-    monkeypatch.undo()
-    monkeypatch.setattr(nsas.data, "load_dataset", fake_dataset)
-    search(cfg, tmp_path / "cut", resume=True, progress=False)
+    _cut_after_an_epoch_and_resume(cfg, tmp_path, monkeypatch)
     assert_same_run(tmp_path / "straight", tmp_path / "cut")
 
 
@@ -116,12 +116,7 @@ def test_wpl_resumes_bit_identically_mid_window(tmp_path, monkeypatch):
     # window 2, 3 steps per epoch: the checkpoint after epoch 1 falls inside a window
     cfg = tiny_search_config("nb201", loss="wpl", epochs=2, steps_per_epoch=3, wpl_window=2, wpl_strength=50.0)
     search(cfg, tmp_path / "straight", progress=False)
-    _interrupt_after_first_epoch(monkeypatch)
-    with pytest.raises(KeyboardInterrupt):
-        search(cfg, tmp_path / "cut", progress=False)
-    monkeypatch.undo()
-    monkeypatch.setattr(nsas.data, "load_dataset", fake_dataset)
-    search(cfg, tmp_path / "cut", resume=True, progress=False)
+    _cut_after_an_epoch_and_resume(cfg, tmp_path, monkeypatch)
     assert_same_run(tmp_path / "straight", tmp_path / "cut")
 
 
