@@ -34,10 +34,10 @@ Each (method, budget, seed) job runs in its own single-threaded process
 run again, so an interrupted benchmark resumes. ``report`` aggregates them
 into ``report.md``/``report.json`` and ``tau.png``.
 
-    python bench/ranking.py run --out results/ranking --budget 1800 --seeds 0 1 2 --jobs 2
-    python bench/ranking.py report --out results/ranking
+    python bench/ranking.py run --out results/ranking/holdout-7800 --budget 7800 --seeds 0 1 2 --jobs 2
+    python bench/ranking.py report --out results/ranking/holdout-7800
     python bench/ranking.py curve --out results/ranking/curve --methods ce-lr0.1 --budget 5400 --points 0 1 2 4 10
-    python bench/ranking.py run --out results/ranking/holdout-7800 --budget 7800 --methods ce nsas --set lr=0.1
+    python bench/ranking.py run --out results/ranking/holdout-1350 --budget 1350 --methods ce nsas --set lr=0.025
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "gdas-nsas": dict(strategy="gdas", loss="nsas"),
 }
 # The supernet: `nsas search --preset nb201-cpu` (its size and optimizer; the budget is set per job).
-SUPERNET = dict(space="nb201", channels=8, cells=1, batch_size=64, lr=0.025, lr_min=0.001)
+SUPERNET = dict(space="nb201", channels=8, cells=1, batch_size=64, lr=0.1, lr_min=0.001)
 SCORE_BATCH = 256
 STEPS_PER_EPOCH = 390  # batches of 64 in the 25,000-image weights half
 
@@ -392,10 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--truth", type=Path, default=TRUTH)
     parser.add_argument("--split", choices=("tune", "holdout"), default="holdout")
-    parser.add_argument("--methods", nargs="+", default=["ce", "nsas", "nsas-replay", "nsas-slice"],
+    parser.add_argument("--methods", nargs="+", default=["ce", "ce-functions", "nsas", "nsas-shared"],
                         choices=sorted(METHODS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--budget", type=int, default=1350, help="single-path passes per search")
+    parser.add_argument("--budget", type=int, default=7800, help="single-path passes per search")
     parser.add_argument("--no-equal-steps", action="store_true")
     parser.add_argument("--probe", type=int, default=200)
     parser.add_argument("--candidates", type=int, default=0,

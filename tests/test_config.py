@@ -150,9 +150,12 @@ def test_nb201_cpu_preset_is_the_ranking_benchmarks_search(capsys, monkeypatch):
     spec.loader.exec_module(ranking)
 
     cfg = SearchConfig.preset("nb201-cpu", loss="ce")
-    for key, value in ranking.SUPERNET.items():
+    for key, value in {**ranking.SUPERNET, **ranking.METHODS["ce-functions"]}.items():
         assert getattr(cfg, key) == value, key
-    assert (cfg.epochs, cfg.steps_per_epoch, cfg.dataset) == (10, 135, "cifar10")
-    assert cfg.epochs * cfg.steps_per_epoch == 1350  # the benchmark's budget in ce steps
+    assert (cfg.epochs, cfg.steps_per_epoch, cfg.dataset) == (20, 390, "cifar10")
+    assert cfg.epochs * cfg.steps_per_epoch == 7800  # the benchmark's budget in ce steps
+    assert ranking.job_epochs(7800) == cfg.epochs and 7800 // cfg.epochs == cfg.steps_per_epoch
+    gdas = SearchConfig.preset("nb201-cpu", strategy="gdas", loss="nsas")  # sampling is RandomNAS's option
+    assert (gdas.sampling, gdas.lr, gdas.epochs) == ("uniform", 0.1, 20)
     assert main(["search", "--preset", "nb201-cpu", "--space", "darts", "--print-config"]) == 2
     assert "nb201-cpu preset is for the nb201 space" in capsys.readouterr().err
