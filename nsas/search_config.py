@@ -15,7 +15,7 @@ from nsas.config import build_config, check_device, check_ranges, option
 from nsas.errors import NsasError
 from nsas.objectives import loss_names
 from nsas.spaces import space_names
-from nsas.strategies import strategy_names
+from nsas.strategies import RandomStrategy, strategy_names
 
 
 # Allowed values of the numeric keys (checked before any work starts).
@@ -82,7 +82,7 @@ class SearchConfig:
     sampling: str = option("uniform", "random strategy: uniform over architectures, or functions: uniform over "
                                       "the distinct functions of the supernet (nb201: 7,548), so that simple "
                                       "cells many strings share are not drawn more often",
-                           choices=("uniform", "functions"))
+                           choices=RandomStrategy.SAMPLING)
     tau_max: float = option(10.0, "gdas: initial Gumbel-softmax temperature (annealed linearly)")
     tau_min: float = option(0.1, "gdas: final Gumbel-softmax temperature")
     arch_lr: float = option(3e-4, "gdas: Adam learning rate of the architecture logits")
