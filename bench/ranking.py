@@ -79,6 +79,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "ce-functions": dict(strategy="random", loss="ce", sampling="functions"),
     "nsas-shared-functions": dict(strategy="random", loss="nsas", shared_batch=True, archive_max_age=50,
                                   sampling="functions"),
+    "nsas-slice-functions": dict(strategy="random", loss="nsas", constraint_slices=True, archive_max_age=50,
+                                 sampling="functions"),
     "nsas-shared": dict(strategy="random", loss="nsas", shared_batch=True, archive_max_age=50),
     "nsas-random-shared": dict(strategy="random", loss="nsas-random", shared_batch=True),
     "nsas-replay-shared": dict(strategy="random", loss="nsas-replay", shared_batch=True, archive_max_age=50),
@@ -88,6 +90,7 @@ METHODS: dict[str, dict[str, Any]] = {
 # The supernet: `nsas search --preset nb201-cpu` (its size and optimizer; the budget is set per job).
 SUPERNET = dict(space="nb201", channels=8, cells=1, batch_size=64, lr=0.1, lr_min=0.001)
 SCORE_BATCH = 256
+SCORE_IMAGES = 1024  # the preset's eval_batches x score_batch_size: `nsas rank RUN` gives the same scores
 STEPS_PER_EPOCH = 390  # batches of 64 in the 25,000-image weights half
 
 
@@ -152,20 +155,29 @@ def make_jobs(methods: list[str], seeds: list[int], budget: int, equal_steps: bo
     return jobs
 
 
-def _search(method: str, seed: int, epochs: int, steps_per_epoch: int, run_dir: Path,
-            overrides: dict[str, Any] | None = None) -> tuple[Any, Any]:
-    """A single-threaded search of ``method`` (not yet trained) and its config, with a run directory.
+def job_config(method: str, seed: int, epochs: int, steps_per_epoch: int,
+               overrides: dict[str, Any] | None = None, score_images: int = SCORE_IMAGES) -> Any:
+    """The SearchConfig of one job: ``SUPERNET``, the method, ``overrides`` (``--set KEY=VALUE``), the budget.
 
-    ``overrides`` (``--set KEY=VALUE``) change the supernet or method settings of exploratory runs.
+    Its scoring settings (``eval_batches`` x ``score_batch_size``) are the benchmark's, so ``nsas rank RUN``
+    at its defaults scores a job's run on the same batches as the benchmark.
     """
+    from nsas.search import SearchConfig
+    return SearchConfig(**{**SUPERNET, **METHODS[method], **(overrides or {})}, dataset=DATASET, seed=seed,
+                        epochs=epochs, steps_per_epoch=steps_per_epoch, eval_batches=score_images // SCORE_BATCH,
+                        score_batch_size=SCORE_BATCH, probe_count=1, select_rounds=1, select_samples=1,
+                        checkpoint_every=0, log_every=50, device="cpu")
+
+
+def _search(method: str, seed: int, epochs: int, steps_per_epoch: int, run_dir: Path,
+            overrides: dict[str, Any] | None = None, score_images: int = SCORE_IMAGES) -> tuple[Any, Any]:
+    """A single-threaded search of ``method`` (not yet trained) and its config, with a run directory."""
     import torch
     torch.set_num_threads(1)
     from nsas.config import config_to_dict, write_yaml
     from nsas.rundir import MetricsWriter
-    from nsas.search import Search, SearchConfig
-    cfg = SearchConfig(**{**SUPERNET, **METHODS[method], **(overrides or {})}, dataset=DATASET, seed=seed, epochs=epochs,
-                       steps_per_epoch=steps_per_epoch, eval_batches=1, probe_count=1, select_rounds=1,
-                       select_samples=1, checkpoint_every=0, log_every=50, device="cpu")
+    from nsas.search import Search
+    cfg = job_config(method, seed, epochs, steps_per_epoch, overrides, score_images)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_yaml(run_dir / "config.yaml", config_to_dict(cfg))  # so that `nsas rank RUN` can load the run
     search = Search(cfg, run_dir, progress=False)
@@ -184,13 +196,13 @@ def run_job(job: Job, out: Path, archs: list[str], score_images: int,
     from nsas.search import fixed_batches
     epochs = job_epochs(job.steps)
     cfg, search = _search(job.method, job.seed, epochs, max(1, job.steps // epochs), out / "runs" / job.name,
-                          overrides)
+                          overrides, score_images)
     t0 = time.perf_counter()
     if job.steps:
         search.train()
     train_s = time.perf_counter() - t0
     space = search.space
-    batches = fixed_batches(_val_batches(cfg, SCORE_BATCH), score_images // SCORE_BATCH)
+    batches = fixed_batches(search.data.score, cfg.eval_batches)  # what `nsas rank RUN` scores on
     t0 = time.perf_counter()
     rows = score_archs(search.supernet, [space.parse(a) for a in archs], batches)
     score_s = time.perf_counter() - t0
@@ -219,8 +231,9 @@ def run_curve(method: str, seed: int, budget: int, points: list[int], out: Path,
     from nsas.search import fixed_batches
     name = f"{method}{tag}"
     steps = round(budget / passes_per_step({**METHODS[method], **(overrides or {})}))
-    cfg, search = _search(method, seed, epochs, steps // epochs, out / "runs" / f"curve-{name}-s{seed}", overrides)
-    batches = fixed_batches(_val_batches(cfg, SCORE_BATCH), score_images // SCORE_BATCH)
+    cfg, search = _search(method, seed, epochs, steps // epochs, out / "runs" / f"curve-{name}-s{seed}", overrides,
+                          score_images)
+    batches = fixed_batches(search.data.score, cfg.eval_batches)
     parsed = [search.space.parse(a) for a in archs]
     for epoch in points:
         if epoch:
@@ -231,13 +244,6 @@ def run_curve(method: str, seed: int, budget: int, points: list[int], out: Path,
             f.write(json.dumps({"method": name, "overrides": overrides or {}, "seed": seed, "epoch": epoch, "passes": search.passes,
                                 "steps": search.global_step, "train_s": search.elapsed,
                                 "scores": {r["arch"]: [r["acc"], r["loss"]] for r in rows}}) + "\n")
-
-
-def _val_batches(cfg: Any, batch_size: int) -> Any:
-    """The validation half at the scoring batch size (the same images for every job of a seed)."""
-    import torch
-    from nsas.search import build_search_data
-    return build_search_data(dataclasses.replace(cfg, batch_size=batch_size), torch.device("cpu")).val
 
 
 def _worker(args: tuple[Job, Path, list[str], int, dict[str, Any]]) -> str:
@@ -400,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe", type=int, default=200)
     parser.add_argument("--candidates", type=int, default=0,
                         help="random held-out architectures scored besides the probe for selection")
-    parser.add_argument("--score-images", type=int, default=1024)
+    parser.add_argument("--score-images", type=int, default=SCORE_IMAGES)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
     if not args.truth.is_file():
@@ -413,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         print((args.out / "curve.md").read_text())
         return 0
     overrides = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set)}
+    from nsas.data import load_dataset
+    load_dataset(DATASET, None)  # decode (and cache) once here: the pool's workers may not start decoders
     if args.action == "curve":
         (args.out / "command.txt").write_text("python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]) + "\n")
         for method in args.methods:

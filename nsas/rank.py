@@ -112,8 +112,11 @@ def sample_archs(space: SearchSpace, count: int, seed: int) -> list[Architecture
 
 # ---------------------------------------------------------------- batches
 def default_batch_size(cfg: SearchConfig) -> int:
-    """The batch size scores use: the run's ``eval_batch_size`` for text (DARTS: 10), else its ``batch_size``."""
-    return cfg.eval_batch_size if get_space(cfg.space).kind == "text" else cfg.batch_size
+    """The batch size scores use: the run's ``eval_batch_size`` for text (DARTS: 10), else its
+    ``score_batch_size`` (0: its ``batch_size``)."""
+    if get_space(cfg.space).kind == "text":
+        return cfg.eval_batch_size
+    return cfg.score_batch_size or cfg.batch_size
 
 
 def split_batches(cfg: SearchConfig, data: Any, split: str, *, batch_size: int,
@@ -133,7 +136,7 @@ def split_batches(cfg: SearchConfig, data: Any, split: str, *, batch_size: int,
     if split == "val":
         if batch_size == default_batch_size(cfg):
             return data.score
-        field = "eval_batch_size" if text else "batch_size"
+        field = "eval_batch_size" if text else "score_batch_size"
         return build_search_data(dataclasses.replace(cfg, **{field: batch_size}), torch.device(device)).score
     if split != "test":
         raise NsasError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
@@ -207,7 +210,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batches", metavar="K", type=_count_or_all, default=None,
                         help="score on the first K batches of the split, or 'all' (default: the run's eval_batches)")
     parser.add_argument("--batch-size", dest="batch_size", metavar="B", type=_positive, default=None,
-                        help="batch size (default: the run's; darts-rnn: its eval_batch_size, 10)")
+                        help="batch size (default: the run's score_batch_size, else its batch_size; darts-rnn: its "
+                             "eval_batch_size, 10)")
     parser.add_argument("--bn", choices=BN_MODES, default="batch",
                         help="batch: BatchNorm uses each batch's statistics, as in the search (default); "
                              "recalibrate: per-architecture statistics from training batches")

@@ -567,7 +567,10 @@ def _default_text(key: str, default: Any) -> str:
     """The default a flag's help shows: the dataclass default, or the preset's when a preset sets the key."""
     if any(key in PRESETS[name]("nb201", "random") for name in PRESETS) or any(
             key in preset(space, "random") for preset in (quick_preset, paper_preset) for space in space_names()):
-        return f"default: from --preset; quick on nb201: {quick_preset('nb201', 'random').get(key, default)}"
+        text = f"default: from --preset; quick on nb201: {quick_preset('nb201', 'random').get(key, default)}"
+        if key == "epochs":  # the quick preset keeps its passes: a costlier step gets fewer epochs
+            text += f", with --loss nsas {quick_preset('nb201', 'random', {'loss': 'nsas'})['epochs']}"
+        return text
     return f"default: {default_repr(default)}"
 
 

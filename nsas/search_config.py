@@ -24,7 +24,8 @@ SEARCH_RANGES = {
     "grad_clip": "[0, inf)", "beta": "[0, inf)", "wpl_strength": "[0, inf)", "tau_max": "(0, inf)",
     "tau_min": "(0, inf)", "arch_lr": "(0, inf)", "arch_weight_decay": "[0, inf)", "recalibrate_batches": "[1, inf)",
     "probe_count": "[0, inf)", "probe_every": "[0, inf)", "checkpoint_every": "[0, inf)",
-    "steps_per_epoch": "[1, inf)", "candidates": "[1, inf)", "channels": "[1, inf)", "cells": "[1, inf)",
+    "steps_per_epoch": "[1, inf)", "score_batch_size": "[0, inf)", "candidates": "[1, inf)", "channels": "[1, inf)",
+    "cells": "[1, inf)",
     "hidden": "[1, inf)", "bptt": "[1, inf)",
 }
 
@@ -95,6 +96,8 @@ class SearchConfig:
                                    "rank` (80: 5,120 images at batch 64; text: consecutive windows, each "
                                    "architecture carrying its own state)")
     eval_batch_size: int = option(10, "darts-rnn: columns of the validation text when scoring (DARTS: 10)")
+    score_batch_size: int = option(0, "image spaces: batch size of architecture scores (selection, probes, `nsas "
+                                      "rank`), which also sets their BatchNorm batch statistics (0: batch_size)")
     carry_state: bool = option(False, "darts-rnn: start each training step from the hidden state the previous "
                                       "step ended with, as the RandomNAS and DARTS code do (it was computed by "
                                       "other architectures, so it leaks between them); off: from zeros")
@@ -187,9 +190,31 @@ QUICK_SIZES: dict[str, dict[str, Any]] = {
 }
 QUICK_BUDGET: dict[str, Any] = dict(epochs=5, select_rounds=3, select_samples=10, log_every=10, checkpoint_every=0,
                                     eval_batches=39)  # cifar10-mini: its whole 2,500-image validation half
+# RandomNAS on nb201 (the no-argument search): the configuration that ranked best in the ranking benchmark
+# (results/ranking/README.md) at the quick size: plain cross-entropy, each distinct function drawn equally
+# often, lr 0.1, 40 epochs of single-path passes (another loss gets the same passes: fewer epochs).
+QUICK_NB201_RANDOM: dict[str, Any] = dict(loss="ce", sampling="functions", lr=0.1, epochs=40)
 
 
-def paper_preset(space: str, strategy: str) -> dict[str, Any]:
+def passes_per_step(values: dict[str, Any]) -> float:
+    """Single-path passes one search step of the config ``values`` costs once its archive is full.
+
+    ``values`` are SearchConfig keys (missing ones take the defaults): a plain step is one pass, each NSAS
+    archive member one more (``nsas-replay``: ``replay`` of them), fewer with the NSAS variants that share or
+    slice the batch or add the constraints on every k-th step only, and GDAS's architecture step one more.
+    """
+    get = lambda key: values.get(key, getattr(SearchConfig, key))  # noqa: E731
+    loss, m = get("loss"), get("archive_size")
+    members = {"nsas": m, "nsas-random": m, "nsas-replay": min(get("replay"), m)}.get(loss, 0)
+    if members and get("shared_batch"):
+        members = 0  # the current architecture and the members split one batch: one pass in all
+    elif members and get("constraint_slices"):
+        members = 1  # every member on its own slice of the batch: one pass for all of them
+    members /= get("constraint_every")  # constraints on every k-th step
+    return 1 + members + (1 if get("strategy") == "gdas" else 0)
+
+
+def paper_preset(space: str, strategy: str, chosen: dict[str, Any] | None = None) -> dict[str, Any]:
     """The paper's search settings for ``space`` (and GDAS's longer search on the DARTS spaces)."""
     preset = dict(PAPER_PRESETS.get(space, {}))
     if strategy == "gdas" and space in GDAS_EPOCHS:
@@ -197,32 +222,45 @@ def paper_preset(space: str, strategy: str) -> dict[str, Any]:
     return preset
 
 
-def quick_preset(space: str, strategy: str) -> dict[str, Any]:
+def quick_preset(space: str, strategy: str, chosen: dict[str, Any] | None = None) -> dict[str, Any]:
     """The paper's settings for ``space`` with a small supernet, a few epochs and a short selection.
 
-    A space without paper settings (one registered by a user) gets the nb201 sizes on cifar10-mini.
+    RandomNAS on nb201 gets :data:`QUICK_NB201_RANDOM` (plain ce with function sampling, 40 epochs); a loss
+    among ``chosen`` (the user's keys) that costs more passes a step gets proportionally fewer epochs, so
+    every loss spends about the same compute. A space without paper settings (one registered by a user) gets
+    the nb201 sizes on cifar10-mini.
     """
-    return {**paper_preset(space, strategy), **QUICK_SIZES.get(space, QUICK_SIZES["nb201"]), **QUICK_BUDGET}
+    preset = {**paper_preset(space, strategy), **QUICK_SIZES.get(space, QUICK_SIZES["nb201"]), **QUICK_BUDGET}
+    if space == "nb201" and strategy == "random":
+        preset.update(QUICK_NB201_RANDOM)
+        preset["epochs"] = max(1, round(preset["epochs"] / passes_per_step({**preset, **(chosen or {})})))
+    return preset
 
 
 # The supernet and budget of the ranking benchmark (bench/ranking.py, results/ranking/README.md): a small
 # nb201 supernet, lr 0.1, 20 epochs of 390 steps (7,800 single-path passes with ce: one pass over the
-# 25,000-image weights half per epoch; the equal-compute nsas runs: --epochs 10 --steps-per-epoch 86),
-# scores on the first 1,024 validation images. RandomNAS draws uniformly over the supernet's distinct
-# functions (sampling: functions), the configuration that ranked best in the benchmark.
+# 25,000-image weights half per epoch), scores on the first 1,024 validation images at batch 256.
+# RandomNAS draws uniformly over the supernet's distinct functions (sampling: functions), the configuration
+# that ranked best in the benchmark. A loss or strategy that costs more passes a step gets fewer steps per
+# epoch (the benchmark's equal compute; nsas with M = 8: 43).
 NB201_CPU: dict[str, Any] = dict(space="nb201", dataset="cifar10", channels=8, cells=1, batch_size=64, lr=0.1,
-                                 lr_min=0.001, epochs=20, steps_per_epoch=390, eval_batches=16, select_rounds=5,
-                                 select_samples=40, log_every=50, checkpoint_every=0)
+                                 lr_min=0.001, epochs=20, steps_per_epoch=390, eval_batches=4, score_batch_size=256,
+                                 select_rounds=5, select_samples=40, log_every=50, checkpoint_every=0)
+NB201_CPU_RANDOM: dict[str, Any] = dict(loss="ce", sampling="functions")
 
 
-def nb201_cpu_preset(space: str, strategy: str) -> dict[str, Any]:
-    """The ranking benchmark's nb201 search (any strategy), sized for a 2-core CPU: about 13 minutes with ce.
+def nb201_cpu_preset(space: str, strategy: str, chosen: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ranking benchmark's nb201 search (any strategy), sized for a 2-core CPU: 7,800 passes.
 
-    RandomNAS gets ``sampling="functions"`` (the benchmark's best configuration); GDAS samples from alpha.
+    RandomNAS gets plain ce with ``sampling="functions"`` (the benchmark's best configuration), about 13
+    minutes of one core; GDAS samples from alpha. Other losses and GDAS keep the passes (fewer steps).
     """
     if space != "nb201":
         raise NsasError(f"the nb201-cpu preset is for the nb201 space, not {space!r}")
-    return {**NB201_CPU, **({"sampling": "functions"} if strategy == "random" else {})}
+    preset = {**NB201_CPU, **(NB201_CPU_RANDOM if strategy == "random" else {})}
+    passes = passes_per_step({**preset, "strategy": strategy, **(chosen or {})})
+    preset["steps_per_epoch"] = max(1, round(preset["steps_per_epoch"] / passes))
+    return preset
 
 
 # name -> (space, strategy) -> config values; `--preset NAME` picks one (default quick).
@@ -234,4 +272,4 @@ def preset_values(name: str, values: dict[str, Any]) -> dict[str, Any]:
     """Config values of preset ``name`` for the space and strategy named in ``values`` (or the defaults)."""
     if name not in PRESETS:
         raise NsasError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name](values.get("space", SearchConfig.space), values.get("strategy", SearchConfig.strategy))
+    return PRESETS[name](values.get("space", SearchConfig.space), values.get("strategy", SearchConfig.strategy), values)

@@ -80,7 +80,11 @@ def build_search_data(cfg: SearchConfig, device: torch.device, dataset: Any = No
                                    shuffle=True, seed=cfg.seed, **common)
     val = nsas_data.ImageBatches(dataset.train_x[v_idx], dataset.train_y[v_idx], augment=False,
                                  shuffle=True, seed=cfg.seed + 1, **common)
-    return SearchData(train, val, dataset.num_classes)
+    score = None  # scores take the validation half's batches, or the same images at score_batch_size
+    if cfg.score_batch_size and cfg.score_batch_size != cfg.batch_size:
+        score = nsas_data.ImageBatches(dataset.train_x[v_idx], dataset.train_y[v_idx], augment=False, shuffle=True,
+                                       seed=cfg.seed + 1, **{**common, "batch_size": cfg.score_batch_size})
+    return SearchData(train, val, dataset.num_classes, score)
 
 
 def build_supernet(cfg: SearchConfig, num_classes: int | None) -> nn.Module:

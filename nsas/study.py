@@ -53,6 +53,7 @@ from nsas.correlate import kendall_tau, spearman_rho
 from nsas.errors import NsasError
 from nsas.objectives import loss_names
 from nsas.rundir import write_json, write_text_atomic
+from nsas.search_config import passes_per_step as config_passes
 from nsas.spaces import get_space, space_names
 from nsas.strategies import strategy_names
 from nsas.truth import read_truth, stratified_sample
@@ -132,19 +133,9 @@ def parse_method(text: str) -> tuple[str, str]:
 
 
 def passes_per_step(method: str, search: dict[str, Any]) -> float:
-    """Single-path passes one step of ``method`` costs once its archive is full."""
-    from nsas.search import SearchConfig
-
+    """Single-path passes one step of ``method`` costs once its archive is full (the search keys ``search``)."""
     strategy, loss = parse_method(method)
-    m = search.get("archive_size", SearchConfig.archive_size)
-    r = search.get("replay", SearchConfig.replay)
-    members = {"nsas": m, "nsas-random": m, "nsas-replay": min(r, m)}.get(loss, 0)
-    if members and search.get("shared_batch", SearchConfig.shared_batch):
-        members = 0  # the current architecture and the members split one batch: one pass in all
-    elif members and search.get("constraint_slices", SearchConfig.constraint_slices):
-        members = 1  # every member on its own slice of the batch: one pass for all of them
-    members /= search.get("constraint_every", SearchConfig.constraint_every)  # constraints on every k-th step
-    return 1 + members + (1 if strategy == "gdas" else 0)
+    return config_passes({**search, "strategy": strategy, "loss": loss})
 
 
 @dataclass(frozen=True)

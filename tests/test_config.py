@@ -14,6 +14,7 @@ from nsas import train as train_mod
 from nsas.cli import build_parser, main
 from nsas.config import build_config, config_to_dict, flag_name, read_yaml
 from nsas.search import PRESETS, SearchConfig, resolve
+from nsas.search_config import passes_per_step
 from nsas.study import StudyConfig
 from nsas.train import TrainConfig
 
@@ -96,9 +97,9 @@ def _resolved(*argv: str) -> SearchConfig:
 
 def test_presets_are_explicit():
     quick = _resolved()
-    assert (quick.dataset, quick.epochs, quick.channels) == ("cifar10-mini", 5, 8)
+    assert (quick.dataset, quick.epochs, quick.channels) == ("cifar10-mini", 40, 8)
     # choosing a data set or a space keeps the quick preset (it used to switch to the paper's 50 epochs)
-    assert _resolved("--dataset", "cifar10").epochs == 5
+    assert _resolved("--dataset", "cifar10").epochs == 40
     assert _resolved("--space", "darts").epochs == 5
     paper = _resolved("--preset", "paper", "--space", "darts")
     assert (paper.dataset, paper.epochs, paper.channels, paper.cells) == ("cifar10", 50, 16, 8)
@@ -109,9 +110,36 @@ def test_presets_are_explicit():
     assert set(PRESETS) >= {"quick", "paper"}
 
 
+def test_quick_nb201_preset_is_the_benchmarks_best_and_other_losses_get_its_compute():
+    quick = _resolved()
+    assert (quick.space, quick.strategy, quick.loss, quick.sampling, quick.lr) == ("nb201", "random", "ce",
+                                                                                  "functions", 0.1)
+    assert passes_per_step(config_to_dict(quick)) == 1
+    # a loss of 9 passes a step (nsas, M = 8) gets 40 / 9 epochs; the settings the user gives count
+    nsas = _resolved("--loss", "nsas")
+    assert (nsas.epochs, nsas.sampling, passes_per_step(config_to_dict(nsas))) == (4, "functions", 9)
+    assert _resolved("--loss", "nsas", "--archive-size", "3").epochs == 10
+    assert _resolved("--loss", "nsas", "--shared-batch").epochs == 40  # one pass a step
+    assert _resolved("--loss", "nsas", "--epochs", "7").epochs == 7  # flags still win
+    gdas = _resolved("--strategy", "gdas")  # GDAS keeps the paper's loss and the short budget
+    assert (gdas.loss, gdas.sampling, gdas.epochs, gdas.lr) == ("nsas", "uniform", 5, 0.025)
+    assert (_resolved("--space", "darts").loss, _resolved("--space", "darts-rnn").loss) == ("nsas", "nsas")
+
+
+def test_nb201_cpu_preset_keeps_its_passes_whatever_the_loss():
+    budget = 20 * 390
+    for argv, loss in ((), "ce"), (("--loss", "nsas"), "nsas"), (("--strategy", "gdas"), "nsas"):
+        cfg = _resolved("--preset", "nb201-cpu", *argv)
+        passes = cfg.epochs * cfg.steps_per_epoch * passes_per_step(config_to_dict(cfg))
+        assert cfg.loss == loss and abs(passes - budget) <= 20 * passes_per_step(config_to_dict(cfg)) / 2, argv
+        assert (cfg.eval_batches, cfg.score_batch_size) == (4, 256)  # the benchmark's 1,024 images at batch 256
+
+
 def test_yaml_config_keeps_the_preset_it_is_layered_on(tmp_path):
     (tmp_path / "c.yaml").write_text("space: nb201\nbeta: 0.5\n")
-    assert _resolved("--config", str(tmp_path / "c.yaml")).epochs == 5
+    assert _resolved("--config", str(tmp_path / "c.yaml")).epochs == 40
+    (tmp_path / "c.yaml").write_text("space: nb201\nloss: nsas\n")  # the file's loss sets the quick epochs
+    assert _resolved("--config", str(tmp_path / "c.yaml")).epochs == 4
     assert _resolved("--config", str(tmp_path / "c.yaml"), "--preset", "paper").epochs == 50
 
 
@@ -155,6 +183,12 @@ def test_nb201_cpu_preset_is_the_ranking_benchmarks_search(capsys, monkeypatch):
     assert (cfg.epochs, cfg.steps_per_epoch, cfg.dataset) == (20, 390, "cifar10")
     assert cfg.epochs * cfg.steps_per_epoch == 7800  # the benchmark's budget in ce steps
     assert ranking.job_epochs(7800) == cfg.epochs and 7800 // cfg.epochs == cfg.steps_per_epoch
+    assert (cfg.score_batch_size, cfg.eval_batches * cfg.score_batch_size) == (ranking.SCORE_BATCH, ranking.SCORE_IMAGES)
+    # a benchmark job is the preset's search, so `nsas rank RUN` at its defaults scores as the benchmark does
+    job = dataclasses.asdict(ranking.job_config("ce-functions", 0, 20, 390))
+    run_control = {"dataset", "device", "probe_count", "select_rounds", "select_samples", "log_every"}
+    assert {k: v for k, v in dataclasses.asdict(cfg).items() if k not in run_control} == \
+        {k: v for k, v in job.items() if k not in run_control}
     gdas = SearchConfig.preset("nb201-cpu", strategy="gdas", loss="nsas")  # sampling is RandomNAS's option
     assert (gdas.sampling, gdas.lr, gdas.epochs) == ("uniform", 0.1, 20)
     assert main(["search", "--preset", "nb201-cpu", "--space", "darts", "--print-config"]) == 2

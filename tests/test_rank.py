@@ -290,3 +290,27 @@ def test_text_defaults_to_the_runs_eval_batch_size_and_refuses_one_column(monkey
     assert split_batches(cfg, data, "test", batch_size=3, device="cpu").data.size(1) == 3
     with pytest.raises(NsasError, match="at least 2 columns"):
         split_batches(cfg, data, "test", batch_size=1, device="cpu")
+
+
+def test_score_batch_size_scores_the_same_images_in_larger_batches(capsys, tmp_path):
+    """score_batch_size (the nb201-cpu preset: 256) re-batches the validation half for every score."""
+    cfg = SearchConfig(space="nb201", dataset="cifar10-mini", epochs=1, steps_per_epoch=2, batch_size=16,
+                       score_batch_size=32, channels=4, cells=1, eval_batches=1, select_rounds=1, select_samples=2,
+                       checkpoint_every=0, device="cpu")
+    data = build_search_data(cfg, torch.device("cpu"))
+    (sx, sy), = fixed_batches(data.score, 1)
+    (vx1, vy1), (vx2, vy2) = fixed_batches(data.val, 2)
+    assert sx.shape[0] == 32 and vx1.shape[0] == 16
+    assert torch.equal(sx, torch.cat([vx1, vx2])) and torch.equal(sy, torch.cat([vy1, vy2]))  # same images
+    run = tmp_path / "run"
+    search(cfg, run, progress=False)
+    assert default_batch_size(load_search_run(run, "cpu")[0]) == 32
+    archs = tmp_path / "a.txt"
+    archs.write_text(f"{A}\n{B}\n")
+    assert rank(capsys, run, "--archs", str(archs), "--out", str(tmp_path / "d.csv"))[0] == 0
+    assert rank(capsys, run, "--archs", str(archs), "--batch-size", "32", "--out", str(tmp_path / "b32.csv"))[0] == 0
+    assert rank(capsys, run, "--archs", str(archs), "--batch-size", "16", "--batches", "2",
+                "--out", str(tmp_path / "b16.csv"))[0] == 0
+    default, b32, b16 = (read_scores(tmp_path / f"{n}.csv")[1] for n in ("d", "b32", "b16"))
+    assert default == b32  # the run's own score batches by default
+    assert [r["loss"] for r in default] != [r["loss"] for r in b16]  # batch statistics differ at batch 16
