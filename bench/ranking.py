@@ -31,7 +31,8 @@ than one pass over the 25,000-image weights half gets more epochs than 10
 
 Each (method, budget, seed) job runs in its own single-threaded process
 (``--jobs`` at a time) and writes ``jobs/<name>.json``; a finished job is not
-run again, so an interrupted benchmark resumes. ``report`` aggregates them
+run again, so an interrupted benchmark resumes; ``command.txt`` collects
+every invocation that wrote to ``--out``. ``report`` aggregates them
 into ``report.md``/``report.json`` and ``tau.png``.
 
     python bench/ranking.py run --out results/ranking/holdout-7800 --budget 7800 --seeds 0 1 2 --jobs 2
@@ -281,18 +282,23 @@ def op_bias(scores: dict[str, list[float]], probe: list[str]) -> dict[str, float
 
 
 def report(out: Path, truth: dict[str, float], probe: list[str], candidates: list[str]) -> dict[str, Any]:
-    rows = []
+    rows, scores = [], {}
     for path in sorted((out / "jobs").glob("*.json")):
         job = json.loads(path.read_text())
         rows.append({**job["job"], "passes": job["passes"], "train_s": job["train_s"], "score_s": job["score_s"],
                      **metrics(job["scores"], truth, probe, candidates), "op_bias": op_bias(job["scores"], probe)})
+        scores[path.stem] = job["scores"]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["method"], r["budget"]), []).append(r)
     summary = []
     for (method, budget), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         taus = [r["tau"] for r in rs]
+        # the seeds' supernets as one ensemble: each cell's accuracy and loss averaged over the seeds
+        runs = [scores[Job(r["method"], r["budget"], r["seed"], r["steps"]).name] for r in rs]
+        mean_scores = {a: np.mean([run[a] for run in runs], axis=0).tolist() for a in probe + candidates}
         summary.append({
+            "tau_seed_ensemble": metrics(mean_scores, truth, probe, candidates)["tau"] if len(rs) > 1 else None,
             "method": method, "budget": budget, "seeds": [r["seed"] for r in rs], "steps": rs[0]["steps"],
             "passes": float(np.mean([r["passes"] for r in rs])), "tau": taus,
             "tau_mean": float(np.mean(taus)), "tau_std": float(np.std(taus, ddof=1)) if len(taus) > 1 else 0.0,
@@ -309,12 +315,15 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
     result = {"probe": len(probe), "candidates": len(candidates), "jobs": rows, "summary": summary}
     (out / "report.json").write_text(json.dumps(result, indent=1))
     lines = ["| method | budget | steps | passes | Kendall tau per seed [95% CI] | tau mean ± std | tau by loss (mean) | "
-             "Spearman | P@10% | selected true acc per seed (mean) | train s | score s |", "|" + "---|" * 12]
+             "tau of the seeds' mean score | Spearman | P@10% | selected true acc per seed (mean) | train s | score s |",
+             "|" + "---|" * 13]
     for g in summary:
         per_seed = ", ".join(f"{t:.3f} [{lo:.2f}, {hi:.2f}]" for t, (lo, hi) in zip(g["tau"], g["tau_ci"]))
         accs = ", ".join(f"{a:.2f}" for a in g["selected_acc"])
         lines.append(f"| {g['method']} | equal {g['budget']} | {g['steps']} | {g['passes']:.0f} | {per_seed} | "
-                     f"{g['tau_mean']:.3f} ± {g['tau_std']:.3f} | {g['tau_loss_mean']:.3f} | {g['spearman_mean']:.3f} | "
+                     f"{g['tau_mean']:.3f} ± {g['tau_std']:.3f} | {g['tau_loss_mean']:.3f} | "
+                     f"{'' if g['tau_seed_ensemble'] is None else format(g['tau_seed_ensemble'], '.3f')} | "
+                     f"{g['spearman_mean']:.3f} | "
                      f"{g['p_at_10_mean']:.2f} | {accs} ({g['selected_acc_mean']:.2f}) | "
                      f"{g['train_s_mean']:.0f} | {g['score_s_mean']:.0f} |")
     true_bias = op_bias({a: [truth[a], 0.0] for a in probe}, probe)
@@ -325,7 +334,9 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
     lines += [f"| {g['method']} | equal {g['budget']} | " + " | ".join(f"{g['op_bias'][op]:+.2f}" for op in OPS)
               + " |" for g in summary]
     lines += ["", "Kendall tau is of the accuracy score (ties broken by loss), as selection and probes rank; "
-              "'tau by loss' ranks by the validation loss alone (lower is better), a secondary view.", ""]
+              "'tau by loss' ranks by the validation loss alone (lower is better), a secondary view; 'tau of the "
+              "seeds' mean score' ranks by each cell's accuracy averaged over the seeds' supernets (an ensemble "
+              "of all the seeds: that many times the compute).", ""]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     _figure(out, summary)
     return result
@@ -386,6 +397,12 @@ def curve_report(out: Path, truth: dict[str, float], probe: list[str], candidate
 
 
 # ---------------------------------------------------------------- CLI
+def record_command(out: Path, argv: list[str] | None) -> None:
+    """Append this invocation to ``out/command.txt`` (the history of the runs that filled ``out``)."""
+    with open(out / "command.txt", "a") as f:
+        f.write("python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=("run", "report", "curve", "curve-report"))
@@ -422,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     from nsas.data import load_dataset
     load_dataset(DATASET, None)  # decode (and cache) once here: the pool's workers may not start decoders
     if args.action == "curve":
-        (args.out / "command.txt").write_text("python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]) + "\n")
+        record_command(args.out, argv)
         for method in args.methods:
             for seed in args.seeds:
                 run_curve(method, seed, args.budget, args.points, args.out, probe + candidates, args.score_images,
@@ -431,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.action == "run":
         (args.out / "jobs").mkdir(exist_ok=True)
-        (args.out / "command.txt").write_text("python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]) + "\n")
+        record_command(args.out, argv)
         jobs = [j for j in make_jobs(args.methods, args.seeds, args.budget, not args.no_equal_steps, overrides)
                 if not (args.out / "jobs" / f"{j.name}.json").exists()]
         print(f"{len(jobs)} jobs: " + ", ".join(f"{j.name} ({j.steps} steps)" for j in jobs), flush=True)

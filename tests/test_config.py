@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny import bench_module
 
 from nsas import study as study_mod
 from nsas import train as train_mod
@@ -169,13 +170,7 @@ def test_committed_study_configs_fit_the_code(path):
 
 
 def test_nb201_cpu_preset_is_the_ranking_benchmarks_search(capsys, monkeypatch):
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location("ranking", Path(__file__).resolve().parents[1] / "bench/ranking.py")
-    ranking = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "ranking", ranking)  # its dataclasses look their module up
-    spec.loader.exec_module(ranking)
+    ranking = bench_module("ranking", monkeypatch)
 
     cfg = SearchConfig.preset("nb201-cpu", loss="ce")
     for key, value in {**ranking.SUPERNET, **ranking.METHODS["ce-functions"]}.items():

@@ -60,3 +60,16 @@ def tiny_search_config(space: str = "nb201", **overrides):
                   log_every=1, checkpoint_every=0)
     values.update(overrides)
     return SearchConfig(**values)
+
+
+def bench_module(name: str, monkeypatch):
+    """``bench/<name>.py`` imported as module ``name`` (registered for the test: its dataclasses look it up)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,41 @@
+"""bench/ranking.py's report on hand-made jobs: per-seed metrics and the seeds' ensemble."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+from tiny import bench_module
+
+from nsas.correlate import kendall_tau
+from nsas.spaces import get_space
+
+
+def test_report_gives_each_seed_and_the_tau_of_the_seeds_mean_score(tmp_path, monkeypatch):
+    ranking = bench_module("ranking", monkeypatch)
+    space, rng = get_space("nb201"), random.Random(0)
+    archs = sorted({str(space.sample(rng)) for _ in range(60)})[:30]
+    truth = {a: 85.0 + i / 3 for i, a in enumerate(archs)}
+    probe, candidates = archs[:24], archs[24:]
+    (tmp_path / "jobs").mkdir()
+    noisy = []
+    for seed in (0, 1):
+        scores = {a: [truth[a] + rng.gauss(0, 4), 1.0 + rng.random()] for a in archs}
+        noisy.append(scores)
+        job = ranking.Job("ce", "compute", seed, 100)
+        (tmp_path / "jobs" / f"{job.name}.json").write_text(json.dumps(
+            {"job": vars(job), "passes": 100, "train_s": 1.0, "score_s": 1.0, "scores": scores}))
+    result = ranking.report(tmp_path, truth, probe, candidates)
+    (group,) = result["summary"]
+    t = np.array([truth[a] for a in probe])
+    for seed, scores in enumerate(noisy):
+        s = np.array([scores[a][0] - 1e-6 * scores[a][1] for a in probe])
+        assert group["tau"][seed] == kendall_tau(s, t)
+    mean = {a: np.mean([noisy[0][a], noisy[1][a]], axis=0) for a in archs}
+    expected = kendall_tau(np.array([mean[a][0] - 1e-6 * mean[a][1] for a in probe]), t)
+    assert group["tau_seed_ensemble"] == expected and expected not in group["tau"]
+    assert group["selected_acc"] == [truth[max(archs, key=lambda a: (s[a][0], -s[a][1]))] for s in noisy]
+    report = (tmp_path / "report.md").read_text()
+    assert f"{expected:.3f}" in report and "tau of the seeds' mean score" in report
+    assert (tmp_path / "tau.png").stat().st_size > 0
