@@ -347,7 +347,8 @@ def _figure(out: Path, summary: list[dict[str, Any]]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    labels = [f"{g['method']}\n({g['budget']})" for g in summary]
+    # long method names on two lines, so that neighbouring labels do not overlap
+    labels = [g["method"].replace("-functions", "\n-functions") + f"\n({g['budget']})" for g in summary]
     for i, g in enumerate(summary):
         color = {"compute": "C0", "steps": "C1"}.get(g["budget"], "C7")
         ax.scatter([i] * len(g["tau"]), g["tau"], color=color, s=18)
