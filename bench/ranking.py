@@ -194,7 +194,6 @@ def job_epochs(steps: int) -> int:
 def run_job(job: Job, out: Path, archs: list[str], score_images: int,
             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     from nsas.rank import score_archs
-    from nsas.search import fixed_batches
     epochs = job_epochs(job.steps)
     cfg, search = _search(job.method, job.seed, epochs, max(1, job.steps // epochs), out / "runs" / job.name,
                           overrides, score_images)
@@ -203,7 +202,7 @@ def run_job(job: Job, out: Path, archs: list[str], score_images: int,
         search.train()
     train_s = time.perf_counter() - t0
     space = search.space
-    batches = fixed_batches(search.data.score, cfg.eval_batches)  # what `nsas rank RUN` scores on
+    batches = search.eval_set  # the run's scoring batches: what `nsas rank RUN` scores on
     t0 = time.perf_counter()
     rows = score_archs(search.supernet, [space.parse(a) for a in archs], batches)
     score_s = time.perf_counter() - t0
@@ -229,12 +228,11 @@ def run_curve(method: str, seed: int, budget: int, points: list[int], out: Path,
     appended to ``curve-<method>-s<seed>.jsonl`` as soon as it is scored.
     """
     from nsas.rank import score_archs
-    from nsas.search import fixed_batches
     name = f"{method}{tag}"
     steps = round(budget / passes_per_step({**METHODS[method], **(overrides or {})}))
     cfg, search = _search(method, seed, epochs, steps // epochs, out / "runs" / f"curve-{name}-s{seed}", overrides,
                           score_images)
-    batches = fixed_batches(search.data.score, cfg.eval_batches)
+    batches = search.eval_set
     parsed = [search.space.parse(a) for a in archs]
     for epoch in points:
         if epoch:
