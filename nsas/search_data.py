@@ -78,13 +78,14 @@ def build_search_data(cfg: SearchConfig, device: torch.device, dataset: Any = No
     common = dict(batch_size=cfg.batch_size, mean=dataset.mean, std=dataset.std, device=device)
     train = nsas_data.ImageBatches(dataset.train_x[w_idx], dataset.train_y[w_idx], augment=cfg.augment,
                                    shuffle=True, seed=cfg.seed, **common)
-    val = nsas_data.ImageBatches(dataset.train_x[v_idx], dataset.train_y[v_idx], augment=False,
-                                 shuffle=True, seed=cfg.seed + 1, **common)
-    score = None  # scores take the validation half's batches, or the same images at score_batch_size
-    if cfg.score_batch_size and cfg.score_batch_size != cfg.batch_size:
-        score = nsas_data.ImageBatches(dataset.train_x[v_idx], dataset.train_y[v_idx], augment=False, shuffle=True,
-                                       seed=cfg.seed + 1, **{**common, "batch_size": cfg.score_batch_size})
-    return SearchData(train, val, dataset.num_classes, score)
+
+    def validation(batch_size: int) -> nsas_data.ImageBatches:  # the same images in the same order at any size
+        return nsas_data.ImageBatches(dataset.train_x[v_idx], dataset.train_y[v_idx], augment=False, shuffle=True,
+                                      seed=cfg.seed + 1, **{**common, "batch_size": batch_size})
+
+    # scores take the validation half's batches, or the same images at score_batch_size
+    score = validation(cfg.score_batch_size) if cfg.score_batch_size not in (0, cfg.batch_size) else None
+    return SearchData(train, validation(cfg.batch_size), dataset.num_classes, score)
 
 
 def build_supernet(cfg: SearchConfig, num_classes: int | None) -> nn.Module:
