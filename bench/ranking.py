@@ -97,9 +97,9 @@ STEPS_PER_EPOCH = 390  # batches of 64 in the 25,000-image weights half
 
 def passes_per_step(cfg: dict[str, Any]) -> float:
     """Average whole-batch passes one step of a method costs (after the archive fills)."""
-    from nsas.study import passes_per_step as study_passes
+    from nsas.search_config import passes_per_step as config_passes
 
-    return study_passes(f"{cfg['strategy']}:{cfg['loss']}", cfg)
+    return config_passes(cfg)
 
 
 # ---------------------------------------------------------------- truth and probe
@@ -280,21 +280,21 @@ def op_bias(scores: dict[str, list[float]], probe: list[str]) -> dict[str, float
 
 
 def report(out: Path, truth: dict[str, float], probe: list[str], candidates: list[str]) -> dict[str, Any]:
-    rows, scores = [], {}
+    rows = []
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    runs: dict[tuple[str, str], list[dict[str, list[float]]]] = {}  # each group's seeds' scores
     for path in sorted((out / "jobs").glob("*.json")):
         job = json.loads(path.read_text())
         rows.append({**job["job"], "passes": job["passes"], "train_s": job["train_s"], "score_s": job["score_s"],
                      **metrics(job["scores"], truth, probe, candidates), "op_bias": op_bias(job["scores"], probe)})
-        scores[path.stem] = job["scores"]
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["method"], r["budget"]), []).append(r)
+        groups.setdefault((rows[-1]["method"], rows[-1]["budget"]), []).append(rows[-1])
+        runs.setdefault((rows[-1]["method"], rows[-1]["budget"]), []).append(job["scores"])
     summary = []
     for (method, budget), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         taus = [r["tau"] for r in rs]
         # the seeds' supernets as one ensemble: each cell's accuracy and loss averaged over the seeds
-        runs = [scores[Job(r["method"], r["budget"], r["seed"], r["steps"]).name] for r in rs]
-        mean_scores = {a: np.mean([run[a] for run in runs], axis=0).tolist() for a in probe + candidates}
+        seeds = runs[method, budget]
+        mean_scores = {a: np.mean([run[a] for run in seeds], axis=0).tolist() for a in probe + candidates}
         summary.append({
             "tau_seed_ensemble": metrics(mean_scores, truth, probe, candidates)["tau"] if len(rs) > 1 else None,
             "method": method, "budget": budget, "seeds": [r["seed"] for r in rs], "steps": rs[0]["steps"],
@@ -435,8 +435,6 @@ def main(argv: list[str] | None = None) -> int:
         print((args.out / "curve.md").read_text())
         return 0
     overrides = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set)}
-    from nsas.data import load_dataset
-    load_dataset(DATASET, None)  # decode (and cache) once here: the pool's workers may not start decoders
     if args.action == "curve":
         record_command(args.out, argv)
         for method in args.methods:
@@ -452,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
                 if not (args.out / "jobs" / f"{j.name}.json").exists()]
         print(f"{len(jobs)} jobs: " + ", ".join(f"{j.name} ({j.steps} steps)" for j in jobs), flush=True)
         os.environ.setdefault("OMP_NUM_THREADS", "1")
+        from nsas.data import load_dataset
+        load_dataset(DATASET, None)  # decode (and cache) once here: the pool's daemonic workers cannot start decoders
         work = [(j, args.out, probe + candidates, args.score_images, overrides) for j in jobs]
         started = time.time()
         with mp.get_context("spawn").Pool(args.jobs) as pool:
