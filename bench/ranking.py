@@ -82,6 +82,8 @@ METHODS: dict[str, dict[str, Any]] = {
                                   sampling="functions"),
     "nsas-slice-functions": dict(strategy="random", loss="nsas", constraint_slices=True, archive_max_age=50,
                                  sampling="functions"),
+    "nsas-every8-functions": dict(strategy="random", loss="nsas", constraint_every=8, archive_max_age=50,
+                                  sampling="functions"),
     "nsas-shared": dict(strategy="random", loss="nsas", shared_batch=True, archive_max_age=50),
     "nsas-random-shared": dict(strategy="random", loss="nsas-random", shared_batch=True),
     "nsas-replay-shared": dict(strategy="random", loss="nsas-replay", shared_batch=True, archive_max_age=50),
@@ -257,15 +259,17 @@ def _worker(args: tuple[Job, Path, list[str], int, dict[str, Any]]) -> str:
 # ---------------------------------------------------------------- report
 def metrics(scores: dict[str, list[float]], truth: dict[str, float], probe: list[str],
             candidates: list[str]) -> dict[str, Any]:
-    from nsas.correlate import bootstrap_ci, kendall_tau, precision_at_k, spearman_rho
+    from nsas.correlate import bootstrap_ci, kendall_tau, live_parameters, precision_at_k, spearman_rho, within_groups_tau
     s = np.array([scores[a][0] - 1e-6 * scores[a][1] for a in probe])  # accuracy, ties broken by loss
     t = np.array([truth[a] for a in probe])
+    within = within_groups_tau(s, t, live_parameters(probe, "nb201"))  # among cells of the same size
     k = max(1, len(probe) // 10)
     ci = bootstrap_ci(kendall_tau, s, t, resamples=500)
     pool = probe + candidates
     best = max(pool, key=lambda a: (scores[a][0], -scores[a][1]))
     by_loss = kendall_tau(np.array([-scores[a][1] for a in probe]), t)  # secondary: rank by loss alone
-    return {"tau": kendall_tau(s, t), "tau_ci": [ci.low, ci.high], "tau_loss": by_loss, "spearman": spearman_rho(s, t),
+    return {"tau": kendall_tau(s, t), "tau_ci": [ci.low, ci.high], "tau_loss": by_loss, "tau_within_size": within,
+            "spearman": spearman_rho(s, t),
             "p_at_10": precision_at_k(s, t, k), "selected": best, "selected_acc": truth[best]}
 
 
@@ -301,6 +305,7 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
             "passes": float(np.mean([r["passes"] for r in rs])), "tau": taus,
             "tau_mean": float(np.mean(taus)), "tau_std": float(np.std(taus, ddof=1)) if len(taus) > 1 else 0.0,
             "tau_loss_mean": float(np.mean([r["tau_loss"] for r in rs])),
+            "tau_within_size_mean": float(np.mean([r["tau_within_size"] for r in rs])),
             "spearman_mean": float(np.mean([r["spearman"] for r in rs])),
             "p_at_10_mean": float(np.mean([r["p_at_10"] for r in rs])),
             "selected_acc": [r["selected_acc"] for r in rs],
@@ -310,18 +315,27 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
             "tau_ci": [r["tau_ci"] for r in rs],
             "op_bias": {op: float(np.mean([r["op_bias"][op] for r in rs])) for op in OPS},
         })
-    result = {"probe": len(probe), "candidates": len(candidates), "jobs": rows, "summary": summary}
+    # The training-free baseline: each cell's live parameter count as its score (selection: the largest).
+    from nsas.correlate import live_parameters
+    pool = probe + candidates
+    size = metrics(dict(zip(pool, ([p, 0.0] for p in live_parameters(pool, "nb201")))), truth, probe, candidates)
+    result = {"probe": len(probe), "candidates": len(candidates), "jobs": rows, "summary": summary,
+              "live_parameters": size}
     (out / "report.json").write_text(json.dumps(result, indent=1))
     lines = ["| method | budget | steps | passes | Kendall tau per seed [95% CI] | tau mean ± std | tau by loss (mean) | "
-             "tau of the seeds' mean score | Spearman | P@10% | selected true acc per seed (mean) | train s | score s |",
-             "|" + "---|" * 13]
+             "tau of the seeds' mean score | tau within equal size (mean) | Spearman | P@10% | "
+             "selected true acc per seed (mean) | train s | score s |",
+             "|" + "---|" * 14,
+             f"| live parameter count (no training) | - | 0 | 0 | {size['tau']:.3f} [{size['tau_ci'][0]:.2f}, "
+             f"{size['tau_ci'][1]:.2f}] | | | | | {size['spearman']:.3f} | {size['p_at_10']:.2f} | "
+             f"{size['selected_acc']:.2f} | 0 | 0 |"]
     for g in summary:
         per_seed = ", ".join(f"{t:.3f} [{lo:.2f}, {hi:.2f}]" for t, (lo, hi) in zip(g["tau"], g["tau_ci"]))
         accs = ", ".join(f"{a:.2f}" for a in g["selected_acc"])
         lines.append(f"| {g['method']} | equal {g['budget']} | {g['steps']} | {g['passes']:.0f} | {per_seed} | "
                      f"{g['tau_mean']:.3f} ± {g['tau_std']:.3f} | {g['tau_loss_mean']:.3f} | "
                      f"{'' if g['tau_seed_ensemble'] is None else format(g['tau_seed_ensemble'], '.3f')} | "
-                     f"{g['spearman_mean']:.3f} | "
+                     f"{g['tau_within_size_mean']:.3f} | {g['spearman_mean']:.3f} | "
                      f"{g['p_at_10_mean']:.2f} | {accs} ({g['selected_acc_mean']:.2f}) | "
                      f"{g['train_s_mean']:.0f} | {g['score_s_mean']:.0f} |")
     true_bias = op_bias({a: [truth[a], 0.0] for a in probe}, probe)
@@ -334,7 +348,10 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
     lines += ["", "Kendall tau is of the accuracy score (ties broken by loss), as selection and probes rank; "
               "'tau by loss' ranks by the validation loss alone (lower is better), a secondary view; 'tau of the "
               "seeds' mean score' ranks by each cell's accuracy averaged over the seeds' supernets (an ensemble "
-              "of all the seeds: that many times the compute).", ""]
+              "of all the seeds: that many times the compute). The first row ranks by each cell's live parameter count (the "
+              "parameters of the operations that reach its output; no training); 'tau within equal size' is the "
+              "concordance (C - D) / (C + D) over the probe's pairs of cells with the same live parameter count: "
+              "what the supernet knows that counting parameters cannot tell.", ""]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     _figure(out, summary)
     return result

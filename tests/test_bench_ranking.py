@@ -1,4 +1,4 @@
-"""bench/ranking.py's report on hand-made jobs: per-seed metrics and the seeds' ensemble."""
+"""bench/ranking.py's report on hand-made jobs: per-seed metrics, the seeds' ensemble, the parameter baseline."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 import numpy as np
 from tiny import bench_module
 
-from nsas.correlate import kendall_tau
+from nsas.correlate import kendall_tau, live_parameters, within_groups_tau
 from nsas.spaces import get_space
 
 
@@ -36,6 +36,11 @@ def test_report_gives_each_seed_and_the_tau_of_the_seeds_mean_score(tmp_path, mo
     expected = kendall_tau(np.array([mean[a][0] - 1e-6 * mean[a][1] for a in probe]), t)
     assert group["tau_seed_ensemble"] == expected and expected not in group["tau"]
     assert group["selected_acc"] == [truth[max(archs, key=lambda a: (s[a][0], -s[a][1]))] for s in noisy]
+    size = live_parameters(probe, "nb201")
+    within = [within_groups_tau([s[a][0] - 1e-6 * s[a][1] for a in probe], t, size) for s in noisy]
+    assert group["tau_within_size_mean"] == np.mean(within)
+    assert result["live_parameters"]["tau"] == kendall_tau(size, t)  # the training-free row
     report = (tmp_path / "report.md").read_text()
+    assert "| live parameter count (no training) | - | 0 | 0 | " + f"{kendall_tau(size, t):.3f}" in report
     assert f"{expected:.3f}" in report and "tau of the seeds' mean score" in report
     assert (tmp_path / "tau.png").stat().st_size > 0

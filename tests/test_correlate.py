@@ -10,6 +10,7 @@ import random
 
 import numpy as np
 import pytest
+import torch
 
 from nsas.cli import main
 from nsas.correlate import (
@@ -17,10 +18,12 @@ from nsas.correlate import (
     correlate,
     join,
     kendall_tau,
+    live_parameters,
     precision_at_k,
     read_table,
     spearman_rho,
     top_truth_rank,
+    within_groups_tau,
 )
 from nsas.errors import NsasError
 
@@ -279,6 +282,51 @@ def test_correlate_needs_three_joined_and_known_keys():
         correlate(scores, truth, space="nb999")
 
 
+def test_within_groups_tau_by_hand():
+    # group 0: pairs (0,1) discordant, (0,2) and (1,2) concordant; group 1: (3,4) concordant -> (3 - 1) / 4
+    assert within_groups_tau([1, 2, 3, 4, 5], [2, 1, 4, 3, 5], [0, 0, 0, 1, 1]) == pytest.approx(0.5)
+    # pairs across groups do not count: perfectly ordered groups, reversed between them
+    assert within_groups_tau([1, 2, 3, 4], [3, 4, 1, 2], [0, 0, 1, 1]) == 1.0
+    # a pair tied in score or truth is neither: only (0,2) in group 0 counts, discordant
+    assert within_groups_tau([1, 1, 2], [2, 3, 1], [0, 0, 0]) == -1.0
+    assert math.isnan(within_groups_tau([1, 2, 3], [1, 2, 3], [0, 1, 2]))  # no pair shares a group
+
+
+def test_correlate_baseline_ranks_by_live_parameters_and_scores_within_equal_size():
+    from nsas.spaces import get_space
+
+    space, rng = get_space("nb201"), random.Random(1)
+    archs = sorted({str(space.sample(rng)) for _ in range(40)})
+    size = np.array([space.parameter_count(space.live_arch(a)) for a in archs], dtype=float)
+    truth_values = size / 1e5 + np.array([rng.gauss(0, 1) for _ in archs])
+    score_values = truth_values + np.array([rng.gauss(0, 1) for _ in archs])
+    assert np.array_equal(live_parameters(archs), size)
+    result = correlate({a: {"acc": v} for a, v in zip(archs, score_values)},
+                       {a: {"acc": v} for a, v in zip(archs, truth_values)}, bootstrap=100, baseline=True)
+    base = result["baseline"]
+    assert base["metrics"]["kendall_tau"]["value"] == pytest.approx(tau_b_by_pairs(size, truth_values))
+    within = base["within_equal_parameters"]
+    assert within["value"] == pytest.approx(within_groups_tau(score_values, truth_values, size))
+    same_size = sum(size[i] == size[j] for i, j in itertools.combinations(range(len(archs)), 2))
+    assert within["pairs"] == same_size > 0
+    low, high = within["ci"]
+    assert low <= within["value"] <= high
+    assert "baseline" not in correlate({a: {"acc": v} for a, v in zip(archs, score_values)},
+                                       {a: {"acc": v} for a, v in zip(archs, truth_values)}, bootstrap=0)
+
+
+def test_live_parameters_of_a_space_without_dead_ops_counts_the_built_network():
+    from nsas.inspection import count_parameters
+    from nsas.spaces import get_space
+
+    space = get_space("darts")
+    arch = space.sample(random.Random(0))
+    assert space.live_arch(arch) == arch  # DARTS cells concatenate all their nodes: every op is live
+    with torch.device("meta"):
+        expected = count_parameters(space.build_network(arch))
+    assert live_parameters([str(arch)]).tolist() == [expected]
+
+
 # ---------------------------------------------------------------- CLI
 def _write_files(tmp_path):
     scores, truth = _tables(n=15, seed=4)
@@ -306,6 +354,11 @@ def test_cli_table_and_json(tmp_path, capsys):
     assert result["only_in_truth"] == {"count": 0, "first": []}
     low, high = result["metrics"]["spearman_rho"]["ci"]
     assert low <= result["metrics"]["spearman_rho"]["value"] <= high
+    assert main(["correlate", scores, truth, "--bootstrap", "50", "--baseline"]) == 0
+    out, _ = capsys.readouterr()
+    for line in ("kendall tau of live parameters", "spearman rho of live parameters",
+                 "kendall tau within equal parameters"):
+        assert line in out
 
 
 @pytest.mark.parametrize(

@@ -419,6 +419,38 @@ def test_function_key_hand_made_examples():
     assert key("c3", "-", "-", "s", "s", "-") != key("c3", "-", "-", "s", "-", "-")  # x + c(x) vs x
 
 
+def test_live_arch_drops_exactly_the_edges_that_cannot_change_the_output():
+    from nsas.spaces.nb201 import function_key
+
+    live = lambda *ops: SPACE.live_arch(_cell(*ops))  # noqa: E731
+    # node 1 is zero: both edges leaving it are dead
+    assert live("-", "s", "c3", "c3", "c1", "c1") == SPACE.parse(_cell("-", "s", "-", "c3", "-", "c1"))
+    # node 2 never reaches the output: both edges entering it are dead
+    assert live("c3", "p", "c1", "s", "c1", "-") == SPACE.parse(_cell("c3", "-", "-", "s", "c1", "-"))
+    assert live("c3", "c3", "c3", "-", "-", "-") == SPACE.parse(_cell("-", "-", "-", "-", "-", "-"))
+    for arch in SPACE.enumerate():  # the whole space: same function, and no remaining edge is removable
+        kept = SPACE.live_arch(arch)
+        assert function_key(kept) == function_key(arch) and SPACE.live_arch(kept) == kept
+        for e, op in enumerate(kept.ops):
+            if op != "none":
+                fewer = NB201Arch(tuple("none" if k == e else o for k, o in enumerate(kept.ops)))
+                assert function_key(fewer) != function_key(arch), (str(arch), e)
+
+
+def test_parameter_count_in_closed_form_equals_the_built_network():
+    from nsas.inspection import count_parameters
+
+    rng = random.Random(0)
+    archs = [SPACE.sample(rng) for _ in range(8)] + [SPACE.parse(_cell(*["c3"] * 6)), SPACE.parse(_cell(*["-"] * 6))]
+    for arch in archs:
+        with torch.device("meta"):
+            assert SPACE.parameter_count(arch) == count_parameters(SPACE.build_network(arch)), str(arch)
+    # dead convs count in the network, not in its live cell: 5 cells per stage of widths 16, 32, 64
+    arch = SPACE.parse(_cell("c3", "p", "c1", "s", "c1", "-"))
+    dead_conv_1x1 = 5 * sum(w * w + 2 * w for w in (16, 32, 64))
+    assert SPACE.parameter_count(arch) - SPACE.parameter_count(SPACE.live_arch(arch)) == dead_conv_1x1
+
+
 def _numeric_function(ops: tuple[str, ...], maps: dict, pool: torch.Tensor, x: torch.Tensor) -> tuple:
     """An independent stand-in for the supernet's cell: every conv edge its own odd nonlinear map (f(0) = 0)."""
     nodes = [x]

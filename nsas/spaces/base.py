@@ -107,6 +107,23 @@ class SearchSpace(ABC):
         """
         return arch
 
+    def live_arch(self, arch: Architecture) -> Architecture:
+        """``arch`` with every operation that cannot change the network's output removed.
+
+        The stand-alone network of the result computes the same function with
+        fewer (or as many) parameters. The default is ``arch`` itself (every
+        operation reaches the output, as in DARTS cells, which concatenate
+        all their nodes).
+        """
+        return arch
+
+    def parameter_count(self, arch: Architecture) -> int:
+        """Parameters of ``arch``'s stand-alone network at the default size (``nsas inspect ARCH``)."""
+        from nsas.inspection import count_parameters
+
+        with torch.device("meta"):  # shapes only: no memory, no initialisation
+            return count_parameters(self.build_network(self.coerce(arch)))
+
     # ---- distance and novelty (docs/METHOD.md §5) ---------------------
     @abstractmethod
     def distance(self, a: Architecture, b: Architecture) -> float:

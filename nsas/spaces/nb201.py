@@ -139,6 +139,37 @@ def function_key(arch: NB201Arch) -> str:
     return " + ".join(nodes[-1]) or "0"
 
 
+def live_edges(arch: NB201Arch) -> tuple[bool, ...]:
+    """For each edge: does its op change the cell output?
+
+    An edge ``j<-i`` is live when its op is not ``none``, node ``i`` is not
+    zero (some chain of non-``none`` edges leads to it from the input) and
+    node ``j`` reaches the output through non-``none`` edges. Every other
+    edge can be set to ``none`` without changing the function (the same
+    reasoning as :func:`function_key`).
+    """
+    nonzero = [True] + [False] * (NUM_NODES - 1)
+    for e, (j, i) in enumerate(EDGES):  # edges are ordered by target node
+        nonzero[j] |= nonzero[i] and arch.ops[e] != "none"
+    reaches = [False] * (NUM_NODES - 1) + [True]
+    for e, (j, i) in reversed(list(enumerate(EDGES))):
+        reaches[i] |= reaches[j] and arch.ops[e] != "none"
+    return tuple(op != "none" and nonzero[i] and reaches[j] for op, (j, i) in zip(arch.ops, EDGES))
+
+
+@functools.cache
+def _op_parameters(op: str, channels: int) -> int:
+    from nsas.spaces.nb201_net import make_op
+
+    return 0 if op == "none" else sum(p.numel() for p in make_op(op, channels).parameters())
+
+
+@functools.cache
+def _empty_network_parameters() -> int:
+    """Parameters of the stand-alone network whose cells are all ``none`` (stem, reductions, head)."""
+    return SearchSpace.parameter_count(NB201Space(), NB201Arch(("none",) * NUM_EDGES))
+
+
 @functools.cache
 def _representatives() -> dict[str, NB201Arch]:
     """Function key -> the first architecture of the space (``enumerate`` order) with that key."""
@@ -206,6 +237,22 @@ class NB201Space(SearchSpace):
     def same_function(self, arch: Architecture) -> NB201Arch:
         """The representative of ``arch``'s supernet function (see :func:`function_key`)."""
         return _representatives()[function_key(self.coerce(arch))]
+
+    def live_arch(self, arch: Architecture | str) -> NB201Arch:
+        """``arch`` with every edge that cannot change the output set to ``none`` (:func:`live_edges`)."""
+        arch = self.coerce(arch)
+        return NB201Arch(tuple(op if live else "none" for op, live in zip(arch.ops, live_edges(arch))))
+
+    def parameter_count(self, arch: Architecture | str) -> int:
+        """Parameters of the stand-alone network (16 channels, 5 cells per stage, 10 classes), in closed form.
+
+        The network's parameters are the all-``none`` network's plus, for each
+        of the 15 cells, its ops' at the cell's width; equal to counting
+        :meth:`build_network`'s parameters, without building it.
+        """
+        arch = self.coerce(arch)
+        cells = sum(_op_parameters(op, c) for c in (16, 32, 64) for op in arch.ops)
+        return _empty_network_parameters() + 5 * cells
 
     # ---- networks ------------------------------------------------------
     def build_network(
