@@ -353,11 +353,11 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
               "concordance (C - D) / (C + D) over the probe's pairs of cells with the same live parameter count: "
               "what the supernet knows that counting parameters cannot tell.", ""]
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    _figure(out, summary)
+    _figure(out, summary, size["tau"])
     return result
 
 
-def _figure(out: Path, summary: list[dict[str, Any]]) -> None:
+def _figure(out: Path, summary: list[dict[str, Any]], baseline: float) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -372,6 +372,10 @@ def _figure(out: Path, summary: list[dict[str, Any]]) -> None:
     ax.set_ylabel("Kendall tau vs NAS-Bench-201")
     ax.set_title("probe ranking quality (blue: equal compute, orange: equal steps, grey: untrained)", fontsize=9)
     ax.axhline(0, color="0.8", lw=0.8)
+    ax.axhline(baseline, color="C3", lw=1, ls="--")
+    ax.text(0.01, baseline, f"live parameter count, no training: {baseline:.2f}", transform=ax.get_yaxis_transform(),
+            ha="left", va="bottom", color="C3", fontsize=7)
+    ax.set_ylim(top=max(ax.get_ylim()[1], baseline + 0.1))
     fig.tight_layout()
     fig.savefig(out / "tau.png", dpi=120)
     plt.close(fig)
@@ -386,11 +390,14 @@ def curve_report(out: Path, truth: dict[str, float], probe: list[str], candidate
             m = metrics(p["scores"], truth, probe, candidates)
             points.append({k: p[k] for k in ("method", "seed", "epoch", "passes", "steps", "train_s")} | m)
     (out / "curve.json").write_text(json.dumps(points, indent=1))
-    lines = ["| method | seed | steps | passes | train s | Kendall tau [95% CI] | Spearman | selected true acc |",
-             "|---|---|---|---|---|---|---|---|"]
+    from nsas.correlate import kendall_tau, live_parameters
+    baseline = kendall_tau(live_parameters(probe, "nb201"), np.array([truth[a] for a in probe]))
+    lines = ["| method | seed | steps | passes | train s | Kendall tau [95% CI] | tau within equal size | Spearman | "
+             "selected true acc |", "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {p['method']} | {p['seed']} | {p['steps']} | {p['passes']} | {p['train_s']:.0f} | "
-              f"{p['tau']:.3f} [{p['tau_ci'][0]:.2f}, {p['tau_ci'][1]:.2f}] | {p['spearman']:.3f} | "
-              f"{p['selected_acc']:.2f} |" for p in points]
+              f"{p['tau']:.3f} [{p['tau_ci'][0]:.2f}, {p['tau_ci'][1]:.2f}] | {p['tau_within_size']:.3f} | "
+              f"{p['spearman']:.3f} | {p['selected_acc']:.2f} |" for p in points]
+    lines += ["", f"The live parameter count alone (no training) ranks this probe at tau {baseline:.3f}."]
     (out / "curve.md").write_text("\n".join(lines) + "\n")
     import matplotlib
     matplotlib.use("Agg")
@@ -402,6 +409,7 @@ def curve_report(out: Path, truth: dict[str, float], probe: list[str], candidate
         ax.plot(x, [p["tau"] for p in mine], marker="o", color=f"C{i}", label=method)
         ax.fill_between(x, [p["tau_ci"][0] for p in mine], [p["tau_ci"][1] for p in mine], color=f"C{i}", alpha=0.2)
     ax.axhline(0, color="0.8", lw=0.8)
+    ax.axhline(baseline, color="C3", lw=1, ls="--", label=f"live parameter count ({baseline:.2f})")
     ax.set_xlabel("single-path passes (whole-batch equivalents)")
     ax.set_ylabel("Kendall tau vs NAS-Bench-201")
     ax.set_title("ranking quality along one run (95% bootstrap bands)", fontsize=9)

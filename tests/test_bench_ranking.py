@@ -44,3 +44,24 @@ def test_report_gives_each_seed_and_the_tau_of_the_seeds_mean_score(tmp_path, mo
     assert "| live parameter count (no training) | - | 0 | 0 | " + f"{kendall_tau(size, t):.3f}" in report
     assert f"{expected:.3f}" in report and "tau of the seeds' mean score" in report
     assert (tmp_path / "tau.png").stat().st_size > 0
+
+
+def test_curve_report_gives_tau_within_equal_size_and_the_parameter_baseline(tmp_path, monkeypatch):
+    ranking = bench_module("ranking", monkeypatch)
+    space, rng = get_space("nb201"), random.Random(2)
+    probe = sorted({str(space.sample(rng)) for _ in range(40)})
+    truth = {a: 80.0 + rng.random() * 10 for a in probe}
+    with open(tmp_path / "curve-ce-s0.jsonl", "w") as f:
+        for epoch, passes in ((1, 10), (2, 20)):
+            scores = {a: [truth[a] + rng.gauss(0, 3), 1.0] for a in probe}
+            f.write(json.dumps({"method": "ce", "seed": 0, "epoch": epoch, "passes": passes, "steps": passes,
+                                "train_s": 1.0, "scores": scores}) + "\n")
+    points = ranking.curve_report(tmp_path, truth, probe, [])
+    size, t = live_parameters(probe, "nb201"), np.array([truth[a] for a in probe])
+    lines = [line for line in open(tmp_path / "curve-ce-s0.jsonl")]
+    for point, line in zip(points, lines):
+        scores = json.loads(line)["scores"]
+        s = [scores[a][0] - 1e-6 * scores[a][1] for a in probe]
+        assert point["tau_within_size"] == within_groups_tau(s, t, size)
+        assert f"| {point['tau_within_size']:.3f} |" in (tmp_path / "curve.md").read_text()
+    assert f"ranks this probe at tau {kendall_tau(size, t):.3f}" in (tmp_path / "curve.md").read_text()
