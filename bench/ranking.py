@@ -232,6 +232,9 @@ def run_curve(method: str, seed: int, budget: int, points: list[int], out: Path,
     from nsas.rank import score_archs
     name = f"{method}{tag}"
     steps = round(budget / passes_per_step({**METHODS[method], **(overrides or {})}))
+    if steps > epochs * STEPS_PER_EPOCH:  # a search caps an epoch at one pass over the data
+        raise SystemExit(f"curve: {steps} steps do not fit in {epochs} epochs of at most {STEPS_PER_EPOCH} "
+                         f"batches; use --epochs {math.ceil(steps / STEPS_PER_EPOCH)} or more")
     cfg, search = _search(method, seed, epochs, steps // epochs, out / "runs" / f"curve-{name}-s{seed}", overrides,
                           score_images)
     batches = search.eval_set

@@ -6,6 +6,7 @@ import json
 import random
 
 import numpy as np
+import pytest
 from tiny import bench_module
 
 from nsas.correlate import kendall_tau, live_parameters, within_groups_tau
@@ -65,3 +66,11 @@ def test_curve_report_gives_tau_within_equal_size_and_the_parameter_baseline(tmp
         assert point["tau_within_size"] == within_groups_tau(s, t, size)
         assert f"| {point['tau_within_size']:.3f} |" in (tmp_path / "curve.md").read_text()
     assert f"ranks this probe at tau {kendall_tau(size, t):.3f}" in (tmp_path / "curve.md").read_text()
+
+
+def test_curve_refuses_a_budget_its_epochs_cannot_hold(tmp_path, monkeypatch):
+    ranking = bench_module("ranking", monkeypatch)
+    # 30 epochs of at most 390 batches hold 11,700 steps: asking for 23,400 used to run 11,700 silently
+    with pytest.raises(SystemExit, match="use --epochs 60 or more"):
+        ranking.run_curve("ce-functions", 0, 23400, [10], tmp_path, [], 1024, epochs=30)
+    assert not list(tmp_path.iterdir())  # refused before building anything
