@@ -406,13 +406,15 @@ def curve_report(out: Path, truth: dict[str, float], probe: list[str], candidate
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for i, method in enumerate(sorted({p["method"] for p in points})):
-        mine = [p for p in points if p["method"] == method]
-        x = [p["passes"] for p in mine]
-        ax.plot(x, [p["tau"] for p in mine], marker="o", color=f"C{i}", label=method)
-        ax.fill_between(x, [p["tau_ci"][0] for p in mine], [p["tau_ci"][1] for p in mine], color=f"C{i}", alpha=0.2)
+    methods = sorted({p["method"] for p in points})
+    for method, seed in sorted({(p["method"], p["seed"]) for p in points}):  # one line per run
+        mine = sorted((p for p in points if (p["method"], p["seed"]) == (method, seed)), key=lambda p: p["passes"])
+        x, color = [p["passes"] for p in mine], f"C{methods.index(method)}"
+        ax.plot(x, [p["tau"] for p in mine], marker="o", color=color, label=f"{method} seed {seed}",
+                ls=("-", "--", ":", "-.")[seed % 4])
+        ax.fill_between(x, [p["tau_ci"][0] for p in mine], [p["tau_ci"][1] for p in mine], color=color, alpha=0.12)
     ax.axhline(0, color="0.8", lw=0.8)
-    ax.axhline(baseline, color="C3", lw=1, ls="--", label=f"live parameter count ({baseline:.2f})")
+    ax.axhline(baseline, color="0.3", lw=1, ls="--", label=f"live parameter count ({baseline:.2f})")
     ax.set_xlabel("single-path passes (whole-batch equivalents)")
     ax.set_ylabel("Kendall tau vs NAS-Bench-201")
     ax.set_title("ranking quality along one run (95% bootstrap bands)", fontsize=9)
