@@ -49,7 +49,7 @@ from nsas import distributed
 from nsas.atomic import atomic_write
 from nsas.config import (add_config_flag, add_config_flags, build_config, check_device, config_to_dict, option,
                          print_config, read_yaml, write_yaml)
-from nsas.correlate import kendall_tau, spearman_rho
+from nsas.correlate import kendall_tau, live_parameters, spearman_rho, within_groups_tau
 from nsas.errors import NsasError
 from nsas.objectives import loss_names
 from nsas.rundir import write_json, write_text_atomic
@@ -308,6 +308,11 @@ class Study:
         if not distributed.is_main():  # rank 0 gathers the other ranks' files into the report
             return {}
         per_run = []
+        try:  # the training-free yardstick; a plug-in space whose network cannot be built bare has none
+            size = live_parameters(archs, self.space.name)
+        except Exception as err:  # noqa: BLE001 - a missing baseline must not cost the study its report
+            self.log(f"[study] no live-parameter baseline for space {self.space.name!r}: {err}")
+            size = np.full(len(archs), math.nan)
         for job in self.jobs:
             scores = self.scores(job, archs)
             values = [s["acc"] if self.space.kind == "image" else -s["loss"] for s in scores]
@@ -317,7 +322,8 @@ class Study:
             per_run.append({
                 "run": job.name, "method": job.method, "seed": job.seed, "budget": job.budget,
                 "epochs": job.epochs, "kendall_tau": kendall_tau(values, truth_values),
-                "spearman_rho": spearman_rho(values, truth_values), "passes": summary["passes"],
+                "spearman_rho": spearman_rho(values, truth_values),
+                "tau_within_size": within_groups_tau(values, truth_values, size), "passes": summary["passes"],
                 "steps": summary["steps"], "search_seconds": summary["train_seconds"],
                 "pick_truth": self._pick_truth(picks, archs, truth, key),
                 "scores": values,
@@ -325,6 +331,8 @@ class Study:
         write_text_atomic(self.dir / "truth.csv", f"arch,{key}\n" + "".join(
             f"\"{a}\",{t[key]!r}\n" for a, t in zip(archs, truth)))  # for `nsas correlate` and `nsas plot --truth`
         report = build_report(self.cfg, archs, truth, key, per_run)
+        report["live_parameters"] = {"kendall_tau": kendall_tau(size, truth_values),
+                                     "spearman_rho": spearman_rho(size, truth_values), "values": size.tolist()}
         report["study_seconds_this_invocation"] = time.time() - start
         write_json(self.dir / "report.json", report)
         figures = write_figures(self.dir, report)
@@ -369,11 +377,12 @@ def build_report(cfg: StudyConfig, archs: list[str], truth: list[dict[str, Any]]
                 continue
             tau_mean, tau_std = _mean_std([r["kendall_tau"] for r in runs])
             rho_mean, rho_std = _mean_std([r["spearman_rho"] for r in runs])
+            within_mean = _mean_std([r["tau_within_size"] for r in runs])[0]
             picks = [v for r in runs for v in r["pick_truth"]]
             groups.append({
                 "method": method, "budget": budget, "seeds": len(runs),
                 "kendall_tau": [r["kendall_tau"] for r in runs], "tau_mean": tau_mean, "tau_std": tau_std,
-                "rho_mean": rho_mean, "rho_std": rho_std,
+                "rho_mean": rho_mean, "rho_std": rho_std, "tau_within_size_mean": within_mean,
                 "picks_truth_mean": _mean_std(picks)[0], "picks_truth_std": _mean_std(picks)[1],
                 "passes_mean": float(np.mean([r["passes"] for r in runs])),
                 "steps_mean": float(np.mean([r["steps"] for r in runs])),
@@ -493,20 +502,27 @@ def render_markdown(cfg: StudyConfig, report: dict[str, Any], figures: list[str]
         f"(overrides: {cfg.search or 'none'}); supernet scores on {cfg.score_batches} validation batches.", "",
         f"Ground truth {key}: {_fmt(report['truth_range'][0], 2)} to {_fmt(report['truth_range'][1], 2)}; "
         f"{report['truth_seconds'] / 60:.1f} min of stand-alone training.", "",
-        "| method | budget | Kendall tau per seed | tau mean ± std | Spearman rho mean ± std | "
+        "| method | budget | Kendall tau per seed | tau mean ± std | Spearman rho mean ± std | tau within equal size | "
         f"picks' true {key} | steps | passes | search s |",
-        "|---|---|---|---|---|---|---:|---:|---:|",
+        "|---|---|---|---|---|---|---|---:|---:|---:|",
     ]
+    base = report["live_parameters"]
+    lines.append(f"| live parameter count (no training) | - | | {_fmt(base['kendall_tau'])} | "
+                 f"{_fmt(base['spearman_rho'])} | | | 0 | 0 | 0 |")
     for g in report["groups"]:
         taus = ", ".join(_fmt(t, 2) for t in g["kendall_tau"])
         lines.append(
             f"| {g['method']} | {'equal compute' if g['budget'] == 'compute' else 'equal steps'} | {taus} | "
             f"{_fmt(g['tau_mean'])} ± {_fmt(g['tau_std'])} | {_fmt(g['rho_mean'])} ± {_fmt(g['rho_std'])} | "
+            f"{_fmt(g['tau_within_size_mean'])} | "
             f"{_fmt(g['picks_truth_mean'], 2)} ± {_fmt(g['picks_truth_std'], 2)} | {g['steps_mean']:.0f} | "
             f"{g['passes_mean']:.0f} | {g['search_seconds_mean']:.0f} |")
     lines += ["", "Passes are single-path forward/backward passes (the cost measure: an NSAS step with M "
               "archive members costs 1 + M). Equal compute gives each cheaper method more epochs so that its "
-              "passes match the costliest method's.", ""]
+              "passes match the costliest method's. The first row ranks by each architecture's live parameter "
+              "count (the parameters of the operations that reach the output; no training): the yardstick a "
+              "supernet must beat. 'tau within equal size' is the concordance (C - D) / (C + D) of the scores "
+              "over pairs of architectures with the same live parameter count (n/a when no pair has).", ""]
     lines += [f"![{name}]({name})" for name in figures]
     lines += ["", "## Ground-truth architectures", "", f"| # | architecture | {key} | parameters |", "|---:|---|---:|---:|"]
     for i, t in enumerate(report["truth"]):

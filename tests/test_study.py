@@ -132,6 +132,33 @@ def test_study_with_a_truth_table_trains_nothing_and_ranks_a_stratified_sample(t
     expected = kendall_tau(scores, [values[a] for a in report["archs"]])
     assert tau == pytest.approx(expected) or (math.isnan(tau) and math.isnan(expected))
     assert "sampled from the truth table `bench.csv`" in (out / "report.md").read_text()
+    # the training-free yardstick: live parameter count against the same truth, and the scores within equal size
+    from nsas.correlate import live_parameters, within_groups_tau
+
+    size = live_parameters(report["archs"], "nb201")
+    truth = [values[a] for a in report["archs"]]
+    assert report["live_parameters"]["values"] == size.tolist()
+    assert report["live_parameters"]["kendall_tau"] == pytest.approx(kendall_tau(size, truth), nan_ok=True)
+    assert report["runs"][0]["tau_within_size"] == pytest.approx(within_groups_tau(scores, truth, size), nan_ok=True)
+    assert "| live parameter count (no training) |" in (out / "report.md").read_text()
+
+
+def test_study_without_a_parameter_baseline_still_reports(tmp_path, monkeypatch):
+    from test_truth import write_truth
+
+    write_truth(tmp_path / "bench.csv", count=25)
+
+    def unbuildable(*args, **kwargs):
+        raise TypeError("build_network() missing 1 required keyword argument")
+
+    monkeypatch.setattr(nsas.study, "live_parameters", unbuildable)
+    out = tmp_path / "study"
+    assert main(["study", "--space", "nb201", "--dataset", "fake-images", "--methods", "random:ce", "--seeds", "1",
+                 "--archs", "6", "--search-epochs", "1", "--score-batches", "1", "--truth", str(tmp_path / "bench.csv"),
+                 "--out", str(out), "--quiet", "--config", str(_search_only_config(tmp_path))]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert math.isnan(report["live_parameters"]["kendall_tau"]) and math.isnan(report["runs"][0]["tau_within_size"])
+    assert "| live parameter count (no training) | - | | n/a | n/a |" in (out / "report.md").read_text()
 
 
 def _search_only_config(tmp_path):
