@@ -166,10 +166,10 @@ def job_config(method: str, seed: int, epochs: int, steps_per_epoch: int,
     at its defaults scores a job's run on the same batches as the benchmark.
     """
     from nsas.search import SearchConfig
-    return SearchConfig(**{**SUPERNET, **METHODS[method], **(overrides or {})}, dataset=DATASET, seed=seed,
-                        epochs=epochs, steps_per_epoch=steps_per_epoch, eval_batches=score_images // SCORE_BATCH,
-                        score_batch_size=SCORE_BATCH, probe_count=1, select_rounds=1, select_samples=1,
-                        checkpoint_every=0, log_every=50, device="cpu")
+    return SearchConfig(**{**SUPERNET, "device": "cpu", **METHODS[method], **(overrides or {})}, dataset=DATASET,
+                        seed=seed, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                        eval_batches=score_images // SCORE_BATCH, score_batch_size=SCORE_BATCH, probe_count=1,
+                        select_rounds=1, select_samples=1, checkpoint_every=0, log_every=50)
 
 
 def _search(method: str, seed: int, epochs: int, steps_per_epoch: int, run_dir: Path,
