@@ -82,6 +82,8 @@ METHODS: dict[str, dict[str, Any]] = {
                                   sampling="functions"),
     "nsas-slice-functions": dict(strategy="random", loss="nsas", constraint_slices=True, archive_max_age=50,
                                  sampling="functions"),
+    "nsas-slice-norm-functions": dict(strategy="random", loss="nsas", constraint_slices=True, archive_max_age=50,
+                                      normalize_loss=True, sampling="functions"),
     "nsas-every8-functions": dict(strategy="random", loss="nsas", constraint_every=8, archive_max_age=50,
                                   sampling="functions"),
     "nsas-shared": dict(strategy="random", loss="nsas", shared_batch=True, archive_max_age=50),
