@@ -492,7 +492,12 @@ def correlate(scores: Mapping[str, dict[str, float]] | str | Path, truth: Mappin
     report = {name: measure(fn, s) for name, fn in metrics.items()}
     extra: dict[str, Any] = {}
     if baseline:
-        size = live_parameters(joined.archs, space)
+        try:
+            size = live_parameters(joined.archs, space)
+        except NsasError:
+            raise
+        except Exception as err:  # a plug-in space whose network cannot be built without options
+            raise NsasError(f"--baseline: cannot count the parameters of these architectures ({err})") from None
         # Resample (score, size) rows together: the metric gets both columns.
         within = measure(lambda rows, truth: within_groups_tau(rows[:, 0], truth, rows[:, 1]),
                          np.column_stack([s, size]))

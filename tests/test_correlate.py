@@ -315,6 +315,19 @@ def test_correlate_baseline_ranks_by_live_parameters_and_scores_within_equal_siz
                                        {a: {"acc": v} for a, v in zip(archs, truth_values)}, bootstrap=0)
 
 
+def test_baseline_of_a_space_that_cannot_count_parameters_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    from nsas.spaces.nb201 import NB201Space
+
+    def unbuildable(self, arch):
+        raise TypeError("build_network() missing 1 required keyword argument: 'vocab'")
+
+    monkeypatch.setattr(NB201Space, "parameter_count", unbuildable)
+    scores, truth = _write_files(tmp_path)
+    assert main(["correlate", scores, truth, "--baseline"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--baseline: cannot count the parameters" in err and "vocab" in err
+
+
 def test_live_parameters_of_a_space_without_dead_ops_counts_the_built_network():
     from nsas.inspection import count_parameters
     from nsas.spaces import get_space
