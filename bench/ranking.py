@@ -281,6 +281,13 @@ def metrics(scores: dict[str, list[float]], truth: dict[str, float], probe: list
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
+def baseline_metrics(truth: dict[str, float], probe: list[str], candidates: list[str]) -> dict[str, Any]:
+    """:func:`metrics` of the training-free baseline: each cell's live parameter count as its score."""
+    from nsas.correlate import live_parameters
+    pool = probe + candidates
+    return metrics(dict(zip(pool, ([p, 0.0] for p in live_parameters(pool, "nb201")))), truth, probe, candidates)
+
+
 def op_bias(scores: dict[str, list[float]], probe: list[str]) -> dict[str, float]:
     """Kendall tau between each op's count in the cell and the score, over the probe (the truth: ``truth``)."""
     from nsas.correlate import kendall_tau
@@ -320,10 +327,7 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
             "tau_ci": [r["tau_ci"] for r in rs],
             "op_bias": {op: float(np.mean([r["op_bias"][op] for r in rs])) for op in OPS},
         })
-    # The training-free baseline: each cell's live parameter count as its score (selection: the largest).
-    from nsas.correlate import live_parameters
-    pool = probe + candidates
-    size = metrics(dict(zip(pool, ([p, 0.0] for p in live_parameters(pool, "nb201")))), truth, probe, candidates)
+    size = baseline_metrics(truth, probe, candidates)
     result = {"probe": len(probe), "candidates": len(candidates), "jobs": rows, "summary": summary,
               "live_parameters": size}
     (out / "report.json").write_text(json.dumps(result, indent=1))
@@ -395,8 +399,7 @@ def curve_report(out: Path, truth: dict[str, float], probe: list[str], candidate
             m = metrics(p["scores"], truth, probe, candidates)
             points.append({k: p[k] for k in ("method", "seed", "epoch", "passes", "steps", "train_s")} | m)
     (out / "curve.json").write_text(json.dumps(points, indent=1))
-    from nsas.correlate import kendall_tau, live_parameters
-    baseline = kendall_tau(live_parameters(probe, "nb201"), np.array([truth[a] for a in probe]))
+    baseline = baseline_metrics(truth, probe, candidates)["tau"]
     lines = ["| method | seed | steps | passes | train s | Kendall tau [95% CI] | tau within equal size | Spearman | "
              "selected true acc |", "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {p['method']} | {p['seed']} | {p['steps']} | {p['passes']} | {p['train_s']:.0f} | "
