@@ -370,7 +370,7 @@ def _figure(out: Path, summary: list[dict[str, Any]], baseline: float) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * len(summary)), 3.5))  # room for every label
     # long method names on two lines, so that neighbouring labels do not overlap
     labels = [g["method"].replace("-functions", "\n-functions") + f"\n({g['budget']})" for g in summary]
     for i, g in enumerate(summary):
