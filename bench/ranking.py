@@ -86,6 +86,8 @@ METHODS: dict[str, dict[str, Any]] = {
                                       normalize_loss=True, sampling="functions"),
     "nsas-every8-functions": dict(strategy="random", loss="nsas", constraint_every=8, archive_max_age=50,
                                   sampling="functions"),
+    "nsas-forget-norm-functions": dict(strategy="random", loss="nsas", constraint_slices=True, archive_forgetting=50,
+                                       normalize_loss=True, sampling="functions"),
     "nsas-shared": dict(strategy="random", loss="nsas", shared_batch=True, archive_max_age=50),
     "nsas-random-shared": dict(strategy="random", loss="nsas-random", shared_batch=True),
     "nsas-replay-shared": dict(strategy="random", loss="nsas-replay", shared_batch=True, archive_max_age=50),

@@ -28,8 +28,11 @@ class NoveltyArchive:
         pool_size: |C|, the recent architectures kept first in, first out.
         candidates: n, candidates drawn from C per update (None: all of C).
         k: nearest neighbours in the novelty score.
-        policy: ``"novelty"`` (Algorithm 1) or ``"random"`` (ablation: a random
-            member is replaced by a random recent architecture).
+        policy: ``"novelty"`` (Algorithm 1), ``"random"`` (ablation: a random
+            member is replaced by a random recent architecture) or
+            ``"forgetting"`` (variant: :meth:`update` only fills the pool and
+            the empty slots; the objective chooses the members with
+            :meth:`rebuild`, by how much their loss rose).
         seed: seed of the archive's own random stream.
         max_age: archive aging, a variant (0: off, Algorithm 1 as published).
             Algorithm 1 only replaces a member by a strictly more novel
@@ -49,7 +52,7 @@ class NoveltyArchive:
             raise ValueError("archive capacity, pool size, k and candidates must be positive")
         if max_age < 0:
             raise ValueError("archive max_age must not be negative")
-        if policy not in ("novelty", "random"):
+        if policy not in ("novelty", "random", "forgetting"):
             raise ValueError(f"unknown archive policy {policy!r}")
         self.space = space
         self.capacity, self.k, self.candidates, self.policy = capacity, k, candidates, policy
@@ -68,7 +71,10 @@ class NoveltyArchive:
         self.pool.append(arch)
         self.updates += 1
         if len(self.members) < self.capacity:
-            self._put(len(self.members), arch)
+            if arch not in self.members or self.policy != "forgetting":
+                self._put(len(self.members), arch)
+            return
+        if self.policy == "forgetting":
             return
         if self.policy == "random":
             self._put(self.rng.randrange(self.capacity), self.rng.choice(list(self.pool)))
@@ -90,6 +96,21 @@ class NoveltyArchive:
                 holder, best = cand, novelty
         if aged or holder != old:
             self._put(replaced, holder)
+
+    def rebuild(self, ranked: Sequence[Architecture]) -> None:
+        """Make the first ``capacity`` distinct architectures of ``ranked`` the members.
+
+        A member that stays keeps its slot's age; a new one is born now.
+        """
+        chosen: list[Architecture] = []
+        for arch in ranked:
+            if arch not in chosen:
+                chosen.append(arch)
+            if len(chosen) == self.capacity:
+                break
+        born = {a: b for a, b in zip(self.members, self.born)}
+        self.members = chosen
+        self.born = [born.get(a, self.updates) for a in chosen]
 
     def _put(self, index: int, arch: Architecture) -> None:
         """Place ``arch`` at member slot ``index`` (appending when it is the next free slot)."""

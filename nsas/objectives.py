@@ -37,7 +37,7 @@ from torch import nn
 
 from nsas import distributed
 from nsas.archive import NoveltyArchive
-from nsas.errors import NsasError
+from nsas.errors import CheckpointError, NsasError
 from nsas.registry import Registry
 from nsas.spaces.base import Architecture, SearchSpace
 
@@ -184,20 +184,62 @@ class NSASObjective(Objective):
             the mini-batch into n + 1 contiguous slices, one each, so a step
             costs one pass in all (implies ``slices``). A step without
             constraints gives the current architecture the whole batch.
+        forgetting: variant (needs an archive of policy ``"forgetting"``):
+            every ``forgetting`` steps, once the archive is full, the members
+            and n recent architectures (the archive's ``candidates``, default
+            M) not in it are evaluated on the step's batch (forward only),
+            and the M whose loss rose most become the archive: a recent
+            architecture's rise is its loss now minus its loss on the step
+            it was trained, a member's its loss now minus its loss at the
+            previous refresh (or when it was trained). Each evaluation is
+            counted as a whole pass (an overcount: no backward).
     """
 
     name = "nsas"
 
     def __init__(self, archive: NoveltyArchive, *, beta: float = 1.0, replay: int | None = None,
-                 every: int = 1, slices: bool = False, normalize: bool = False, shared: bool = False) -> None:
+                 every: int = 1, slices: bool = False, normalize: bool = False, shared: bool = False,
+                 forgetting: int = 0) -> None:
         if every < 1:
             raise ValueError("constraint interval must be at least 1")
+        if forgetting < 0 or (forgetting > 0) != (archive.policy == "forgetting"):
+            raise ValueError("the forgetting variant needs an archive of policy 'forgetting', and vice versa")
         self.archive, self.beta, self.replay = archive, beta, replay
         self.every, self.slices, self.normalize, self.shared = every, slices or shared, normalize, shared
+        self.forgetting = forgetting
         self.steps = 0  # backward calls so far (decides the steps with constraints)
+        self.current: Architecture | None = None  # the architecture observed for this step
+        # forgetting: each recent architecture's loss on the step it was trained, each member's at the last refresh
+        self.trained: dict[str, float] = {}
+        self.seen: dict[str, float] = {}
 
     def observe(self, arch: Architecture) -> None:
         self.archive.update(arch)
+        self.current = arch
+
+    def refresh_by_forgetting(self, supernet: nn.Module, batch: Batch) -> int:
+        """Rebuild the archive from its members and recent architectures by loss rise; returns the passes.
+
+        Forward only (no gradient), on ``batch`` and from a zero state (text); with several processes the
+        losses are averaged over them, so every process keeps the same archive.
+        """
+        archive = self.archive
+        members = list(archive.members)
+        recent = [a for a in dict.fromkeys(archive.pool) if a not in members and str(a) in self.trained]
+        n = min(archive.candidates or archive.capacity, len(recent))
+        if n == 0:  # nothing could replace a member
+            return 0
+        archs = members + archive.rng.sample(recent, n)
+        net = distributed.unwrap(supernet)
+        with torch.no_grad():
+            now = [path_loss(net, a, batch, None, self.criterion).item() for a in archs]
+        now = distributed.mean_floats(now, batch[1].device)
+        then = [self.seen.get(str(a), self.trained.get(str(a), loss)) for a, loss in zip(archs, now)]
+        # the largest rise first; sorted() is stable, so on ties members stay before candidates
+        order = sorted(range(len(archs)), key=lambda i: then[i] - now[i])
+        archive.rebuild([archs[i] for i in order])
+        self.seen = {str(a): loss for a, loss in zip(archs, now) if a in archive.members}
+        return len(archs)
 
     def constraints(self) -> list[Architecture]:
         """The architectures whose losses regularise this step."""
@@ -209,6 +251,9 @@ class NSASObjective(Objective):
     def backward(self, supernet: nn.Module, path: Any, batch: Batch,
                  edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1,
                  hidden: torch.Tensor | None = None) -> StepLosses:
+        refresh = 0
+        if self.forgetting and self.steps % self.forgetting == 0 and len(self.archive) == self.archive.capacity:
+            refresh = self.refresh_by_forgetting(supernet, batch)
         constrained = self.steps % self.every == 0
         self.steps += 1
         constraints = self.constraints() if constrained else []
@@ -223,16 +268,26 @@ class NSASObjective(Objective):
         values = [sum(v) / chunks for v in per_term]
         cur, members = values[0], values[1:]
         mean_archive = sum(members) / len(members) if members else None
-        passes = 1 if self.shared else 1 + (min(n, 1) if self.slices else n)  # whole-batch equivalents
+        passes = refresh + (1 if self.shared else 1 + (min(n, 1) if self.slices else n))  # whole-batch equivalents
+        if self.forgetting and self.current is not None:
+            pool = {str(a) for a in self.archive.pool}
+            self.trained = {a: v for a, v in self.trained.items() if a in pool}
+            self.trained[str(self.current)] = cur
         return StepLosses(current=cur, archive=mean_archive, passes=passes,
                           total=scale * (cur + self.beta * (mean_archive or 0.0)), hidden=final)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"archive": self.archive.state_dict(), "steps": self.steps}
+        return {"archive": self.archive.state_dict(), "steps": self.steps,
+                "trained": dict(self.trained), "seen": dict(self.seen)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.archive.load_state_dict(state["archive"])
         self.steps = int(state.get("steps", 0))
+        try:
+            self.trained = {str(a): float(v) for a, v in state.get("trained", {}).items()}
+            self.seen = {str(a): float(v) for a, v in state.get("seen", {}).items()}
+        except (AttributeError, TypeError, ValueError) as err:
+            raise CheckpointError(f"forgetting state in checkpoint is malformed: {err}") from None
 
 
 class WPLObjective(Objective):
@@ -348,13 +403,13 @@ def _nsas_factory(name: str) -> Callable[..., Objective]:
     def factory(space: SearchSpace, *, archive_size: int = 8, pool_size: int = 50, candidates: int | None = None,
                 k: int = 10, beta: float = 1.0, replay: int = 1, seed: int = 0, archive_max_age: int = 0,
                 constraint_every: int = 1, constraint_slices: bool = False, normalize_loss: bool = False,
-                shared_batch: bool = False, **_: Any) -> Objective:
+                shared_batch: bool = False, archive_forgetting: int = 0, **_: Any) -> Objective:
+        policy = "forgetting" if archive_forgetting else "random" if name == "nsas-random" else "novelty"
         archive = NoveltyArchive(space, capacity=archive_size, pool_size=pool_size, candidates=candidates,
-                                 k=k, policy="random" if name == "nsas-random" else "novelty", seed=seed,
-                                 max_age=archive_max_age)
+                                 k=k, policy=policy, seed=seed, max_age=archive_max_age)
         objective = NSASObjective(archive, beta=beta, replay=replay if name == "nsas-replay" else None,
                                   every=constraint_every, slices=constraint_slices, normalize=normalize_loss,
-                                  shared=shared_batch)
+                                  shared=shared_batch, forgetting=archive_forgetting)
         objective.name = name
         return objective
     return factory
@@ -368,7 +423,7 @@ def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, poo
                     candidates: int | None = None, k: int = 10, beta: float = 1.0, replay: int = 1,
                     wpl_strength: float = 1.0, wpl_window: int = 1, seed: int = 0, archive_max_age: int = 0,
                     constraint_every: int = 1, constraint_slices: bool = False,
-                    normalize_loss: bool = False, shared_batch: bool = False,
+                    normalize_loss: bool = False, shared_batch: bool = False, archive_forgetting: int = 0,
                     criterion: Criterion | None = None) -> Objective:
     """The objective registered as ``name`` (see :func:`loss_names`).
 
@@ -379,15 +434,16 @@ def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, poo
         wpl_strength: WPL penalty strength.
         wpl_window: steps over which WPL keeps its anchor weights and Fisher estimate.
         seed: seeds the archive's random choices.
-        archive_max_age, constraint_every, constraint_slices, normalize_loss, shared_batch: the NSAS-family
-            variants, off by default (see :class:`NSASObjective` and :class:`~nsas.archive.NoveltyArchive`).
+        archive_max_age, constraint_every, constraint_slices, normalize_loss, shared_batch, archive_forgetting:
+            the NSAS-family variants, off by default (see :class:`NSASObjective` and
+            :class:`~nsas.archive.NoveltyArchive`).
         criterion: per-path loss function (None: cross-entropy).
     """
     objective = _REGISTRY.get(name)(space, archive_size=archive_size, pool_size=pool_size, candidates=candidates,
                                     k=k, beta=beta, replay=replay, wpl_strength=wpl_strength, wpl_window=wpl_window, seed=seed,
                                     archive_max_age=archive_max_age, constraint_every=constraint_every,
                                     constraint_slices=constraint_slices, normalize_loss=normalize_loss,
-                                    shared_batch=shared_batch)
+                                    shared_batch=shared_batch, archive_forgetting=archive_forgetting)
     if criterion is not None:
         objective.criterion = criterion
     return objective

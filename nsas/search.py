@@ -177,7 +177,7 @@ class Search:
                                          seed=cfg.seed + 3, archive_max_age=cfg.archive_max_age,
                                          constraint_every=cfg.constraint_every,
                                          constraint_slices=cfg.constraint_slices, normalize_loss=cfg.normalize_loss,
-                                         shared_batch=cfg.shared_batch,
+                                         shared_batch=cfg.shared_batch, archive_forgetting=cfg.archive_forgetting,
                                          criterion=criterion)
         self.probe = self._probe_archs()
         self.eval_set = fixed_batches(self.data.score, cfg.eval_batches)

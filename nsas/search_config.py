@@ -74,6 +74,9 @@ class SearchConfig:
                                 "estimate (0: one epoch)")
     archive_max_age: int = option(0, "NSAS variant: renew an archive member after this many steps (0: off, "
                                      "Algorithm 1 only)")
+    archive_forgetting: int = option(0, "NSAS variant: every this many steps, keep as the archive the M "
+                                        "architectures whose loss rose most among the members and `candidates` "
+                                        "(default M) recent ones, evaluated on the batch (0: off, Algorithm 1)")
     constraint_every: int = option(1, "NSAS variant: add the archive constraints on every k-th step only")
     constraint_slices: bool = option(False, "NSAS variant: each constraint on its own slice of the batch (about "
                                             "one pass for all of them instead of M)")
@@ -136,9 +139,14 @@ class SearchConfig:
                 raise NsasError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.constraint_every < 1:
             raise NsasError(f"constraint_every must be at least 1, got {self.constraint_every}")
-        for name in ("micro_batches", "consistency_every", "archive_max_age", "wpl_window", "max_params", "max_macs"):
+        for name in ("micro_batches", "consistency_every", "archive_max_age", "archive_forgetting", "wpl_window",
+                     "max_params", "max_macs"):
             if getattr(self, name) < 0:
                 raise NsasError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.archive_forgetting and self.archive_max_age:
+            raise NsasError("archive_forgetting and archive_max_age are two ways to renew the archive; choose one")
+        if self.archive_forgetting and self.loss == "nsas-random":
+            raise NsasError("archive_forgetting chooses the archive by loss rise; nsas-random chooses it at random")
         if self.micro_batches and self.batch_size % self.micro_batches:
             raise NsasError(f"batch_size {self.batch_size} must be divisible by micro_batches {self.micro_batches}")
         if not 0.0 < self.train_fraction < 1.0:
@@ -211,7 +219,10 @@ def passes_per_step(values: dict[str, Any]) -> float:
     elif members and get("constraint_slices"):
         members = 1  # every member on its own slice of the batch: one pass for all of them
     members /= get("constraint_every")  # constraints on every k-th step
-    return 1 + members + (1 if get("strategy") == "gdas" else 0)
+    refresh = 0.0
+    if loss in ("nsas", "nsas-replay") and get("archive_forgetting"):  # forward passes of the rebuilds
+        refresh = (m + min(get("candidates") or m, get("pool_size"))) / get("archive_forgetting")
+    return 1 + members + refresh + (1 if get("strategy") == "gdas" else 0)
 
 
 def paper_preset(space: str, strategy: str, chosen: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -150,3 +150,15 @@ def test_aging_state_round_trips():
         one.update(a)
         two.update(a)
         assert one.members == two.members and one.born == two.born
+
+
+def test_forgetting_policy_only_fills_and_rebuild_keeps_the_ages_of_kept_members():
+    archive = NoveltyArchive(SPACE, capacity=3, pool_size=5, k=1, policy="forgetting")
+    for a in (A, A, B, C):  # a duplicate does not take a slot
+        archive.update(a)
+    assert archive.members == [A, B, C] and archive.born == [1, 3, 4]
+    for a in (D, E, F):  # full: Algorithm 1 would replace A by more novel ones; this policy waits for rebuild
+        archive.update(a)
+    assert archive.members == [A, B, C] and list(archive.pool) == [B, C, D, E, F]
+    archive.rebuild([E, C, E, D, A])  # the first three distinct ones
+    assert archive.members == [E, C, D] and archive.born == [7, 4, 7]

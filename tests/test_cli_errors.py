@@ -207,3 +207,14 @@ def test_full_disk_while_logging_is_one_line_naming_the_log(capsys, tmp_path, mo
     from nsas.rundir import setup_logging
 
     setup_logging(None, quiet=True)  # the next run replaces the failed log handler without an error
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--archive-forgetting", "-1"], "archive_forgetting must not be negative"),
+    (["--archive-forgetting", "50", "--archive-max-age", "50"], "two ways to renew the archive"),
+    (["--archive-forgetting", "50", "--loss", "nsas-random"], "nsas-random chooses it at random"),
+])
+def test_conflicting_archive_variants_are_refused_before_work(capsys, tmp_path, flags, words):
+    line = one_line_error(capsys, "search", "--loss", "nsas", *flags, "--out", str(tmp_path / "run"), "--quiet")
+    assert line.startswith("nsas: error: ") and words in line
+    assert not (tmp_path / "run").exists()

@@ -7,6 +7,7 @@ import random
 import pytest
 import torch
 
+from nsas.errors import CheckpointError
 from nsas.objectives import LOSSES, NSASObjective, build_objective, path_loss
 from nsas.spaces import get_space, space_names
 from nsas.study import passes_per_step as study_passes
@@ -332,3 +333,88 @@ def test_carried_state_passes_use_the_objectives_criterion():
         plain = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[1].reshape(-1))
     assert losses.current == pytest.approx(2.0 * plain.item(), rel=1e-5)
     assert losses.hidden.shape == hidden.shape and not losses.hidden.requires_grad
+
+
+def _forgetting(space, *, size=3, every=2, candidates=None, seed=4):
+    rng = random.Random(seed)
+    objective = build_objective("nsas", space, archive_size=size, seed=1, archive_forgetting=every,
+                                candidates=candidates, beta=0.5)
+    return objective, rng
+
+
+def test_forgetting_variant_keeps_the_architectures_whose_loss_rose_most():
+    space = get_space("nb201")
+    model = tiny_supernet("nb201").eval()
+    batch = tiny_batch("nb201")
+    objective, rng = _forgetting(space, size=3, every=6, candidates=2)
+    for step in range(6):  # steps 0-5 fill the archive (3 members) and pool; step 6 refreshes
+        objective.observe(space.sample(rng))
+        model.zero_grad(set_to_none=True)
+        objective.backward(model, objective.current, batch)
+    assert len(objective.archive) == 3 and objective.steps == 6
+    trained = dict(objective.trained)  # each recent architecture's loss on the step it was trained
+    members = list(objective.archive.members)
+    current = space.sample(rng)
+    objective.observe(current)
+    recent = [a for a in dict.fromkeys(objective.archive.pool) if a not in members and str(a) in trained]
+    assert len(recent) == 3
+    state = objective.archive.rng.getstate()
+    chosen = random.Random()
+    chosen.setstate(state)
+    candidates = chosen.sample(recent, 2)
+    with torch.no_grad():
+        now = {a: path_loss(model, a, batch).item() for a in members + candidates}
+    rise = {a: now[a] - trained.get(str(a), now[a]) for a in now}
+    want = sorted(now, key=lambda a: -rise[a])[:3]
+    model.zero_grad(set_to_none=True)
+    stats = objective.backward(model, current, batch)
+    assert objective.archive.members == want
+    assert stats.passes == 5 + 1 + 3  # 5 forward evaluations, then the current one and 3 constraints
+    # the step's gradient is that of CE(current) + beta * mean CE(new members): the evaluations add none
+    got = grads(model)
+    expected: dict[str, torch.Tensor] = {}
+    add(expected, separate_grad(model, current, batch), 1.0)
+    for m in want:
+        add(expected, separate_grad(model, m, batch), 0.5 / 3)
+    assert set(got) == set(expected)
+    for n in expected:
+        torch.testing.assert_close(got[n], expected[n], rtol=1e-5, atol=1e-6)
+    # the next refresh measures the kept members' rise from the losses just seen
+    assert objective.seen == {str(a): pytest.approx(now[a]) for a in want}
+    assert study_passes("random:nsas", {"archive_size": 3, "archive_forgetting": 6, "candidates": 2}) == 1 + 3 + 5 / 6
+
+
+def test_forgetting_variant_rebuilds_only_every_k_steps_and_its_state_round_trips():
+    space = get_space("nb201")
+    model = tiny_supernet("nb201").eval()
+    batch = tiny_batch("nb201")
+    objective, rng = _forgetting(space, size=2, every=3)
+    twin, _ = _forgetting(space, size=2, every=3)
+    passes = []
+    for step in range(12):
+        arch = space.sample(rng)
+        if step == 6:
+            twin.load_state_dict(objective.state_dict())
+        for obj in (objective, twin) if step >= 6 else (objective,):
+            obj.observe(arch)
+            model.zero_grad(set_to_none=True)
+            stats = obj.backward(model, arch, batch)
+        passes.append(stats.passes)
+        if step >= 6:
+            assert twin.archive.members == objective.archive.members and twin.seen == objective.seen
+    # steps 0-1 fill the archive; every 3rd step rebuilds it from its 2 members and 2 recent trained ones
+    # (at step 3 only one recent architecture has been trained and is not a member)
+    assert passes == [2, 3, 3, 6, 3, 3, 7, 3, 3, 7, 3, 3]
+    bad = objective.state_dict()
+    bad["trained"] = ["not", "a", "mapping"]
+    with pytest.raises(CheckpointError):
+        twin.load_state_dict(bad)
+
+
+def test_forgetting_variant_needs_its_archive_policy():
+    space = get_space("nb201")
+    from nsas.archive import NoveltyArchive
+    with pytest.raises(ValueError, match="forgetting"):
+        NSASObjective(NoveltyArchive(space, capacity=2), forgetting=3)
+    with pytest.raises(ValueError, match="forgetting"):
+        NSASObjective(NoveltyArchive(space, capacity=2, policy="forgetting"))

@@ -112,6 +112,21 @@ def test_function_sampling_with_a_shared_batch_costs_one_pass_a_step_and_resumes
     assert_same_run(tmp_path / "straight", tmp_path / "cut")
 
 
+def test_forgetting_archive_rebuilds_cost_their_passes_and_resume_exactly(tmp_path, monkeypatch):
+    # rebuild every 2 steps with 3 members + 3 recent candidates; the checkpoint after epoch 1 sits between two
+    cfg = tiny_search_config("nb201", loss="nsas", archive_forgetting=2, epochs=2, steps_per_epoch=5,
+                             archive_size=3, pool_size=6, constraint_slices=True, normalize_loss=True)
+    search(cfg, tmp_path / "straight", progress=False)
+    steps = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    passes = [r["passes"] for r in steps if r["kind"] == "step"]
+    costs = [b - a for a, b in zip([0] + passes, passes)]
+    # 2 passes a step (current + slices); rebuilds on even steps once the archive is full: step 2 has no
+    # recent non-member to consider (skipped), step 4 one (3 + 1 evaluations), then three (3 + 3)
+    assert costs == [2, 2, 2, 2, 6, 2, 8, 2, 8, 2]
+    _cut_after_an_epoch_and_resume(cfg, tmp_path, monkeypatch)
+    assert_same_run(tmp_path / "straight", tmp_path / "cut")
+
+
 def test_wpl_resumes_bit_identically_mid_window(tmp_path, monkeypatch):
     # window 2, 3 steps per epoch: the checkpoint after epoch 1 falls inside a window
     cfg = tiny_search_config("nb201", loss="wpl", epochs=2, steps_per_epoch=3, wpl_window=2, wpl_strength=50.0)
