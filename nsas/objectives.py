@@ -217,11 +217,12 @@ class NSASObjective(Objective):
         self.archive.update(arch)
         self.current = arch
 
-    def refresh_by_forgetting(self, supernet: nn.Module, batch: Batch) -> int:
+    def refresh_by_forgetting(self, supernet: nn.Module, batch: Batch, chunks: int = 1) -> int:
         """Rebuild the archive from its members and recent architectures by loss rise; returns the passes.
 
-        Forward only (no gradient), on ``batch`` and from a zero state (text); with several processes the
-        losses are averaged over them, so every process keeps the same archive.
+        Forward only (no gradient), on ``batch`` and from a zero state (text). A loss is the mean over the
+        ``chunks`` micro-batches and over the processes, so every process keeps the same archive and m
+        processes choose as one process with m micro-batches does.
         """
         archive = self.archive
         members = list(archive.members)
@@ -231,8 +232,11 @@ class NSASObjective(Objective):
             return 0
         archs = members + archive.rng.sample(recent, n)
         net = distributed.unwrap(supernet)
+        dim = 1 if batch[0].dim() == 2 else 0  # text batches are (T, B)
+        parts = [distributed.shard(batch, c, chunks, dim=dim) for c in range(chunks)]
         with torch.no_grad():
-            now = [path_loss(net, a, batch, None, self.criterion).item() for a in archs]
+            now = [sum(path_loss(net, a, part, None, self.criterion).item() for part in parts) / chunks
+                   for a in archs]
         now = distributed.mean_floats(now, batch[1].device)
         then = [self.seen.get(str(a), self.trained.get(str(a), loss)) for a, loss in zip(archs, now)]
         # the largest rise first; sorted() is stable, so on ties members stay before candidates
@@ -253,7 +257,7 @@ class NSASObjective(Objective):
                  hidden: torch.Tensor | None = None) -> StepLosses:
         refresh = 0
         if self.forgetting and self.steps % self.forgetting == 0 and len(self.archive) == self.archive.capacity:
-            refresh = self.refresh_by_forgetting(supernet, batch)
+            refresh = self.refresh_by_forgetting(supernet, batch, chunks)
         constrained = self.steps % self.every == 0
         self.steps += 1
         constraints = self.constraints() if constrained else []
@@ -272,7 +276,8 @@ class NSASObjective(Objective):
         if self.forgetting and self.current is not None:
             pool = {str(a) for a in self.archive.pool}
             self.trained = {a: v for a, v in self.trained.items() if a in pool}
-            self.trained[str(self.current)] = cur
+            # the mean over the processes, so that every process ranks the same rises
+            self.trained[str(self.current)] = distributed.mean_floats([cur], batch[1].device)[0]
         return StepLosses(current=cur, archive=mean_archive, passes=passes,
                           total=scale * (cur + self.beta * (mean_archive or 0.0)), hidden=final)
 
