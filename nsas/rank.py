@@ -3,13 +3,16 @@
     nsas rank runs/search-nb201-random-nsas-... --all --batches 1 --batch-size 256
     nsas rank RUN_DIR --archs candidates.txt --split test --bn recalibrate
     nsas rank RUN_DIR --sample 1000 --seed 1 --out sample.csv
+    nsas rank RUN_SEED0 RUN_SEED1 RUN_SEED2 --archs probe.txt --out ensemble.csv
 
 Every architecture runs its single path through the trained supernet on the
 same K batches and gets its accuracy (per image, or per token for text) and
 mean cross-entropy. The CSV (``arch,acc,loss``, plus ``ppl`` for darts-rnn)
 has one row per canonical string, in the order the architectures were given,
 and is what ``nsas correlate`` reads. Image architectures rank by accuracy,
-RNN cells by loss. A text score runs through the first K windows of the
+RNN cells by loss. Several run directories (of one space, e.g. one search
+with several seeds) make a seed ensemble: each supernet scores the same
+architectures and the CSV holds the mean accuracy and loss. A text score runs through the first K windows of the
 split in order, carrying the architecture's own hidden state from window to
 window (:func:`nsas.evaluate.path_outputs`). ``--cost`` adds ``params`` and ``macs`` columns: the
 parameters and multiply-adds of each architecture's stand-alone network at
@@ -206,7 +209,10 @@ def _positive(text: str) -> int:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of `nsas rank`."""
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a search run directory (config.yaml, checkpoint.pt)")
+    parser.add_argument("run_dir", metavar="RUN_DIR", nargs="+",
+                        help="a search run directory (config.yaml, checkpoint.pt); several runs of one space "
+                             "(e.g. seeds) score with each supernet and write the mean accuracy and loss "
+                             "(a seed ensemble; needs --out)")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--archs", metavar="FILE",
                        help="architectures: one per line ('#' comments), or a CSV/JSON/JSONL table with an arch column")
@@ -313,7 +319,7 @@ class RankResult:
         return best_first(self.rows, self.kind)
 
 
-def rank(run_dir: str | Path, archs: str | Path | Sequence[Architecture | str] | None = None, *,
+def rank(run_dir: str | Path | Sequence[str | Path], archs: str | Path | Sequence[Architecture | str] | None = None, *,
          sample: int | None = None, all: bool = False, split: str = "val", batches: int | None = None,
          batch_size: int | None = None, bn: str = "batch", recalibrate_batches: int | None = None, seed: int = 0,
          device: str = "auto", out: str | Path | None = None, workers: int = 1, cost: bool = False,
@@ -322,7 +328,8 @@ def rank(run_dir: str | Path, archs: str | Path | Sequence[Architecture | str] |
     """Library entry point of `nsas rank`; ``nsas.rank(...)`` is this function.
 
     Args:
-        run_dir: a search run directory.
+        run_dir: a search run directory, or several (a seed ensemble: the mean accuracy and loss of each
+            run's score; needs ``out``).
         archs: architectures (strings or values), or a file listing them.
         sample: instead, this many distinct random architectures.
         all: instead, every architecture of the space.
@@ -333,7 +340,8 @@ def rank(run_dir: str | Path, archs: str | Path | Sequence[Architecture | str] |
     """
     if sum((archs is not None, sample is not None, bool(all))) != 1:
         raise NsasError("pass exactly one of archs, sample or all")
-    args = argparse.Namespace(run_dir=str(run_dir), archs=archs, sample=sample, all=all, split=split,
+    runs = [str(run_dir)] if isinstance(run_dir, (str, Path)) else [str(r) for r in run_dir]
+    args = argparse.Namespace(run_dir=runs, archs=archs, sample=sample, all=all, split=split,
                               batches=0 if batches == "all" else batches, batch_size=batch_size, bn=bn,
                               recalibrate_batches=recalibrate_batches, seed=seed, device=device,
                               out=None if out is None else str(out), workers=workers, quiet=True, cost=cost,
@@ -371,52 +379,86 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _rank(args: argparse.Namespace, log: Any) -> RankResult:
-    """Score the architectures ``args`` names, write the CSV, report through ``log``."""
+    """Score the architectures ``args`` names, write the CSV, report through ``log``.
+
+    Several run directories (``args.run_dir`` a list) score the same architectures with each run's supernet
+    and write the mean accuracy and loss: a seed ensemble.
+    """
     if args.recalibrate_batches is not None and args.bn != "recalibrate":
         raise NsasError("--recalibrate-batches applies only with --bn recalibrate")
     if args.workers < 1:
         raise NsasError(f"--workers must be at least 1, got {args.workers}")
-    out = Path(args.out) if args.out else Path(args.run_dir) / "scores.csv"
+    runs = [str(r) for r in args.run_dir] if isinstance(args.run_dir, (list, tuple)) else [str(args.run_dir)]
+    if len(set(runs)) < len(runs):
+        raise NsasError("a run directory is named twice: an ensemble averages distinct runs")
+    if len(runs) > 1 and not args.out:
+        raise NsasError(f"{len(runs)} runs give one ensemble score: name its CSV with --out")
+    out = Path(args.out) if args.out else Path(runs[0]) / "scores.csv"
     if args.out:
         _check_out(out)  # before loading anything
-    cfg, supernet, eval_set, recalibrate, device = _setup(args)
-    _check_out(out)  # and, for RUN/scores.csv, once RUN is known to be a run: before hours of scoring
-    if args.workers > 1 and device.type != "cpu":
-        raise NsasError("--workers splits the work over CPU processes; on a GPU leave it at 1")
-    space = get_space(cfg.space)
-    archs, origin = _choose_archs(args, space)
-    costs = _costs(args, space, archs)
-    if getattr(args, "max_params", None) or getattr(args, "max_macs", None):
-        before = len(archs)
-        archs = [a for a in archs if within_budget(costs[a], args.max_params, args.max_macs)]
-        origin += f", {len(archs):,} of {before:,} within the budget"
-        if not archs:
-            raise NsasError("no architecture is within --max-params/--max-macs")
-    unit = "tokens" if space.kind == "text" else "images"
-    examples = sum(y.numel() for _, y in eval_set)
-    bn = f"recalibrated on {len(recalibrate)} training batches" if recalibrate else "batch statistics"
-    log(f"nsas rank: {len(archs):,} {space.name} architectures {origin}; {args.split} split, "
-        f"{len(eval_set)} batches ({examples:,} {unit}); BatchNorm: {bn}; {device}")
-    distinct, index = distinct_functions(archs)
-    if len(distinct) < len(archs):
-        log(f"  {len(distinct):,} distinct supernet functions: each is scored once and shares its score")
-    start = time.perf_counter()
-    if args.workers > 1:
-        rows = share_scores(archs, _score_parallel(args, distinct), index)
-    else:
-        rows = score_archs(supernet, archs, eval_set, recalibrate=recalibrate, seed=args.seed,
-                           progress=not args.quiet)
-    seconds = time.perf_counter() - start
+    scored: list[list[dict[str, Any]]] = []
+    seconds = 0.0
+    for i, run_dir in enumerate(runs):
+        one = argparse.Namespace(**{**vars(args), "run_dir": run_dir})
+        cfg, supernet, eval_set, recalibrate, device = _setup(one)
+        if i == 0:
+            _check_out(out)  # and, for RUN/scores.csv, once RUN is known to be a run: before hours of scoring
+            if args.workers > 1 and device.type != "cpu":
+                raise NsasError("--workers splits the work over CPU processes; on a GPU leave it at 1")
+            space = get_space(cfg.space)
+            archs, origin = _choose_archs(args, space)
+            costs = _costs(args, space, archs)
+            if getattr(args, "max_params", None) or getattr(args, "max_macs", None):
+                before = len(archs)
+                archs = [a for a in archs if within_budget(costs[a], args.max_params, args.max_macs)]
+                origin += f", {len(archs):,} of {before:,} within the budget"
+                if not archs:
+                    raise NsasError("no architecture is within --max-params/--max-macs")
+            distinct, index = distinct_functions(archs)
+        elif cfg.space != space.name:
+            raise NsasError(f"{run_dir} searched the {cfg.space} space, {runs[0]} the {space.name} space: "
+                            "an ensemble needs runs of one space")
+        unit = "tokens" if space.kind == "text" else "images"
+        examples = sum(y.numel() for _, y in eval_set)
+        bn = f"recalibrated on {len(recalibrate)} training batches" if recalibrate else "batch statistics"
+        if i == 0:
+            log(f"nsas rank: {len(archs):,} {space.name} architectures {origin}; {args.split} split, "
+                f"{len(eval_set)} batches ({examples:,} {unit}); BatchNorm: {bn}; {device}")
+            if len(distinct) < len(archs):
+                log(f"  {len(distinct):,} distinct supernet functions: each is scored once and shares its score")
+        if len(runs) > 1:
+            log(f"  run {i + 1} of {len(runs)}: {run_dir} ({examples:,} {unit})")
+        start = time.perf_counter()
+        if args.workers > 1:
+            scored.append(share_scores(archs, _score_parallel(one, distinct), index))
+        else:
+            scored.append(score_archs(supernet, archs, eval_set, recalibrate=recalibrate, seed=args.seed,
+                                      progress=not args.quiet))
+        seconds += time.perf_counter() - start
+    rows = scored[0] if len(scored) == 1 else ensemble_rows(scored)
     if costs:
         rows = [{**row, "params": costs[a][0], "macs": costs[a][1]} for row, a in zip(rows, archs, strict=True)]
     write_scores(out, rows, kind=space.kind)
-    log(f"scored {len(rows):,} architectures ({len(distinct):,} functions) in {seconds:.1f} s "
-        f"({len(distinct) / max(seconds, 1e-9):.2f} functions/s)")
-    log(f"top {min(_TOP, len(rows))} by {'loss' if space.kind == 'text' else 'accuracy'}:")
+    log(f"scored {len(rows):,} architectures ({len(distinct):,} functions) "
+        f"{f'with {len(runs)} supernets ' if len(runs) > 1 else ''}in {seconds:.1f} s "
+        f"({len(distinct) * len(runs) / max(seconds, 1e-9):.2f} functions/s)")
+    mean = "mean " if len(runs) > 1 else ""
+    log(f"top {min(_TOP, len(rows))} by {mean}{'loss' if space.kind == 'text' else 'accuracy'}:")
     for row in best_first(rows, space.kind)[:_TOP]:
         log(f"  {row['acc']:7.2f}%  loss {row['loss']:.4f}  {row['arch']}")
     log(f"scores: {out}")
     return RankResult(rows=rows, out=out, kind=space.kind)
+
+
+def ensemble_rows(scored: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per architecture, the mean accuracy and loss over the runs' rows (the same architectures, in order)."""
+    rows = []
+    for per_run in zip(*scored, strict=True):
+        if len({r["arch"] for r in per_run}) != 1:
+            raise ValueError("the runs' rows list different architectures")
+        rows.append({"arch": per_run[0]["arch"], "acc": sum(r["acc"] for r in per_run) / len(per_run),
+                     "loss": sum(r["loss"] for r in per_run) / len(per_run)})
+    return rows
 
 
 import nsas as _nsas  # noqa: E402

@@ -12,6 +12,7 @@ import pytest
 import torch
 from tiny import fake_dataset, tiny_batch, tiny_search_config, tiny_supernet
 
+import nsas
 import nsas.data
 from nsas.cli import main
 from nsas.data import load_dataset
@@ -314,3 +315,54 @@ def test_score_batch_size_scores_the_same_images_in_larger_batches(capsys, tmp_p
     default, b32, b16 = (read_scores(tmp_path / f"{n}.csv")[1] for n in ("d", "b32", "b16"))
     assert default == b32  # the run's own score batches by default
     assert [r["loss"] for r in default] != [r["loss"] for r in b16]  # batch statistics differ at batch 16
+
+
+# ---- seed ensembles ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def second_run(tmp_path_factory, run_dir):
+    """The same tiny search as ``run_dir`` with another seed."""
+    path = tmp_path_factory.mktemp("search-seed1")
+    cfg = SearchConfig(space="nb201", dataset="cifar10-mini", epochs=1, steps_per_epoch=2, batch_size=16,
+                       channels=4, cells=1, eval_batches=1, select_rounds=1, select_samples=2,
+                       checkpoint_every=0, device="cpu", seed=1)
+    search(cfg, path, progress=False)
+    return path
+
+
+def test_several_runs_write_the_mean_of_their_scores(capsys, run_dir, second_run, tmp_path):
+    archs = tmp_path / "archs.txt"
+    archs.write_text(f"{A}\n{B}\n{C}\n")
+    singles = []
+    for i, run in enumerate((run_dir, second_run)):
+        assert rank(capsys, run, "--archs", str(archs), "--out", str(tmp_path / f"{i}.csv"))[0] == 0
+        singles.append(read_scores(tmp_path / f"{i}.csv")[1])
+    assert singles[0] != singles[1]  # two supernets, two scores
+    code = main(["rank", str(run_dir), str(second_run), "--archs", str(archs), "--out", str(tmp_path / "e.csv"),
+                 "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0 and "run 2 of 2" in out and "with 2 supernets" in out
+    header, rows = read_scores(tmp_path / "e.csv")
+    assert header == ["arch", "acc", "loss"] and [r["arch"] for r in rows] == [A, B, C]
+    for row, one, two in zip(rows, *singles, strict=True):
+        for key in ("acc", "loss"):
+            assert float(row[key]) == pytest.approx((float(one[key]) + float(two[key])) / 2, rel=1e-9)
+    # the Python API takes a list of runs
+    result = nsas.rank([run_dir, second_run], [A, B, C], out=tmp_path / "api.csv", device="cpu")
+    assert [r["acc"] for r in result.rows] == pytest.approx([float(r["acc"]) for r in rows])
+
+
+def test_ensemble_errors_are_one_line(capsys, run_dir, second_run, tmp_path, monkeypatch):
+    code = main(["rank", str(run_dir), str(second_run), "--sample", "2", "--quiet"])
+    assert_one_line_error(code, capsys.readouterr().err, "2 runs", "--out")
+    code = main(["rank", str(run_dir), str(run_dir), "--sample", "2", "--out", str(tmp_path / "x.csv")])
+    assert_one_line_error(code, capsys.readouterr().err, "named twice")
+    text = tmp_path / "text-run"
+    real = nsas.data.load_dataset
+    monkeypatch.setattr(nsas.data, "load_dataset",
+                        lambda name, *a, **k: (fake_dataset if name.startswith("fake-") else real)(name, *a, **k))
+    search(tiny_search_config("darts-rnn", epochs=1, steps_per_epoch=1, select_rounds=1, select_samples=1), text,
+           progress=False)
+    code = main(["rank", str(run_dir), str(text), "--sample", "2", "--out", str(tmp_path / "y.csv"), "--quiet",
+                 "--device", "cpu"])
+    assert_one_line_error(code, capsys.readouterr().err, "darts-rnn", "one space")
+    assert not (tmp_path / "y.csv").exists()
