@@ -290,6 +290,37 @@ def baseline_metrics(truth: dict[str, float], probe: list[str], candidates: list
     return metrics(dict(zip(pool, ([p, 0.0] for p in live_parameters(pool, "nb201")))), truth, probe, candidates)
 
 
+PAIRED_WITH = ("ce-functions", "ce")  # the report pairs every method with the first of these that it has
+
+
+def paired_difference(runs: list[dict[str, list[float]]], seeds: list[int], reference: list[dict[str, list[float]]],
+                      reference_seeds: list[int], truth: dict[str, float], probe: list[str],
+                      resamples: int = 500) -> dict[str, Any]:
+    """Tau of ``runs`` minus tau of ``reference`` on the seeds both have, and a bootstrap CI of the mean.
+
+    Each resample draws the probe's cells once with replacement and recomputes every seed's difference on
+    them, so the interval is that of the mean difference under cell sampling (the seeds are fixed).
+    """
+    from nsas.correlate import kendall_tau
+    common = sorted(set(seeds) & set(reference_seeds))
+    def score(run: dict[str, list[float]]) -> np.ndarray:
+        return np.array([run[a][0] - 1e-6 * run[a][1] for a in probe])
+    mine = [score(runs[seeds.index(s)]) for s in common]
+    theirs = [score(reference[reference_seeds.index(s)]) for s in common]
+    t = np.array([truth[a] for a in probe])
+    differences = [kendall_tau(m, t) - kendall_tau(r, t) for m, r in zip(mine, theirs)]
+    if not common:
+        return {"seeds": [], "differences": [], "mean": float("nan"), "ci": [float("nan")] * 2}
+    rng = np.random.default_rng(0)
+    means = []
+    for idx in rng.integers(0, len(probe), size=(resamples, len(probe))):
+        means.append(np.mean([kendall_tau(m[idx], t[idx]) - kendall_tau(r[idx], t[idx])
+                              for m, r in zip(mine, theirs)]))
+    low, high = np.quantile(means, [0.025, 0.975])
+    return {"seeds": common, "differences": differences, "mean": float(np.mean(differences)),
+            "ci": [float(low), float(high)]}
+
+
 def op_bias(scores: dict[str, list[float]], probe: list[str]) -> dict[str, float]:
     """Kendall tau between each op's count in the cell and the score, over the probe (the truth: ``truth``)."""
     from nsas.correlate import kendall_tau
@@ -330,8 +361,16 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
             "op_bias": {op: float(np.mean([r["op_bias"][op] for r in rs])) for op in OPS},
         })
     size = baseline_metrics(truth, probe, candidates)
+    reference = next((m for m in PAIRED_WITH if (m, "compute") in runs), None)
+    paired = [] if reference is None else [
+        {"method": method, "budget": budget, "reference": reference,
+         **paired_difference(runs[method, budget], [r["seed"] for r in groups[method, budget]],
+                             runs[reference, "compute"], [r["seed"] for r in groups[reference, "compute"]],
+                             truth, probe)}
+        for method, budget in sorted(runs) if (method, budget) != (reference, "compute") and budget != "untrained"]
+    paired = [p for p in paired if p["seeds"]]
     result = {"probe": len(probe), "candidates": len(candidates), "jobs": rows, "summary": summary,
-              "live_parameters": size}
+              "live_parameters": size, "paired": paired}
     (out / "report.json").write_text(json.dumps(result, indent=1))
     lines = ["| method | budget | steps | passes | Kendall tau per seed [95% CI] | tau mean ± std | tau by loss (mean) | "
              "tau of the seeds' mean score | tau within equal size (mean) | Spearman | P@10% | "
@@ -356,6 +395,14 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
               "| NAS-Bench-201 truth | | " + " | ".join(f"{true_bias[op]:+.2f}" for op in OPS) + " |"]
     lines += [f"| {g['method']} | equal {g['budget']} | " + " | ".join(f"{g['op_bias'][op]:+.2f}" for op in OPS)
               + " |" for g in summary]
+    if paired:
+        lines += ["", f"Paired with {reference} (equal compute) on the same seeds: the difference in Kendall tau per "
+                  "seed, and its mean over the seeds with a 95% bootstrap interval over the probe's cells (both "
+                  "rankings resampled together; seed-to-seed spread is the per-seed column).", "",
+                  "| method | budget | seeds | tau difference per seed | mean [95% CI over cells] |", "|---|---|---|---|---|"]
+        lines += [f"| {p['method']} | equal {p['budget']} | {', '.join(map(str, p['seeds']))} | "
+                  + ", ".join(f"{d:+.3f}" for d in p["differences"])
+                  + f" | {p['mean']:+.3f} [{p['ci'][0]:+.2f}, {p['ci'][1]:+.2f}] |" for p in paired]
     lines += ["", "Kendall tau is of the accuracy score (ties broken by loss), as selection and probes rank; "
               "'tau by loss' ranks by the validation loss alone (lower is better), a secondary view; 'tau of the "
               "seeds' mean score' ranks by each cell's accuracy averaged over the seeds' supernets (an ensemble "

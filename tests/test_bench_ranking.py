@@ -74,3 +74,26 @@ def test_curve_refuses_a_budget_its_epochs_cannot_hold(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="use --epochs 60 or more"):
         ranking.run_curve("ce-functions", 0, 23400, [10], tmp_path, [], 1024, epochs=30)
     assert not list(tmp_path.iterdir())  # refused before building anything
+
+
+def test_report_pairs_each_method_with_ce_functions_on_common_seeds(tmp_path, monkeypatch):
+    ranking = bench_module("ranking", monkeypatch)
+    space, rng = get_space("nb201"), random.Random(1)
+    probe = sorted({str(space.sample(rng)) for _ in range(60)})[:30]
+    truth = {a: 85.0 + i / 3 for i, a in enumerate(probe)}
+    (tmp_path / "jobs").mkdir()
+    scores = {}
+    for method, noise, seeds in (("ce-functions", 6, (0, 1, 2)), ("nsas", 2, (1, 2, 3)), ("wpl", 2, (5,))):
+        for seed in seeds:
+            scores[method, seed] = {a: [truth[a] + rng.gauss(0, noise), 1.0] for a in probe}
+            job = ranking.Job(method, "compute", seed, 100)
+            (tmp_path / "jobs" / f"{job.name}.json").write_text(json.dumps(
+                {"job": vars(job), "passes": 100, "train_s": 1.0, "score_s": 1.0, "scores": scores[method, seed]}))
+    result = ranking.report(tmp_path, truth, probe, [])
+    (pair,) = result["paired"]  # wpl shares no seed with ce-functions: not paired
+    t = np.array([truth[a] for a in probe])
+    tau = {k: kendall_tau(np.array([v[a][0] - 1e-6 for a in probe]), t) for k, v in scores.items()}
+    assert (pair["method"], pair["reference"], pair["seeds"]) == ("nsas", "ce-functions", [1, 2])
+    assert pair["differences"] == pytest.approx([tau["nsas", s] - tau["ce-functions", s] for s in (1, 2)])
+    assert pair["mean"] > 0 and pair["ci"][0] < pair["mean"] < pair["ci"][1]  # less noise ranks better
+    assert f"{pair['mean']:+.3f} [" in (tmp_path / "report.md").read_text()
