@@ -33,7 +33,9 @@ Each (method, budget, seed) job runs in its own single-threaded process
 (``--jobs`` at a time) and writes ``jobs/<name>.json``; a finished job is not
 run again, so an interrupted benchmark resumes; ``command.txt`` collects
 every invocation that wrote to ``--out``. ``report`` aggregates them
-into ``report.md``/``report.json`` and ``tau.png``.
+into ``report.md``/``report.json`` and ``tau.png``, and pairs every method
+with ``ce-functions`` (or ``ce``) on the seeds both have: per-seed tau
+differences and a bootstrap interval of their mean over the probe's cells.
 
     python bench/ranking.py run --out results/ranking/holdout-7800 --budget 7800 --seeds 0 1 2 --jobs 2
     python bench/ranking.py report --out results/ranking/holdout-7800
