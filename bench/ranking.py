@@ -266,10 +266,15 @@ def _worker(args: tuple[Job, Path, list[str], int, dict[str, Any]]) -> str:
 
 
 # ---------------------------------------------------------------- report
+def accuracy_scores(scores: dict[str, list[float]], cells: list[str]) -> np.ndarray:
+    """Each cell's inherited accuracy, ties broken by the lower loss: the score every ranking here uses."""
+    return np.array([scores[a][0] - 1e-6 * scores[a][1] for a in cells])
+
+
 def metrics(scores: dict[str, list[float]], truth: dict[str, float], probe: list[str],
             candidates: list[str]) -> dict[str, Any]:
     from nsas.correlate import bootstrap_ci, kendall_tau, live_parameters, precision_at_k, spearman_rho, within_groups_tau
-    s = np.array([scores[a][0] - 1e-6 * scores[a][1] for a in probe])  # accuracy, ties broken by loss
+    s = accuracy_scores(scores, probe)
     t = np.array([truth[a] for a in probe])
     within = within_groups_tau(s, t, live_parameters(probe, "nb201"))  # among cells of the same size
     k = max(1, len(probe) // 10)
@@ -305,14 +310,12 @@ def paired_difference(runs: list[dict[str, list[float]]], seeds: list[int], refe
     """
     from nsas.correlate import kendall_tau
     common = sorted(set(seeds) & set(reference_seeds))
-    def score(run: dict[str, list[float]]) -> np.ndarray:
-        return np.array([run[a][0] - 1e-6 * run[a][1] for a in probe])
-    mine = [score(runs[seeds.index(s)]) for s in common]
-    theirs = [score(reference[reference_seeds.index(s)]) for s in common]
-    t = np.array([truth[a] for a in probe])
-    differences = [kendall_tau(m, t) - kendall_tau(r, t) for m, r in zip(mine, theirs)]
     if not common:
         return {"seeds": [], "differences": [], "mean": float("nan"), "ci": [float("nan")] * 2}
+    mine = [accuracy_scores(runs[seeds.index(s)], probe) for s in common]
+    theirs = [accuracy_scores(reference[reference_seeds.index(s)], probe) for s in common]
+    t = np.array([truth[a] for a in probe])
+    differences = [kendall_tau(m, t) - kendall_tau(r, t) for m, r in zip(mine, theirs)]
     rng = np.random.default_rng(0)
     means = []
     for idx in rng.integers(0, len(probe), size=(resamples, len(probe))):
@@ -326,7 +329,7 @@ def paired_difference(runs: list[dict[str, list[float]]], seeds: list[int], refe
 def op_bias(scores: dict[str, list[float]], probe: list[str]) -> dict[str, float]:
     """Kendall tau between each op's count in the cell and the score, over the probe (the truth: ``truth``)."""
     from nsas.correlate import kendall_tau
-    s = np.array([scores[a][0] - 1e-6 * scores[a][1] for a in probe])
+    s = accuracy_scores(scores, probe)
     return {op: kendall_tau(np.array([a.count(op + "~") for a in probe], dtype=float), s) for op in OPS}
 
 

@@ -401,6 +401,7 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
     for i, run_dir in enumerate(runs):
         one = argparse.Namespace(**{**vars(args), "run_dir": run_dir})
         cfg, supernet, eval_set, recalibrate, device = _setup(one)
+        examples = sum(y.numel() for _, y in eval_set)
         if i == 0:
             _check_out(out)  # and, for RUN/scores.csv, once RUN is known to be a run: before hours of scoring
             if args.workers > 1 and device.type != "cpu":
@@ -415,17 +416,15 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
                 if not archs:
                     raise NsasError("no architecture is within --max-params/--max-macs")
             distinct, index = distinct_functions(archs)
-        elif cfg.space != space.name:
-            raise NsasError(f"{run_dir} searched the {cfg.space} space, {runs[0]} the {space.name} space: "
-                            "an ensemble needs runs of one space")
-        unit = "tokens" if space.kind == "text" else "images"
-        examples = sum(y.numel() for _, y in eval_set)
-        bn = f"recalibrated on {len(recalibrate)} training batches" if recalibrate else "batch statistics"
-        if i == 0:
+            unit = "tokens" if space.kind == "text" else "images"
+            bn = f"recalibrated on {len(recalibrate)} training batches" if recalibrate else "batch statistics"
             log(f"nsas rank: {len(archs):,} {space.name} architectures {origin}; {args.split} split, "
                 f"{len(eval_set)} batches ({examples:,} {unit}); BatchNorm: {bn}; {device}")
             if len(distinct) < len(archs):
                 log(f"  {len(distinct):,} distinct supernet functions: each is scored once and shares its score")
+        elif cfg.space != space.name:
+            raise NsasError(f"{run_dir} searched the {cfg.space} space, {runs[0]} the {space.name} space: "
+                            "an ensemble needs runs of one space")
         if len(runs) > 1:
             log(f"  run {i + 1} of {len(runs)}: {run_dir} ({examples:,} {unit})")
         start = time.perf_counter()
