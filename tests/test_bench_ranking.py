@@ -97,3 +97,14 @@ def test_report_pairs_each_method_with_ce_functions_on_common_seeds(tmp_path, mo
     assert pair["differences"] == pytest.approx([tau["nsas", s] - tau["ce-functions", s] for s in (1, 2)])
     assert pair["mean"] > 0 and pair["ci"][0] < pair["mean"] < pair["ci"][1]  # less noise ranks better
     assert f"{pair['mean']:+.3f} [" in (tmp_path / "report.md").read_text()
+
+
+def test_bn_rescore_refuses_a_run_item_without_its_split(tmp_path, monkeypatch, capsys):
+    rescore = bench_module("bn_rescore", monkeypatch)
+    truth = tmp_path / "truth.csv"
+    truth.write_text("arch,test_acc\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,10.0\n")
+    with pytest.raises(SystemExit) as stop:
+        rescore.main(["--out", str(tmp_path / "out"), "--truth", str(truth), "--runs", "runs/nb201-s0"])
+    assert stop.value.code == 2
+    assert "SPLIT:RUN_DIR" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before anything is written
