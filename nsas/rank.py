@@ -103,6 +103,7 @@ from nsas.spaces.base import Architecture, SearchSpace
 
 SPLITS = ("val", "test")
 BN_MODES = ("batch", "recalibrate")
+FEW_IMAGES = 1000  # fewer scoring images than this get a warning: about 1.6 points of binomial noise at 50%
 _TOP = 5  # architectures printed at the end
 
 
@@ -422,6 +423,10 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
                 f"{len(eval_set)} batches ({examples:,} {unit}); BatchNorm: {bn}; {device}")
             if len(distinct) < len(archs):
                 log(f"  {len(distinct):,} distinct supernet functions: each is scored once and shares its score")
+            if space.kind == "image" and examples < FEW_IMAGES:
+                log(f"  warning: an accuracy on {examples:,} images carries about {50 / examples ** 0.5:.1f} points "
+                    f"of sampling noise; --batches/--batch-size for {FEW_IMAGES:,} or more images "
+                    "(the nb201-cpu preset scores 1,024)")
         elif cfg.space != space.name:
             raise NsasError(f"{run_dir} searched the {cfg.space} space, {runs[0]} the {space.name} space: "
                             "an ensemble needs runs of one space")

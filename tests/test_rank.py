@@ -366,3 +366,16 @@ def test_ensemble_errors_are_one_line(capsys, run_dir, second_run, tmp_path, mon
                  "--device", "cpu"])
     assert_one_line_error(code, capsys.readouterr().err, "darts-rnn", "one space")
     assert not (tmp_path / "y.csv").exists()
+
+
+def test_scoring_on_few_images_warns_with_the_noise_and_the_remedy(capsys, run_dir, tmp_path):
+    archs = tmp_path / "archs.txt"
+    archs.write_text(f"{A}\n{B}\n")
+    code, out, _ = rank(capsys, run_dir, "--archs", str(archs), "--out", str(tmp_path / "few.csv"))
+    assert code == 0 and "1 batches (16 images)" in out
+    assert "warning: an accuracy on 16 images carries about 12.5 points of sampling noise" in out
+    code, out, _ = rank(capsys, run_dir, "--archs", str(archs), "--batches", "all", "--batch-size", "250",
+                        "--out", str(tmp_path / "many.csv"))
+    examples = int(out.split(" batches (")[1].split(" images")[0].replace(",", ""))
+    assert code == 0 and examples >= 1000, out
+    assert "warning" not in out
