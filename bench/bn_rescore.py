@@ -53,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.truth.is_file():
         parser.error(f"truth table not found: {args.truth}")
-    from nsas.correlate import kendall_tau, live_parameters, within_groups_tau
     truth = ranking.read_truth(args.truth)
     items = [item.partition(":")[::2] for item in args.runs]
     for (split, run), item in zip(items, args.runs):
@@ -65,17 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     gains: dict[str, list[float]] = {}
     for split, run in items:
         probe, _ = ranking.probe_and_candidates(truth, split, 200, 0)
-        t = np.array([truth[a] for a in probe])
-        sizes = live_parameters(probe, "nb201")
         taus = {}
         for mode in MODES:
             scores, seconds = rescore(Path(run), probe, args.out / "scores" / f"{split}-{Path(run).name}-{mode}.csv",
                                       mode, args.recalibrate_batches)
-            acc = ranking.accuracy_scores(scores, probe)
-            taus[mode] = kendall_tau(acc, t)
-            by_loss = kendall_tau(-np.array([scores[a][1] for a in probe]), t)
-            lines.append(f"| {split} | {Path(run).name} | {mode} | {taus[mode]:.3f} | {by_loss:.3f} | "
-                         f"{within_groups_tau(acc, t, sizes):.3f} | {seconds:.0f} |")
+            m = ranking.metrics(scores, truth, probe, [])  # the benchmark's own tau, tau by loss and within-size
+            taus[mode] = m["tau"]
+            lines.append(f"| {split} | {Path(run).name} | {mode} | {m['tau']:.3f} | {m['tau_loss']:.3f} | "
+                         f"{m['tau_within_size']:.3f} | {seconds:.0f} |")
             print(lines[-1], flush=True)
         gains.setdefault(split, []).append(taus["recalibrate"] - taus["batch"])
     lines.append("")
