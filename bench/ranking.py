@@ -12,6 +12,11 @@ CIFAR-10 (50/50 split of the training set), then its inherited weights score
   architecture is the best-scored of probe + candidates, and its true
   accuracy is reported.
 
+Each cell is scored with BatchNorm statistics of its own, recalibrated on 10
+training batches (``bn: recalibrate``, the ``nb201-cpu`` preset's scorer since
+round 7; rounds 1-6 used each scoring batch's own statistics, ``--set
+bn=batch``).
+
 The truth table is split into two halves by a seeded hash of the architecture
 string: ``tune`` (what variants may be tuned on) and ``holdout`` (what the
 reported numbers use). ``--split tune`` runs the same benchmark on the tune
@@ -97,7 +102,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "gdas-nsas": dict(strategy="gdas", loss="nsas"),
 }
 # The supernet: `nsas search --preset nb201-cpu` (its size and optimizer; the budget is set per job).
-SUPERNET = dict(space="nb201", channels=8, cells=1, batch_size=64, lr=0.1, lr_min=0.001)
+SUPERNET = dict(space="nb201", channels=8, cells=1, batch_size=64, lr=0.1, lr_min=0.001, bn="recalibrate")
 SCORE_BATCH = 256
 SCORE_IMAGES = 1024  # the preset's eval_batches x score_batch_size: `nsas rank RUN` gives the same scores
 STEPS_PER_EPOCH = 390  # batches of 64 in the 25,000-image weights half
@@ -201,7 +206,6 @@ def job_epochs(steps: int) -> int:
 
 def run_job(job: Job, out: Path, archs: list[str], score_images: int,
             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    from nsas.rank import score_archs
     epochs = job_epochs(job.steps)
     cfg, search = _search(job.method, job.seed, epochs, max(1, job.steps // epochs), out / "runs" / job.name,
                           overrides, score_images)
@@ -209,10 +213,8 @@ def run_job(job: Job, out: Path, archs: list[str], score_images: int,
     if job.steps:
         search.train()
     train_s = time.perf_counter() - t0
-    space = search.space
-    batches = search.eval_set  # the run's scoring batches: what `nsas rank RUN` scores on
     t0 = time.perf_counter()
-    rows = score_archs(search.supernet, [space.parse(a) for a in archs], batches)
+    rows = search.score([search.space.parse(a) for a in archs])  # the run's own scorer: what `nsas rank RUN` gives
     score_s = time.perf_counter() - t0
     archive = search.objective.archive
     result = {
@@ -235,7 +237,6 @@ def run_curve(method: str, seed: int, budget: int, points: list[int], out: Path,
     snapshots of one long run (not separate shorter runs). Each point is
     appended to ``curve-<method>-s<seed>.jsonl`` as soon as it is scored.
     """
-    from nsas.rank import score_archs
     name = f"{method}{tag}"
     steps = round(budget / passes_per_step({**METHODS[method], **(overrides or {})}))
     if steps > epochs * STEPS_PER_EPOCH:  # a search caps an epoch at one pass over the data
@@ -243,13 +244,12 @@ def run_curve(method: str, seed: int, budget: int, points: list[int], out: Path,
                          f"batches; use --epochs {math.ceil(steps / STEPS_PER_EPOCH)} or more")
     cfg, search = _search(method, seed, epochs, steps // epochs, out / "runs" / f"curve-{name}-s{seed}", overrides,
                           score_images)
-    batches = search.eval_set
     parsed = [search.space.parse(a) for a in archs]
     for epoch in points:
         if epoch:
             search.cfg = dataclasses.replace(cfg, epochs=epoch)  # train up to this epoch; the schedule keeps T_max
             search.train()
-        rows = score_archs(search.supernet, parsed, batches)
+        rows = search.score(parsed)
         with open(out / f"curve-{name}-s{seed}.jsonl", "a") as f:
             f.write(json.dumps({"method": name, "overrides": overrides or {}, "seed": seed, "epoch": epoch, "passes": search.passes,
                                 "steps": search.global_step, "train_s": search.elapsed,
@@ -337,8 +337,10 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
     rows = []
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     runs: dict[tuple[str, str], list[dict[str, list[float]]]] = {}  # each group's seeds' scores
+    bn_modes: set[str] = set()
     for path in sorted((out / "jobs").glob("*.json")):
         job = json.loads(path.read_text())
+        bn_modes.add(job.get("config", {}).get("bn", "batch"))  # jobs before `bn` existed scored with batch statistics
         rows.append({**job["job"], "passes": job["passes"], "train_s": job["train_s"], "score_s": job["score_s"],
                      **metrics(job["scores"], truth, probe, candidates), "op_bias": op_bias(job["scores"], probe)})
         groups.setdefault((rows[-1]["method"], rows[-1]["budget"]), []).append(rows[-1])
@@ -408,6 +410,9 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
         lines += [f"| {p['method']} | equal {p['budget']} | {', '.join(map(str, p['seeds']))} | "
                   + ", ".join(f"{d:+.3f}" for d in p["differences"])
                   + f" | {p['mean']:+.3f} [{p['ci'][0]:+.2f}, {p['ci'][1]:+.2f}] |" for p in paired]
+    scorer = {"batch": "each 256-image scoring batch's own BatchNorm statistics",
+              "recalibrate": "BatchNorm statistics of each cell's own, from training batches (bn: recalibrate)"}
+    lines += ["", "Scored on " + " and on ".join(scorer[m] for m in sorted(bn_modes)) + "."]
     lines += ["", "Kendall tau is of the accuracy score (ties broken by loss), as selection and probes rank; "
               "'tau by loss' ranks by the validation loss alone (lower is better), a secondary view; 'tau of the "
               "seeds' mean score' ranks by each cell's accuracy averaged over the seeds' supernets (an ensemble "

@@ -226,11 +226,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", dest="batch_size", metavar="B", type=_positive, default=None,
                         help="batch size (default: the run's score_batch_size, else its batch_size; darts-rnn: its "
                              "eval_batch_size, 10)")
-    parser.add_argument("--bn", choices=BN_MODES, default="batch",
-                        help="batch: BatchNorm uses each batch's statistics, as in the search (default); "
-                             "recalibrate: per-architecture statistics from training batches")
+    parser.add_argument("--bn", choices=BN_MODES, default=None,
+                        help="batch: BatchNorm uses each scoring batch's statistics; recalibrate: each architecture "
+                             "gets statistics of its own from training batches (default: the run's bn setting, "
+                             "batch unless the search set bn: recalibrate, as the nb201-cpu preset does)")
     parser.add_argument("--recalibrate-batches", dest="recalibrate_batches", metavar="R", type=_positive,
-                        default=None, help="training batches per recalibration (default 10; needs --bn recalibrate)")
+                        default=None, help="training batches per recalibration (default: the run's "
+                                           "recalibrate_batches, 10; needs --bn recalibrate)")
     parser.add_argument("--seed", type=int, default=0, help="seed of --sample and of recalibration (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--out", metavar="FILE.csv", default=None, help="where to write the scores (default RUN_DIR/scores.csv)")
@@ -282,9 +284,16 @@ def _setup(args: argparse.Namespace) -> tuple[SearchConfig, nn.Module, list[Batc
     batch_size = args.batch_size or default_batch_size(cfg)
     eval_set = _eval_batches(args, cfg, split_batches(cfg, data, args.split, batch_size=batch_size, device=device))
     recalibrate = []
-    if args.bn == "recalibrate":
-        recalibrate = fixed_batches(data.train, args.recalibrate_batches or 10)
+    if bn_mode(args, cfg) == "recalibrate":
+        recalibrate = fixed_batches(data.train, args.recalibrate_batches or cfg.recalibrate_batches)
+    elif args.recalibrate_batches is not None:
+        raise NsasError("--recalibrate-batches applies only with --bn recalibrate")
     return cfg, supernet, eval_set, recalibrate, device
+
+
+def bn_mode(args: argparse.Namespace, cfg: SearchConfig) -> str:
+    """How BatchNorm scores: ``--bn`` if given, else the run's own ``bn`` setting (what its search scored with)."""
+    return args.bn or cfg.bn
 
 
 def _score_chunk(args: argparse.Namespace, archs: list[str]) -> list[dict[str, Any]]:
@@ -322,7 +331,7 @@ class RankResult:
 
 def rank(run_dir: str | Path | Sequence[str | Path], archs: str | Path | Sequence[Architecture | str] | None = None, *,
          sample: int | None = None, all: bool = False, split: str = "val", batches: int | None = None,
-         batch_size: int | None = None, bn: str = "batch", recalibrate_batches: int | None = None, seed: int = 0,
+         batch_size: int | None = None, bn: str | None = None, recalibrate_batches: int | None = None, seed: int = 0,
          device: str = "auto", out: str | Path | None = None, workers: int = 1, cost: bool = False,
          max_params: int | None = None, max_macs: int | None = None,
          supernet: nn.Module | None = None) -> RankResult:
@@ -385,7 +394,7 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
     Several run directories (``args.run_dir`` a list) score the same architectures with each run's supernet
     and write the mean accuracy and loss: a seed ensemble.
     """
-    if args.recalibrate_batches is not None and args.bn != "recalibrate":
+    if args.recalibrate_batches is not None and args.bn == "batch":
         raise NsasError("--recalibrate-batches applies only with --bn recalibrate")
     if args.workers < 1:
         raise NsasError(f"--workers must be at least 1, got {args.workers}")

@@ -200,6 +200,32 @@ def test_bn_recalibrate_from_the_command_line(capsys, run_dir, tmp_path):
     assert [r["loss"] for r in batch] != [r["loss"] for r in recal]
 
 
+def test_a_run_that_searched_with_recalibration_is_ranked_with_it_by_default(capsys, run_dir, tmp_path):
+    """`nsas rank RUN` at its defaults scores as the run's search did (bn, recalibrate_batches of config.yaml)."""
+    import yaml
+    recal_run = tmp_path / "recal-run"
+    shutil.copytree(run_dir, recal_run)
+    config = yaml.safe_load((recal_run / "config.yaml").read_text())
+    assert config["bn"] == "batch"  # the tiny run's default
+    (recal_run / "config.yaml").write_text(yaml.safe_dump({**config, "bn": "recalibrate", "recalibrate_batches": 2}))
+    archs = tmp_path / "two.txt"
+    archs.write_text(f"{A}\n{C}\n")
+    scores = {}
+    for name, extra in {"default": [], "explicit": ["--bn", "recalibrate", "--recalibrate-batches", "2"],
+                        "batch": ["--bn", "batch"]}.items():
+        code, out, err = rank(capsys, recal_run, "--archs", str(archs), *extra, "--out", str(tmp_path / f"{name}.csv"))
+        assert code == 0, err
+        assert ("recalibrated on 2 training batches" in out) == (name != "batch")
+        scores[name] = read_scores(tmp_path / f"{name}.csv")[1]
+    assert scores["default"] == scores["explicit"]
+    assert [r["loss"] for r in scores["default"]] != [r["loss"] for r in scores["batch"]]
+    code, _, err = rank(capsys, recal_run, "--archs", str(archs), "--bn", "batch", "--recalibrate-batches", "3")
+    assert_one_line_error(code, err, "--bn recalibrate")
+    # and a batch-statistics run stays batch-statistics: the original run at its defaults
+    code, out, _ = rank(capsys, run_dir, "--archs", str(archs), "--out", str(tmp_path / "plain.csv"))
+    assert code == 0 and "BatchNorm: batch statistics" in out
+
+
 def test_text_space_scores_and_ppl_column(tmp_path):
     """The RNN path: per-token accuracy, a ppl column equal to exp(loss), ranked by loss."""
     space = get_space("darts-rnn")
