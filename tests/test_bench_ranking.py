@@ -108,3 +108,41 @@ def test_bn_rescore_refuses_a_run_item_without_its_split(tmp_path, monkeypatch, 
     assert stop.value.code == 2
     assert "SPLIT:RUN_DIR" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_ensembles_report_every_subset_of_runs_and_refuse_a_source_without_the_probe(tmp_path, monkeypatch, capsys):
+    ensembles = bench_module("ensembles", monkeypatch)
+    ranking = bench_module("ranking", monkeypatch)
+    space, rng = get_space("nb201"), random.Random(1)
+    archs = sorted({str(space.sample(rng)) for _ in range(3000)})[:1000]
+    truth = {a: 80.0 + 14 * rng.random() for a in archs}
+    (tmp_path / "truth.csv").write_text("arch,test_acc\n" + "".join(f"{a},{v}\n" for a, v in truth.items()))
+    probe, _ = ranking.probe_and_candidates(truth, "tune", 200, 0)
+    runs, sources = [], []
+    for seed in range(3):
+        scores = {a: [truth[a] + rng.gauss(0, 3), 1.0 + rng.random()] for a in probe}
+        runs.append(scores)
+        if seed < 2:  # two score CSVs and one benchmark job file
+            sources.append(tmp_path / f"s{seed}.csv")
+            sources[-1].write_text("arch,acc,loss\n" + "".join(f"{a},{v[0]},{v[1]}\n" for a, v in scores.items()))
+        else:
+            sources.append(tmp_path / "job.json")
+            sources[-1].write_text(json.dumps({"scores": scores}))
+    out = tmp_path / "out"
+    assert ensembles.main(["--out", str(out), "--split", "tune", "--truth", str(tmp_path / "truth.csv"),
+                           "--target", "0.5", "--group", "noisy", *map(str, sources)]) == 0
+    sizes = json.loads((out / "report.json").read_text())["groups"]["noisy"]["sizes"]
+    t = np.array([truth[a] for a in probe])
+    tau = lambda s: kendall_tau(np.array([s[a][0] - 1e-6 * s[a][1] for a in probe]), t)  # noqa: E731
+    assert [row["k"] for row in sizes] == [1, 2, 3] and [len(row["taus"]) for row in sizes] == [3, 3, 1]
+    assert sizes[0]["taus"] == [tau(r) for r in runs]
+    mean = {a: np.mean([r[a] for r in runs], axis=0) for a in probe}
+    assert sizes[2]["taus"] == [tau(mean)] and tau(mean) > max(sizes[0]["taus"])  # averaging noise helps
+    assert all(row["reach"] == sum(x >= 0.5 for x in row["taus"]) for row in sizes)
+    assert "| noisy | 3 | 1 |" in (out / "report.md").read_text()
+    sources[1].write_text("arch,acc,loss\n" + f"{probe[0]},50,1\n")  # a CSV of another probe
+    with pytest.raises(SystemExit) as stop:
+        ensembles.main(["--out", str(tmp_path / "out2"), "--split", "tune", "--truth", str(tmp_path / "truth.csv"),
+                        "--group", "noisy", *map(str, sources)])
+    assert stop.value.code == 2 and "lacks 199 of the tune probe's 200 cells" in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists()

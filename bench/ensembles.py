@@ -1,0 +1,109 @@
+"""Seed ensembles of benchmark supernets: how does tau grow with the number of runs averaged?
+
+``nsas rank RUN_A RUN_B ...`` averages each cell's accuracy and loss over
+several supernets. This script takes the probe scores of several runs of one
+configuration (``bench/ranking.py`` job files ``jobs/NAME.json``, or score CSVs
+``arch,acc,loss`` such as ``nsas rank`` and ``bench/bn_rescore.py`` write) and
+reports, for every ensemble size k, Kendall tau of every k-subset's ensemble
+(mean, min, max, and how many subsets reach ``--target``), next to the
+training-free live-parameter baseline. Compute grows with k: k searches and
+k scorings.
+
+    python bench/ensembles.py --out results/ranking/ensembles --split holdout \\
+        --group ce-functions results/ranking/bn-recalibrate/scores/holdout-ce-functions-compute-s0-recalibrate.csv ... \\
+        --group nsas-forget-norm-functions ...
+
+Every source must score the whole probe of ``--split`` (``bench/ranking.py``'s
+200 stratified cells); the tau is the benchmark's (``ranking.metrics``:
+accuracy, ties broken by the lower loss).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ranking  # noqa: E402  (the benchmark's truth, probe and metrics)
+
+
+def read_scores(path: Path) -> dict[str, list[float]]:
+    """``{arch: [acc, loss]}`` from a benchmark job file or a scores CSV."""
+    if path.suffix == ".json":
+        return json.loads(path.read_text())["scores"]
+    with open(path, newline="") as f:
+        return {row["arch"]: [float(row["acc"]), float(row["loss"])] for row in csv.DictReader(f)}
+
+
+def ensemble(runs: list[dict[str, list[float]]], cells: list[str]) -> dict[str, list[float]]:
+    """Each cell's accuracy and loss averaged over ``runs`` (as ``nsas rank RUN_A RUN_B ...`` does)."""
+    return {a: np.mean([run[a] for run in runs], axis=0).tolist() for a in cells}
+
+
+def ensemble_taus(runs: list[dict[str, list[float]]], truth: dict[str, float], probe: list[str],
+                  target: float) -> list[dict[str, Any]]:
+    """Per ensemble size k: the taus of all k-subsets of ``runs`` and how many reach ``target``."""
+    rows = []
+    for k in range(1, len(runs) + 1):
+        taus = [ranking.metrics(ensemble([runs[i] for i in subset], probe), truth, probe, [])["tau"]
+                for subset in itertools.combinations(range(len(runs)), k)]
+        rows.append({"k": k, "taus": taus, "mean": float(np.mean(taus)), "min": float(min(taus)),
+                     "max": float(max(taus)), "reach": sum(t >= target for t in taus)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--split", choices=("tune", "holdout"), default="holdout")
+    parser.add_argument("--group", nargs="+", action="append", required=True, metavar=("NAME", "SOURCE"),
+                        help="a configuration's name, then its runs' job files or score CSVs (one per seed)")
+    parser.add_argument("--target", type=float, default=0.6, help="the tau to count subsets reaching (default 0.6)")
+    parser.add_argument("--truth", type=Path, default=ranking.TRUTH)
+    args = parser.parse_args(argv)
+    if not args.truth.is_file():
+        parser.error(f"truth table not found: {args.truth}")
+    for group in args.group:
+        if len(group) < 2:
+            parser.error(f"--group {group[0]}: name the group, then at least one job file or score CSV")
+        for source in group[1:]:
+            if not Path(source).is_file():
+                parser.error(f"--group {group[0]}: {source} is not a file")
+    truth = ranking.read_truth(args.truth)
+    probe, _ = ranking.probe_and_candidates(truth, args.split, 200, 0)
+    groups = {}
+    for name, *sources in args.group:
+        runs = [read_scores(Path(s)) for s in sources]
+        for source, run in zip(sources, runs):
+            if missing := [a for a in probe if a not in run]:
+                parser.error(f"{source} lacks {len(missing)} of the {args.split} probe's 200 cells")
+        groups[name] = {"sources": sources, "sizes": ensemble_taus(runs, truth, probe, args.target)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    ranking.record_command(args.out, argv)
+    baseline = ranking.baseline_metrics(truth, probe, [])["tau"]
+    lines = [f"Kendall tau on the {args.split} probe (200 cells) of seed ensembles of k runs: each cell's accuracy "
+             f"and loss averaged over the k runs' scores, every k-subset of the runs. Live parameter count (no "
+             f"training): {baseline:.3f}.", "",
+             f"| configuration | k | subsets | tau mean | min | max | subsets with tau >= {args.target} |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, group in groups.items():
+        for row in group["sizes"]:
+            lines.append(f"| {name} | {row['k']} | {len(row['taus'])} | {row['mean']:.3f} | {row['min']:.3f} | "
+                         f"{row['max']:.3f} | {row['reach']} |")
+    lines += ["", "Sources (one run each, in order):", ""]
+    lines += [f"- {name}: " + ", ".join(f"`{s}`" for s in group["sources"]) for name, group in groups.items()]
+    (args.out / "report.md").write_text("\n".join(lines) + "\n")
+    (args.out / "report.json").write_text(json.dumps({"split": args.split, "target": args.target,
+                                                      "live_parameters": baseline, "groups": groups}, indent=1))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
