@@ -15,7 +15,12 @@ k scorings.
 
 Every source must score the whole probe of ``--split`` (``bench/ranking.py``'s
 200 stratified cells); the tau is the benchmark's (``ranking.metrics``:
-accuracy, ties broken by the lower loss).
+accuracy, ties broken by the lower loss). ``--probe fresh`` uses 200 other
+cells of the split instead (``ranking.fresh_probe``), which no earlier
+decision looked at; ``--write-probe FILE`` writes them for ``nsas rank``:
+
+    python bench/ensembles.py --out OUT --probe fresh --write-probe fresh.txt
+    nsas rank RUN --archs fresh.txt --out RUN-fresh.csv        # per run (checkpoints: bench/ranking.py run)
 """
 from __future__ import annotations
 
@@ -62,13 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--split", choices=("tune", "holdout"), default="holdout")
-    parser.add_argument("--group", nargs="+", action="append", required=True, metavar=("NAME", "SOURCE"),
+    parser.add_argument("--group", nargs="+", action="append", default=[], metavar=("NAME", "SOURCE"),
                         help="a configuration's name, then its runs' job files or score CSVs (one per seed)")
+    parser.add_argument("--probe", choices=("benchmark", "fresh"), default="benchmark",
+                        help="benchmark: bench/ranking.py's probe of --split; fresh: 200 other cells of --split, "
+                             "stratified the same way, that no result before round 7 looked at")
+    parser.add_argument("--write-probe", type=Path, metavar="FILE",
+                        help="write the probe's cells (one per line, for `nsas rank RUN --archs FILE`) and stop")
     parser.add_argument("--target", type=float, default=0.6, help="the tau to count subsets reaching (default 0.6)")
     parser.add_argument("--truth", type=Path, default=ranking.TRUTH)
     args = parser.parse_args(argv)
     if not args.truth.is_file():
         parser.error(f"truth table not found: {args.truth}")
+    if not args.group and not args.write_probe:
+        parser.error("name at least one --group (or --write-probe FILE)")
     for group in args.group:
         if len(group) < 2:
             parser.error(f"--group {group[0]}: name the group, then at least one job file or score CSV")
@@ -76,18 +88,24 @@ def main(argv: list[str] | None = None) -> int:
             if not Path(source).is_file():
                 parser.error(f"--group {group[0]}: {source} is not a file")
     truth = ranking.read_truth(args.truth)
-    probe, _ = ranking.probe_and_candidates(truth, args.split, 200, 0)
+    if args.probe == "fresh":
+        probe = ranking.fresh_probe(truth, args.split, 200)
+    else:
+        probe, _ = ranking.probe_and_candidates(truth, args.split, 200, 0)
+    if args.write_probe:
+        args.write_probe.write_text("".join(a + "\n" for a in probe))
+        return 0
     groups = {}
     for name, *sources in args.group:
         runs = [read_scores(Path(s)) for s in sources]
         for source, run in zip(sources, runs):
             if missing := [a for a in probe if a not in run]:
-                parser.error(f"{source} lacks {len(missing)} of the {args.split} probe's 200 cells")
+                parser.error(f"{source} lacks {len(missing)} of the {args.probe} {args.split} probe's 200 cells")
         groups[name] = {"sources": sources, "sizes": ensemble_taus(runs, truth, probe, args.target)}
     args.out.mkdir(parents=True, exist_ok=True)
     ranking.record_command(args.out, argv)
     baseline = ranking.baseline_metrics(truth, probe, [])["tau"]
-    lines = [f"Kendall tau on the {args.split} probe (200 cells) of seed ensembles of k runs: each cell's accuracy "
+    lines = [f"Kendall tau on the {args.probe} {args.split} probe (200 cells) of seed ensembles of k runs: each cell's accuracy "
              f"and loss averaged over the k runs' scores, every k-subset of the runs. Live parameter count (no "
              f"training): {baseline:.3f}.", "",
              f"| configuration | k | subsets | tau mean | min | max | subsets with tau >= {args.target} |",
@@ -99,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "Sources (one run each, in order):", ""]
     lines += [f"- {name}: " + ", ".join(f"`{s}`" for s in group["sources"]) for name, group in groups.items()]
     (args.out / "report.md").write_text("\n".join(lines) + "\n")
-    (args.out / "report.json").write_text(json.dumps({"split": args.split, "target": args.target,
+    (args.out / "report.json").write_text(json.dumps({"split": args.split, "probe": args.probe, "target": args.target,
                                                       "live_parameters": baseline, "groups": groups}, indent=1))
     print("\n".join(lines))
     return 0

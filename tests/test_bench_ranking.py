@@ -144,5 +144,12 @@ def test_ensembles_report_every_subset_of_runs_and_refuse_a_source_without_the_p
     with pytest.raises(SystemExit) as stop:
         ensembles.main(["--out", str(tmp_path / "out2"), "--split", "tune", "--truth", str(tmp_path / "truth.csv"),
                         "--group", "noisy", *map(str, sources)])
-    assert stop.value.code == 2 and "lacks 199 of the tune probe's 200 cells" in capsys.readouterr().err
+    assert stop.value.code == 2 and "lacks 199 of the benchmark tune probe's 200 cells" in capsys.readouterr().err
     assert not (tmp_path / "out2").exists()
+    # the fresh probe: 200 other cells of the same half, none of them in the benchmark's probe
+    fresh = ranking.fresh_probe(truth, "tune", 200)
+    assert len(set(fresh)) == 200 and not set(fresh) & set(probe)
+    assert all(ranking.half_of(a) == "tune" for a in fresh) and fresh == ranking.fresh_probe(truth, "tune", 200)
+    assert ensembles.main(["--out", str(tmp_path / "out3"), "--truth", str(tmp_path / "truth.csv"), "--split", "tune",
+                           "--probe", "fresh", "--write-probe", str(tmp_path / "fresh.txt")]) == 0
+    assert (tmp_path / "fresh.txt").read_text().split() == fresh
