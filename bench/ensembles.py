@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         for row in group["sizes"]:
             lines.append(f"| {name} | {row['k']} | {len(row['taus'])} | {row['mean']:.3f} | {row['min']:.3f} | "
                          f"{row['max']:.3f} | {row['reach']} |")
+    lines += ["", "Single runs, in the order of their sources:", ""]
+    lines += [f"- {name}: " + ", ".join(f"{t:.3f}" for t in group["sizes"][0]["taus"]) for name, group in groups.items()]
     lines += ["", "Sources (one run each, in order):", ""]
     lines += [f"- {name}: " + ", ".join(f"`{s}`" for s in group["sources"]) for name, group in groups.items()]
     (args.out / "report.md").write_text("\n".join(lines) + "\n")
