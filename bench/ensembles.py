@@ -5,7 +5,8 @@ several supernets. This script takes the probe scores of several runs of one
 configuration (``bench/ranking.py`` job files ``jobs/NAME.json``, or score CSVs
 ``arch,acc,loss`` such as ``nsas rank`` and ``bench/bn_rescore.py`` write) and
 reports, for every ensemble size k, Kendall tau of every k-subset's ensemble
-(mean, min, max, and how many subsets reach ``--target``), next to the
+(mean, min, max, and how many subsets reach ``--target``), ranking by accuracy
+or (``--score loss``) by the validation loss alone, next to the
 training-free live-parameter baseline. Compute grows with k: k searches and
 k scorings.
 
@@ -74,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                              "stratified the same way, that no result before round 7 looked at")
     parser.add_argument("--write-probe", type=Path, metavar="FILE",
                         help="write the probe's cells (one per line, for `nsas rank RUN --archs FILE`) and stop")
+    parser.add_argument("--score", choices=("acc", "loss"), default="acc",
+                        help="rank by accuracy, ties broken by the lower loss (the benchmark's score, default), or "
+                             "by the mean validation loss alone (lower ranks higher)")
     parser.add_argument("--target", type=float, default=0.6, help="the tau to count subsets reaching (default 0.6)")
     parser.add_argument("--truth", type=Path, default=ranking.TRUTH)
     args = parser.parse_args(argv)
@@ -98,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     groups = {}
     for name, *sources in args.group:
         runs = [read_scores(Path(s)) for s in sources]
+        if args.score == "loss":  # -loss as the accuracy slot: the ensemble's mean loss decides, lowest first
+            runs = [{a: [-loss, loss] for a, (_, loss) in run.items()} for run in runs]
         for source, run in zip(sources, runs):
             if missing := [a for a in probe if a not in run]:
                 parser.error(f"{source} lacks {len(missing)} of the {args.probe} {args.split} probe's 200 cells")
@@ -106,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     ranking.record_command(args.out, argv)
     baseline = ranking.baseline_metrics(truth, probe, [])["tau"]
     lines = [f"Kendall tau on the {args.probe} {args.split} probe (200 cells) of seed ensembles of k runs: each cell's accuracy "
-             f"and loss averaged over the k runs' scores, every k-subset of the runs. Live parameter count (no "
+             f"and loss averaged over the k runs' scores, every k-subset of the runs, ranked by "
+             f"{'mean loss' if args.score == 'loss' else 'mean accuracy (ties: mean loss)'}. Live parameter count (no "
              f"training): {baseline:.3f}.", "",
              f"| configuration | k | subsets | tau mean | min | max | subsets with tau >= {args.target} |",
              "|---|---:|---:|---:|---:|---:|---:|"]
@@ -119,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "Sources (one run each, in order):", ""]
     lines += [f"- {name}: " + ", ".join(f"`{s}`" for s in group["sources"]) for name, group in groups.items()]
     (args.out / "report.md").write_text("\n".join(lines) + "\n")
-    (args.out / "report.json").write_text(json.dumps({"split": args.split, "probe": args.probe, "target": args.target,
+    (args.out / "report.json").write_text(json.dumps({"split": args.split, "probe": args.probe, "score": args.score, "target": args.target,
                                                       "live_parameters": baseline, "groups": groups}, indent=1))
     print("\n".join(lines))
     return 0

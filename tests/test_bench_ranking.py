@@ -140,6 +140,11 @@ def test_ensembles_report_every_subset_of_runs_and_refuse_a_source_without_the_p
     assert sizes[2]["taus"] == [tau(mean)] and tau(mean) > max(sizes[0]["taus"])  # averaging noise helps
     assert all(row["reach"] == sum(x >= 0.5 for x in row["taus"]) for row in sizes)
     assert "| noisy | 3 | 1 |" in (out / "report.md").read_text()
+    assert ensembles.main(["--out", str(tmp_path / "by-loss"), "--split", "tune", "--truth", str(tmp_path / "truth.csv"),
+                           "--score", "loss", "--group", "noisy", *map(str, sources)]) == 0
+    by_loss = json.loads((tmp_path / "by-loss" / "report.json").read_text())["groups"]["noisy"]["sizes"]
+    assert by_loss[0]["taus"] == [kendall_tau(np.array([-r[a][1] for a in probe]), t) for r in runs]
+    assert by_loss[2]["taus"] == [kendall_tau(np.array([-mean[a][1] for a in probe]), t)]
     sources[1].write_text("arch,acc,loss\n" + f"{probe[0]},50,1\n")  # a CSV of another probe
     with pytest.raises(SystemExit) as stop:
         ensembles.main(["--out", str(tmp_path / "out2"), "--split", "tune", "--truth", str(tmp_path / "truth.csv"),
