@@ -279,23 +279,28 @@ def _worker(args: tuple[Job, Path, list[str], int, dict[str, Any]]) -> str:
 
 
 # ---------------------------------------------------------------- report
-def accuracy_scores(scores: dict[str, list[float]], cells: list[str]) -> np.ndarray:
-    """Each cell's inherited accuracy, ties broken by the lower loss: the score every ranking here uses."""
+def score_vector(scores: dict[str, list[float]], cells: list[str], rank_by: str = "acc") -> np.ndarray:
+    """Each cell's score, higher is better: the inherited accuracy with ties broken by the lower loss, or
+    (``rank_by="loss"``, a run's ``rank_by``) minus the validation loss."""
+    if rank_by == "loss":
+        return np.array([-scores[a][1] for a in cells])
     return np.array([scores[a][0] - 1e-6 * scores[a][1] for a in cells])
 
 
 def metrics(scores: dict[str, list[float]], truth: dict[str, float], probe: list[str],
-            candidates: list[str]) -> dict[str, Any]:
+            candidates: list[str], rank_by: str = "acc") -> dict[str, Any]:
+    """Tau (by ``rank_by``, also by accuracy and by loss alone), CI, within-size, Spearman, P@10%, the pick."""
     from nsas.correlate import bootstrap_ci, kendall_tau, live_parameters, precision_at_k, spearman_rho, within_groups_tau
-    s = accuracy_scores(scores, probe)
+    s = score_vector(scores, probe, rank_by)
     t = np.array([truth[a] for a in probe])
     within = within_groups_tau(s, t, live_parameters(probe, "nb201"))  # among cells of the same size
     k = max(1, len(probe) // 10)
     ci = bootstrap_ci(kendall_tau, s, t, resamples=500)
     pool = probe + candidates
-    best = max(pool, key=lambda a: (scores[a][0], -scores[a][1]))
-    by_loss = kendall_tau(np.array([-scores[a][1] for a in probe]), t)  # secondary: rank by loss alone
-    return {"tau": kendall_tau(s, t), "tau_ci": [ci.low, ci.high], "tau_loss": by_loss, "tau_within_size": within,
+    best = pool[int(np.argmax(score_vector(scores, pool, rank_by)))]
+    by_acc, by_loss = (kendall_tau(score_vector(scores, probe, by), t) for by in ("acc", "loss"))
+    return {"tau": kendall_tau(s, t), "tau_ci": [ci.low, ci.high], "rank_by": rank_by, "tau_acc": by_acc,
+            "tau_loss": by_loss, "tau_within_size": within,
             "spearman": spearman_rho(s, t),
             "p_at_10": precision_at_k(s, t, k), "selected": best, "selected_acc": truth[best]}
 
@@ -315,7 +320,7 @@ PAIRED_WITH = ("ce-functions", "ce")  # the report pairs every method with the f
 
 def paired_difference(runs: list[dict[str, list[float]]], seeds: list[int], reference: list[dict[str, list[float]]],
                       reference_seeds: list[int], truth: dict[str, float], probe: list[str],
-                      resamples: int = 500) -> dict[str, Any]:
+                      resamples: int = 500, rank_by: tuple[str, str] = ("acc", "acc")) -> dict[str, Any]:
     """Tau of ``runs`` minus tau of ``reference`` on the seeds both have, and a bootstrap CI of the mean.
 
     Each resample draws the probe's cells once with replacement and recomputes every seed's difference on
@@ -325,8 +330,8 @@ def paired_difference(runs: list[dict[str, list[float]]], seeds: list[int], refe
     common = sorted(set(seeds) & set(reference_seeds))
     if not common:
         return {"seeds": [], "differences": [], "mean": float("nan"), "ci": [float("nan")] * 2}
-    mine = [accuracy_scores(runs[seeds.index(s)], probe) for s in common]
-    theirs = [accuracy_scores(reference[reference_seeds.index(s)], probe) for s in common]
+    mine = [score_vector(runs[seeds.index(s)], probe, rank_by[0]) for s in common]
+    theirs = [score_vector(reference[reference_seeds.index(s)], probe, rank_by[1]) for s in common]
     t = np.array([truth[a] for a in probe])
     differences = [kendall_tau(m, t) - kendall_tau(r, t) for m, r in zip(mine, theirs)]
     rng = np.random.default_rng(0)
@@ -339,10 +344,10 @@ def paired_difference(runs: list[dict[str, list[float]]], seeds: list[int], refe
             "ci": [float(low), float(high)]}
 
 
-def op_bias(scores: dict[str, list[float]], probe: list[str]) -> dict[str, float]:
+def op_bias(scores: dict[str, list[float]], probe: list[str], rank_by: str = "acc") -> dict[str, float]:
     """Kendall tau between each op's count in the cell and the score, over the probe (the truth: ``truth``)."""
     from nsas.correlate import kendall_tau
-    s = accuracy_scores(scores, probe)
+    s = score_vector(scores, probe, rank_by)
     return {op: kendall_tau(np.array([a.count(op + "~") for a in probe], dtype=float), s) for op in OPS}
 
 
@@ -351,11 +356,16 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     runs: dict[tuple[str, str], list[dict[str, list[float]]]] = {}  # each group's seeds' scores
     bn_modes: set[str] = set()
+    rank_bys: set[str] = set()
     for path in sorted((out / "jobs").glob("*.json")):
         job = json.loads(path.read_text())
-        bn_modes.add(job.get("config", {}).get("bn", "batch"))  # jobs before `bn` existed scored with batch statistics
+        config = job.get("config", {})  # jobs before `bn` and `rank_by` existed: batch statistics, by accuracy
+        bn_modes.add(config.get("bn", "batch"))
+        by = config.get("rank_by", "acc")
+        rank_bys.add(by)
         rows.append({**job["job"], "passes": job["passes"], "train_s": job["train_s"], "score_s": job["score_s"],
-                     **metrics(job["scores"], truth, probe, candidates), "op_bias": op_bias(job["scores"], probe)})
+                     **metrics(job["scores"], truth, probe, candidates, by),
+                     "op_bias": op_bias(job["scores"], probe, by)})
         groups.setdefault((rows[-1]["method"], rows[-1]["budget"]), []).append(rows[-1])
         runs.setdefault((rows[-1]["method"], rows[-1]["budget"]), []).append(job["scores"])
     summary = []
@@ -365,10 +375,12 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
         seeds = runs[method, budget]
         mean_scores = {a: np.mean([run[a] for run in seeds], axis=0).tolist() for a in probe + candidates}
         summary.append({
-            "tau_seed_ensemble": metrics(mean_scores, truth, probe, candidates)["tau"] if len(rs) > 1 else None,
+            "tau_seed_ensemble": metrics(mean_scores, truth, probe, candidates, rs[0]["rank_by"])["tau"]
+            if len(rs) > 1 else None, "rank_by": rs[0]["rank_by"],
             "method": method, "budget": budget, "seeds": [r["seed"] for r in rs], "steps": rs[0]["steps"],
             "passes": float(np.mean([r["passes"] for r in rs])), "tau": taus,
             "tau_mean": float(np.mean(taus)), "tau_std": float(np.std(taus, ddof=1)) if len(taus) > 1 else 0.0,
+            "tau_acc_mean": float(np.mean([r["tau_acc"] for r in rs])),
             "tau_loss_mean": float(np.mean([r["tau_loss"] for r in rs])),
             "tau_within_size_mean": float(np.mean([r["tau_within_size"] for r in rs])),
             "spearman_mean": float(np.mean([r["spearman"] for r in rs])),
@@ -386,13 +398,14 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
         {"method": method, "budget": budget, "reference": reference,
          **paired_difference(runs[method, budget], [r["seed"] for r in groups[method, budget]],
                              runs[reference, "compute"], [r["seed"] for r in groups[reference, "compute"]],
-                             truth, probe)}
+                             truth, probe, rank_by=(groups[method, budget][0]["rank_by"],
+                                                    groups[reference, "compute"][0]["rank_by"]))}
         for method, budget in sorted(runs) if (method, budget) != (reference, "compute") and budget != "untrained"]
     paired = [p for p in paired if p["seeds"]]
     result = {"probe": len(probe), "candidates": len(candidates), "jobs": rows, "summary": summary,
               "live_parameters": size, "paired": paired}
     (out / "report.json").write_text(json.dumps(result, indent=1))
-    lines = ["| method | budget | steps | passes | Kendall tau per seed [95% CI] | tau mean ± std | tau by loss (mean) | "
+    lines = ["| method | budget | steps | passes | Kendall tau per seed [95% CI] | tau mean ± std | tau by acc / by loss (mean) | "
              "tau of the seeds' mean score | tau within equal size (mean) | Spearman | P@10% | "
              "selected true acc per seed (mean) | train s | score s |",
              "|" + "---|" * 14,
@@ -403,7 +416,7 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
         per_seed = ", ".join(f"{t:.3f} [{lo:.2f}, {hi:.2f}]" for t, (lo, hi) in zip(g["tau"], g["tau_ci"]))
         accs = ", ".join(f"{a:.2f}" for a in g["selected_acc"])
         lines.append(f"| {g['method']} | equal {g['budget']} | {g['steps']} | {g['passes']:.0f} | {per_seed} | "
-                     f"{g['tau_mean']:.3f} ± {g['tau_std']:.3f} | {g['tau_loss_mean']:.3f} | "
+                     f"{g['tau_mean']:.3f} ± {g['tau_std']:.3f} | {g['tau_acc_mean']:.3f} / {g['tau_loss_mean']:.3f} | "
                      f"{'' if g['tau_seed_ensemble'] is None else format(g['tau_seed_ensemble'], '.3f')} | "
                      f"{g['tau_within_size_mean']:.3f} | {g['spearman_mean']:.3f} | "
                      f"{g['p_at_10_mean']:.2f} | {accs} ({g['selected_acc_mean']:.2f}) | "
@@ -426,9 +439,11 @@ def report(out: Path, truth: dict[str, float], probe: list[str], candidates: lis
     scorer = {"batch": "each 256-image scoring batch's own BatchNorm statistics",
               "recalibrate": "BatchNorm statistics of each cell's own, from training batches (bn: recalibrate)"}
     lines += ["", "Scored on " + " and on ".join(scorer[m] for m in sorted(bn_modes)) + "."]
-    lines += ["", "Kendall tau is of the accuracy score (ties broken by loss), as selection and probes rank; "
-              "'tau by loss' ranks by the validation loss alone (lower is better), a secondary view; 'tau of the "
-              "seeds' mean score' ranks by each cell's accuracy averaged over the seeds' supernets (an ensemble "
+    ranked = {"acc": "the accuracy (ties broken by the lower loss)", "loss": "the validation loss alone (lower is better)"}
+    lines += ["", "Kendall tau is of the score the run's `rank_by` names, as its selection and probes rank: "
+              + " or ".join(ranked[b] for b in sorted(rank_bys)) + "; 'tau by acc / by loss' ranks by the accuracy "
+              "(ties by loss) and by the loss alone, whatever the run's score; 'tau of the "
+              "seeds' mean score' ranks by each cell's accuracy and loss averaged over the seeds' supernets (an ensemble "
               "of all the seeds: that many times the compute). The first row ranks by each cell's live parameter count (the "
               "parameters of the operations that reach its output; no training); 'tau within equal size' is the "
               "concordance (C - D) / (C + D) over the probe's pairs of cells with the same live parameter count: "

@@ -253,5 +253,24 @@ def score_archs(model: nn.Module, archs: Sequence[Architecture], batches: Sequen
     return share_scores(originals, rows, index)
 
 
+RANK_BY = ("acc", "loss")
+
+
+def rank_key(row: dict[str, Any], rank_by: str = "acc", kind: str = "image") -> tuple[float, ...]:
+    """Sort key of a score row, best first: the one definition of "better" for selection, probes and `nsas rank`.
+
+    Image spaces rank by accuracy with the lower loss breaking ties (``rank_by="acc"``) or by the validation
+    loss alone (``rank_by="loss"``); text spaces always rank by loss.
+    """
+    if kind == "text" or rank_by == "loss":
+        return (row["loss"],)
+    return (-row["acc"], row["loss"])
+
+
+def rank_value(row: dict[str, Any], rank_by: str = "acc", kind: str = "image") -> float:
+    """The score that correlations use (higher is better): the accuracy, or minus the loss (:func:`rank_key`)."""
+    return -row["loss"] if kind == "text" or rank_by == "loss" else row["acc"]
+
+
 def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device

@@ -83,9 +83,11 @@ from nsas import data as nsas_data
 from nsas.atomic import check_writable
 from nsas.errors import NsasError
 from nsas.evaluate import (  # noqa: F401  (the scorer lives in nsas.evaluate; importable from here too)
+    RANK_BY,
     Batch,
     distinct_functions,
     preload,
+    rank_key,
     score_archs,
     share_scores,
 )
@@ -159,11 +161,9 @@ def split_batches(cfg: SearchConfig, data: Any, split: str, *, batch_size: int,
 
 
 # ---------------------------------------------------------------- scoring
-def best_first(rows: Sequence[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    """Rows sorted best first: by accuracy (then loss) for images, by loss for text."""
-    if kind == "text":
-        return sorted(rows, key=lambda r: r["loss"])
-    return sorted(rows, key=lambda r: (-r["acc"], r["loss"]))
+def best_first(rows: Sequence[dict[str, Any]], kind: str, rank_by: str = "acc") -> list[dict[str, Any]]:
+    """Rows sorted best first: for images by accuracy (then loss) or, ``rank_by="loss"``, by loss; text by loss."""
+    return sorted(rows, key=lambda r: rank_key(r, rank_by, kind))
 
 
 def write_scores(path: str | Path, rows: Sequence[dict[str, Any]], *, kind: str) -> None:
@@ -233,6 +233,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recalibrate-batches", dest="recalibrate_batches", metavar="R", type=_positive,
                         default=None, help="training batches per recalibration (default: the run's "
                                            "recalibrate_batches, 10; needs --bn recalibrate)")
+    parser.add_argument("--rank-by", dest="rank_by", choices=RANK_BY, default=None,
+                        help="image spaces: what orders the top list and RankResult.best: acc (accuracy, ties by "
+                             "the lower loss) or loss (default: the run's rank_by; the CSV holds both)")
     parser.add_argument("--seed", type=int, default=0, help="seed of --sample and of recalibration (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--out", metavar="FILE.csv", default=None, help="where to write the scores (default RUN_DIR/scores.csv)")
@@ -322,16 +325,17 @@ class RankResult:
     rows: list[dict[str, Any]]  # one per architecture, in the order given: arch, acc, loss (+ ppl, params, macs)
     out: Path  # the CSV written
     kind: str  # "image" or "text" (text ranks by loss)
+    rank_by: str = "acc"  # image spaces: "acc" (ties: lower loss) or "loss", the run's rank_by or --rank-by
 
     @property
     def best(self) -> list[dict[str, Any]]:
         """The rows, best first."""
-        return best_first(self.rows, self.kind)
+        return best_first(self.rows, self.kind, self.rank_by)
 
 
 def rank(run_dir: str | Path | Sequence[str | Path], archs: str | Path | Sequence[Architecture | str] | None = None, *,
          sample: int | None = None, all: bool = False, split: str = "val", batches: int | None = None,
-         batch_size: int | None = None, bn: str | None = None, recalibrate_batches: int | None = None, seed: int = 0,
+         batch_size: int | None = None, bn: str | None = None, rank_by: str | None = None, recalibrate_batches: int | None = None, seed: int = 0,
          device: str = "auto", out: str | Path | None = None, workers: int = 1, cost: bool = False,
          max_params: int | None = None, max_macs: int | None = None,
          supernet: nn.Module | None = None) -> RankResult:
@@ -343,7 +347,7 @@ def rank(run_dir: str | Path | Sequence[str | Path], archs: str | Path | Sequenc
         archs: architectures (strings or values), or a file listing them.
         sample: instead, this many distinct random architectures.
         all: instead, every architecture of the space.
-        split, batches, batch_size, bn, recalibrate_batches, seed, device, workers: as the flags.
+        split, batches, batch_size, bn, rank_by, recalibrate_batches, seed, device, workers: as the flags.
         cost, max_params, max_macs: as ``--cost``, ``--max-params``, ``--max-macs``.
         out: the CSV to write (default ``run_dir/scores.csv``).
         supernet: an untrained module of the run's shape, for runs whose supernet the caller built.
@@ -352,7 +356,7 @@ def rank(run_dir: str | Path | Sequence[str | Path], archs: str | Path | Sequenc
         raise NsasError("pass exactly one of archs, sample or all")
     runs = [str(run_dir)] if isinstance(run_dir, (str, Path)) else [str(r) for r in run_dir]
     args = argparse.Namespace(run_dir=runs, archs=archs, sample=sample, all=all, split=split,
-                              batches=0 if batches == "all" else batches, batch_size=batch_size, bn=bn,
+                              batches=0 if batches == "all" else batches, batch_size=batch_size, bn=bn, rank_by=rank_by,
                               recalibrate_batches=recalibrate_batches, seed=seed, device=device,
                               out=None if out is None else str(out), workers=workers, quiet=True, cost=cost,
                               max_params=max_params, max_macs=max_macs,
@@ -413,6 +417,7 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
         cfg, supernet, eval_set, recalibrate, device = _setup(one)
         examples = sum(y.numel() for _, y in eval_set)
         if i == 0:
+            rank_by = args.rank_by or cfg.rank_by  # what "best" means: the flag, else the run's own setting
             _check_out(out)  # and, for RUN/scores.csv, once RUN is known to be a run: before hours of scoring
             if args.workers > 1 and device.type != "cpu":
                 raise NsasError("--workers splits the work over CPU processes; on a GPU leave it at 1")
@@ -456,11 +461,12 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
         f"{f'with {len(runs)} supernets ' if len(runs) > 1 else ''}in {seconds:.1f} s "
         f"({len(distinct) * len(runs) / max(seconds, 1e-9):.2f} functions/s)")
     mean = "mean " if len(runs) > 1 else ""
-    log(f"top {min(_TOP, len(rows))} by {mean}{'loss' if space.kind == 'text' else 'accuracy'}:")
-    for row in best_first(rows, space.kind)[:_TOP]:
+    by = "loss" if space.kind == "text" or rank_by == "loss" else "accuracy"
+    log(f"top {min(_TOP, len(rows))} by {mean}{by}:")
+    for row in best_first(rows, space.kind, rank_by)[:_TOP]:
         log(f"  {row['acc']:7.2f}%  loss {row['loss']:.4f}  {row['arch']}")
     log(f"scores: {out}")
-    return RankResult(rows=rows, out=out, kind=space.kind)
+    return RankResult(rows=rows, out=out, kind=space.kind, rank_by=rank_by)
 
 
 def ensemble_rows(scored: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -64,7 +64,7 @@ from nsas.config import (add_config_flag, add_config_flags, build_config, check_
                          default_repr, flag_name, print_config, read_yaml, write_yaml)
 from nsas.correlate import kendall_tau
 from nsas.errors import CheckpointError, NsasError, TrainingError
-from nsas.evaluate import score_archs
+from nsas.evaluate import rank_key, rank_value, score_archs
 from nsas.objectives import build_objective
 from nsas.rundir import default_run_dir, progress_bar, setup_logging, write_json
 from nsas.spaces import get_space, space_names
@@ -402,7 +402,8 @@ class Search:
         if self.probe_truth:
             for row in results:
                 row["truth"] = self.probe_truth[row["arch"]]
-            self.last_probe_tau = kendall_tau([r["acc"] for r in results], [r["truth"] for r in results])
+            values = [rank_value(r, self.cfg.rank_by, self.space.kind) for r in results]
+            self.last_probe_tau = kendall_tau(values, [r["truth"] for r in results])
             record["probe_tau"] = None if math.isnan(self.last_probe_tau) else self.last_probe_tau
         self.metrics.write(record)
         return results
@@ -416,11 +417,10 @@ class Search:
         keeping the round's best; the winners are returned best first (retrain
         them: the best after retraining is the final answer). With
         ``select_from`` the candidates are drawn from the architectures of
-        that file instead of the whole space. An accuracy tie goes to the
-        lower loss.
+        that file instead of the whole space. "Best" is ``rank_by``'s: the
+        accuracy (a tie goes to the lower loss) or the loss alone.
         """
-        text = self.space.kind == "text"
-        rank = (lambda r: r["loss"]) if text else (lambda r: (-r["acc"], r["loss"]))  # ties: lower loss wins
+        rank = lambda r: rank_key(r, self.cfg.rank_by, self.space.kind)  # noqa: E731  (best first)
         if callable(getattr(self.strategy, "final", None)):  # GDAS: the argmax of alpha
             if self.cfg.max_params or self.cfg.max_macs:
                 self.log.warning("max_params/max_macs restrict RandomNAS selection only; %s keeps its argmax",

@@ -107,6 +107,9 @@ class SearchConfig:
     bn: str = option("batch", "BatchNorm when scoring: batch statistics, or recalibrate per architecture",
                      choices=("batch", "recalibrate"))
     recalibrate_batches: int = option(10, "training batches that recalibrate BatchNorm (bn: recalibrate)")
+    rank_by: str = option("acc", "image spaces: what ranks scored architectures in selection, probe tau and `nsas "
+                                 "rank`: acc (accuracy, ties by the lower loss) or loss (the validation loss "
+                                 "alone); text spaces rank by loss", choices=("acc", "loss"))
     probe: list[str] = option(default_factory=list, help="architectures of the forgetting probe set "
                                                          "(empty: probe_count random ones)", metavar="ARCH")
     probe_count: int = option(4, "random probe architectures when probe is empty")
@@ -153,6 +156,8 @@ class SearchConfig:
             raise NsasError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
         if self.sampling != "uniform" and self.strategy != "random":
             raise NsasError(f"sampling {self.sampling!r} is an option of the random strategy, not {self.strategy!r}")
+        if self.rank_by not in ("acc", "loss"):
+            raise NsasError(f"rank_by must be acc or loss, got {self.rank_by!r}")
         if self.bn not in ("batch", "recalibrate"):
             raise NsasError(f"bn must be batch or recalibrate, got {self.bn!r}")
         check_device(self.device)

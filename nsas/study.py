@@ -51,6 +51,7 @@ from nsas.config import (add_config_flag, add_config_flags, build_config, check_
                          print_config, read_yaml, write_yaml)
 from nsas.correlate import kendall_tau, live_parameters, spearman_rho, within_groups_tau
 from nsas.errors import NsasError
+from nsas.evaluate import rank_value
 from nsas.objectives import loss_names
 from nsas.rundir import write_json, write_text_atomic
 from nsas.search_config import passes_per_step as config_passes
@@ -315,7 +316,7 @@ class Study:
             size = np.full(len(archs), math.nan)
         for job in self.jobs:
             scores = self.scores(job, archs)
-            values = [s["acc"] if self.space.kind == "image" else -s["loss"] for s in scores]
+            values = [rank_value(s, self.cfg.search.get("rank_by", "acc"), self.space.kind) for s in scores]
             summary = read_json(self.dir / "searches" / job.name / "summary.json")
             selected = read_json(self.dir / "searches" / job.name / "selected.json")
             picks = [r["arch"] for r in selected[: max(1, self.cfg.picks)]]

@@ -158,3 +158,31 @@ def test_ensembles_report_every_subset_of_runs_and_refuse_a_source_without_the_p
     assert ensembles.main(["--out", str(tmp_path / "out3"), "--truth", str(tmp_path / "truth.csv"), "--split", "tune",
                            "--probe", "fresh", "--write-probe", str(tmp_path / "fresh.txt")]) == 0
     assert (tmp_path / "fresh.txt").read_text().split() == fresh
+
+
+def test_report_ranks_a_run_by_its_own_rank_by(tmp_path, monkeypatch):
+    """A job whose config says rank_by: loss is judged by its loss: tau, the pick, and its pairing with ce."""
+    ranking = bench_module("ranking", monkeypatch)
+    space, rng = get_space("nb201"), random.Random(2)
+    archs = sorted({str(space.sample(rng)) for _ in range(60)})[:30]
+    truth = {a: 85.0 + i / 3 for i, a in enumerate(archs)}
+    # accuracy agrees with the truth, loss disagrees: the two scores give opposite taus
+    scores = {a: [truth[a] + rng.gauss(0, 1), 1.0 + (truth[a] - 85.0) / 10 + rng.gauss(0, 0.05)] for a in archs}
+    (tmp_path / "jobs").mkdir()
+    for method, by in (("ce-functions", "acc"), ("nsas-forget-norm-functions", "loss")):
+        job = ranking.Job(method, "compute", 0, 100)
+        (tmp_path / "jobs" / f"{job.name}.json").write_text(json.dumps(
+            {"job": vars(job), "config": {"rank_by": by, "bn": "recalibrate"}, "passes": 100, "train_s": 1.0,
+             "score_s": 1.0, "scores": scores}))
+    result = ranking.report(tmp_path, truth, archs, [])
+    groups = {g["method"]: g for g in result["summary"]}
+    t = np.array([truth[a] for a in archs])
+    by_acc = kendall_tau(np.array([scores[a][0] - 1e-6 * scores[a][1] for a in archs]), t)
+    by_loss = kendall_tau(np.array([-scores[a][1] for a in archs]), t)
+    assert by_acc > 0.5 and by_loss < -0.5
+    assert groups["ce-functions"]["tau"] == [by_acc] and groups["nsas-forget-norm-functions"]["tau"] == [by_loss]
+    assert groups["nsas-forget-norm-functions"]["selected_acc"] == [truth[min(archs, key=lambda a: scores[a][1])]]
+    (paired,) = result["paired"]
+    assert paired["differences"] == [pytest.approx(by_loss - by_acc)]
+    report = (tmp_path / "report.md").read_text()
+    assert "the validation loss alone" in report and "BatchNorm statistics of each cell's own" in report

@@ -8,6 +8,7 @@ import random
 import pytest
 from scipy import stats
 
+import nsas
 import nsas.data
 from nsas.cli import main
 from nsas.errors import NsasError
@@ -124,3 +125,26 @@ def test_selection_breaks_accuracy_ties_by_loss(tmp_path, monkeypatch):
     rng = random.Random("select-0")
     candidates = [str(SPACE.sample(rng)) for _ in range(6)]
     assert selected[0]["arch"] == min(candidates, key=len)
+
+
+def test_rank_by_loss_drives_probe_tau_and_selection(tmp_path):
+    """`rank_by: loss`: the probe's tau is of minus the loss, and selection keeps the lowest-loss cells."""
+    truth = write_truth(tmp_path / "truth.csv")
+    cfg = tiny_search_config("nb201", epochs=1, probe_from=str(tmp_path / "truth.csv"), probe_count=6,
+                             rank_by="loss", select_rounds=1, select_samples=len(truth),
+                             select_from=str(tmp_path / "truth.csv"))
+    search(cfg, tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    (probe,) = [r for r in records if r["kind"] == "probe"]
+    loss, acc = [p["loss"] for p in probe["probe"]], [p["acc"] for p in probe["probe"]]
+    truths = [p["truth"] for p in probe["probe"]]
+    by_loss = stats.kendalltau([-x for x in loss], truths).statistic
+    assert probe["probe_tau"] == pytest.approx(by_loss)
+    assert by_loss != pytest.approx(stats.kendalltau(acc, truths).statistic)  # the two scores differ here
+    (winner,) = json.loads((tmp_path / "run" / "selected.json").read_text())
+    # `nsas rank` at the run's defaults ranks the same way (the run's rank_by) and agrees on the winner
+    ranked = nsas.rank(tmp_path / "run", list(truth), device="cpu", out=tmp_path / "scores.csv")
+    assert ranked.rank_by == "loss" and ranked.best[0]["arch"] == winner["arch"]
+    assert winner["loss"] == pytest.approx(min(r["loss"] for r in ranked.rows))
+    by_acc = nsas.rank(tmp_path / "run", list(truth), device="cpu", rank_by="acc", out=tmp_path / "acc.csv")
+    assert by_acc.best[0]["acc"] == max(r["acc"] for r in ranked.rows)
