@@ -13,9 +13,11 @@ CIFAR-10 (50/50 split of the training set), then its inherited weights score
   accuracy is reported.
 
 Each cell is scored with BatchNorm statistics of its own, recalibrated on 10
-training batches (``bn: recalibrate``, the ``nb201-cpu`` preset's scorer since
-round 7; rounds 1-6 used each scoring batch's own statistics, ``--set
-bn=batch``).
+training batches (``bn: recalibrate``), and ranked by its validation loss
+(``rank_by: loss``): the ``nb201-cpu`` preset's scorer since round 7. Rounds
+1-6 used each scoring batch's own statistics and ranked by accuracy
+(``--set bn=batch rank_by=acc``); a report judges each job by the
+``rank_by`` its config names and shows both taus.
 
 The truth table is split into two halves by a seeded hash of the architecture
 string: ``tune`` (what variants may be tuned on) and ``holdout`` (what the
@@ -102,7 +104,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "gdas-nsas": dict(strategy="gdas", loss="nsas"),
 }
 # The supernet: `nsas search --preset nb201-cpu` (its size and optimizer; the budget is set per job).
-SUPERNET = dict(space="nb201", channels=8, cells=1, batch_size=64, lr=0.1, lr_min=0.001, bn="recalibrate")
+SUPERNET = dict(space="nb201", channels=8, cells=1, batch_size=64, lr=0.1, lr_min=0.001, bn="recalibrate",
+                rank_by="loss")
 SCORE_BATCH = 256
 SCORE_IMAGES = 1024  # the preset's eval_batches x score_batch_size: `nsas rank RUN` gives the same scores
 STEPS_PER_EPOCH = 390  # batches of 64 in the 25,000-image weights half

@@ -256,14 +256,15 @@ def quick_preset(space: str, strategy: str, chosen: dict[str, Any] | None = None
 # The supernet and budget of the ranking benchmark (bench/ranking.py, results/ranking/README.md): a small
 # nb201 supernet, lr 0.1, 20 epochs of 390 steps (7,800 single-path passes with ce: one pass over the
 # 25,000-image weights half per epoch), scores on the first 1,024 validation images at batch 256, each
-# architecture with BatchNorm statistics of its own from 10 training batches (bn: recalibrate, round 7).
+# architecture with BatchNorm statistics of its own from 10 training batches (bn: recalibrate) and ranked by
+# its validation loss (rank_by: loss), the scorer round 7 of the benchmark chose and checked on fresh cells.
 # RandomNAS draws uniformly over the supernet's distinct functions (sampling: functions), the configuration
 # that ranked best in the benchmark. A loss or strategy that costs more passes a step gets fewer steps per
 # epoch (the benchmark's equal compute; nsas with M = 8: 43).
 NB201_CPU: dict[str, Any] = dict(space="nb201", dataset="cifar10", channels=8, cells=1, batch_size=64, lr=0.1,
                                  lr_min=0.001, epochs=20, steps_per_epoch=390, eval_batches=4, score_batch_size=256,
                                  select_rounds=5, select_samples=40, log_every=50, checkpoint_every=0,
-                                 bn="recalibrate")
+                                 bn="recalibrate", rank_by="loss")
 NB201_CPU_RANDOM: dict[str, Any] = dict(loss="ce", sampling="functions")
 
 

@@ -176,7 +176,7 @@ def test_nb201_cpu_preset_is_the_ranking_benchmarks_search(capsys, monkeypatch):
     for key, value in {**ranking.SUPERNET, **ranking.METHODS["ce-functions"]}.items():
         assert getattr(cfg, key) == value, key
     assert (cfg.epochs, cfg.steps_per_epoch, cfg.dataset) == (20, 390, "cifar10")
-    assert cfg.bn == "recalibrate"  # each cell scored with BatchNorm statistics of its own (round 7)
+    assert (cfg.bn, cfg.rank_by) == ("recalibrate", "loss")  # each cell's own BatchNorm statistics, ranked by loss
     assert cfg.epochs * cfg.steps_per_epoch == 7800  # the benchmark's budget in ce steps
     assert ranking.job_epochs(7800) == cfg.epochs and 7800 // cfg.epochs == cfg.steps_per_epoch
     assert (cfg.score_batch_size, cfg.eval_batches * cfg.score_batch_size) == (ranking.SCORE_BATCH, ranking.SCORE_IMAGES)
