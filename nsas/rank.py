@@ -60,6 +60,12 @@ images in 4 batches of 256; results/ranking/rank-all)::
 
     OMP_NUM_THREADS=1 nsas rank RUN --all --batches 4 --batch-size 256 --workers 2 --device cpu
     # 15,625 architectures, 7,548 functions in 2,074 s (34.6 minutes, 3.6 functions/s)
+
+That was with batch statistics. Since round 7 the preset recalibrates
+BatchNorm per architecture (``--bn recalibrate``), which scored 1.39x
+slower side by side (``--sample 400 --seed 1 --workers 2``: 91.9 s against
+65.9 s on the idle machine), putting ``--all`` at about 48 minutes; not
+re-timed end to end.
 """
 
 from __future__ import annotations
