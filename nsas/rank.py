@@ -341,7 +341,8 @@ class RankResult:
 
 def rank(run_dir: str | Path | Sequence[str | Path], archs: str | Path | Sequence[Architecture | str] | None = None, *,
          sample: int | None = None, all: bool = False, split: str = "val", batches: int | None = None,
-         batch_size: int | None = None, bn: str | None = None, rank_by: str | None = None, recalibrate_batches: int | None = None, seed: int = 0,
+         batch_size: int | None = None, bn: str | None = None, rank_by: str | None = None,
+         recalibrate_batches: int | None = None, seed: int = 0,
          device: str = "auto", out: str | Path | None = None, workers: int = 1, cost: bool = False,
          max_params: int | None = None, max_macs: int | None = None,
          supernet: nn.Module | None = None) -> RankResult:
