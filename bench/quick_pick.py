@@ -43,13 +43,16 @@ def main(argv: list[str] | None = None) -> int:
         run = args.out / f"seed{seed}"
         cmd = [sys.executable, "-m", "nsas", "search", "--seed", str(seed), "--select-from", str(args.truth),
                "--out", str(run), "--quiet", *args.extra]
-        start = time.time()
-        if not (run / "selected.json").exists():
+        start, ran = time.time(), not (run / "selected.json").exists()
+        if ran:
             subprocess.run(cmd, check=True)
         selected = json.loads((run / "selected.json").read_text())
+        train_s = json.loads((run / "summary.json").read_text()).get("train_seconds")
         pick = selected[0]["arch"]
         rows.append({"seed": seed, "pick": pick, "inherited_acc": selected[0]["acc"], "true_acc": truth[pick],
-                     "above_median": truth[pick] > MEDIAN, "wall_s": round(time.time() - start),
+                     "above_median": truth[pick] > MEDIAN,
+                     "wall_s": round(time.time() - start) if ran else None,  # None: the run was made earlier
+                     "train_s": None if train_s is None else round(train_s),
                      "command": " ".join(cmd[1:])})
         print(f"seed {seed}: {truth[pick]:.2f}% ({'above' if truth[pick] > MEDIAN else 'below'} the median)  "
               f"{pick}", flush=True)
@@ -60,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_markdown(rows: list[dict], path: Path) -> str:
     """The per-seed table as markdown (pipes in the cell strings escaped), written to ``path``."""
-    lines = ["| seed | pick | true acc | above median 90.7 | wall s |", "|---|---|---|---|---|"]
+    lines = ["| seed | pick | true acc | above median 90.7 | wall s | training s |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['seed']} | `{r['pick'].replace('|', chr(92) + '|')}` | {r['true_acc']:.2f} | "
-              f"{r['above_median']} | {r['wall_s']} |" for r in rows]
+              f"{r['above_median']} | {'earlier run' if r['wall_s'] is None else r['wall_s']} | "
+              f"{'' if r.get('train_s') is None else r['train_s']} |" for r in rows]
     text = "\n".join(lines) + "\n"
     path.write_text(text)
     return text

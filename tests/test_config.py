@@ -116,6 +116,8 @@ def test_quick_nb201_preset_is_the_benchmarks_best_and_other_losses_get_its_comp
     assert (quick.space, quick.strategy, quick.loss, quick.sampling, quick.lr) == ("nb201", "random", "ce",
                                                                                   "functions", 0.1)
     assert passes_per_step(config_to_dict(quick)) == 1
+    assert (quick.bn, quick.rank_by) == ("recalibrate", "loss")  # the benchmark's scorer (round 7)
+    assert (_resolved("--space", "darts").bn, _resolved("--space", "darts").rank_by) == ("batch", "acc")
     # a loss of 9 passes a step (nsas, M = 8) gets 40 / 9 epochs; the settings the user gives count
     nsas = _resolved("--loss", "nsas")
     assert (nsas.epochs, nsas.sampling, passes_per_step(config_to_dict(nsas))) == (4, "functions", 9)
