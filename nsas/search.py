@@ -645,10 +645,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"nsas search: {cfg.space} / {cfg.strategy} / {cfg.loss} on {cfg.dataset}, "
           f"{cfg.epochs} epochs ({how}) -> {run_dir}")
     selected = search(cfg, run_dir, resume=args.resume, progress=not args.quiet).selected
-    key = "loss" if get_space(cfg.space).kind == "text" else "acc"
-    print(f"selected architectures (validation {key} with inherited weights):")
-    for row in selected:
-        print(f"  {row[key]:8.3f}  {row['arch']}")
+    if get_space(cfg.space).kind == "text":
+        print("selected architectures, best first (validation loss with inherited weights):")
+        for row in selected:
+            print(f"  {row['loss']:8.3f}  {row['arch']}")
+    else:
+        print(f"selected architectures, best first by {'loss' if cfg.rank_by == 'loss' else 'accuracy'} "
+              "(validation accuracy and loss with inherited weights):")
+        for row in selected:
+            print(f"  {row['acc']:7.2f}%  loss {row['loss']:.4f}  {row['arch']}")
     print(f"run directory: {run_dir}")
     return 0
 
