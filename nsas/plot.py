@@ -131,8 +131,11 @@ class KendallSeries:
 
 
 def kendall_series(series: ProbeSeries, truth: Mapping[str, float], *, lower_is_better: bool = False,
-                   bootstrap: int = 0, seed: int = 0) -> KendallSeries:
+                   bootstrap: int = 0, seed: int = 0, rank_by: str = "acc") -> KendallSeries:
     """Kendall tau over training of the probes' inherited accuracy against ``truth`` (paper Fig. 3).
+
+    With ``rank_by="loss"`` (a run's ``rank_by``) the probes' score is minus their validation loss, as the
+    search's own ``probe_tau`` computes it.
 
     Args:
         series: from :func:`probe_series`.
@@ -142,6 +145,7 @@ def kendall_series(series: ProbeSeries, truth: Mapping[str, float], *, lower_is_
         bootstrap: resamples of the probe architectures for a 95% interval
             at each point (:func:`nsas.correlate.bootstrap_ci`; 0: none).
         seed: seed of the resamples.
+        rank_by: ``acc`` or ``loss``: which inherited score ranks the probes.
 
     Raises:
         ValueError: fewer than 3 probe architectures have a truth value.
@@ -152,7 +156,8 @@ def kendall_series(series: ProbeSeries, truth: Mapping[str, float], *, lower_is_
     sign = -1.0 if lower_is_better else 1.0
     t = np.array([sign * truth[series.archs[j]] for j in cols], dtype=float)
     taus, counts, bands = [], [], []
-    for row in series.acc[:, cols]:
+    scores = -series.loss if rank_by == "loss" else series.acc
+    for row in scores[:, cols]:
         ok = ~np.isnan(row)
         counts.append(int(ok.sum()))
         enough = ok.sum() >= MIN_KENDALL_ARCHS
@@ -391,6 +396,7 @@ def plot_run(run_dir: str | Path, *, truth: str | Path | None = None, truth_key:
     out = Path(out_dir) if out_dir is not None else run_dir / "plots"
     name = f"{space} / {config.get('strategy', '?')} / {config.get('loss', '?')}"
     figures: list[tuple[str, Figure]] = []
+    rank_by = "loss" if config.get("rank_by") == "loss" or _is_text(space) else "acc"  # as the search's probe_tau
     series = probe_series(records)
     if len(series.steps):
         figures.append(("forgetting.png", plot_forgetting(series, space=space)))
@@ -404,10 +410,10 @@ def plot_run(run_dir: str | Path, *, truth: str | Path | None = None, truth_key:
         key = metric_column(truth, truth_key)
         values = _truth_values(series.archs, truth, key, space)
         figures += _kendall_figure(series, values, f"{Path(truth).name} ({key})", f"a {key!r} value in {truth}",
-                                   str(truth), truth_lower_is_better, note)
+                                   str(truth), truth_lower_is_better, note, rank_by)
     elif series.truth:
         figures += _kendall_figure(series, series.truth, "the probe truth", "a truth value in the probe records",
-                                   "the probe records", False, note)
+                                   "the probe records", False, note, rank_by)
     figures += _cells_figure(run_dir, space, note)
     if not figures:
         raise NsasError(f"nothing to plot in {run_dir} yet: no metrics records and no selected.json")
@@ -420,15 +426,24 @@ def plot_run(run_dir: str | Path, *, truth: str | Path | None = None, truth_key:
     return paths
 
 
+def _is_text(space: str) -> bool:
+    """Whether ``space`` is a text space (ranked by loss); False for one not registered in this process."""
+    from nsas.spaces import get_space
+    try:
+        return get_space(space).kind == "text"
+    except Exception:  # noqa: BLE001 - a plug-in space absent here: plot as an image space
+        return False
+
+
 def _kendall_figure(series: ProbeSeries, values: Mapping[str, float], name: str, what: str, where: str,
-                    lower: bool, note: Callable[[str], None]) -> list[tuple[str, Figure]]:
+                    lower: bool, note: Callable[[str], None], rank_by: str = "acc") -> list[tuple[str, Figure]]:
     if len(values) < MIN_KENDALL_ARCHS:
         note(f"skipped kendall.png: {len(values)} of {len(series.archs)} probe architectures have "
              f"{what}; Kendall tau needs at least {MIN_KENDALL_ARCHS}")
         return []
     if len(values) < len(series.archs):
         note(f"kendall.png: {len(series.archs) - len(values)} probe architecture(s) have no truth in {where}")
-    ks = kendall_series(series, values, lower_is_better=lower, bootstrap=BOOTSTRAP)
+    ks = kendall_series(series, values, lower_is_better=lower, bootstrap=BOOTSTRAP, rank_by=rank_by)
     return [("kendall.png", plot_kendall(ks, truth_name=name))]
 
 

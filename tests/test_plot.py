@@ -308,3 +308,15 @@ def test_cli_rejects_a_silly_dpi(tmp_path, capsys):
     run = write_run(tmp_path / "run")
     assert main(["plot", str(run), "--dpi", "0"]) == 2
     assert "--dpi must be at least 10" in capsys.readouterr().err
+
+
+def test_kendall_series_ranks_by_loss_for_a_loss_ranked_run():
+    """rank_by="loss": the probes' score is minus their loss (the search's probe_tau), not their accuracy."""
+    archs = [f"arch{j}" for j in range(5)]
+    loss = np.array([[1.0, 2.0, 3.0, 4.0, 5.0], [5.0, 4.0, 3.0, 2.0, 1.0]])
+    series = ProbeSeries(np.array([10, 20]), archs, ACC[2:].copy(), loss)
+    truth = dict(zip(archs, TRUTH))
+    by_loss = kendall_series(series, truth, rank_by="loss")
+    for i in range(2):
+        assert by_loss.tau[i] == pytest.approx(tau_b_by_pairs(-loss[i], TRUTH), abs=1e-12)
+    assert not np.allclose(by_loss.tau, kendall_series(series, truth).tau)
