@@ -218,3 +218,13 @@ def test_conflicting_archive_variants_are_refused_before_work(capsys, tmp_path, 
     line = one_line_error(capsys, "search", "--loss", "nsas", *flags, "--out", str(tmp_path / "run"), "--quiet")
     assert line.startswith("nsas: error: ") and words in line
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("yaml_text,message", [("rank_by: speed\n", "rank_by must be acc or loss"),
+                                               ("bn: frozen\n", "bn must be batch or recalibrate")])
+def test_unknown_scorer_settings_in_a_config_file_are_one_line_errors(capsys, tmp_path, yaml_text, message):
+    config = tmp_path / "c.yaml"
+    config.write_text("dataset: cifar10-mini\n" + yaml_text)
+    line = one_line_error(capsys, "search", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet")
+    assert message in line
+    assert not (tmp_path / "run").exists()
