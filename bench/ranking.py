@@ -135,8 +135,7 @@ def probe_and_candidates(truth: dict[str, float], split: str, probe: int, candid
     """Stratified probe (one per equal-count accuracy stratum) and extra random candidates."""
     pool = sorted((a for a in truth if half_of(a) == split), key=lambda a: (truth[a], a))
     rng = random.Random(f"probe-{seed}")
-    strata = np.array_split(np.arange(len(pool)), probe)
-    chosen = [pool[int(rng.choice(list(s)))] for s in strata]
+    chosen = stratified(pool, probe, rng)
     rest = sorted(set(pool) - set(chosen))
     return chosen, rng.sample(rest, candidates)
 
@@ -147,11 +146,14 @@ def fresh_probe(truth: dict[str, float], split: str, probe: int) -> list[str]:
     Every result before round 7 was read on the benchmark's probe, so a configuration chosen there is
     checked on these cells, which no decision has looked at.
     """
-    seen, _ = probe_and_candidates(truth, split, probe, 0)
-    rest = {a: v for a, v in truth.items() if a not in set(seen)}
-    pool = sorted((a for a in rest if half_of(a) == split), key=lambda a: (rest[a], a))
-    rng = random.Random(f"fresh-probe-{split}")
-    return [pool[int(rng.choice(list(s)))] for s in np.array_split(np.arange(len(pool)), probe)]
+    seen = set(probe_and_candidates(truth, split, probe, 0)[0])
+    pool = sorted((a for a in truth if half_of(a) == split and a not in seen), key=lambda a: (truth[a], a))
+    return stratified(pool, probe, random.Random(f"fresh-probe-{split}"))
+
+
+def stratified(pool: list[str], count: int, rng: random.Random) -> list[str]:
+    """One random cell from each of ``count`` equal-size strata of ``pool`` (sorted by true accuracy)."""
+    return [pool[int(rng.choice(list(s)))] for s in np.array_split(np.arange(len(pool)), count)]
 
 
 # ---------------------------------------------------------------- one job
