@@ -140,15 +140,20 @@ def probe_and_candidates(truth: dict[str, float], split: str, probe: int, candid
     return chosen, rng.sample(rest, candidates)
 
 
-def fresh_probe(truth: dict[str, float], split: str, probe: int) -> list[str]:
-    """A second stratified probe of ``split``: none of its cells is in the benchmark's probe (seed 0).
+def fresh_probe(truth: dict[str, float], split: str, probe: int, generation: int = 1) -> list[str]:
+    """A further stratified probe of ``split`` that shares no cell with the benchmark's probe (seed 0) or any
+    earlier fresh probe.
 
     Every result before round 7 was read on the benchmark's probe, so a configuration chosen there is
-    checked on these cells, which no decision has looked at.
+    checked on generation 1's cells; generation 2 (round 8) is drawn from the cells neither touched, to be
+    scored once, at the end, under rules committed before (results/ranking/round8/PREREGISTRATION.md).
     """
     seen = set(probe_and_candidates(truth, split, probe, 0)[0])
+    for earlier in range(1, generation):
+        seen |= set(fresh_probe(truth, split, probe, earlier))
     pool = sorted((a for a in truth if half_of(a) == split and a not in seen), key=lambda a: (truth[a], a))
-    return stratified(pool, probe, random.Random(f"fresh-probe-{split}"))
+    name = f"fresh-probe-{split}" if generation == 1 else f"fresh-probe-{generation}-{split}"
+    return stratified(pool, probe, random.Random(name))
 
 
 def stratified(pool: list[str], count: int, rng: random.Random) -> list[str]:
@@ -170,7 +175,7 @@ class Job:
 
 
 def make_jobs(methods: list[str], seeds: list[int], budget: int, equal_steps: bool,
-              overrides: dict[str, Any] | None = None) -> list[Job]:
+              overrides: dict[str, Any] | None = None, untrained: bool = True) -> list[Job]:
     """Seed by seed: the equal-compute jobs, the equal-steps ones, and the untrained-supernet baseline."""
     def steps(method: str) -> int:
         return round(budget / passes_per_step({**METHODS[method], **(overrides or {})}))
@@ -182,8 +187,8 @@ def make_jobs(methods: list[str], seeds: list[int], budget: int, equal_steps: bo
             jobs.append(Job(m, "compute", seed, steps(m)))
         if equal_steps:
             jobs += [Job(m, "steps", seed, nsas_steps) for m in methods if steps(m) != nsas_steps]
-        # no training at all: what the probe's ranking owes to the architectures alone
-        jobs.append(Job("ce", "untrained", seed, 0))
+        if untrained:  # no training at all: what the probe's ranking owes to the architectures alone
+            jobs.append(Job("ce", "untrained", seed, 0))
     return jobs
 
 
@@ -551,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="random held-out architectures scored besides the probe for selection")
     parser.add_argument("--score-images", type=int, default=SCORE_IMAGES)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--no-untrained", action="store_true", help="run: no untrained-supernet baseline jobs")
+    parser.add_argument("--also-fresh", type=int, nargs="+", default=[], metavar="GENERATION",
+                        help="run: also score these fresh probes' cells (1, 2; see fresh_probe) with every job")
     args = parser.parse_args(argv)
     if not args.truth.is_file():
         parser.error(f"truth table not found: {args.truth}")
@@ -573,13 +581,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "run":
         (args.out / "jobs").mkdir(exist_ok=True)
         record_command(args.out, argv)
-        jobs = [j for j in make_jobs(args.methods, args.seeds, args.budget, not args.no_equal_steps, overrides)
+        jobs = [j for j in make_jobs(args.methods, args.seeds, args.budget, not args.no_equal_steps, overrides,
+                                     untrained=not args.no_untrained)
                 if not (args.out / "jobs" / f"{j.name}.json").exists()]
         print(f"{len(jobs)} jobs: " + ", ".join(f"{j.name} ({j.steps} steps)" for j in jobs), flush=True)
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         from nsas.data import load_dataset
         load_dataset(DATASET, None)  # decode (and cache) once here: the pool's daemonic workers cannot start decoders
-        work = [(j, args.out, probe + candidates, args.score_images, overrides) for j in jobs]
+        extra = [a for g in args.also_fresh for a in fresh_probe(truth, args.split, args.probe, g)]
+        work = [(j, args.out, list(dict.fromkeys(probe + candidates + extra)), args.score_images, overrides)
+                for j in jobs]
         started = time.time()
         with mp.get_context("spawn").Pool(args.jobs) as pool:
             for line in pool.imap_unordered(_worker, work):
