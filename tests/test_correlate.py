@@ -16,9 +16,12 @@ from nsas.cli import main
 from nsas.correlate import (
     bootstrap_ci,
     correlate,
+    correlate_columns,
+    format_report,
     join,
     kendall_tau,
     live_parameters,
+    name_direction,
     precision_at_k,
     read_table,
     spearman_rho,
@@ -378,7 +381,9 @@ def test_cli_table_and_json(tmp_path, capsys):
     "extra, piece",
     [
         (["--key", "top1"], "no column 'top1'; available: acc, loss"),
-        (["--key", "loss"], "no key 'loss'; available: acc"),  # loss is not in the truth file
+        (["--truth-key", "loss"], "no key 'loss'; available: acc"),  # loss is not in the truth file
+        (["--key", "all", "acc"], "--key all"),
+        (["--key", "acc", "loss", "--lower-is-better"], "each takes the direction its name says"),
         (["--top-k", "0"], "--top-k"),
         (["--bootstrap", "-1"], "--bootstrap"),
     ],
@@ -398,3 +403,173 @@ def test_cli_bad_number_names_file_and_line(tmp_path, capsys):
     assert main(["correlate", scores, truth]) == 2
     _, err = capsys.readouterr()
     assert err.count("\n") == 1 and f"{scores} line 18" in err and "'high'" in err
+
+
+# ---------------------------------------------------------------- directions
+# A hand-made table: the score ranks the five architectures in the order of the truth except for one swap,
+# so the true tau is +0.8 whichever way each side is written (acc vs its negation loss, test_acc vs err).
+ACC = [10.0, 20.0, 40.0, 30.0, 50.0]
+TRUE = [1.0, 2.0, 3.0, 4.0, 5.0]
+TAU = 0.8
+
+
+def _hand_tables():
+    archs = [nb201(i) for i in range(5)]
+    scores = {a: {"acc": ACC[i], "loss": -ACC[i], "jacov": ACC[i], "params": -ACC[i]} for i, a in enumerate(archs)}
+    truth = {a: {"test_acc": TRUE[i], "err": -TRUE[i]} for i, a in enumerate(archs)}
+    return scores, truth
+
+
+@pytest.mark.parametrize("key", ["acc", "loss"])
+@pytest.mark.parametrize("truth_key", ["test_acc", "err"])
+@pytest.mark.parametrize("given", [None, True, False])
+@pytest.mark.parametrize("truth_given", [None, True, False])
+def test_tau_sign_never_flips_silently(key, truth_key, given, truth_given, recwarn):
+    """Every combination of columns and flags: either tau is the true +0.8, or a warning names the flag that
+    was given against its column's name (and the report says which direction each side used)."""
+    scores, truth = _hand_tables()
+    result = correlate(scores, truth, key=key, truth_key=truth_key, lower_is_better=given,
+                       truth_lower_is_better=truth_given, bootstrap=0, top_k=(2,))
+    score_lower, truth_lower = key == "loss", truth_key == "err"  # what the names say
+    against = [given is not None and given != score_lower, truth_given is not None and truth_given != truth_lower]
+    tau = result["metrics"]["kendall_tau"]["value"]
+    expected = TAU * (-1) ** sum(against)
+    assert tau == pytest.approx(expected)
+    assert result["lower_is_better"] == (score_lower if given is None else given)
+    assert result["truth_lower_is_better"] == (truth_lower if truth_given is None else truth_given)
+    assert result["directions"] == {"score": "by its name" if given is None else "given",
+                                    "truth": "by its name" if truth_given is None else "given"}
+    assert len(result["warnings"]) == sum(against) == len(recwarn)
+    if against[0]:
+        assert f"score column {key!r}" in result["warnings"][0]
+    if against[1]:
+        assert f"truth column {truth_key!r}" in result["warnings"][-1]
+    report = format_report(result)
+    assert f"score: {key} ({'lower' if result['lower_is_better'] else 'higher'} is better" in report
+    assert f"truth: {truth_key} ({'lower' if result['truth_lower_is_better'] else 'higher'} is better" in report
+
+
+def test_the_score_direction_never_applies_to_the_truth():
+    # The issue's command: --key loss --lower-is-better --truth-key test_acc gave -tau before.
+    scores, truth = _hand_tables()
+    result = correlate(scores, truth, key="loss", truth_key="test_acc", lower_is_better=True, bootstrap=0)
+    assert result["metrics"]["kendall_tau"]["value"] == pytest.approx(TAU)
+    assert result["truth_lower_is_better"] is False and result["warnings"] == []
+
+
+@pytest.mark.parametrize("name, lower", [
+    ("acc", False), ("test_acc", False), ("accuracy", False), ("top1", False), ("val_acc1", False),
+    ("loss", True), ("val_loss", True), ("ppl", True), ("perplexity", True), ("error", True), ("test_err", True),
+    ("ce", True), ("jacov", None), ("params", None), ("score", None), ("acc_loss", None),
+])
+def test_name_direction(name, lower):
+    assert name_direction(name) is lower
+
+
+def test_unknown_name_is_higher_and_reported_as_assumed():
+    scores, truth = _hand_tables()
+    result = correlate(scores, truth, key="jacov", bootstrap=0)
+    assert result["lower_is_better"] is False and result["directions"]["score"] == "assumed"
+    assert result["truth_key"] == "test_acc"  # acc is not in the truth: test_acc is preferred over err
+
+
+def _csv(path, header, rows):
+    path.write_text("\n".join([",".join(header)] + [",".join(map(str, r)) for r in rows]) + "\n")
+    return str(path)
+
+
+def test_library_reads_a_truth_import_csv(tmp_path):
+    from nsas.nasbench import write_truth_csv
+
+    scores, _ = _hand_tables()
+    truth = tmp_path / "truth.csv"
+    write_truth_csv(truth, [(nb201(i), TRUE[i]) for i in range(5)])  # arch,test_acc: what `nsas truth import` writes
+    score_file = _csv(tmp_path / "s.csv", ["arch", "acc", "loss"], [(a, v["acc"], v["loss"]) for a, v in scores.items()])
+    import nsas
+
+    result = nsas.correlate(score_file, str(truth), bootstrap=0)
+    assert result["key"] == "acc" and result["truth_key"] == "test_acc"
+    assert result["metrics"]["kendall_tau"]["value"] == pytest.approx(TAU)
+    result = nsas.correlate(score_file, truth, key="loss", bootstrap=0)
+    assert result["truth_key"] == "test_acc" and result["metrics"]["kendall_tau"]["value"] == pytest.approx(TAU)
+
+
+def _rank_run(tmp_path, rank_by, space="nb201"):
+    run = tmp_path / f"run-{rank_by}"
+    run.mkdir()
+    (run / "config.yaml").write_text(f"space: {space}\nrank_by: {rank_by}\n")
+    # acc and loss disagree on purpose: the acc column ranks in the truth's order, the loss column against it.
+    rows = [(nb201(i), ACC[i], ACC[i]) for i in range(5)]
+    return _csv(run / "scores.csv", ["arch", "acc", "loss"], rows)
+
+
+@pytest.mark.parametrize("rank_by, key", [("loss", "loss"), ("acc", "acc")])
+def test_cli_default_key_follows_the_runs_rank_by(tmp_path, capsys, rank_by, key):
+    scores = _rank_run(tmp_path, rank_by)
+    truth = _csv(tmp_path / "truth.csv", ["arch", "test_acc"], [(nb201(i), TRUE[i]) for i in range(5)])
+    assert main(["correlate", scores, truth, "--bootstrap", "0", "--json"]) == 0
+    out, err = capsys.readouterr()
+    result = json.loads(out)
+    assert result["key"] == key and result["truth_key"] == "test_acc"
+    assert result["metrics"]["kendall_tau"]["value"] == pytest.approx(TAU if key == "acc" else -TAU)
+    assert f"--key {key}: the run ranks by {key}" in err
+
+
+def test_cli_default_key_outside_a_run_stays_acc(tmp_path, capsys):
+    scores = _rank_run(tmp_path, "loss")
+    elsewhere = tmp_path / "copy.csv"
+    elsewhere.write_text(open(scores).read())
+    truth = _csv(tmp_path / "truth.csv", ["arch", "test_acc"], [(nb201(i), TRUE[i]) for i in range(5)])
+    assert main(["correlate", str(elsewhere), truth, "--bootstrap", "0", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["key"] == "acc" and "ranks by" not in err
+
+
+def test_cli_prints_both_directions_and_warns_on_a_mismatch(tmp_path, capsys):
+    scores, truth = _hand_tables()
+    s = _csv(tmp_path / "s.csv", ["arch", "acc", "loss"], [(a, v["acc"], v["loss"]) for a, v in scores.items()])
+    t = _csv(tmp_path / "t.csv", ["arch", "test_acc"], [(a, v["test_acc"]) for a, v in truth.items()])
+    assert main(["correlate", s, t, "--key", "loss", "--lower-is-better", "--truth-key", "test_acc",
+                 "--bootstrap", "0"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == ("score: loss (lower is better, given); truth: test_acc (higher is better, "
+                                   "by its name)")
+    assert "kendall tau          0.8000" in out and "warning" not in err
+    assert main(["correlate", s, t, "--key", "acc", "--lower-is-better", "--bootstrap", "0"]) == 0
+    out, err = capsys.readouterr()
+    assert err.startswith("nsas: warning: --lower-is-better given for the score column 'acc'")
+    assert "-0.8000" in out and "score: acc (lower is better, given)" in out
+
+
+def test_cli_several_keys_one_line_each(tmp_path, capsys):
+    scores, truth = _hand_tables()
+    header = ["arch", "acc", "loss", "params", "jacov"]
+    s = _csv(tmp_path / "s.csv", header, [(a, *(v[c] for c in header[1:])) for a, v in scores.items()])
+    t = _csv(tmp_path / "t.csv", ["arch", "test_acc"], [(a, v["test_acc"]) for a, v in truth.items()])
+    assert main(["correlate", s, t, "--key", "all", "--bootstrap", "0", "--top-k", "2"]) == 0
+    out, _ = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0] == "truth: test_acc (higher is better, by its name); n = 5"
+    body = {line.split()[0]: line.split() for line in lines[3:]}
+    assert list(body) == ["acc", "loss", "params", "jacov"]
+    assert body["acc"][1:3] == ["higher", "(by"] and body["acc"][4] == "0.8000"
+    assert body["loss"][1] == "lower" and body["loss"][4] == "0.8000"
+    assert body["params"][1:4] == ["higher", "(assumed)", "-0.8000"]  # -acc, ranked higher-is-better
+    assert body["jacov"][3] == "0.8000"
+    assert main(["correlate", s, t, "--key", "jacov", "acc", "--bootstrap", "0", "--json"]) == 0
+    out, _ = capsys.readouterr()
+    columns = json.loads(out)["columns"]
+    assert list(columns) == ["jacov", "acc"]
+    assert columns["acc"]["metrics"]["kendall_tau"]["value"] == pytest.approx(TAU)
+
+
+def test_correlate_columns_library():
+    scores, truth = _hand_tables()
+    results = correlate_columns(scores, truth, "all", bootstrap=0)
+    assert list(results) == ["acc", "loss", "jacov", "params"]
+    assert {k: round(r["metrics"]["kendall_tau"]["value"], 4) for k, r in results.items()} == {
+        "acc": TAU, "loss": TAU, "jacov": TAU, "params": -TAU}
+    with pytest.raises(NsasError, match="each takes the direction"):
+        correlate_columns(scores, truth, ["acc", "loss"], lower_is_better=True)
+    with pytest.raises(NsasError, match="no key 'nope'"):
+        correlate_columns(scores, truth, ["acc", "nope"])
