@@ -64,7 +64,8 @@ def cell_graphs(arch: Any) -> list[CellGraph]:
         nodes.append(("out", "$h_t$", "output", max(rank.values()) + 1))
         edges += [(str(i), "out", "") for i in range(1, len(arch.recurrent) + 1)]
         return [CellGraph(f"recurrent cell ($h_t$ = mean of nodes 1-{len(arch.recurrent)})", nodes, edges)]
-    raise NsasError(f"no cell diagram for architectures of space {arch.space!r}")
+    raise NsasError(f"no cell diagram for architectures of space {arch.space!r} "
+                    "(cells are drawn for nb201, darts, darts-chain and darts-rnn)")
 
 
 def _darts_cell(arch: Any, cell: str, title: str) -> CellGraph:

@@ -7,10 +7,11 @@ writes into ``RUN_DIR/plots/`` (or ``--out``) and prints the path of each file:
 
     forgetting.png  inherited-weight accuracy of the probe architectures over training (paper Fig. 1)
     losses.png      current vs. archive loss, archive diversity, learning rate / GDAS temperature
-    kendall.png     Kendall tau between the probes' inherited accuracy and --truth (paper Fig. 3),
+    kendall.png     Kendall tau between the probes' inherited score (the run's rank_by) and --truth (paper Fig. 3),
                     with 95% bootstrap bands; without --truth, against the truth a
                     ``nsas search --probe-from`` run logged with its probes
-    cells.png       the cells of the best selected architecture (paper Fig. 5)
+    cells.png       the cells of the best selected architecture (paper Fig. 5); skipped, with a
+                    note, for a space without a cell diagram (a ChoiceSpace, a plug-in)
 
 Every figure has a function that takes data (records, series, an
 architecture), not paths, and returns a matplotlib ``Figure``, so other
@@ -24,8 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,10 @@ from nsas.cell_diagram import plot_cells
 from nsas.config import read_yaml
 from nsas.correlate import bootstrap_ci, join, kendall_tau, metric_column, read_table
 from nsas.errors import NsasError
+from nsas.plot_data import ProbeSeries, Record, moving_average, probe_series
+from nsas.plot_data import column as _column
 from nsas.rundir import read_metrics
 
-Record = Mapping[str, Any]
 MIN_KENDALL_ARCHS = 3
 MAX_NAMED_PROBES = 26  # more probes are drawn unnamed, under their mean
 BOOTSTRAP = 500  # resamples of the probe set behind kendall.png's 95% band
@@ -59,56 +61,7 @@ def _step_ticks() -> MaxNLocator:
     return MaxNLocator(integer=True, steps=[1, 2, 5, 10])
 
 
-def _column(records: Sequence[Record], key: str) -> np.ndarray:
-    """``record[key]`` of each record as floats; NaN where missing or None."""
-    return np.array([np.nan if r.get(key) is None else float(r[key]) for r in records], dtype=float)
-
-
 # ---------------------------------------------------------------- data
-@dataclass(frozen=True)
-class ProbeSeries:
-    """Inherited-weight scores of the probe architectures at each probe point.
-
-    Attributes:
-        steps: global step of each probe point, increasing.
-        archs: the probe architectures (as written in the records), first-seen order.
-        acc: shape (len(steps), len(archs)); NaN where an arch was not probed.
-        loss: the same for the validation loss.
-        truth: arch -> true value, where the records carry one (``--probe-from`` runs).
-    """
-
-    steps: np.ndarray
-    archs: list[str]
-    acc: np.ndarray
-    loss: np.ndarray
-    truth: dict[str, float] = field(default_factory=dict)
-
-
-def probe_series(records: Iterable[Record]) -> ProbeSeries:
-    """Collect the "probe" records of a run; a later record at the same step replaces an earlier one."""
-    by_step: dict[int, dict[str, Record]] = {}
-    archs: dict[str, None] = {}
-    truth: dict[str, float] = {}
-    for record in records:
-        if record.get("kind") != "probe":
-            continue
-        row = by_step.setdefault(int(record["step"]), {})
-        for probe in record.get("probe") or []:
-            archs.setdefault(probe["arch"])
-            row[probe["arch"]] = probe
-            if isinstance(probe.get("truth"), (int, float)):
-                truth[probe["arch"]] = float(probe["truth"])
-    steps = sorted(by_step)
-    acc = np.full((len(steps), len(archs)), np.nan)
-    loss = np.full_like(acc, np.nan)
-    for i, step in enumerate(steps):
-        for j, arch in enumerate(archs):
-            probe = by_step[step].get(arch, {})
-            acc[i, j] = np.nan if probe.get("acc") is None else probe["acc"]
-            loss[i, j] = np.nan if probe.get("loss") is None else probe["loss"]
-    return ProbeSeries(np.array(steps, dtype=int), list(archs), acc, loss, truth)
-
-
 @dataclass(frozen=True)
 class KendallSeries:
     """Kendall tau-b between inherited accuracy and truth at each probe point.
@@ -170,20 +123,6 @@ def kendall_series(series: ProbeSeries, truth: Mapping[str, float], *, lower_is_
     low, high = (np.array(b, dtype=float) for b in zip(*bands)) if bootstrap else (None, None)
     return KendallSeries(series.steps.copy(), np.array(taus, dtype=float), np.array(counts, dtype=int),
                          [series.archs[j] for j in cols], low, high)
-
-
-def moving_average(values: np.ndarray, window: int) -> np.ndarray:
-    """Trailing mean over the last ``window`` finite values (shorter windows at the start); NaN stays NaN."""
-    values = np.asarray(values, dtype=float)
-    ok = ~np.isnan(values)
-    sums = np.cumsum(np.where(ok, values, 0.0))
-    counts = np.cumsum(ok)
-    sums[window:] = sums[window:] - sums[:-window]
-    counts[window:] = counts[window:] - counts[:-window]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = sums / counts
-    out[~ok] = np.nan
-    return out
 
 
 def short_arch(text: str, space: str | None = None) -> str:
@@ -317,9 +256,24 @@ def _schedule_panel(ax: Any, x: np.ndarray, lr: np.ndarray, tau: np.ndarray, mar
     ax.legend(handles=handles, frameon=False, loc="best")
 
 
-def plot_kendall(ks: KendallSeries, *, title: str | None = None, truth_name: str = "truth") -> Figure:
-    """Paper Fig. 3: Kendall tau between the probes' inherited accuracy and their truth, over training."""
-    fig = _figure(8.0, 4.0)
+FEW_PROBES = 5  # below this many probes, tau can take so few values that kendall.png says so
+
+
+def tau_values(n: int) -> int:
+    """How many values Kendall tau can take on ``n`` untied items: ``n (n - 1) / 2 + 1``."""
+    return n * (n - 1) // 2 + 1
+
+
+def plot_kendall(ks: KendallSeries, *, title: str | None = None, truth_name: str = "truth",
+                 rank_by: str = "acc") -> Figure:
+    """Paper Fig. 3: Kendall tau between the probes' inherited score and their truth, over training.
+
+    ``rank_by`` names the score as the run ranks (``acc``: inherited
+    accuracy; ``loss``: inherited validation loss, lower ranked higher).
+    Fewer than :data:`FEW_PROBES` probes are flagged on the figure: tau then
+    takes only a handful of values.
+    """
+    fig = _figure(8.0, 4.2)
     ax = fig.add_subplot()
     ax.axhline(0.0, color="0.5", lw=0.8)
     ax.plot(ks.steps, ks.tau, color="C0", marker="o", markersize=4, lw=1.6)
@@ -331,11 +285,18 @@ def plot_kendall(ks: KendallSeries, *, title: str | None = None, truth_name: str
         i = last[-1]
         ax.annotate(f"{ks.tau[i]:+.3f}", (ks.steps[i], ks.tau[i]), textcoords="offset points", xytext=(0, 8),
                     ha="center", fontsize=9)
+    n = len(ks.archs)
+    if n < FEW_PROBES:
+        ax.text(0.01, 0.02, f"only {n} probes: τ can take just {tau_values(n)} values (steps of "
+                f"{2 / (n * (n - 1) // 2):.2f}); read it as a rough sign", transform=ax.transAxes, fontsize=8,
+                color="C3", va="bottom", bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
     ax.set_ylim(-1.05, 1.05)
     ax.set_xlabel("step")
     ax.set_ylabel("Kendall τ")
     ax.xaxis.set_major_locator(_step_ticks())
-    ax.set_title(title or f"Ranking by inherited accuracy vs. {truth_name} ({len(ks.archs)} probe architectures)")
+    score = "inherited validation loss (lower first)" if rank_by == "loss" else "inherited accuracy"
+    ax.set_title(title or f"Kendall τ over training: probes ranked by {score}\n"
+                 f"against {truth_name}, {n} probe architectures", fontsize=10)
     ax.grid(alpha=0.3)
     return fig
 
@@ -443,8 +404,11 @@ def _kendall_figure(series: ProbeSeries, values: Mapping[str, float], name: str,
         return []
     if len(values) < len(series.archs):
         note(f"kendall.png: {len(series.archs) - len(values)} probe architecture(s) have no truth in {where}")
+    if len(values) < FEW_PROBES:
+        note(f"kendall.png: tau from only {len(values)} probe architectures can take just "
+             f"{tau_values(len(values))} values; a larger probe set (probe_count) measures it")
     ks = kendall_series(series, values, lower_is_better=lower, bootstrap=BOOTSTRAP, rank_by=rank_by)
-    return [("kendall.png", plot_kendall(ks, truth_name=name))]
+    return [("kendall.png", plot_kendall(ks, truth_name=name, rank_by=rank_by))]
 
 
 def _cells_figure(run_dir: Path, space: str, note: Callable[[str], None]) -> list[tuple[str, Figure]]:
@@ -458,9 +422,15 @@ def _cells_figure(run_dir: Path, space: str, note: Callable[[str], None]) -> lis
         text = best["arch"]
     except (json.JSONDecodeError, IndexError, KeyError, TypeError):
         raise NsasError(f"{path} is not a list of selected architectures with an 'arch' each") from None
+    from nsas.cell_diagram import cell_graphs
     from nsas.spaces import get_space
 
-    arch = get_space(space).parse(text)
+    try:
+        arch = get_space(space).parse(text)
+        cell_graphs(arch)  # a space with no cell diagram (a ChoiceSpace, a plug-in) raises here
+    except NsasError as err:
+        note(f"skipped cells.png: {str(err).splitlines()[0]}")
+        return []
     score = "  ".join(f"{k} {best[k]:.3g}" for k in ("acc", "loss") if isinstance(best.get(k), (int, float)))
     title = f"Selected architecture ({space}){': inherited ' + score if score else ''}"
     return [("cells.png", plot_cells(arch, title=title))]

@@ -320,3 +320,113 @@ def test_kendall_series_ranks_by_loss_for_a_loss_ranked_run():
     for i in range(2):
         assert by_loss.tau[i] == pytest.approx(tau_b_by_pairs(-loss[i], TRUTH), abs=1e-12)
     assert not np.allclose(by_loss.tau, kendall_series(series, truth).tau)
+
+
+# ---------------------------------------------------------------- issue 23: figures that mislead, custom spaces
+def test_plot_modules_import_no_private_names_of_each_other():
+    """plot_compare draws from nsas.plot_data, not nsas.plot's private helpers: no import circle."""
+    import ast
+
+    import nsas.plot_compare
+
+    tree = ast.parse(Path(nsas.plot_compare.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "nsas.plot" not in imported and "nsas.plot_data" in imported
+    data_tree = ast.parse(Path(nsas.plot_compare.__file__).with_name("plot_data.py").read_text())
+    assert not {node.module for node in ast.walk(data_tree) if isinstance(node, ast.ImportFrom)} & {
+        "nsas.plot", "nsas.plot_compare"}
+
+
+def test_choice_space_run_skips_the_cell_diagram_and_draws_the_rest(tmp_path):
+    from torch import nn
+
+    import nsas
+    from nsas.spaces.choice import ChoiceSpace
+
+    nsas.register_space(ChoiceSpace([{"a": nn.Identity, "b": nn.Identity}] * 2), name="plot-choice")
+    try:
+        run = write_run(tmp_path / "run", space="plot-choice", selected="a|b")
+        notes = []
+        paths = plot_run(run, dpi=50, note=notes.append)
+    finally:
+        nsas.spaces.SPACES.remove("plot-choice")
+    assert [p.name for p in paths] == ["forgetting.png", "losses.png"]
+    assert notes == ["skipped cells.png: no cell diagram for architectures of space 'plot-choice' "
+                     "(cells are drawn for nb201, darts, darts-chain and darts-rnn)"]
+    for path in paths:
+        assert_png(path)
+
+
+def test_run_of_a_space_not_registered_here_still_plots(tmp_path, capsys):
+    run = write_run(tmp_path / "run", space="not-installed-here", selected="a|b")
+    assert main(["plot", str(run), "--dpi", "50"]) == 0
+    out, err = capsys.readouterr()
+    assert [Path(line).name for line in out.splitlines()] == ["forgetting.png", "losses.png"]
+    assert err.count("\n") == 1 and err.startswith("nsas plot: skipped cells.png: ") and "not-installed-here" in err
+
+
+def test_compare_puts_passes_on_every_panel(tmp_path):
+    from nsas.plot_compare import plot_compare
+    from nsas.rundir import read_metrics
+
+    records = read_metrics(write_run(tmp_path / "run"))
+    # a second run that spends twice the passes per step (e.g. NSAS's archive passes)
+    doubled = [{**r, "passes": 2 * r["passes"]} for r in records]
+    fig = plot_compare([("a", records), ("b", doubled)])
+    loss_ax, probe_ax, div_ax = fig.axes[:3]
+    step_passes = [r["passes"] for r in records if r["kind"] == "step"]
+    probe_passes = [r["passes"] for r in records if r["kind"] == "probe"]
+    assert loss_ax.lines[0].get_xdata().tolist() == step_passes
+    assert div_ax.lines[0].get_xdata().tolist() == step_passes
+    assert probe_ax.lines[0].get_xdata().tolist() == probe_passes
+    assert probe_ax.lines[1].get_xdata().tolist() == [2 * p for p in probe_passes]
+    assert div_ax.get_xlabel().startswith("single-path passes")
+    assert loss_ax.get_shared_x_axes().joined(loss_ax, probe_ax)
+
+
+def test_probe_passes_interpolates_from_step_records_when_a_probe_lacks_them():
+    from nsas.plot_compare import probe_passes
+
+    records = [{"kind": "step", "step": 10, "passes": 100}, {"kind": "step", "step": 20, "passes": 300},
+               {"kind": "probe", "step": 15}, {"kind": "probe", "step": 20, "passes": 310}]
+    np.testing.assert_allclose(probe_passes(records, [15, 20, 30]), [200.0, 310.0, np.nan])
+
+
+@pytest.mark.parametrize("rank_by, words", [("acc", "inherited accuracy"), ("loss", "inherited validation loss")])
+def test_kendall_title_names_the_runs_rank_by_and_fits(tmp_path, rank_by, words):
+    run = write_run(tmp_path / "run")
+    with (run / "config.yaml").open("a") as f:
+        f.write(f"rank_by: {rank_by}\n")
+    truth = tmp_path / "truth.csv"
+    truth.write_text("arch,test_acc\n" + "".join(f"{a},{t}\n" for a, t in zip(NB201, TRUTH)))
+    from nsas.plot import plot_kendall
+
+    ks = kendall_series(probe_series(__import__("nsas.rundir").rundir.read_metrics(run)), dict(zip(NB201, TRUTH)),
+                        rank_by=rank_by)
+    fig = plot_kendall(ks, truth_name="truth.csv (test_acc)", rank_by=rank_by)
+    title = fig.axes[0].get_title()
+    assert words in title and "truth.csv (test_acc)" in title and "5 probe architectures" in title
+    assert ("accuracy" in title) == (rank_by == "acc")
+    fig.canvas.draw()  # the title's box lies inside the figure: nothing is cut
+    box = fig.axes[0].title.get_window_extent()
+    width, height = fig.canvas.get_width_height()
+    assert 0 <= box.x0 and box.x1 <= width and box.y1 <= height
+    paths = plot_run(run, truth=truth, dpi=50, note=[].append)
+    assert "kendall.png" in [p.name for p in paths]
+
+
+def test_kendall_from_few_probes_is_flagged(tmp_path):
+    run = write_run(tmp_path / "run", steps=False, selected=None)
+    truth = tmp_path / "truth.csv"
+    truth.write_text("arch,acc\n" + "".join(f"{a},{t}\n" for a, t in zip(NB201[:3], TRUTH)))
+    notes = []
+    plot_run(run, truth=truth, dpi=50, note=notes.append)
+    assert "kendall.png: tau from only 3 probe architectures can take just 4 values; a larger probe set " \
+           "(probe_count) measures it" in notes
+    from nsas.plot import plot_kendall
+
+    series = probe_series(__import__("nsas.rundir").rundir.read_metrics(run))
+    few = plot_kendall(kendall_series(series, dict(zip(NB201[:3], TRUTH))))
+    assert any("only 3 probes" in t.get_text() for t in few.axes[0].texts)
+    enough = plot_kendall(kendall_series(series, dict(zip(NB201, TRUTH))))
+    assert not any("only" in t.get_text() for t in enough.axes[0].texts)
