@@ -239,7 +239,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     imp = sub.add_parser("import", help="convert NAS-Bench-201/NATS-Bench results into a truth CSV",
                          description="Read a NAS-Bench-201 .pth file or a NATS-Bench topology '-simple' folder "
                                      "without running pickled code, and write arch,test_acc rows (the mean "
-                                     "over seeds of the last epoch's test accuracy, %%).")
+                                     "over seeds of the last epoch's test accuracy, in percent).")
     imp.add_argument("source", metavar="SOURCE", help="NAS-Bench-201-v1_*.pth, or a NATS-tss-*-simple folder")
     imp.add_argument("--dataset", choices=tuple(DATASETS), default="cifar10", help="benchmark data set (default: cifar10)")
     imp.add_argument("--split", default=None,

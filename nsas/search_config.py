@@ -35,8 +35,8 @@ class SearchConfig:
     """Everything a search run depends on (recorded as config.yaml in the run directory)."""
 
     space: str = option("nb201", "search space", choices=space_names)
-    strategy: str = option("random", "random (RandomNAS: uniform sampling) or gdas (Gumbel-max sampling of "
-                           "learned architecture logits)", choices=strategy_names)
+    strategy: str = option("random", "random (RandomNAS: architectures drawn at random, as --sampling says) or "
+                           "gdas (Gumbel-max sampling of learned architecture logits)", choices=strategy_names)
     loss: str = option("nsas", "supernet loss: ce (plain), nsas (archive constraints), nsas-replay (r archive "
                        "members per step), nsas-random (random archive, the ablation), wpl (weight plasticity "
                        "loss)", choices=loss_names)
