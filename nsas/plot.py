@@ -38,7 +38,7 @@ from nsas.atomic import atomic_write
 from nsas.cell_diagram import agg_figure as _figure
 from nsas.cell_diagram import plot_cells
 from nsas.config import read_yaml
-from nsas.correlate import bootstrap_ci, join, kendall_tau, metric_column, read_table
+from nsas.correlate import bootstrap_ci, join, kendall_tau, metric_column, name_direction, read_table
 from nsas.errors import NsasError
 from nsas.plot_data import ProbeSeries, Record, moving_average, probe_series
 from nsas.plot_data import column as _column
@@ -319,7 +319,7 @@ def _note_to_stderr(message: str) -> None:
 
 
 def plot_run(run_dir: str | Path, *, truth: str | Path | None = None, truth_key: str | None = None,
-             truth_lower_is_better: bool = False, out_dir: str | Path | None = None, dpi: int = 120,
+             truth_lower_is_better: bool | None = None, out_dir: str | Path | None = None, dpi: int = 120,
              note: Callable[[str], None] = _note_to_stderr) -> list[Path]:
     """Draw every figure a search run's files allow; a figure without data is skipped with a note.
 
@@ -330,7 +330,8 @@ def plot_run(run_dir: str | Path, *, truth: str | Path | None = None, truth_key:
             wrote into its probe records, if any.
         truth_key: the column of ``truth`` to use (default: ``acc`` if
             present, else the table's only column).
-        truth_lower_is_better: the truth column is a loss or perplexity.
+        truth_lower_is_better: the truth column is a loss or perplexity (``None``: as its name says,
+            :func:`nsas.correlate.name_direction`; higher is better when it says neither).
         out_dir: where the PNGs go (default ``run_dir/plots``).
         dpi: resolution of the PNGs.
         note: receives one line per skipped figure (default: printed to stderr).
@@ -370,8 +371,9 @@ def plot_run(run_dir: str | Path, *, truth: str | Path | None = None, truth_key:
     if truth is not None:
         key = metric_column(truth, truth_key)
         values = _truth_values(series.archs, truth, key, space)
+        lower = bool(name_direction(key)) if truth_lower_is_better is None else truth_lower_is_better
         figures += _kendall_figure(series, values, f"{Path(truth).name} ({key})", f"a {key!r} value in {truth}",
-                                   str(truth), truth_lower_is_better, note, rank_by)
+                                   str(truth), lower, note, rank_by)
     elif series.truth:
         figures += _kendall_figure(series, series.truth, "the probe truth", "a truth value in the probe records",
                                    "the probe records", False, note, rank_by)
@@ -445,8 +447,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="CSV/JSON/JSONL of true accuracies per architecture: adds kendall.png")
     parser.add_argument("--truth-key", default=None, metavar="KEY",
                         help="truth column (default: acc if present, else the table's only column)")
-    parser.add_argument("--truth-lower-is-better", action="store_true",
-                        help="the truth column is a loss or perplexity (smaller is better)")
+    side = parser.add_mutually_exclusive_group()
+    side.add_argument("--truth-lower-is-better", dest="truth_lower_is_better", action="store_const", const=True,
+                      default=None, help="smaller truth values are better (default: by the truth column's name: "
+                                         "loss, ppl, error lower; acc and any other name higher)")
+    side.add_argument("--truth-higher-is-better", dest="truth_lower_is_better", action="store_const", const=False,
+                      help="larger truth values are better")
     parser.add_argument("--out", metavar="DIR", default=None, help="output folder (default: RUN_DIR/plots)")
     parser.add_argument("--dpi", type=int, default=120, help="resolution of the PNGs (default: 120)")
 

@@ -430,3 +430,25 @@ def test_kendall_from_few_probes_is_flagged(tmp_path):
     assert any("only 3 probes" in t.get_text() for t in few.axes[0].texts)
     enough = plot_kendall(kendall_series(series, dict(zip(NB201, TRUTH))))
     assert not any("only" in t.get_text() for t in enough.axes[0].texts)
+
+
+def test_kendall_truth_direction_follows_the_truth_columns_name(tmp_path):
+    """A truth column named err is ranked lower-is-better without a flag: the same tau as its accuracy."""
+    run = write_run(tmp_path / "run", steps=False, selected=None)
+    truth = tmp_path / "truth.csv"
+    truth.write_text("arch,acc,err\n" + "".join(f"{a},{t},{100 - t}\n" for a, t in zip(NB201, TRUTH)))
+    from nsas import plot as plot_module
+
+    drawn = []
+    real = plot_module.plot_kendall
+    plot_module_kendall = lambda ks, **kw: drawn.append(ks) or real(ks, **kw)  # noqa: E731
+    try:
+        plot_module.plot_kendall = plot_module_kendall
+        plot_run(run, truth=truth, truth_key="acc", out_dir=tmp_path / "a", dpi=40, note=[].append)
+        plot_run(run, truth=truth, truth_key="err", out_dir=tmp_path / "b", dpi=40, note=[].append)
+        plot_run(run, truth=truth, truth_key="err", truth_lower_is_better=False, out_dir=tmp_path / "c", dpi=40,
+                 note=[].append)
+    finally:
+        plot_module.plot_kendall = real
+    np.testing.assert_allclose(drawn[0].tau, drawn[1].tau)
+    np.testing.assert_allclose(drawn[2].tau[1:], -drawn[0].tau[1:])  # given explicitly: used as given
