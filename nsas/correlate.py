@@ -493,20 +493,27 @@ def _header(path: str | Path) -> list[str]:
         except (OSError, UnicodeDecodeError) as err:
             raise NsasError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
         return [h.strip() for h in next(csv.reader(first), []) if h.strip() != ARCH]
-    table = read_table(path, keys=None)
-    return list(next(iter(table.values())))
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise NsasError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
+    if text.lstrip()[:1] not in ("[", "{"):  # another suffix holding CSV
+        return [h.strip() for h in next(csv.reader(text.splitlines()[:1]), []) if h.strip() != ARCH]
+    items = _json_items(text, str(path))
+    first = items[0][1] if items else {}
+    return [k for k in first if k != ARCH] if isinstance(first, dict) else []
 
 
-def _truth_column(truth: Mapping[str, dict[str, float]], key: str | None) -> str:
+def _truth_column(truth: Mapping[str, dict[str, float]] | Sequence[str], key: str | None) -> str:
     """The truth column when none is named: ``key`` if the truth has it, else ``acc``, else ``test_acc`` (what
     ``nsas truth import`` writes), else its only column."""
-    columns = list(next(iter(truth.values()), {}))
+    columns = list(truth) if isinstance(truth, (list, tuple)) else list(next(iter(truth.values()), {}))
     for name in (key, "acc", "test_acc"):
         if name is not None and name in columns:
             return name
     if len(columns) == 1:
         return columns[0]
-    source = getattr(truth, "source", "truth")
+    source = getattr(truth, "source", "the truth")
     raise NsasError(f"{source}: several value columns ({', '.join(columns) or 'none'}); name the truth column "
                     "(--truth-key)")
 
@@ -584,7 +591,10 @@ def _load(scores: Any, truth: Any, key: str | None, truth_key: str | None) -> tu
     key = "acc" if key is None else key
     if isinstance(truth, (str, Path)):
         if truth_key is None:
-            truth_key = _truth_column(read_table(truth, keys=None), key)
+            try:
+                truth_key = _truth_column(_header(truth), key)
+            except NsasError as err:
+                raise NsasError(f"{truth}: {str(err).split(': ', 1)[1]}") from None
         truth = read_table(truth, keys=[truth_key])
     elif truth_key is None:
         truth_key = _truth_column(truth, key)

@@ -573,3 +573,20 @@ def test_correlate_columns_library():
         correlate_columns(scores, truth, ["acc", "loss"], lower_is_better=True)
     with pytest.raises(NsasError, match="no key 'nope'"):
         correlate_columns(scores, truth, ["acc", "nope"])
+
+
+def test_truth_default_column_ignores_other_text_columns(tmp_path):
+    scores, truth = _hand_tables()
+    s = _csv(tmp_path / "s.csv", ["arch", "acc"], [(a, v["acc"]) for a, v in scores.items()])
+    rows = [{"arch": a, "name": f"cell {i}", "test_acc": v["test_acc"]} for i, (a, v) in enumerate(truth.items())]
+    t = tmp_path / "t.jsonl"
+    t.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = correlate(s, t, bootstrap=0)  # the name column is never read as a number
+    assert result["truth_key"] == "test_acc" and result["metrics"]["kendall_tau"]["value"] == pytest.approx(TAU)
+    rows = [{"arch": r["arch"], "name": r["name"], "top1": r["test_acc"]} for r in rows]
+    t.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(NsasError, match=r"t.jsonl: several value columns \(name, top1\); name the truth column"):
+        correlate(s, t, bootstrap=0)
+    assert correlate(s, t, truth_key="top1", bootstrap=0)["metrics"]["kendall_tau"]["value"] == pytest.approx(TAU)
+    c = _csv(tmp_path / "t.csv", ["arch", "note", "acc"], [(a, "x", v["test_acc"]) for a, v in truth.items()])
+    assert correlate(s, c, bootstrap=0)["truth_key"] == "acc"  # acc is preferred; the text column is never read
