@@ -792,10 +792,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of ``nsas correlate``."""
     parser.add_argument("scores", metavar="SCORES", help="CSV/JSON/JSONL of supernet scores: an 'arch' column plus numbers")
     parser.add_argument("truth", metavar="TRUTH", help="CSV/JSON/JSONL of ground truth, same shape")
-    parser.add_argument("--key", default=None, nargs="+", metavar="KEY",
-                        help="score column(s); several, or 'all' (every column, e.g. nsas rank's acc, loss and "
-                             "proxy columns), give one line each (default: for a run's scores.csv the column the "
-                             "run ranks by, its rank_by; else acc)")
+    parser.add_argument("--key", default=None, action="append", metavar="KEY",
+                        help="score column; several (--key acc --key loss, or --key acc,loss) or 'all' (every "
+                             "column, e.g. nsas rank's acc, loss and proxy columns) give one line each (default: "
+                             "for a run's scores.csv the column the run ranks by, its rank_by; else acc)")
     parser.add_argument("--truth-key", default=None, metavar="KEY",
                         help="truth column (default: --key if the truth has it, else acc, else test_acc, else its only column)")
     side = parser.add_mutually_exclusive_group()
@@ -830,7 +830,7 @@ def _note_unmatched(result: dict[str, Any], here: str, there: str, field: str) -
 
 def run(args: argparse.Namespace) -> int:
     """``nsas correlate``: read, join, measure, print."""
-    keys = args.key or []
+    keys = list(dict.fromkeys(k.strip() for given in args.key or [] for k in given.split(",") if k.strip()))
     if "all" in keys and len(keys) > 1:
         raise NsasError("--key all measures every score column; give it alone")
     if not keys:

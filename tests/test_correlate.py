@@ -382,8 +382,8 @@ def test_cli_table_and_json(tmp_path, capsys):
     [
         (["--key", "top1"], "no column 'top1'; available: acc, loss"),
         (["--truth-key", "loss"], "no key 'loss'; available: acc"),  # loss is not in the truth file
-        (["--key", "all", "acc"], "--key all"),
-        (["--key", "acc", "loss", "--lower-is-better"], "each takes the direction its name says"),
+        (["--key", "all", "--key", "acc"], "--key all"),
+        (["--key", "acc,loss", "--lower-is-better"], "each takes the direction its name says"),
         (["--top-k", "0"], "--top-k"),
         (["--bootstrap", "-1"], "--bootstrap"),
     ],
@@ -556,7 +556,7 @@ def test_cli_several_keys_one_line_each(tmp_path, capsys):
     assert body["loss"][1] == "lower" and body["loss"][4] == "0.8000"
     assert body["params"][1:4] == ["higher", "(assumed)", "-0.8000"]  # -acc, ranked higher-is-better
     assert body["jacov"][3] == "0.8000"
-    assert main(["correlate", s, t, "--key", "jacov", "acc", "--bootstrap", "0", "--json"]) == 0
+    assert main(["correlate", "--key", "jacov", "--key", "acc", s, t, "--bootstrap", "0", "--json"]) == 0
     out, _ = capsys.readouterr()
     columns = json.loads(out)["columns"]
     assert list(columns) == ["jacov", "acc"]
@@ -590,3 +590,11 @@ def test_truth_default_column_ignores_other_text_columns(tmp_path):
     assert correlate(s, t, truth_key="top1", bootstrap=0)["metrics"]["kendall_tau"]["value"] == pytest.approx(TAU)
     c = _csv(tmp_path / "t.csv", ["arch", "note", "acc"], [(a, "x", v["test_acc"]) for a, v in truth.items()])
     assert correlate(s, c, bootstrap=0)["truth_key"] == "acc"  # acc is preferred; the text column is never read
+
+
+def test_cli_comma_separated_keys(tmp_path, capsys):
+    scores, truth = _hand_tables()
+    s = _csv(tmp_path / "s.csv", ["arch", "acc", "loss"], [(a, v["acc"], v["loss"]) for a, v in scores.items()])
+    t = _csv(tmp_path / "t.csv", ["arch", "test_acc"], [(a, v["test_acc"]) for a, v in truth.items()])
+    assert main(["correlate", s, t, "--key", "loss,acc", "--bootstrap", "0", "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["columns"]) == ["loss", "acc"]
