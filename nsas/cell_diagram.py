@@ -126,6 +126,18 @@ def _hits(points: np.ndarray, centre: np.ndarray, width: float, height: float = 
     return int(np.sum((d[:, 0] < width / 2) & (d[:, 1] < height / 2)))
 
 
+def crossings(a: np.ndarray, b: np.ndarray) -> int:
+    """How many times polyline ``a`` crosses polyline ``b`` (proper crossings of their segments)."""
+    p, r = a[:-1], np.diff(a, axis=0)
+    q, s = b[:-1], np.diff(b, axis=0)
+    cross = lambda u, v: u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]  # noqa: E731
+    denom = cross(r[:, None], s[None])
+    d = q[None] - p[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t, u = cross(d, s[None]) / denom, cross(d, r[:, None]) / denom
+    return int(np.sum((denom != 0) & (t >= 0) & (t < 1) & (u >= 0) & (u < 1)))  # a vertex counts once
+
+
 @dataclass
 class _Drawn:
     """What earlier edges of a diagram occupy: their sampled points and label boxes."""
@@ -140,7 +152,7 @@ def _route(p: np.ndarray, q: np.ndarray, others: list[tuple[np.ndarray, float]],
 
     Candidates go from straight to strongly curved, each with the label at the
     middle or shifted along the edge; the first that touches no other node,
-    label or edge wins, else the one with the fewest collisions.
+    label or edge (and crosses no drawn edge) wins, else the one with the fewest collisions.
     """
     t = np.linspace(0.1, 0.9, 33)
     best: tuple[float, float, np.ndarray] | None = None
@@ -148,6 +160,7 @@ def _route(p: np.ndarray, q: np.ndarray, others: list[tuple[np.ndarray, float]],
         pts = _curve(p, q, rad, t)
         cost = sum(_hits(pts, o, w + 0.3, 2 * _R + 0.3) for o, w in others)
         cost += sum(1.0 for m, w in drawn.labels if _hits(pts, m, w))
+        cost += sum(1.5 * crossings(pts, c) for c in drawn.curves)  # crossing edges make labels ambiguous
         for where in (_LABEL_AT if op else (0.5,)):
             mid = _curve(p, q, rad, np.array([where]))[0]
             clash = 0.0

@@ -452,3 +452,30 @@ def test_kendall_truth_direction_follows_the_truth_columns_name(tmp_path):
         plot_module.plot_kendall = real
     np.testing.assert_allclose(drawn[0].tau, drawn[1].tau)
     np.testing.assert_allclose(drawn[2].tau[1:], -drawn[0].tau[1:])  # given explicitly: used as given
+
+
+def test_crossings_by_hand():
+    from nsas.cell_diagram import crossings
+
+    x = np.array([[0.0, 0.0], [2.0, 2.0]])
+    assert crossings(x, np.array([[0.0, 2.0], [2.0, 0.0]])) == 1
+    assert crossings(x, np.array([[0.0, 1.0], [2.0, 3.0]])) == 0  # parallel
+    assert crossings(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]]), np.array([[0.0, 0.5], [2.0, 0.5]])) == 2
+
+
+@pytest.mark.parametrize("text", NB201)
+def test_nb201_cell_edges_do_not_cross(text):
+    """Crossing edges made labels ambiguous (0->2 and 1->3 both under the chain): an nb201 cell has room for none."""
+    from matplotlib.patches import FancyArrowPatch
+
+    from nsas.cell_diagram import _curve, crossings
+
+    fig = plot_cells(get_space("nb201").parse(text))
+    arrows = [p for p in fig.axes[0].patches if isinstance(p, FancyArrowPatch)]
+    t = np.linspace(0.1, 0.9, 33)
+    curves = [_curve(np.array(a._posA_posB[0]), np.array(a._posA_posB[1]), a.get_connectionstyle().rad, t)
+              for a in arrows]
+    assert len(curves) >= 2
+    for i in range(len(curves)):
+        for j in range(i):
+            assert crossings(curves[i], curves[j]) == 0, (i, j)
