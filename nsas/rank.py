@@ -172,10 +172,16 @@ def best_first(rows: Sequence[dict[str, Any]], kind: str, rank_by: str = "acc") 
     return sorted(rows, key=lambda r: rank_key(r, rank_by, kind))
 
 
-def write_scores(path: str | Path, rows: Sequence[dict[str, Any]], *, kind: str) -> None:
-    """The CSV ``arch,acc,loss`` (``+ppl`` for text, ``+params,macs`` when the rows have them), written atomically."""
-    columns = ["arch", "acc", "loss"] + (["ppl"] if kind == "text" else [])
-    columns += [c for c in ("params", "macs") if rows and c in rows[0]]
+def write_scores(path: str | Path, rows: Sequence[dict[str, Any]], *, kind: str, extra: Sequence[str] = ()) -> None:
+    """The CSV ``arch,acc,loss`` (``+ppl`` for text, ``+params,macs`` when the rows have them), written atomically.
+
+    ``extra`` columns (proxies, the fused ``score``) follow; rows without ``acc`` (proxies only) have no
+    ``acc,loss`` columns.
+    """
+    scored = bool(rows) and "acc" in rows[0]
+    columns = ["arch"] + (["acc", "loss"] + (["ppl"] if kind == "text" else []) if scored or not extra else [])
+    columns += [c for c in ("params", "macs") if rows and c in rows[0] and c not in extra]
+    columns += [c for c in extra if c not in columns]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -216,10 +222,10 @@ def _positive(text: str) -> int:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of `nsas rank`."""
-    parser.add_argument("run_dir", metavar="RUN_DIR", nargs="+",
+    parser.add_argument("run_dir", metavar="RUN_DIR", nargs="*",
                         help="a search run directory (config.yaml, checkpoint.pt); several runs of one space "
                              "(e.g. seeds) score with each supernet and write the mean accuracy and loss "
-                             "(a seed ensemble; needs --out)")
+                             "(a seed ensemble; needs --out); none: proxies only (--space, --proxies, --out)")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--archs", metavar="FILE",
                        help="architectures: one per line ('#' comments), or a CSV/JSON/JSONL table with an arch column")
@@ -254,6 +260,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-macs", dest="max_macs", metavar="N", type=_positive, default=None,
                         help="score only architectures with at most N multiply-adds per image (implies --cost)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    zc = parser.add_argument_group("zero-cost proxies and fusion (nsas.proxies, nsas.fusion)")
+    zc.add_argument("--proxies", metavar="LIST", default=None,
+                    help="comma-separated proxies, one column each (count/params, flops, synflow, snip, grad_norm, "
+                         "fisher, jacov, naswot; 'all': every registered one); higher is better")
+    zc.add_argument("--space", default=None, help="with no RUN_DIR: the search space of the architectures")
+    zc.add_argument("--dataset", default=None,
+                    help="data set of the proxies' batch (default: the run's; with no RUN_DIR cifar10-mini)")
+    zc.add_argument("--data-dir", dest="data_dir", default=None, help="with no RUN_DIR: where data sets live")
+    zc.add_argument("--proxy-batch-size", dest="proxy_batch_size", metavar="B", type=_positive, default=64,
+                    help="images in the proxies' one fixed training batch (default 64)")
+    zc.add_argument("--proxy-channels", dest="proxy_channels", metavar="C", type=_positive, default=None,
+                    help="channels of the proxies' stand-alone networks (default: the space's, nb201 16)")
+    zc.add_argument("--proxy-cells", dest="proxy_cells", metavar="N", type=_positive, default=None,
+                    help="cells of the proxies' stand-alone networks (default: the space's, nb201 5 per stage)")
+    zc.add_argument("--fuse", action="store_true",
+                    help="add a column 'score' (higher is better): a weighted sum of the columns' ranks "
+                         "(--weights, --fit-on or --weights-from); the weights JSON goes next to the CSV")
+    zc.add_argument("--weights", metavar="K=V,...", default=None, help="fusion weights, e.g. count=0.5,loss=0.5")
+    zc.add_argument("--fit-on", dest="fit_on", metavar="TRUTH", default=None,
+                    help="fit the fusion weights for the best Kendall tau on the cells of this truth table "
+                         "(never judge on the cells fitted on)")
+    zc.add_argument("--truth-key", dest="truth_key", default=None, help="--fit-on's column (default acc)")
+    zc.add_argument("--weights-from", dest="weights_from", metavar="FILE", default=None,
+                    help="fusion weights saved by an earlier --fuse (its .fusion.json)")
+    zc.add_argument("--fuse-method", dest="fuse_method", choices=("rank", "z"), default="rank",
+                    help="rank: weighted sum of average ranks (default); z: of standardised scores")
 
 
 def _choose_archs(args: argparse.Namespace, space: SearchSpace) -> tuple[list[Architecture], str]:
@@ -332,20 +364,31 @@ class RankResult:
     out: Path  # the CSV written
     kind: str  # "image" or "text" (text ranks by loss)
     rank_by: str = "acc"  # image spaces: "acc" (ties: lower loss) or "loss", the run's rank_by or --rank-by
+    order_by: str | None = None  # a higher-is-better column that orders `best` instead (the fused score, a proxy)
+    weights: Path | None = None  # the fusion weights JSON written (--fuse)
+    proxy_seconds: dict[str, float] | None = None  # per proxy, seconds per distinct function
 
     @property
     def best(self) -> list[dict[str, Any]]:
         """The rows, best first."""
+        if self.order_by:
+            return sorted(self.rows, key=lambda r: -r[self.order_by])
         return best_first(self.rows, self.kind, self.rank_by)
 
 
-def rank(run_dir: str | Path | Sequence[str | Path], archs: str | Path | Sequence[Architecture | str] | None = None, *,
+def rank(run_dir: str | Path | Sequence[str | Path] | None = None,
+         archs: str | Path | Sequence[Architecture | str] | None = None, *,
          sample: int | None = None, all: bool = False, split: str = "val", batches: int | None = None,
          batch_size: int | None = None, bn: str | None = None, rank_by: str | None = None,
          recalibrate_batches: int | None = None, seed: int = 0,
          device: str = "auto", out: str | Path | None = None, workers: int = 1, cost: bool = False,
          max_params: int | None = None, max_macs: int | None = None,
-         supernet: nn.Module | None = None) -> RankResult:
+         supernet: nn.Module | None = None, proxies: str | Sequence[str] | None = None, space: str | None = None,
+         dataset: str | None = None, data_dir: str | None = None, proxy_batch_size: int = 64,
+         proxy_channels: int | None = None, proxy_cells: int | None = None, fuse: bool = False,
+         weights: str | dict[str, float] | None = None, fit_on: str | Path | None = None,
+         truth_key: str | None = None, weights_from: str | Path | None = None,
+         fuse_method: str = "rank") -> RankResult:
     """Library entry point of `nsas rank`; ``nsas.rank(...)`` is this function.
 
     Args:
@@ -358,16 +401,28 @@ def rank(run_dir: str | Path | Sequence[str | Path], archs: str | Path | Sequenc
         cost, max_params, max_macs: as ``--cost``, ``--max-params``, ``--max-macs``.
         out: the CSV to write (default ``run_dir/scores.csv``).
         supernet: an untrained module of the run's shape, for runs whose supernet the caller built.
+        proxies, space, dataset, data_dir, proxy_batch_size, proxy_channels, proxy_cells: as ``--proxies`` ...
+            (``run_dir=None`` with ``space``: proxies only, ``out`` needed).
+        fuse, weights, fit_on, truth_key, weights_from, fuse_method: as ``--fuse`` ... (``weights`` also a dict).
     """
     if sum((archs is not None, sample is not None, bool(all))) != 1:
         raise NsasError("pass exactly one of archs, sample or all")
-    runs = [str(run_dir)] if isinstance(run_dir, (str, Path)) else [str(r) for r in run_dir]
+    runs = [] if run_dir is None else [str(run_dir)] if isinstance(run_dir, (str, Path)) else [str(r) for r in run_dir]
+    if isinstance(weights, dict):
+        weights = ",".join(f"{k}={v}" for k, v in weights.items())
+    if proxies is not None and not isinstance(proxies, str):
+        proxies = ",".join(proxies)
     args = argparse.Namespace(run_dir=runs, archs=archs, sample=sample, all=all, split=split,
                               batches=0 if batches == "all" else batches, batch_size=batch_size, bn=bn, rank_by=rank_by,
                               recalibrate_batches=recalibrate_batches, seed=seed, device=device,
                               out=None if out is None else str(out), workers=workers, quiet=True, cost=cost,
                               max_params=max_params, max_macs=max_macs,
-                              supernet=supernet)
+                              supernet=supernet, proxies=proxies, space=space, dataset=dataset, data_dir=data_dir,
+                              proxy_batch_size=proxy_batch_size, proxy_channels=proxy_channels,
+                              proxy_cells=proxy_cells, fuse=fuse, weights=weights,
+                              fit_on=None if fit_on is None else str(fit_on), truth_key=truth_key,
+                              weights_from=None if weights_from is None else str(weights_from),
+                              fuse_method=fuse_method)
     return _rank(args, log=lambda line: None)
 
 
@@ -407,6 +462,11 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
     """
     if args.recalibrate_batches is not None and args.bn == "batch":
         raise NsasError("--recalibrate-batches applies only with --bn recalibrate")
+    _check_fusion_flags(args)
+    if not args.run_dir:
+        return _rank_proxies_only(args, log)
+    if getattr(args, "space", None):
+        raise NsasError("--space is for scoring without a run directory; a run knows its space")
     if args.workers < 1:
         raise NsasError(f"--workers must be at least 1, got {args.workers}")
     runs = [str(r) for r in args.run_dir] if isinstance(args.run_dir, (list, tuple)) else [str(args.run_dir)]
@@ -463,7 +523,16 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
     rows = scored[0] if len(scored) == 1 else ensemble_rows(scored)
     if costs:
         rows = [{**row, "params": costs[a][0], "macs": costs[a][1]} for row, a in zip(rows, archs, strict=True)]
-    write_scores(out, rows, kind=space.kind)
+    extra: list[str] = []
+    proxy_seconds = None
+    if getattr(args, "proxies", None):
+        rows, extra, proxy_seconds = _add_proxies(args, space, archs, rows, cfg, log)
+    weights_path = None
+    if getattr(args, "fuse", False):
+        supernet_columns = ["loss"] if space.kind == "text" else ["acc", "loss"]
+        rows, weights_path = _add_fused(args, space, rows, extra + supernet_columns, out, log)
+        extra.append("score")
+    write_scores(out, rows, kind=space.kind, extra=extra)
     log(f"scored {len(rows):,} architectures ({len(distinct):,} functions) "
         f"{f'with {len(runs)} supernets ' if len(runs) > 1 else ''}in {seconds:.1f} s "
         f"({len(distinct) * len(runs) / max(seconds, 1e-9):.2f} functions/s)")
@@ -473,7 +542,123 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
     for row in best_first(rows, space.kind, rank_by)[:_TOP]:
         log(f"  {row['acc']:7.2f}%  loss {row['loss']:.4f}  {row['arch']}")
     log(f"scores: {out}")
-    return RankResult(rows=rows, out=out, kind=space.kind, rank_by=rank_by)
+    return RankResult(rows=rows, out=out, kind=space.kind, rank_by=rank_by, weights=weights_path,
+                      proxy_seconds=proxy_seconds)
+
+
+# ---------------------------------------------------------------- proxies and fusion
+def _check_fusion_flags(args: argparse.Namespace) -> None:
+    """--fuse needs exactly one source of weights; a source needs --fuse."""
+    sources = [f for f, v in (("--weights", getattr(args, "weights", None)), ("--fit-on", getattr(args, "fit_on", None)),
+                              ("--weights-from", getattr(args, "weights_from", None))) if v]
+    if getattr(args, "fuse", False) and len(sources) != 1:
+        raise NsasError("--fuse needs exactly one of --weights K=V,..., --fit-on TRUTH or --weights-from FILE"
+                        + (f" (got {', '.join(sources)})" if sources else ""))
+    if sources and not getattr(args, "fuse", False):
+        raise NsasError(f"{sources[0]} applies only with --fuse")
+    if getattr(args, "truth_key", None) and not getattr(args, "fit_on", None):
+        raise NsasError("--truth-key applies only with --fit-on")
+
+
+def _proxy_options(args: argparse.Namespace) -> dict[str, int]:
+    return {k: v for k, v in (("channels", getattr(args, "proxy_channels", None)),
+                              ("cells", getattr(args, "proxy_cells", None))) if v is not None}
+
+
+def _add_proxies(args: argparse.Namespace, space: SearchSpace, archs: list[Architecture], rows: list[dict[str, Any]],
+                 cfg: SearchConfig | None, log: Any) -> tuple[list[dict[str, Any]], list[str], dict[str, float]]:
+    """``rows`` with one column per proxy of ``--proxies`` (computed on the stand-alone networks)."""
+    from nsas.proxies import parse_proxies, proxy_batch, score_proxies
+
+    names = parse_proxies(args.proxies)
+    if "params" in names and rows and "params" in rows[0]:
+        raise NsasError("--cost's params column (every parameter) and the params proxy (live parameters) share "
+                        "a name: drop one of them")
+    batch = None
+    if names != ["params"]:
+        dataset = args.dataset or (cfg.dataset if cfg is not None else "cifar10-mini")
+        data_dir = getattr(args, "data_dir", None) or (cfg.data_dir if cfg is not None else None)
+        batch = proxy_batch(dataset, args.proxy_batch_size, seed=args.seed, data_dir=data_dir)
+    options = _proxy_options(args)
+    scored = score_proxies(space, archs, names, batch, seed=args.seed, options=options,
+                           device=resolve_device(args.device), progress=not args.quiet)
+    per_fn = ", ".join(f"{n} {scored.seconds[n]:.3f}" for n in names)
+    shared = "".join(f", {k} {v:.3f}" for k, v in scored.seconds.items() if k.startswith("shared:"))
+    log(f"proxies on {scored.functions:,} functions ({', '.join(f'{k}={v}' for k, v in options.items()) or 'default size'}"
+        f"{f', batch of {len(batch[0])}' if batch is not None else ''}): s per function {per_fn}{shared}, "
+        f"build {scored.build_seconds:.3f}")
+    if rows:
+        merged = [{**row, **{n: p[n] for n in names}} for row, p in zip(rows, scored, strict=True)]
+    else:
+        merged = [dict(p) for p in scored]
+    return merged, names, scored.seconds
+
+
+def _add_fused(args: argparse.Namespace, space: SearchSpace, rows: list[dict[str, Any]], columns: list[str],
+               out: Path, log: Any) -> tuple[list[dict[str, Any]], Path]:
+    """``rows`` with the fused ``score`` column; the weights JSON written as ``OUT.fusion.json``."""
+    from nsas.fusion import FusionWeights, direction, fit_weights, parse_weights
+
+    if args.weights_from:
+        fw = FusionWeights.load(args.weights_from)
+    elif args.weights:
+        w = parse_weights(args.weights)
+        fw = FusionWeights(weights=w, method=args.fuse_method, lower_is_better=[c for c in w if direction(c) < 0])
+    else:
+        from nsas.correlate import metric_column, read_table
+
+        key = metric_column(args.fit_on, args.truth_key)
+        truth: dict[str, float] = {}
+        for raw, values in read_table(args.fit_on, keys=[key]).items():
+            truth[str(space.parse(raw.strip()))] = values[key]
+        matched = [r for r in rows if r["arch"] in truth]
+        if len(matched) < 3:
+            raise NsasError(f"--fit-on {args.fit_on}: only {len(matched)} of the {len(rows)} architectures have a "
+                            "truth value; fitting needs at least 3")
+        fw = fit_weights(matched, [truth[r["arch"]] for r in matched], columns, method=args.fuse_method,
+                         truth_name=Path(args.fit_on).name, truth_key=key)
+        log(f"fusion weights fitted on {len(matched):,} cells of {args.fit_on} ({key}): "
+            f"{', '.join(f'{c}={v:g}' for c, v in fw.weights.items())}; Kendall tau {fw.fitted_on['tau']} there "
+            "(judge them on other cells)")
+    fused = fw.fuse(rows)
+    path = fw.save(out.with_name(out.stem + ".fusion.json"))
+    log(f"fused score ({fw.method}: {', '.join(f'{c}={v:g}' for c, v in fw.weights.items())}); weights: {path}")
+    return [{**r, "score": float(v)} for r, v in zip(rows, fused, strict=True)], path
+
+
+def _rank_proxies_only(args: argparse.Namespace, log: Any) -> RankResult:
+    """`nsas rank --space SPACE --archs FILE --proxies LIST --out CSV`: no run, no supernet."""
+    if not getattr(args, "space", None) or not getattr(args, "proxies", None):
+        raise NsasError("name a RUN_DIR, or score without one with --space SPACE and --proxies LIST")
+    if not args.out:
+        raise NsasError("scoring without a run directory needs --out FILE.csv")
+    run_only = [f for f, v in (("--split", args.split != "val"), ("--batches", args.batches is not None),
+                               ("--batch-size", args.batch_size is not None), ("--bn", args.bn is not None),
+                               ("--rank-by", args.rank_by is not None), ("--workers", args.workers != 1),
+                               ("--cost", args.cost), ("--max-params", args.max_params),
+                               ("--max-macs", args.max_macs)) if v]
+    if run_only:
+        raise NsasError(f"{run_only[0]} needs a RUN_DIR (a supernet); with --space only proxies are computed")
+    out = Path(args.out)
+    _check_out(out)
+    space = get_space(args.space)
+    archs, origin = _choose_archs(args, space)
+    log(f"nsas rank: {len(archs):,} {space.name} architectures {origin}; proxies only")
+    start = time.perf_counter()
+    rows, extra, seconds = _add_proxies(args, space, archs, [], None, log)
+    weights_path = None
+    if args.fuse:
+        rows, weights_path = _add_fused(args, space, rows, list(extra), out, log)
+        extra.append("score")
+    write_scores(out, rows, kind=space.kind, extra=extra)
+    order_by = "score" if args.fuse else extra[0]
+    log(f"scored {len(rows):,} architectures in {time.perf_counter() - start:.1f} s")
+    log(f"top {min(_TOP, len(rows))} by {order_by}:")
+    for row in sorted(rows, key=lambda r: -r[order_by])[:_TOP]:
+        log(f"  {row[order_by]:12.5g}  {row['arch']}")
+    log(f"scores: {out}")
+    return RankResult(rows=rows, out=out, kind=space.kind, order_by=order_by, weights=weights_path,
+                      proxy_seconds=seconds)
 
 
 def ensemble_rows(scored: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
