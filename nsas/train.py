@@ -61,6 +61,7 @@ from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.evaluate import evaluate_model
 from nsas.inspection import count_macs, count_parameters, read_arch_argument
 from nsas.rundir import default_run_dir, progress_bar, setup_logging, write_json, write_text_atomic
+from nsas.threads import add_threads_flag, apply_threads
 from nsas.search import resolve_device
 from nsas.spaces import detect_space, get_space
 from nsas.spaces.base import Architecture, SearchSpace
@@ -458,6 +459,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="run directory (default runs/train-<space>-<recipe>-<time>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or console log")
+    add_threads_flag(parser)
 
 
 def read_arch_source(text: str) -> tuple[str, dict[str, Any]]:
@@ -524,6 +526,7 @@ def _resume_config(args: argparse.Namespace, run_dir: Path) -> tuple[TrainConfig
 
 def run(args: argparse.Namespace) -> int:
     """`nsas train`."""
+    apply_threads(getattr(args, "threads", None))
     if args.resume:
         if not args.out:
             raise NsasError("--resume needs --out RUN_DIR (the run to continue)")
@@ -541,7 +544,7 @@ def run(args: argparse.Namespace) -> int:
         if (run_dir / "checkpoint.pt").exists():
             raise NsasError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     print(f"nsas train: {cfg.space} architecture on {cfg.dataset}, recipe {cfg.recipe}, "
-          f"{cfg.epochs} epochs -> {run_dir}")
+          f"{cfg.epochs} epoch{'s' * (cfg.epochs != 1)} -> {run_dir}")
     result = train(cfg, arch, run_dir, resume=args.resume, progress=not args.quiet)
     if "test_acc" in result:
         print(f"test accuracy {result['test_acc']:.2f}% (loss {result['test_loss']:.4f})")
