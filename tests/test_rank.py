@@ -405,3 +405,79 @@ def test_scoring_on_few_images_warns_with_the_noise_and_the_remedy(capsys, run_d
     examples = int(out.split(" batches (")[1].split(" images")[0].replace(",", ""))
     assert code == 0 and examples >= 1000, out
     assert "warning" not in out
+
+
+# ---- zero-cost proxies and fusion (issue 20) --------------------------------
+PROXY_FLAGS = ("--proxy-channels", "4", "--proxy-cells", "1", "--proxy-batch-size", "8")
+
+
+def test_proxy_columns_beside_acc_and_loss_and_a_fitted_fused_score(capsys, run_dir, tmp_path):
+    archs = tmp_path / "archs.txt"
+    archs.write_text(f"{A}\n{B}\n{C}\n")
+    truth = tmp_path / "truth.csv"  # the truth orders by live size: the count alone reaches tau 1
+    truth.write_text(f"arch,acc\n{A},93.0\n{B},90.0\n{C},80.0\n")
+    out = tmp_path / "s.csv"
+    code, log, _ = rank(capsys, run_dir, "--archs", str(archs), "--out", str(out), "--proxies", "count,naswot",
+                        *PROXY_FLAGS, "--fuse", "--fit-on", str(truth))
+    assert code == 0, log
+    header, rows = read_scores(out)
+    assert header == ["arch", "acc", "loss", "params", "naswot", "score"]
+    assert [r["arch"] for r in rows] == [A, B, C]
+    from nsas.proxies import proxy_batch, score_proxies
+
+    expected = score_proxies(SPACE, [A, B, C], ["params", "naswot"], proxy_batch("cifar10-mini", 8),
+                             options={"channels": 4, "cells": 1})
+    assert [float(r["naswot"]) for r in rows] == pytest.approx([e["naswot"] for e in expected])
+    saved = json.loads((tmp_path / "s.fusion.json").read_text())
+    assert saved["fitted_on"]["truth"] == "truth.csv" and saved["fitted_on"]["cells"] == 3
+    assert saved["fitted_on"]["tau"] == pytest.approx(1.0) and saved["fitted_on"]["columns"] == [
+        "params", "naswot", "acc", "loss"]
+    scores = [float(r["score"]) for r in rows]
+    assert scores[0] > scores[1] > scores[2]  # higher is better
+    # the saved weights reload and give the same column
+    again = tmp_path / "again.csv"
+    code, log, _ = rank(capsys, run_dir, "--archs", str(archs), "--out", str(again), "--proxies", "count,naswot",
+                        *PROXY_FLAGS, "--fuse", "--weights-from", str(tmp_path / "s.fusion.json"))
+    assert code == 0 and [float(r["score"]) for r in read_scores(again)[1]] == pytest.approx(scores)
+
+
+def test_proxies_without_a_run_directory(capsys, tmp_path):
+    archs = tmp_path / "archs.txt"
+    archs.write_text(f"{A}\n{B}\n{C}\n{A}\n")
+    out = tmp_path / "p.csv"
+    code = main(["rank", "--space", "nb201", "--archs", str(archs), "--proxies", "all", "--out", str(out),
+                 "--quiet", "--device", "cpu", *PROXY_FLAGS, "--fuse", "--weights", "count=0.5,jacov=0.5"])
+    log = capsys.readouterr().out
+    assert code == 0, log
+    header, rows = read_scores(out)
+    from nsas.proxies import proxy_names
+
+    assert header == ["arch", *proxy_names(), "score"] and len(rows) == 3
+    assert (tmp_path / "p.fusion.json").exists() and "s per function" in log
+    result = nsas.rank(space="nb201", archs=[A, B], proxies=["params"], out=tmp_path / "api.csv")
+    assert [r["arch"] for r in result.best] == [A, B] and result.order_by == "params"
+
+
+def test_proxy_and_fusion_errors_are_one_line(capsys, run_dir, tmp_path):
+    archs = tmp_path / "archs.txt"
+    archs.write_text(f"{A}\n{B}\n")
+    cases = [
+        (["rank", "--archs", str(archs)], "RUN_DIR"),
+        (["rank", "--space", "nb201", "--archs", str(archs), "--proxies", "jacov"], "--out"),
+        (["rank", "--space", "nb201", "--archs", str(archs), "--proxies", "nope", "--out", str(tmp_path / "x.csv")],
+         "unknown proxy 'nope'"),
+        (["rank", "--space", "nb201", "--archs", str(archs), "--proxies", "jacov", "--out", str(tmp_path / "x.csv"),
+          "--fuse"], "--fuse needs exactly one"),
+        (["rank", "--space", "nb201", "--archs", str(archs), "--proxies", "jacov", "--out", str(tmp_path / "x.csv"),
+          "--weights", "jacov=1"], "applies only with --fuse"),
+        (["rank", "--space", "nb201", "--archs", str(archs), "--proxies", "jacov", "--out", str(tmp_path / "x.csv"),
+          "--fuse", "--weights", "jacov"], "COLUMN=NUMBER"),
+        (["rank", "--space", "nb201", "--archs", str(archs), "--proxies", "params", "--out", str(tmp_path / "x.csv"),
+          "--fuse", "--weights", "loss=1"], "no column 'loss'"),
+        (["rank", "--space", "nb201", "--archs", str(archs), "--proxies", "params", "--out", str(tmp_path / "x.csv"),
+          "--workers", "2"], "needs a RUN_DIR"),
+        (["rank", str(run_dir), "--archs", str(archs), "--proxies", "params", "--cost"], "share a name"),
+    ]
+    for argv, needle in cases:
+        code = main([*argv, "--quiet", "--device", "cpu"])
+        assert_one_line_error(code, capsys.readouterr().err, needle)
