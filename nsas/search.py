@@ -75,6 +75,7 @@ from nsas.search_config import DEFAULT_PRESET, PRESETS, SearchConfig, paper_pres
 # re-exported: rank, study, the benchmarks and callers import them from here
 from nsas.search_data import (SearchData, build_search_data, build_supernet, caller_data,  # noqa: F401
                               cycle_batches, fixed_batches, load_search_run)
+from nsas.threads import add_threads_flag, apply_threads
 from nsas.tracking import open_metrics
 
 
@@ -484,7 +485,15 @@ class Search:
         """Train (resuming from the run directory's checkpoint if asked), then select."""
         if resume:
             self.load(self.checkpoint_path)
-            self.log.info(f"resumed from {self.checkpoint_path} at epoch {self.epoch + 1}, step {self.step}")
+            finished = self.epoch >= self.cfg.epochs
+            if finished and (self.run_dir / "selected.json").is_file():  # nothing left to do: not even selection
+                self.log.info(f"{self.run_dir} finished training ({self.epoch}/{self.cfg.epochs} epochs) and its "
+                              "selection; nothing to resume (selected.json stands)")
+                return _read_selected(self.run_dir / "selected.json")
+            self.log.info(f"resumed from {self.checkpoint_path} after training ({self.epoch}/{self.cfg.epochs} "
+                          "epochs): selecting"
+                          if finished else
+                          f"resumed from {self.checkpoint_path} at epoch {self.epoch + 1}, step {self.step}")
         self.metrics = open_metrics(self.run_dir, resume_step=self.global_step if resume else None,
                                     enabled=self.main, tensorboard=self.cfg.tensorboard)
         try:
@@ -494,6 +503,19 @@ class Search:
             if self.cfg.tensorboard:
                 self.metrics.close()
 
+
+
+def _read_selected(path: Path) -> list[dict[str, Any]]:
+    """The selected architectures a finished run wrote."""
+    import json
+
+    try:
+        selected = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise NsasError(f"{path} is unreadable ({err}); delete it to select again with --resume") from None
+    if not isinstance(selected, list) or not all(isinstance(r, dict) and "arch" in r for r in selected):
+        raise NsasError(f"{path} is not a list of selected architectures; delete it to select again with --resume")
+    return selected
 
 
 def local_micro_batches(cfg: SearchConfig, world: int) -> int:
@@ -567,7 +589,7 @@ def _default_text(key: str, default: Any) -> str:
     """The default a flag's help shows: the dataclass default, or the preset's when a preset sets the key."""
     if any(key in PRESETS[name]("nb201", "random") for name in PRESETS) or any(
             key in preset(space, "random") for preset in (quick_preset, paper_preset) for space in space_names()):
-        text = f"default: from --preset; quick on nb201: {quick_preset('nb201', 'random').get(key, default)}"
+        text = f"default: from --preset; quick on nb201: {default_repr(quick_preset('nb201', 'random').get(key, default))}"
         if key == "epochs":  # the quick preset keeps its passes: a costlier step gets fewer epochs
             text += f", with --loss nsas {quick_preset('nb201', 'random', {'loss': 'nsas'})['epochs']}"
         return text
@@ -579,7 +601,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Train a weight-sharing supernet and select architectures. Settings: the preset (--preset; default "
         "quick), then --config FILE.yaml, then flags. The quick preset is the paper's settings for the chosen "
-        "--space and --strategy with a small supernet, 5 epochs and a short selection (image spaces on the "
+        "--space and --strategy with a small supernet, few epochs (nb201 with RandomNAS: "
+        f"{quick_preset('nb201', 'random')['epochs']} epochs of ce, fewer for a loss whose step costs more "
+        "passes) and a short selection (image spaces on the "
         "embedded cifar10-mini data set); --preset paper is the paper's settings (e.g. 50 epochs, 240 for GDAS "
         "on the DARTS spaces); --preset nb201-cpu is the ranking benchmark's nb201 search on CIFAR-10, sized for "
         "a 2-core CPU. Choosing --space or --dataset never changes the preset. --print-config shows "
@@ -592,6 +616,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last checkpoint (config from its config.yaml)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or console log")
+    add_threads_flag(parser)
 
 
 def resolve(args: argparse.Namespace) -> SearchConfig:
@@ -621,6 +646,7 @@ def _resume_config(args: argparse.Namespace, run_dir: Path) -> SearchConfig:
 
 def run(args: argparse.Namespace) -> int:
     """`nsas search`."""
+    apply_threads(getattr(args, "threads", None))
     if args.resume:
         if not args.out:
             raise NsasError("--resume needs --out RUN_DIR (the run to continue)")
@@ -643,7 +669,7 @@ def run(args: argparse.Namespace) -> int:
             raise NsasError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
         how = f"preset {args.preset or DEFAULT_PRESET}"
     print(f"nsas search: {cfg.space} / {cfg.strategy} / {cfg.loss} on {cfg.dataset}, "
-          f"{cfg.epochs} epochs ({how}) -> {run_dir}")
+          f"{cfg.epochs} epoch{'s' * (cfg.epochs != 1)} ({how}) -> {run_dir}")
     selected = search(cfg, run_dir, resume=args.resume, progress=not args.quiet).selected
     if get_space(cfg.space).kind == "text":
         print("selected architectures, best first (validation loss with inherited weights):")
