@@ -272,7 +272,11 @@ def jacov(ctx: ProxyContext) -> float:
     model = ctx.network().train()
     x = ctx.batch[0].detach().clone().requires_grad_(True)
     out = _logits(model(x))
-    (jac,) = torch.autograd.grad(out.sum(), x)
+    if not out.requires_grad:  # the output does not depend on the input at all (a cell cut off by none edges)
+        return -math.inf
+    (jac,) = torch.autograd.grad(out.sum(), x, allow_unused=True)
+    if jac is None or not bool(jac.any()):  # nothing of the input reaches the output: the worst score
+        return -math.inf
     return jacov_score(jac.reshape(len(x), -1))
 
 

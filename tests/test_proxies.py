@@ -189,3 +189,14 @@ def test_darts_network(nb201_batch):
     rows = score_proxies(darts, [darts.sample(random.Random(0))], "synflow,naswot,grad_norm", nb201_batch,
                          options={"channels": 4, "cells": 2})
     assert all(math.isfinite(rows[0][n]) for n in ("synflow", "naswot", "grad_norm"))
+
+
+def test_a_cell_whose_output_ignores_the_input_gets_the_worst_jacov(nb201_batch):
+    """Every edge into the output node is `none`, so the logits are constant in the image: jacov used to
+    fail inside autograd ('not used in the graph'); such a cell now scores -inf, below any live one."""
+    space = get_space("nb201")
+    dead = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|none~0|none~1|none~2|"
+    live = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+    rows = score_proxies(space, [dead, live], "jacov", nb201_batch, options={"channels": 4, "cells": 1})
+    assert rows[0]["jacov"] == -math.inf
+    assert math.isfinite(rows[1]["jacov"]) and rows[1]["jacov"] > rows[0]["jacov"]
