@@ -122,6 +122,7 @@ from nsas.search import (
     resolve_device,
 )
 from nsas.spaces import get_space
+from nsas.threads import add_threads_flag, apply_threads
 from nsas.spaces.base import Architecture, SearchSpace
 
 SPLITS = ("val", "test")
@@ -241,6 +242,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="a search run directory (config.yaml, checkpoint.pt); several runs of one space "
                              "(e.g. seeds) score with each supernet and write the mean accuracy and loss "
                              "(a seed ensemble; needs --out); none: proxies only (--space, --proxies, --out)")
+    add_threads_flag(parser)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--archs", metavar="FILE",
                        help="architectures: one per line ('#' comments), or a CSV/JSON/JSONL table with an arch column")
@@ -465,6 +467,7 @@ def _check_out(out: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """`nsas rank`."""
+    apply_threads(args.threads)
     _rank(args, log=print)
     return 0
 

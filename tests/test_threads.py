@@ -38,3 +38,10 @@ def test_the_flag_parses_and_documents_omp_num_threads():
     assert parser.parse_args([]).threads is None
     assert parser.parse_args(["--threads", "2"]).threads == 2
     assert "OMP_NUM_THREADS" in parser.format_help()
+
+
+@pytest.mark.parametrize("command", ["search", "train", "rank"])
+def test_every_computing_command_has_the_flag(command):
+    from nsas.cli import build_parser
+    help_text = build_parser(only=command)._subparsers._group_actions[0].choices[command].format_help()
+    assert "--threads N" in help_text
