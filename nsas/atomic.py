@@ -6,7 +6,9 @@ then flushes and fsyncs it, renames it over the target and fsyncs the
 directory. If anything fails on the way (an exception, a full disk), the
 temporary file is removed and the previous target is untouched; if the
 process is killed (even ``kill -9``), the target is either the old file or the
-new one, never a torn mix, and at most a ``.NAME.*.tmp`` file is left over.
+new one, never a torn mix, and at most a ``.NAME.PID.*.tmp`` file is left over
+(removed on the next start: :func:`remove_stale_temporaries`, and
+:func:`nsas.rundir.run_directory` in a locked run directory).
 The file gets the permissions of any file the user creates (``0666`` less the
 umask, usually ``0644``), not the ``0600`` of :func:`tempfile.mkstemp`.
 
@@ -19,10 +21,21 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+
+TEMP_PATTERN = re.compile(r"^\..+\.(?:\d+\.)?[A-Za-z0-9_]{8}\.tmp(?:dir)?$")
+"""Names of the temporaries of :func:`atomic_write` (``.NAME.PID.XXXXXXXX.tmp``; older nsas wrote no PID) and
+:func:`atomic_output` (``.NAME.PID.XXXXXXXX.tmpdir``)."""
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}."
 
 
 def _umask() -> int:
@@ -55,7 +68,7 @@ def atomic_write(path: str | Path, mode: str = "wb", **open_kwargs: Any) -> Iter
         OSError: naming ``path`` (a full disk reports no file name of its own).
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, 0o666 & ~_umask())
@@ -71,6 +84,80 @@ def atomic_write(path: str | Path, mode: str = "wb", **open_kwargs: Any) -> Iter
             raise OSError(err.errno, err.strerror or str(err), str(path)) from err
         raise
     fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """For writers that need a file name (``torch.onnx.export``, ``ScriptModule.save``): a fresh folder beside
+    ``path`` to write ``path.name`` (and any sidecar files it names after itself, ``NAME.data``) into; when the
+    block ends without error each file is fsynced and renamed into ``path``'s folder, ``path`` itself last, so a
+    reader never finds the main file without its sidecars. On error the folder is removed and ``path`` untouched.
+
+    Yields:
+        The file to write (``<temporary folder>/<path.name>``).
+    """
+    path = Path(path)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmpdir", dir=path.parent))
+    try:
+        target = tmp_dir / path.name
+        yield target
+        if not target.is_file():
+            raise OSError(errno.ENOENT, "the writer produced no file", str(path))
+        names = sorted((p.name for p in tmp_dir.iterdir() if p.name != path.name), key=str) + [path.name]
+        for name in names:
+            fd = os.open(tmp_dir / name, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.chmod(tmp_dir / name, 0o666 & ~_umask())
+        for name in names:
+            os.replace(tmp_dir / name, path.parent / name)
+    except OSError as err:
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+        raise
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    fsync_dir(path.parent)
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete what a killed :func:`atomic_write` or :func:`atomic_output` of ``path`` left beside it.
+
+    Only temporaries whose writer (the PID in the name) no longer runs on this
+    host are removed, so a concurrent writer of the same file keeps its own.
+    """
+    path = Path(path)
+    prefix = f".{path.name}."
+    removed = []
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return removed
+    for tmp in candidates:
+        rest = tmp.name[len(prefix):].split(".")
+        if len(rest) != 3 or not rest[0].isdigit() or rest[2] not in ("tmp", "tmpdir") or _alive(int(rest[0])):
+            continue
+        with contextlib.suppress(OSError):
+            if tmp.is_dir():
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -13,16 +13,23 @@ Every file but the two logs is written whole or not at all (nsas/atomic.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import shutil
+import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import filelock
 from tqdm import tqdm
 
-from nsas.atomic import write_text_atomic
+from nsas import distributed
+from nsas.atomic import TEMP_PATTERN, write_text_atomic
 from nsas.errors import NsasError
 
 LOGGER_NAME = "nsas"
@@ -139,3 +146,259 @@ def write_json(path: str | Path, data: Any) -> None:
     write_text_atomic(Path(path), json.dumps(data, indent=2) + "\n")
 
 
+
+
+# ---- one writer per run directory --------------------------------------------------------------
+LOCK_NAME = ".nsas-run.lock"  # held (flock) for the whole life of a run; the kernel frees it when the process dies
+HOLDER_NAME = ".nsas-run.json"  # who holds it: pid, host, start time, command (removed when the run ends)
+RESULT_FILES = ("checkpoint.pt", "selected.json", "archive.json", "summary.json", "result.json", "scores.csv",
+                "metrics.jsonl")
+"""Files that make a folder hold a run's results (``metrics.jsonl`` only when it holds a record)."""
+
+
+def run_results(run_dir: str | Path) -> list[str]:
+    """The names of :data:`RESULT_FILES` that ``run_dir`` holds (an empty ``metrics.jsonl`` does not count)."""
+    run_dir = Path(run_dir)
+    found = []
+    for name in RESULT_FILES:
+        path = run_dir / name
+        try:
+            if path.is_file() and (name != "metrics.jsonl" or path.stat().st_size > 0):
+                found.append(name)
+        except OSError:
+            continue
+    return found
+
+
+def check_new_run(run_dir: str | Path, *, resume: bool = False, force: bool = False) -> None:
+    """Refuse a run that would overwrite another's results, or a resume with nothing to resume.
+
+    A fresh run (``resume`` false) needs a folder without results (:func:`run_results`)
+    unless ``force``; a resume needs a ``checkpoint.pt``. What the folder holds decides,
+    not the checkpoint alone: a finished run whose checkpoint was deleted is still refused.
+
+    Raises:
+        NsasError: naming the folder, what it holds and the flag that would proceed.
+    """
+    run_dir = Path(run_dir)
+    if resume and force:
+        raise NsasError("--force starts a run over and --resume continues it: give one of them")
+    if resume:
+        if not (run_dir / "checkpoint.pt").is_file():
+            held = run_results(run_dir)
+            raise NsasError(f"{_quote(run_dir)} holds no checkpoint.pt to resume from"
+                            + (f" (it holds {', '.join(held)}; --force starts over, deleting them)" if held else ""))
+        return
+    held = run_results(run_dir)
+    if held and not force:
+        if "checkpoint.pt" in held:
+            raise NsasError(f"{_quote(run_dir)} already holds a run ({', '.join(held)}); pass --resume to continue it, "
+                            "--force to start over (deleting its results) or choose another --out")
+        raise NsasError(f"{_quote(run_dir)} holds an earlier run's results ({', '.join(held)}); pass --force to "
+                        "replace them or choose another --out")
+
+
+def _quote(path: Path, limit: int = 200) -> str:
+    text = str(path)
+    return text if len(text) <= limit else text[: limit // 2] + "..." + text[-limit // 2:]
+
+
+def _host() -> str:
+    return socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (a process of another user counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def read_holder(run_dir: str | Path) -> dict[str, Any] | None:
+    """The holder record of ``run_dir``'s lock (None if there is none or it is unreadable)."""
+    try:
+        holder = json.loads((Path(run_dir) / HOLDER_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def _describe(holder: dict[str, Any] | None) -> str:
+    if holder is None:
+        return "holder unknown"
+    return (f"pid {str(holder.get('pid'))[:20]} on {str(holder.get('host'))[:80]}, "
+            f"started {str(holder.get('started'))[:40]}")
+
+
+def _stale(holder: dict[str, Any] | None) -> bool:
+    """A holder record of a process of this host that no longer runs."""
+    if holder is None or holder.get("host") != _host():
+        return False
+    try:
+        return not pid_alive(int(holder.get("pid")))
+    except (TypeError, ValueError):
+        return False
+
+
+def _holder_record() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": _host(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            "command": " ".join(sys.argv)[:300]}
+
+
+class _SoftLock:
+    """The lock where the file system has no ``flock`` (some network file systems): the holder file itself,
+    created exclusively; a holder of this host that no longer runs (``kill -9``) is taken over."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / HOLDER_NAME
+
+    def acquire(self) -> dict[str, Any] | None:
+        """Take the lock; returns a stale holder taken over (or None). Raises filelock.Timeout when held."""
+        record = json.dumps(_holder_record())
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                holder = read_holder(self.path.parent)
+                if not _stale(holder):
+                    raise filelock.Timeout(str(self.path)) from None
+                aside = self.path.with_name(f"{HOLDER_NAME}.{os.getpid()}.stale")
+                try:  # one of several takers wins the rename; the others retry the exclusive create
+                    os.replace(self.path, aside)
+                except FileNotFoundError:
+                    continue
+                if read_holder_file(aside) != holder:  # not the stale record we judged: put it back, refuse
+                    with contextlib.suppress(OSError):
+                        os.link(aside, self.path)
+                    with contextlib.suppress(OSError):
+                        os.unlink(aside)
+                    raise filelock.Timeout(str(self.path)) from None
+                with contextlib.suppress(OSError):
+                    os.unlink(aside)
+                self.taken_over = holder
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(record + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            return getattr(self, "taken_over", None)
+        raise filelock.Timeout(str(self.path))
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+def read_holder_file(path: Path) -> dict[str, Any] | None:
+    try:
+        holder = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+@contextlib.contextmanager
+def run_directory(run_dir: str | Path, *, resume: bool = False, force: bool = False) -> Iterator[Path]:
+    """Own ``run_dir`` for the ``with`` block: one writer, no silent overwrite, leftovers of a kill cleaned.
+
+    On rank 0 (the process that writes run files; every process outside torchrun):
+
+    1. make the folder and take its lock (:data:`LOCK_NAME`, an ``flock`` the kernel
+       releases when the holder dies, even by ``kill -9``), writing the holder's pid,
+       host and start time to :data:`HOLDER_NAME`; a second process is refused in one
+       line naming the holder; a holder record of a dead process is reported as taken over;
+    2. check what the folder holds (:func:`check_new_run`): a fresh run never replaces
+       an earlier run's results unless ``force`` (which deletes them, and the old log);
+       a resume needs a checkpoint;
+    3. remove temporary files a kill inside an atomic write left (``.NAME.*.tmp``): no
+       other process writes here while the lock is held.
+
+    Under torchrun the verdict is broadcast, so every rank fails with rank 0's error.
+
+    Raises:
+        NsasError: the folder is in use, holds another run's results, or has nothing to resume.
+    """
+    run_dir = Path(run_dir)
+    lock: Any = None
+    error: str | None = None
+    if distributed.is_main():
+        try:
+            lock = _take(run_dir, resume=resume, force=force)
+        except NsasError as err:
+            error = str(err)
+        except OSError as err:
+            error = f"{err.strerror or err}: {err.filename or run_dir}"
+    error = distributed.broadcast_object(error)
+    if error is not None:
+        raise NsasError(error)
+    try:
+        yield run_dir
+    finally:
+        if lock is not None:
+            if not isinstance(lock, _SoftLock):  # the record first: whoever takes the lock next writes its own
+                with contextlib.suppress(OSError):
+                    os.unlink(run_dir / HOLDER_NAME)
+            lock.release()
+
+
+def _take(run_dir: Path, *, resume: bool, force: bool) -> Any:
+    """Steps 1-3 of :func:`run_directory`; returns the held lock."""
+    if resume:
+        check_new_run(run_dir, resume=True)  # before making a folder that is not there
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock: Any = filelock.FileLock(str(run_dir / LOCK_NAME), timeout=0, thread_local=False, fallback_to_soft=False)
+    try:
+        try:
+            lock.acquire()
+            previous = read_holder(run_dir)  # a record left by a holder that died (the flock died with it)
+        except NotImplementedError:  # no flock on this file system
+            lock = _SoftLock(run_dir)
+            previous = lock.acquire()
+    except filelock.Timeout:
+        raise NsasError(f"{_quote(run_dir)} is in use by another nsas run ({_describe(read_holder(run_dir))}); "
+                        "wait for it to end or choose another --out") from None
+    try:
+        if previous is not None and _stale(previous):
+            sys.stderr.write(f"nsas: warning: {_quote(run_dir)} was locked by a run that no longer runs "
+                             f"({_describe(previous)}); taking it over\n")
+        if not isinstance(lock, _SoftLock):
+            holder = _holder_record()
+            write_text_atomic(run_dir / HOLDER_NAME, json.dumps(holder) + "\n")
+        check_new_run(run_dir, resume=resume, force=force)
+        if force and not resume:
+            for name in (*run_results(run_dir), "metrics.jsonl", "log.txt"):
+                with contextlib.suppress(FileNotFoundError):
+                    (run_dir / name).unlink()
+        remove_temporaries(run_dir)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files of :func:`~nsas.atomic.atomic_write` in ``folder`` (not its subfolders).
+
+    Only call it where no other process writes (a locked run directory): a
+    temporary file there is what a kill inside a write left behind.
+    """
+    removed = []
+    for path in Path(folder).glob(".*.tmp*"):
+        if not TEMP_PATTERN.match(path.name):
+            continue
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+    return removed
