@@ -66,7 +66,7 @@ from nsas.correlate import kendall_tau
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.evaluate import rank_key, rank_value, score_archs
 from nsas.objectives import build_objective
-from nsas.rundir import default_run_dir, progress_bar, setup_logging, write_json
+from nsas.rundir import check_new_run, default_run_dir, progress_bar, run_directory, setup_logging, write_json
 from nsas.spaces import get_space, space_names
 from nsas.spaces.base import Architecture, SearchSpace
 from nsas.strategies import build_strategy
@@ -552,7 +552,7 @@ class SearchResult:
 
 
 def search(cfg: SearchConfig | None = None, run_dir: str | Path | None = None, *, resume: bool = False,
-           progress: bool = True, **components: Any) -> SearchResult:
+           progress: bool = True, force: bool = False, **components: Any) -> SearchResult:
     """Library entry point: run (or resume) a search; ``nsas.search(...)`` is this function.
 
     Args:
@@ -560,6 +560,8 @@ def search(cfg: SearchConfig | None = None, run_dir: str | Path | None = None, *
         run_dir: the run directory (default: a new ``runs/search-...-<time>``).
         resume: continue the run in ``run_dir`` from its checkpoint (pass the same components).
         progress: show a progress bar and console log.
+        force: start over in a ``run_dir`` that holds an earlier run's results (deleting them); without it
+            such a folder is refused (``nsas.rundir.run_directory``, which also locks it for the run).
         **components: optional replacements for what the config's strings build: ``dataset``,
             ``train_data``, ``val_data``, ``num_classes``, ``supernet``, ``criterion``, ``optimizer``,
             ``scheduler``, ``callbacks`` (see :class:`Search`).
@@ -569,12 +571,12 @@ def search(cfg: SearchConfig | None = None, run_dir: str | Path | None = None, *
     """
     cfg = cfg if cfg is not None else SearchConfig.preset("quick")
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(f"search-{cfg.space}-{cfg.strategy}-{cfg.loss}")
-    if distributed.is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_yaml(run_dir / "config.yaml", config_to_dict(cfg))
-    distributed.barrier()
-    run = Search(cfg, run_dir, progress=progress, **components)
-    selected = run.run(resume=resume)
+    with run_directory(run_dir, resume=resume, force=force):  # rank 0 locks it for the whole run
+        if distributed.is_main():
+            write_yaml(run_dir / "config.yaml", config_to_dict(cfg))
+        distributed.barrier()
+        run = Search(cfg, run_dir, progress=progress, **components)
+        selected = run.run(resume=resume)
     archive = run.objective.archive
     return SearchResult(run_dir=run_dir, config=cfg, selected=selected,
                         archive=[str(a) for a in archive.members] if archive else [], steps=run.global_step,
@@ -615,6 +617,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="run directory (default runs/search-<space>-...-<time>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last checkpoint (config from its config.yaml)")
+    parser.add_argument("--force", action="store_true",
+                        help="start a new run in an --out that holds an earlier run's results, deleting them")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or console log")
     add_threads_flag(parser)
 
@@ -651,8 +655,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.out:
             raise NsasError("--resume needs --out RUN_DIR (the run to continue)")
         run_dir = Path(args.out)
-        if not (run_dir / "checkpoint.pt").exists():
-            raise NsasError(f"{run_dir} holds no checkpoint.pt to resume from")
+        check_new_run(run_dir, resume=True, force=args.force)
         cfg = _resume_config(args, run_dir)
         if args.print_config:
             print_config(cfg)
@@ -665,12 +668,11 @@ def run(args: argparse.Namespace) -> int:
             return 0
         run_dir = Path(args.out) if args.out else default_run_dir(f"search-{cfg.space}-{cfg.strategy}-{cfg.loss}")
         run_dir = Path(distributed.broadcast_object(str(run_dir)))  # the ranks' clocks may differ
-        if (run_dir / "checkpoint.pt").exists():
-            raise NsasError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+        check_new_run(run_dir, force=args.force)  # before the work; checked again under the run's lock
         how = f"preset {args.preset or DEFAULT_PRESET}"
     print(f"nsas search: {cfg.space} / {cfg.strategy} / {cfg.loss} on {cfg.dataset}, "
           f"{cfg.epochs} epoch{'s' * (cfg.epochs != 1)} ({how}) -> {run_dir}")
-    selected = search(cfg, run_dir, resume=args.resume, progress=not args.quiet).selected
+    selected = search(cfg, run_dir, resume=args.resume, progress=not args.quiet, force=args.force).selected
     if get_space(cfg.space).kind == "text":
         print("selected architectures, best first (validation loss with inherited weights):")
         for row in selected:

@@ -208,7 +208,8 @@ class Study:
             self.log(f"[study] search {i + 1}/{len(self.jobs)}: {job.name} ({job.epochs} epochs)"
                      + (" - resuming" if resume else ""))
             with distributed.local():
-                search(self.search_config(job), run, resume=resume, progress=self.progress)
+                # the study owns its sub-runs: one killed before its first checkpoint starts over (force)
+                search(self.search_config(job), run, resume=resume, progress=self.progress, force=not resume)
         self.wait()
 
     # ---- 2. ground truth -----------------------------------------------
@@ -267,7 +268,7 @@ class Study:
             resume = (run / "checkpoint.pt").exists()
             self.log(f"[study] ground truth {i + 1}/{len(archs)}: {arch}")
             with distributed.local():
-                train(tcfg, arch, run, resume=resume, progress=self.progress)
+                train(tcfg, arch, run, resume=resume, progress=self.progress, force=not resume)
         self.wait()  # then every result.json exists
         return [read_json(self.dir / "truth" / f"{i:03d}" / "result.json") for i in range(len(archs))]
 

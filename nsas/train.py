@@ -60,7 +60,8 @@ from nsas.config import (add_config_flag, add_config_flags, build_config, config
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.evaluate import evaluate_model
 from nsas.inspection import count_macs, count_parameters, read_arch_argument
-from nsas.rundir import default_run_dir, progress_bar, setup_logging, write_json, write_text_atomic
+from nsas.rundir import (check_new_run, default_run_dir, progress_bar, run_directory, setup_logging, write_json,
+                         write_text_atomic)
 from nsas.threads import add_threads_flag, apply_threads
 from nsas.search import resolve_device
 from nsas.spaces import detect_space, get_space
@@ -423,16 +424,20 @@ def _summary(record: dict[str, Any]) -> str:
 
 
 def train(cfg: TrainConfig, arch: Architecture | str, out_dir: str | Path, *, resume: bool = False,
-          progress: bool = True) -> dict[str, Any]:
-    """Library entry point: train (or resume) ``arch`` stand-alone; returns the result (also result.json)."""
+          progress: bool = True, force: bool = False) -> dict[str, Any]:
+    """Library entry point: train (or resume) ``arch`` stand-alone; returns the result (also result.json).
+
+    ``out_dir`` is locked for the run, and one holding an earlier run's results is refused unless
+    ``force`` (which deletes them): ``nsas.rundir.run_directory``.
+    """
     run_dir = Path(out_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     arch = get_space(cfg.space).coerce(arch)
-    if distributed.is_main():
-        write_yaml(run_dir / "config.yaml", config_to_dict(cfg))
-        write_text_atomic(run_dir / "arch.txt", f"{arch}\n")
-    distributed.barrier()
-    return Trainer(cfg, arch, run_dir, progress=progress).run(resume=resume)
+    with run_directory(run_dir, resume=resume, force=force):  # rank 0 locks it for the whole run
+        if distributed.is_main():
+            write_yaml(run_dir / "config.yaml", config_to_dict(cfg))
+            write_text_atomic(run_dir / "arch.txt", f"{arch}\n")
+        distributed.barrier()
+        return Trainer(cfg, arch, run_dir, progress=progress).run(resume=resume)
 
 
 # ---- command line ----------------------------------------------------------
@@ -458,6 +463,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "default: from ARCH" if key == "space" else f"default: {default_repr(default)}"))
     parser.add_argument("--out", default=None, help="run directory (default runs/train-<space>-<recipe>-<time>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--force", action="store_true",
+                        help="start a new run in an --out that holds an earlier run's results, deleting them")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or console log")
     add_threads_flag(parser)
 
@@ -531,6 +538,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.out:
             raise NsasError("--resume needs --out RUN_DIR (the run to continue)")
         run_dir = Path(args.out)
+        check_new_run(run_dir, resume=True, force=args.force)
         cfg, arch = _resume_config(args, run_dir)
     else:
         cfg, arch = resolve(args)
@@ -541,11 +549,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume:
         run_dir = Path(args.out) if args.out else default_run_dir(f"train-{cfg.space}-{cfg.recipe}")
         run_dir = Path(distributed.broadcast_object(str(run_dir)))  # the ranks' clocks may differ
-        if (run_dir / "checkpoint.pt").exists():
-            raise NsasError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+        check_new_run(run_dir, force=args.force)  # before the work; checked again under the run's lock
     print(f"nsas train: {cfg.space} architecture on {cfg.dataset}, recipe {cfg.recipe}, "
           f"{cfg.epochs} epoch{'s' * (cfg.epochs != 1)} -> {run_dir}")
-    result = train(cfg, arch, run_dir, resume=args.resume, progress=not args.quiet)
+    result = train(cfg, arch, run_dir, resume=args.resume, progress=not args.quiet, force=args.force)
     if "test_acc" in result:
         print(f"test accuracy {result['test_acc']:.2f}% (loss {result['test_loss']:.4f})")
     else:
