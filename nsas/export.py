@@ -31,7 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from nsas.checkpoint import load_checkpoint
+from nsas.atomic import atomic_output, atomic_write, remove_stale_temporaries, write_text_atomic
+from nsas.checkpoint import content_sha256, load_checkpoint, safe_load
 from nsas.config import build_config, read_yaml
 from nsas.errors import CheckpointError, NsasError
 from nsas.spaces import detect_space, get_space
@@ -61,7 +62,7 @@ def _train_run(path: Path) -> tuple[Path, dict[str, Any]] | None:
 
 def _from_train_run(run_dir: Path, state: dict[str, Any]) -> Exportable:
     """The network of a `nsas train` run, with its checkpoint's weights."""
-    from nsas.train import TrainConfig, build_model, build_train_data
+    from nsas.train import AUX_SPACES, TrainConfig, build_train_data
 
     cfg = build_config(TrainConfig, read_yaml(run_dir / "config.yaml"), source=str(run_dir / "config.yaml"))
     space = get_space(cfg.space)
@@ -69,9 +70,16 @@ def _from_train_run(run_dir: Path, state: dict[str, Any]) -> Exportable:
     num_classes = state.get("num_classes")
     if num_classes is None:  # checkpoints written before num_classes was recorded: ask the data set
         num_classes = build_train_data(cfg, space.kind, torch.device("cpu")).num_classes
-    network = build_model(cfg, space, arch, num_classes)
+    if space.kind == "text":  # every build option, as nsas.train.build_model passes them: FILE.json rebuilds it
+        options: dict[str, Any] = dict(vocab=num_classes, hidden=cfg.hidden, dropout=cfg.dropout,
+                                       dropouth=cfg.dropouth, dropoutx=cfg.dropoutx, dropouti=cfg.dropouti,
+                                       dropoute=cfg.dropoute)
+    else:
+        options = dict(channels=cfg.channels, cells=cfg.cells, num_classes=num_classes)
+        if cfg.space in AUX_SPACES:
+            options.update(auxiliary=cfg.auxiliary_weight > 0, drop_path=0.0)
+    network = space.build_network(arch, **options)
     _load_weights(network, state["model"], run_dir / "checkpoint.pt")
-    options = {"num_classes": num_classes, **({"vocab": num_classes} if space.kind == "text" else {})}
     return Exportable(network, space, arch, options, str(run_dir / "checkpoint.pt"))
 
 
@@ -122,15 +130,20 @@ def exportable(source: str, *, weights: str | Path | None = None, space: str | N
     text, run_space = _arch_text(source)
     sp = get_space(space or run_space or detect_space(text))
     arch = sp.parse(text)
-    torch.manual_seed(0)
-    network = sp.build_network(arch, **options)
+    state = None
     if weights is not None:
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, ValueError) as err:
-            raise CheckpointError(f"cannot read weights {weights}: {str(err).splitlines()[0][:160]}") from None
+        state = safe_load(weights, what="weights")
         if not isinstance(state, dict):
             raise CheckpointError(f"{weights} is neither a `nsas train` checkpoint nor a state dict")
+        meta = _export_meta(Path(weights))
+        if meta is not None:  # an export of this nsas: its build options and checksum are beside it
+            if meta.get("sha256") is not None and meta["sha256"] != content_sha256(state):
+                raise CheckpointError(f"weights {weights} are corrupt: they do not match the SHA-256 in "
+                                      f"{weights}.json")
+            options = {**(meta.get("options") or {}), **options}
+    torch.manual_seed(0)
+    network = sp.build_network(arch, **options)
+    if state is not None:
         _load_weights(network, state, weights)
     return Exportable(network, sp, arch, options, None if weights is None else str(weights))
 
@@ -149,24 +162,47 @@ def export(item: Exportable, out: str | Path, fmt: str = "state_dict", *, image_
     net = item.network.cpu().eval()
     if fmt != "state_dict" and item.space.kind != "image":
         raise NsasError(f"space {item.space.name!r} is not an image space: export it as --format state_dict")
+    if fmt == "onnx" and (importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxscript") is None):
+        raise NsasError("--format onnx needs the onnx extra: pip install 'nsas[onnx]'")
+    if image_size < 1:
+        raise NsasError(f"--image-size must be a positive number of pixels, got {image_size}")
+    remove_stale_temporaries(out)  # what an export killed mid-write left
     example = torch.randn(2, 3, image_size, image_size)
     batch = torch.export.Dim("batch", min=1)
-    with torch.no_grad():
+    state = net.state_dict()
+    with torch.no_grad():  # every output through the atomic writers: a full disk keeps the old file
         if fmt == "state_dict":
-            torch.save(net.state_dict(), out)
+            with atomic_write(out) as f:
+                torch.save(state, f)
         elif fmt == "torchscript":
-            torch.jit.trace(net, example).save(str(out))
+            traced = torch.jit.trace(net, example)
+            with atomic_write(out) as f:
+                torch.jit.save(traced, f)
         elif fmt == "export":
-            torch.export.save(torch.export.export(net, (example,), dynamic_shapes=({0: batch},)), out)
+            program = torch.export.export(net, (example,), dynamic_shapes=({0: batch},))
+            with atomic_write(out) as f:
+                torch.export.save(program, f)
         else:
-            if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxscript") is None:
-                raise NsasError("--format onnx needs the onnx extra: pip install 'nsas[onnx]'")
-            torch.onnx.export(net, (example,), str(out), input_names=["images"], output_names=["logits"],
-                              dynamic_shapes=({0: batch},), dynamo=True)
+            with atomic_output(out) as target:
+                torch.onnx.export(net, (example,), str(target), input_names=["images"], output_names=["logits"],
+                                  dynamic_shapes=({0: batch},), dynamo=True)
     meta = {"space": item.space.name, "arch": str(item.arch), "format": fmt, "options": item.options,
-            "weights": item.weights, "input": "images (B, 3, H, W)" if item.space.kind == "image" else "tokens"}
-    (out.parent / (out.name + ".json")).write_text(json.dumps(meta, indent=2) + "\n")
+            "weights": item.weights, "input": "images (B, 3, H, W)" if item.space.kind == "image" else "tokens",
+            "sha256": content_sha256(state) if fmt == "state_dict" else None}
+    write_text_atomic(out.parent / (out.name + ".json"), json.dumps(meta, indent=2) + "\n")
     return out
+
+
+def _export_meta(weights: Path) -> dict[str, Any] | None:
+    """``FILE.json`` beside a ``--format state_dict`` export (None when there is none or it is not one)."""
+    path = weights.parent / (weights.name + ".json")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("format") != "state_dict" or not isinstance(meta.get("options", {}), dict):
+        return None
+    return meta
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -118,3 +118,68 @@ def test_onnx_without_the_extra_is_a_clear_error(tmp_path, monkeypatch, capsys):
     assert main(["export", ARCH, "--channels", "4", "--cells", "1", "--format", "onnx",
                  "--out", str(tmp_path / "a.onnx")]) == 2
     assert "pip install 'nsas[onnx]'" in capsys.readouterr().err and not (tmp_path / "a.onnx").exists()
+
+
+def test_the_json_beside_an_export_rebuilds_a_train_run_of_non_default_size(train_run, tmp_path, capsys):
+    out = tmp_path / "w.pt"
+    assert main(["export", str(train_run), "--out", str(out)]) == 0
+    meta = json.loads((tmp_path / "w.pt.json").read_text())
+    assert meta["options"]["channels"] == 4 and meta["options"]["cells"] == 1 and meta["options"]["num_classes"] == 5
+    space = get_space(meta["space"])
+    net = space.build_network(space.parse(meta["arch"]), **meta["options"])  # the README's reload recipe
+    net.load_state_dict(torch.load(out, weights_only=True))
+    # and the export can be --weights without repeating the size flags
+    assert main(["export", ARCH, "--weights", str(out), "--out", str(tmp_path / "again.pt")]) == 0
+    again = torch.load(tmp_path / "again.pt", weights_only=True)
+    assert all(torch.equal(v, again[k]) for k, v in net.state_dict().items())
+
+
+def test_an_export_whose_weights_changed_is_refused(train_run, tmp_path, capsys):
+    out = tmp_path / "w.pt"
+    assert main(["export", str(train_run), "--out", str(out)]) == 0
+    state = torch.load(out, weights_only=True)
+    next(iter(state.values())).view(-1)[0] += 1.0
+    torch.save(state, out)
+    assert main(["export", ARCH, "--weights", str(out), "--out", str(tmp_path / "x.pt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "SHA-256" in err[0] and str(out) in err[0], err
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+        return (os.system, ("echo pwned",))
+
+
+@pytest.mark.parametrize("content", ["empty", "pickle", "garbage"])
+def test_weights_that_are_empty_or_a_crafted_pickle_are_one_line(tmp_path, capsys, content):
+    weights = tmp_path / "w.pt"
+    if content == "empty":
+        weights.write_bytes(b"")
+    elif content == "pickle":
+        torch.save({"x": _Evil()}, weights)
+    else:
+        weights.write_bytes(b"\x80\x04not a pickle at all")
+    code = main(["export", ARCH, "--weights", str(weights), "--channels", "4", "--cells", "1",
+                 "--out", str(tmp_path / "o.pt")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and str(weights) in err[0], err
+    assert not (tmp_path / "o.pt").exists()
+
+
+def test_a_failed_export_keeps_the_old_file_and_leaves_no_temporary(tmp_path, capsys, monkeypatch):
+    import errno
+
+    out = tmp_path / "o.pt"
+    out.write_bytes(b"the old export")
+    (tmp_path / ".o.pt.999999999.abcd1234.tmp").write_bytes(b"left by a killed export")
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    assert main(["export", ARCH, "--channels", "4", "--cells", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left" in err[0] and str(out) in err[0], err
+    assert out.read_bytes() == b"the old export" and not list(tmp_path.glob(".*.tmp"))
