@@ -5,7 +5,10 @@ its flags) and ``run(args) -> int`` (do the work). Modules are imported only
 when their subcommand runs, so ``nsas --help`` is instant. Every
 :class:`~nsas.errors.NsasError`, file-system error (:class:`OSError`, naming
 the path) and :class:`MemoryError` becomes one line on stderr and exit status
-2; docs/RELIABILITY.md lists the faults and bad inputs this covers.
+2; docs/RELIABILITY.md lists the faults and bad inputs this covers. Any other
+exception (a bug) is one ``nsas: internal error`` line naming the file its full
+traceback was written to (``NSAS_ERROR_DIR``, else the temporary folder), exit
+status 1: never a bare traceback.
 
 Under torchrun (``torchrun --nproc-per-node N -m nsas COMMAND ...``) each
 process joins the group first (nsas/distributed.py); only rank 0 prints, and
@@ -18,6 +21,7 @@ import argparse
 import contextlib
 import importlib
 import io
+import os
 import sys
 
 from nsas import __version__
@@ -103,3 +107,28 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("nsas: interrupted\n")
         return 130
+    except Exception as err:  # the last resort: a bug, not the user's input; one line and where the details are
+        where = log_traceback(err)
+        what = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err).strip() else ''}"
+        sys.stderr.write(f"nsas: internal error: {what[:300]} (full traceback in {where}; please report it)\n")
+        return 1
+
+
+def log_traceback(err: BaseException) -> str:
+    """Write ``err``'s full traceback to a new file (``NSAS_ERROR_DIR``, else the temporary folder); its path."""
+    import tempfile
+    import time
+    import traceback
+
+    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    folder = os.environ.get("NSAS_ERROR_DIR") or tempfile.gettempdir()
+    try:
+        fd, path = tempfile.mkstemp(prefix=f"nsas-error-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".txt",
+                                    dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f"nsas {__version__}: {' '.join(sys.argv)}\n{text}")
+    except OSError as log_err:
+        frame = traceback.extract_tb(err.__traceback__)[-1:] or [None]
+        at = f"{frame[0].filename}:{frame[0].lineno}" if frame[0] else "unknown place"
+        return f"nowhere: {folder} is not writable ({log_err.strerror}); raised at {at}"
+    return path

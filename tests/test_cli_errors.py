@@ -228,3 +228,32 @@ def test_unknown_scorer_settings_in_a_config_file_are_one_line_errors(capsys, tm
     line = one_line_error(capsys, "search", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet")
     assert message in line
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("exc", [TypeError("unsupported operand"), IndexError("list index out of range"),
+                                 RecursionError("maximum recursion depth exceeded"), ValueError("")])
+def test_an_unexpected_exception_is_one_line_with_its_logged_traceback(capsys, tmp_path, monkeypatch, exc):
+    import nsas.inspection
+
+    def boom(args):
+        raise exc
+
+    monkeypatch.setattr(nsas.inspection, "run", boom)
+    monkeypatch.setenv("NSAS_ERROR_DIR", str(tmp_path))
+    code = main(["inspect", NB201])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(lines) == 1, lines
+    assert lines[0].startswith("nsas: internal error:") and type(exc).__name__ in lines[0]
+    logged = list(tmp_path.glob("nsas-error-*.txt"))
+    assert len(logged) == 1 and str(logged[0]) in lines[0]
+    assert "Traceback (most recent call last)" in logged[0].read_text() and "boom" in logged[0].read_text()
+
+
+def test_the_last_resort_without_a_writable_log_folder(capsys, tmp_path, monkeypatch):
+    import nsas.inspection
+
+    monkeypatch.setattr(nsas.inspection, "run", lambda args: 1 / 0)
+    monkeypatch.setenv("NSAS_ERROR_DIR", str(tmp_path / "missing"))
+    assert main(["inspect", NB201]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "ZeroDivisionError" in lines[0] and "not writable" in lines[0], lines
