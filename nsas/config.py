@@ -159,6 +159,32 @@ def print_config(config: Any) -> None:
     print(yaml.safe_dump(config_to_dict(config), sort_keys=False), end="")
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, line: int) -> None:
+        super().__init__(key)
+        self.line = line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that gives one key twice (it would keep the last silently)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: the base loader reports it
+                    continue
+                if duplicate:
+                    raise _DuplicateKey(str(key), key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML mapping with string keys from ``path`` (safe loader); a clear error otherwise.
 
@@ -174,9 +200,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError as err:
         raise NsasError(f"config file {path} is not UTF-8 text (byte {err.start})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader that refuses duplicate keys)
+    except _DuplicateKey as err:
+        raise NsasError(f"config file {path}: key {str(err)[:80]!r} is given twice (line {err.line}); "
+                        "keep one") from None
     except yaml.YAMLError as err:
-        raise NsasError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        raise NsasError(f"config file {path} is not valid YAML: {str(err).splitlines()[0][:200]}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

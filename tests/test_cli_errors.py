@@ -257,3 +257,12 @@ def test_the_last_resort_without_a_writable_log_folder(capsys, tmp_path, monkeyp
     assert main(["inspect", NB201]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "ZeroDivisionError" in lines[0] and "not writable" in lines[0], lines
+
+
+@pytest.mark.parametrize("text", ["lr: 0.1\nepochs: 2\nlr: 0.5\n", "train:\n  lr: 1\n  lr: 2\n"])
+def test_a_yaml_key_given_twice_is_refused_naming_it(capsys, tmp_path, text):
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    line = one_line_error(capsys, "search", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet")
+    assert "'lr'" in line and "twice" in line and str(config) in line
+    assert not (tmp_path / "run").exists()
