@@ -7,18 +7,16 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
-
 from nsas.errors import NsasError
+# importable from here too (nsas inspect prints them): their homes are the two modules below
+from nsas.selection import arch_cost  # noqa: F401
 from nsas.spaces import detect_space, get_space, space_names
-from nsas.spaces.base import Architecture, SearchSpace
+from nsas.spaces.base import Architecture
+from nsas.spaces.counting import count_macs, count_parameters
 
 
 def read_arch_argument(text: str) -> str:
@@ -32,45 +30,6 @@ def read_arch_argument(text: str) -> str:
         raise NsasError(f"cannot read architecture file {path}: {err.strerror}") from None
     except UnicodeDecodeError as err:
         raise NsasError(f"architecture file {path} is not UTF-8 text (byte {err.start})") from None
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Parameters of the network, excluding an auxiliary head (as the DARTS code counts)."""
-    return sum(p.numel() for name, p in model.named_parameters() if "auxiliary" not in name)
-
-
-def count_macs(model: nn.Module, kind: str, *, image_size: int = 32, tokens: int = 8,
-               device: str | torch.device = "cpu") -> int:
-    """Multiply-accumulates of one forward pass: per 32x32 image, or per token for text."""
-    model.eval()
-    if kind == "text":
-        x = torch.zeros(tokens, 1, dtype=torch.long, device=device)
-    else:
-        x = torch.zeros(1, 3, image_size, image_size, device=device)
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(x)
-    macs = counter.get_total_flops() // 2  # the counter reports 2 FLOPs per multiply-add
-    return macs // tokens if kind == "text" else macs
-
-
-@functools.lru_cache(maxsize=65536)
-def _cost(space: str, arch: str) -> tuple[int, int]:
-    sp = get_space(space)
-    with torch.device("meta"):  # shapes only: no memory, no initialisation
-        model = sp.build_network(sp.parse(arch))
-    return count_parameters(model), count_macs(model, sp.kind, device="meta")
-
-
-def arch_cost(space: SearchSpace, arch: Architecture) -> tuple[int, int]:
-    """Parameters and multiply-adds of ``arch``'s stand-alone network at the space's default size.
-
-    The same numbers as ``nsas inspect ARCH`` without size options (darts: 36
-    channels, 20 cells; nb201: 16 channels, 5 cells per stage; 10 classes),
-    cached per architecture. About half a second per architecture on one CPU
-    core (the multiply-add counter traces every operation).
-    """
-    return _cost(space.name, str(arch))
 
 
 def inspect_arch(arch: Architecture | str, space: str | None = None, **options: Any) -> dict[str, Any]:

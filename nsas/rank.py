@@ -114,13 +114,9 @@ from nsas.evaluate import (  # noqa: F401  (the scorer lives in nsas.evaluate; i
 )
 from nsas.rundir import write_text_atomic
 from nsas.truth import read_arch_file  # noqa: F401  (importable from here too)
-from nsas.search import (
-    SearchConfig,
-    build_search_data,
-    fixed_batches,
-    load_search_run,
-    resolve_device,
-)
+from nsas.device import resolve_device
+from nsas.search_config import SearchConfig
+from nsas.search_data import build_search_data, fixed_batches, load_search_run
 from nsas.spaces import get_space
 from nsas.threads import add_threads_flag, apply_threads
 from nsas.spaces.base import Architecture, SearchSpace

@@ -60,7 +60,7 @@ from torch import nn
 
 from nsas import distributed
 from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from nsas.config import (add_config_flag, add_config_flags, build_config, check_device, config_to_dict,
+from nsas.config import (add_config_flag, add_config_flags, build_config, config_to_dict,
                          default_repr, flag_name, print_config, read_yaml, write_yaml)
 from nsas.correlate import kendall_tau
 from nsas.errors import CheckpointError, NsasError, TrainingError
@@ -77,23 +77,8 @@ from nsas.search_data import (SearchData, build_search_data, build_supernet, cal
                               cycle_batches, fixed_batches, load_search_run)
 from nsas.threads import add_threads_flag, apply_threads
 from nsas.tracking import open_metrics
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available (``cuda:LOCAL_RANK`` under data parallelism).
-
-    Raises:
-        NsasError: an unknown device name, or CUDA asked for where there is none.
-    """
-    check_device(name)
-    per_rank = distributed.device_for(name)
-    if per_rank is not None:
-        return per_rank
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise NsasError("--device cuda was asked for, but PyTorch sees no CUDA device")
-    return torch.device(name)
+from nsas.device import resolve_device  # noqa: F401  (re-exported: nsas.search.resolve_device)
+from nsas.selection import arch_cost, within_budget
 
 
 class Callback:
@@ -446,9 +431,6 @@ class Search:
 
     def within_budget(self, arch: Architecture) -> bool:
         """Whether ``arch``'s stand-alone network fits ``max_params`` / ``max_macs``."""
-        from nsas.inspection import arch_cost
-        from nsas.rank import within_budget
-
         return within_budget(arch_cost(self.space, arch), self.cfg.max_params, self.cfg.max_macs)
 
     def sample_within_budget(self, rng: random.Random, tries: int = 1000) -> Architecture:

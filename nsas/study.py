@@ -276,7 +276,8 @@ class Study:
     def score(self, job: SearchJob, archs: list[str]) -> None:
         """Inherited-weight accuracy of every ground-truth architecture under one search's supernet (this rank's)."""
         from nsas.rank import score_archs, write_scores
-        from nsas.search import fixed_batches, load_search_run, resolve_device
+        from nsas.device import resolve_device
+        from nsas.search_data import fixed_batches, load_search_run
 
         path = self.dir / "scores" / f"{job.name}.csv"
         if not path.exists() and self.mine(self.jobs.index(job)):

@@ -59,13 +59,14 @@ from nsas.config import (add_config_flag, add_config_flags, build_config, config
                          print_config, read_yaml, write_yaml)
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.evaluate import evaluate_model
-from nsas.inspection import count_macs, count_parameters, read_arch_argument
+from nsas.inspection import read_arch_argument
 from nsas.rundir import (check_new_run, default_run_dir, progress_bar, run_directory, setup_logging, write_json,
                          write_text_atomic)
 from nsas.threads import add_threads_flag, apply_threads
-from nsas.search import resolve_device
+from nsas.device import resolve_device
 from nsas.spaces import detect_space, get_space
 from nsas.spaces.base import Architecture, SearchSpace
+from nsas.spaces.counting import count_macs, count_parameters
 from nsas.spaces.darts_rnn_net import activation_regularisation
 from nsas.tracking import open_metrics
 # re-exported: study, export, the tests and callers import them from here

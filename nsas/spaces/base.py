@@ -119,7 +119,7 @@ class SearchSpace(ABC):
 
     def parameter_count(self, arch: Architecture) -> int:
         """Parameters of ``arch``'s stand-alone network at the default size (``nsas inspect ARCH``)."""
-        from nsas.inspection import count_parameters
+        from nsas.spaces.counting import count_parameters
 
         with torch.device("meta"):  # shapes only: no memory, no initialisation
             return count_parameters(self.build_network(self.coerce(arch)))
