@@ -72,7 +72,7 @@ def score_sets(probe: str, round8: Path) -> list[dict[str, Any]]:
             if path.suffix == ".json":
                 job = json.loads(path.read_text())
                 cost = job["train_s"] + job["score_s"]
-            sets.append({"method": method, "seed": seed, "source": str(path.relative_to(REPO)),
+            sets.append({"method": method, "seed": seed, "source": str(path.resolve().relative_to(REPO)),
                          "scores": loader(path), "cpu_s": cost})
 
     for method in METHODS:
@@ -122,7 +122,9 @@ def rows_of(cells: list[str], proxies: dict[str, dict[str, float]],
 def oriented(rows: list[dict[str, float]], column: str) -> np.ndarray:
     """One column as a score, higher is better (the loss negated)."""
     from nsas.fusion import direction
-    return direction(column) * np.array([r[column] for r in rows])
+    v = direction(column) * np.array([r[column] for r in rows])
+    finite = v[np.isfinite(v)]  # jacov/naswot give -inf to dead cells: below every live one, tied among themselves
+    return np.where(np.isfinite(v), v, (finite.min() - 1) if len(finite) else 0.0)
 
 
 def judge_vector(score: np.ndarray, truth: np.ndarray, size: np.ndarray) -> dict[str, Any]:
@@ -234,9 +236,22 @@ def tune(out: Path, truth: dict[str, float]) -> dict[str, Any]:
         w, tau = fit_mean_tau(tables[m], t, tuple(best[True]["columns"]), best[True]["method"])
         pipeline["pipeline"]["weights"][m], pipeline["pipeline"]["tune_tau"][m] = w, tau
     (out / "pipeline.json").write_text(json.dumps(pipeline, indent=1))
+    save_weights(out, pipeline)
     tried.sort(key=lambda c: -c["tune_tau"])
     (out / "tune.json").write_text(json.dumps(tried, indent=1))
     return pipeline
+
+
+def save_weights(out: Path, pipeline: dict[str, Any]) -> None:
+    """``fusion-ce.json`` / ``fusion-nsas.json``: the pipeline's weights as ``nsas rank --weights-from`` reads them."""
+    from nsas.fusion import FusionWeights
+    pipe = pipeline["pipeline"]
+    for method, name in (("ce-functions", "ce"), ("nsas-forget-norm-functions", "nsas")):
+        FusionWeights(pipe["weights"][method], pipe["method"], ["loss"],
+                      {"truth": pipeline["fitted_on"]["truth"], "truth_key": "test_acc", "cells": 200,
+                       "columns": pipe["columns"], "tau": pipe["tune_tau"][method], "search": "grid", "step": STEP,
+                       "probe": pipeline["fitted_on"]["probe"], "runs": [r for r in pipeline["fitted_on"]["runs"] if method in r],
+                       "proxy_network": pipeline["proxy_network"]}).save(out / f"fusion-{name}.json")
 
 
 def judge(out: Path, truth: dict[str, float], probe: str) -> dict[str, Any]:

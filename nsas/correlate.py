@@ -79,7 +79,11 @@ class Table(dict[str, dict[str, float]]):
 
 
 def _number(text: Any, source: str, line: int, column: str) -> float:
-    """``text`` as a finite float, or an NsasError naming file, line and column."""
+    """``text`` as a float, or an NsasError naming file, line and column.
+
+    NaN is refused; an infinity is kept (a zero-cost proxy gives ``-inf`` to a cell whose output ignores its
+    input: the worst score, which ranks like any other value).
+    """
     if isinstance(text, bool):
         value = math.nan
     else:
@@ -87,9 +91,9 @@ def _number(text: Any, source: str, line: int, column: str) -> float:
             value = float(text)
         except (TypeError, ValueError, OverflowError):  # OverflowError: an int of 400 digits
             value = math.nan
-    if not math.isfinite(value):
+    if math.isnan(value):
         shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:30] + f"... ({len(repr(text))} characters)"
-        raise NsasError(f"{source} line {line}: column {column!r} has {shown}, not a finite number")
+        raise NsasError(f"{source} line {line}: column {column!r} has {shown}, not a number")
     return value
 
 
@@ -355,7 +359,8 @@ def within_groups_tau(score: Sequence[float], truth: Sequence[float], groups: Se
         members = g == value
         if members.sum() < 2:
             continue
-        sign = np.sign(s[members][:, None] - s[members][None, :]) * np.sign(t[members][:, None] - t[members][None, :])
+        with np.errstate(invalid="ignore"):  # -inf - -inf is NaN: a tie, counted as neither
+            sign = np.sign(s[members][:, None] - s[members][None, :]) * np.sign(t[members][:, None] - t[members][None, :])
         concordant += int((sign > 0).sum()) // 2  # each pair appears twice in the square
         discordant += int((sign < 0).sum()) // 2
     pairs = concordant + discordant

@@ -159,7 +159,7 @@ def test_read_csv_json_jsonl(tmp_path):
     [
         ("a.csv", "name,acc\nx,1\n", None, ["line 1", "'arch'", "name, acc"]),
         ("a.csv", f"arch,acc\n{nb201(1)},1\n{nb201(2)},oops\n", None, ["line 3", "'acc'", "'oops'"]),
-        ("a.csv", f"arch,acc\n{nb201(1)},nan\n", None, ["line 2", "finite"]),
+        ("a.csv", f"arch,acc\n{nb201(1)},nan\n", None, ["line 2", "not a number"]),
         ("a.csv", f"arch,acc,loss\n{nb201(1)},1,2\n", ["top1"], ["no column 'top1'", "available: acc, loss"]),
         ("a.csv", f"arch,acc\n{nb201(1)},1,2\n", None, ["line 2", "3 fields"]),
         ("a.csv", f"arch,acc\n{nb201(1)},1\n{nb201(1)},2\n", None, ["line 3", "already appears on line 2"]),
@@ -598,3 +598,13 @@ def test_cli_comma_separated_keys(tmp_path, capsys):
     t = _csv(tmp_path / "t.csv", ["arch", "test_acc"], [(a, v["test_acc"]) for a, v in truth.items()])
     assert main(["correlate", s, t, "--key", "loss,acc", "--bootstrap", "0", "--json"]) == 0
     assert list(json.loads(capsys.readouterr().out)["columns"]) == ["loss", "acc"]
+
+
+def test_a_proxy_column_with_minus_infinity_ranks_it_last(tmp_path):
+    """`nsas rank --proxies jacov` writes -inf for a dead cell; correlate reads it as the worst score."""
+    from nsas.correlate import correlate
+    cells = [nb201(i) for i in range(6)]
+    (tmp_path / "s.csv").write_text("arch,jacov\n" + "".join(f"{a},{v}\n" for a, v in zip(cells, ["-inf", 1, 2, 3, 4, 5])))
+    (tmp_path / "t.csv").write_text("arch,acc\n" + "".join(f"{a},{v}\n" for a, v in zip(cells, [10, 20, 30, 40, 50, 60])))
+    result = correlate(tmp_path / "s.csv", tmp_path / "t.csv", key="jacov", truth_key="acc")
+    assert result["metrics"]["kendall_tau"]["value"] == pytest.approx(1.0)

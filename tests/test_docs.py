@@ -66,12 +66,13 @@ def test_license_and_citation_match_the_project():
 
 
 def _readme_commands() -> list[list[str]]:
-    """The `nsas ...` command lines of the README's code blocks, as argument lists."""
+    """The `nsas ...` command lines of the code blocks of the README and the guide, as argument lists."""
     import shlex
 
     from nsas.cli import SUBCOMMANDS
 
-    lines, commands, pending = (ROOT / "README.md").read_text().splitlines(), [], ""
+    lines = [line for doc in ("README.md", "docs/GUIDE.md") for line in (ROOT / doc).read_text().splitlines()]
+    commands, pending = [], ""
     for line in lines:
         if not line.startswith("    ") and not pending:
             continue
