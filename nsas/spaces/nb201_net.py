@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from nsas.errors import ArchitectureError
-from nsas.spaces.nb201 import EDGES, NUM_EDGES, OPS, NB201Arch
+from nsas.spaces.nb201_arch import EDGES, NUM_EDGES, OPS, NB201Arch
 
 
 class ReLUConvBN(nn.Sequential):
