@@ -275,16 +275,21 @@ class Study:
     # ---- 3. scores -----------------------------------------------------
     def score(self, job: SearchJob, archs: list[str]) -> None:
         """Inherited-weight accuracy of every ground-truth architecture under one search's supernet (this rank's)."""
-        from nsas.rank import score_archs, write_scores
         from nsas.device import resolve_device
+        from nsas.evaluate import score_archs
+        from nsas.rank import write_scores
         from nsas.search_data import fixed_batches, load_search_run
 
         path = self.dir / "scores" / f"{job.name}.csv"
         if not path.exists() and self.mine(self.jobs.index(job)):
-            _, supernet, data, _ = load_search_run(self.dir / "searches" / job.name,
-                                                   resolve_device(self.cfg.device))
+            run_cfg, supernet, data, _ = load_search_run(self.dir / "searches" / job.name,
+                                                         resolve_device(self.cfg.device))
             batches = fixed_batches(data.score, self.cfg.score_batches)
-            rows = score_archs(supernet, [self.space.parse(a) for a in archs], batches)
+            # the run's own BatchNorm mode, as Search.score and `nsas rank RUN` use it
+            recalibrate = (fixed_batches(data.train, run_cfg.recalibrate_batches)
+                           if run_cfg.bn == "recalibrate" else [])
+            rows = score_archs(supernet, [self.space.parse(a) for a in archs], batches, recalibrate=recalibrate,
+                               seed=run_cfg.seed)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_scores(path, rows, kind=self.space.kind)
 

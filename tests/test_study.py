@@ -174,3 +174,35 @@ def test_passes_per_step_counts_the_nsas_variants():
     assert passes_per_step("random:nsas-random", {"constraint_every": 4}) == 3  # 8 members every 4th step
     assert passes_per_step("gdas:nsas-replay", {"constraint_every": 2}) == 2.5
     assert passes_per_step("random:wpl", {"constraint_slices": True}) == 1
+
+
+def test_study_score_uses_the_runs_bn_recalibrate(tmp_path, monkeypatch):
+    """Study.score scores with the search run's ``bn: recalibrate`` batches, as ``nsas rank RUN`` does."""
+    import types
+
+    import nsas.evaluate
+    import nsas.rank
+    import nsas.search_data
+    import nsas.spaces
+    from nsas.study import Study
+
+    seen = {}
+
+    def spy(model, archs, batches, *, recalibrate=(), seed=0, progress=False):
+        seen["recalibrate"], seen["seed"] = list(recalibrate), seed
+        return [{"arch": str(a), "acc": 0.0, "loss": 1.0} for a in archs]
+
+    run_cfg = types.SimpleNamespace(bn="recalibrate", recalibrate_batches=2, seed=7)
+    data = types.SimpleNamespace(score=["s1", "s2", "s3"], train=["t1", "t2", "t3"])
+    monkeypatch.setattr(nsas.search_data, "load_search_run", lambda run, device: (run_cfg, None, data, {}))
+    monkeypatch.setattr(nsas.search_data, "fixed_batches", lambda batches, count: list(batches)[:count])
+    monkeypatch.setattr(nsas.evaluate, "score_archs", spy)
+    monkeypatch.setattr(nsas.rank, "score_archs", spy)
+    monkeypatch.setattr(nsas.rank, "write_scores", lambda path, rows, kind: None)
+    job = types.SimpleNamespace(name="job")
+    fake = types.SimpleNamespace(dir=tmp_path, jobs=[job], mine=lambda i: True,
+                                 cfg=types.SimpleNamespace(device="cpu", score_batches=1),
+                                 space=nsas.spaces.get_space("nb201"))
+    arch = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    Study.score(fake, job, [arch])
+    assert seen == {"recalibrate": ["t1", "t2"], "seed": 7}
