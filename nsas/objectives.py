@@ -380,13 +380,30 @@ LOSSES = ("ce", "nsas", "nsas-replay", "nsas-random", "wpl")  # built-in; loss_n
 _REGISTRY: Registry[Callable[..., Objective]] = Registry("loss", {n: __name__ for n in LOSSES})
 
 
-def register_loss(name: str) -> Callable[[Callable[..., Objective]], Callable[..., Objective]]:
+PassesArg = float | Callable[[Callable[[str], Any]], float] | None
+_PASSES: dict[str, float | Callable[[Callable[[str], Any]], float]] = {}
+
+
+def register_loss(name: str, *, passes: PassesArg = None
+                  ) -> Callable[[Callable[..., Objective]], Callable[..., Objective]]:
     """Decorator: register an objective factory ``factory(space, **options) -> Objective``.
 
     ``options`` are the keyword arguments of :func:`build_objective` after
     ``space`` except ``criterion`` (accept ``**options`` and use the ones you need).
+    ``passes``: single-path passes one step of the loss costs once its archive is full
+    (the cost measure that equal-compute presets and studies divide by), a number or
+    ``passes(get) -> float`` where ``get(key)`` reads a SearchConfig key; default 1.
     """
+    if passes is not None:
+        _PASSES[name] = passes
     return _REGISTRY.register(name)
+
+
+def loss_passes(name: str, get: Callable[[str], Any]) -> float:
+    """Passes per step a registered loss declared (:func:`register_loss`'s ``passes``; 1 when it declared none)."""
+    _REGISTRY.get(name)  # loads the built-in module or the plug-ins that register ``name``
+    passes = _PASSES.get(name, 1.0)
+    return float(passes(get) if callable(passes) else passes)
 
 
 def loss_names() -> list[str]:

@@ -221,6 +221,11 @@ def passes_per_step(values: dict[str, Any]) -> float:
     """
     get = lambda key: values.get(key, getattr(SearchConfig, key))  # noqa: E731
     loss, m = get("loss"), get("archive_size")
+    gdas = 1 if get("strategy") == "gdas" else 0
+    if loss not in BUILTIN_LOSS_PASSES:  # a registered loss declares its own (nsas.objectives.register_loss)
+        from nsas.objectives import loss_passes
+
+        return loss_passes(loss, get) + gdas
     members = {"nsas": m, "nsas-random": m, "nsas-replay": min(get("replay"), m)}.get(loss, 0)
     if members and get("shared_batch"):
         members = 0  # the current architecture and the members split one batch: one pass in all
@@ -230,7 +235,10 @@ def passes_per_step(values: dict[str, Any]) -> float:
     refresh = 0.0
     if loss in ("nsas", "nsas-replay") and get("archive_forgetting"):  # forward passes of the rebuilds
         refresh = (m + min(get("candidates") or m, get("pool_size"))) / get("archive_forgetting")
-    return 1 + members + refresh + (1 if get("strategy") == "gdas" else 0)
+    return 1 + members + refresh + gdas
+
+
+BUILTIN_LOSS_PASSES = ("ce", "wpl", "nsas", "nsas-random", "nsas-replay")  # the losses passes_per_step knows
 
 
 def paper_preset(space: str, strategy: str, chosen: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -418,3 +418,27 @@ def test_forgetting_variant_needs_its_archive_policy():
         NSASObjective(NoveltyArchive(space, capacity=2), forgetting=3)
     with pytest.raises(ValueError, match="forgetting"):
         NSASObjective(NoveltyArchive(space, capacity=2, policy="forgetting"))
+
+
+def test_registered_loss_declares_its_passes_per_step():
+    """A plug-in loss counts the passes it declares in equal-compute presets and studies, not one."""
+    import nsas.objectives
+    from nsas.search_config import passes_per_step
+
+    @nsas.objectives.register_loss("test-three-pass", passes=lambda get: 1 + get("replay"))
+    def _three(space, **_):
+        return nsas.objectives.build_objective("ce", space)
+
+    @nsas.objectives.register_loss("test-plain")
+    def _plain(space, **_):
+        return nsas.objectives.build_objective("ce", space)
+
+    try:
+        assert passes_per_step({"loss": "test-three-pass", "replay": 2}) == 3
+        assert passes_per_step({"loss": "test-three-pass", "replay": 2, "strategy": "gdas"}) == 4
+        assert passes_per_step({"loss": "test-plain"}) == 1
+        assert passes_per_step({"loss": "nsas", "archive_size": 4}) == 5  # built-in losses unchanged
+    finally:
+        for name in ("test-three-pass", "test-plain"):
+            nsas.objectives._REGISTRY.remove(name)
+            nsas.objectives._PASSES.pop(name, None)
