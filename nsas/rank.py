@@ -117,6 +117,7 @@ from nsas.truth import read_arch_file  # noqa: F401  (importable from here too)
 from nsas.device import resolve_device
 from nsas.search_config import SearchConfig
 from nsas.search_data import build_search_data, fixed_batches, load_search_run
+from nsas.selection import arch_cost, within_budget
 from nsas.spaces import get_space
 from nsas.threads import add_threads_flag, apply_threads
 from nsas.spaces.base import Architecture, SearchSpace
@@ -439,17 +440,11 @@ def rank(run_dir: str | Path | Sequence[str | Path] | None = None,
     return _rank(args, log=lambda line: None)
 
 
-def within_budget(cost: tuple[int, int], max_params: int | None, max_macs: int | None) -> bool:
-    """Whether (params, macs) fits the budget (None or 0: no limit)."""
-    return (not max_params or cost[0] <= max_params) and (not max_macs or cost[1] <= max_macs)
-
-
 def _costs(args: argparse.Namespace, space: SearchSpace, archs: list[Architecture]
            ) -> dict[Architecture, tuple[int, int]]:
     """Stand-alone (params, macs) per architecture when --cost or a budget asks for them, else {}."""
     if not (getattr(args, "cost", False) or getattr(args, "max_params", None) or getattr(args, "max_macs", None)):
         return {}
-    from nsas.inspection import arch_cost
 
     return {a: arch_cost(space, a) for a in tqdm(archs, unit="arch", desc="cost", disable=args.quiet, leave=False)}
 
