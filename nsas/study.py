@@ -502,7 +502,7 @@ def render_markdown(cfg: StudyConfig, report: dict[str, Any], figures: list[str]
     key = report["truth_key"]
     lines = [
         f"# Ranking study: {cfg.space} on {cfg.dataset}", "",
-        f"Methods {', '.join(cfg.methods)}; {cfg.seeds} seeds; {len(report['archs'])} ground-truth "
+        f"Methods {', '.join(cfg.methods)}; {cfg.seeds} seed{'s' if cfg.seeds != 1 else ''}; {len(report['archs'])} ground-truth "
         + (f"architectures sampled from the truth table `{Path(cfg.truth).name}` (stratified over {key})"
            if cfg.truth else f"architectures trained stand-alone with the `{cfg.truth_recipe}` recipe "
            f"(overrides: {cfg.train or 'none'})")

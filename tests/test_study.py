@@ -158,7 +158,9 @@ def test_study_without_a_parameter_baseline_still_reports(tmp_path, monkeypatch)
                  "--out", str(out), "--quiet", "--config", str(_search_only_config(tmp_path))]) == 0
     report = json.loads((out / "report.json").read_text())
     assert math.isnan(report["live_parameters"]["kendall_tau"]) and math.isnan(report["runs"][0]["tau_within_size"])
-    assert "| live parameter count (no training) | - | | n/a | n/a |" in (out / "report.md").read_text()
+    text = (out / "report.md").read_text()
+    assert "| live parameter count (no training) | - | | n/a | n/a |" in text
+    assert "; 1 seed; " in text and "1 seeds" not in text  # one seed is "1 seed" (it read "1 seeds")
 
 
 def _search_only_config(tmp_path):
