@@ -47,10 +47,12 @@ def progress_bar(total: int, initial: int, *, enabled: bool) -> tqdm:
 
 
 class _TqdmHandler(logging.Handler):
-    """Console handler that does not break progress bars."""
+    """Console handler that does not break progress bars: information (below WARNING) to stdout, so that
+    ``nsas search > log`` keeps the per-epoch lines; warnings and errors to stderr (the bars stay there too)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        tqdm.write(self.format(record), file=sys.stderr)
+        stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout  # looked up now: redirections
+        tqdm.write(self.format(record), file=stream)
 
 
 class _LogFile(logging.FileHandler):

@@ -145,3 +145,23 @@ def test_train_refuses_to_overwrite_and_resume_still_works(tmp_path, capsys, mon
     assert main(["train", arch, *flags]) == 2
     err = capsys.readouterr().err
     assert "result.json" in err and "--force" in err and (run / "result.json").read_text() == result
+
+
+def test_progress_lines_go_to_stdout_and_warnings_to_stderr(tmp_path, capfd, monkeypatch):
+    """`nsas search > log` keeps the per-epoch lines: information on stdout, warnings on stderr."""
+    import nsas.data
+    from nsas.rundir import setup_logging
+    from tiny import fake_dataset
+
+    monkeypatch.setattr(nsas.data, "load_dataset", fake_dataset)
+    argv = [a for a in SEARCH if a != "--quiet"] + ["--epochs", "2", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    out, err = capfd.readouterr()
+    for line in ("epoch 1/2: probe accuracy", "epoch 2/2: probe accuracy", "selected architectures"):
+        assert line in out and line not in err, (out, err)
+    log = setup_logging(None)
+    log.info("an information line")
+    log.warning("a warning line")
+    out, err = capfd.readouterr()
+    assert "an information line" in out and "an information line" not in err
+    assert "a warning line" in err and "a warning line" not in out
