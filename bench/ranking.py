@@ -212,14 +212,11 @@ def _search(method: str, seed: int, epochs: int, steps_per_epoch: int, run_dir: 
     import torch
     torch.set_num_threads(1)
     from nsas.config import config_to_dict, write_yaml
-    from nsas.rundir import MetricsWriter
     from nsas.search import Search
     cfg = job_config(method, seed, epochs, steps_per_epoch, overrides, score_images)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_yaml(run_dir / "config.yaml", config_to_dict(cfg))  # so that `nsas rank RUN` can load the run
-    search = Search(cfg, run_dir, progress=False)
-    search.metrics = MetricsWriter(run_dir / "metrics.jsonl", resume_step=None, enabled=True)
-    return cfg, search
+    return cfg, Search(cfg, run_dir, progress=False)  # its metrics.jsonl opens on the first record
 
 
 def job_epochs(steps: int) -> int:
@@ -270,8 +267,7 @@ def run_curve(method: str, seed: int, budget: int, points: list[int], out: Path,
     parsed = [search.space.parse(a) for a in archs]
     for epoch in points:
         if epoch:
-            search.cfg = dataclasses.replace(cfg, epochs=epoch)  # train up to this epoch; the schedule keeps T_max
-            search.train()
+            search.train(until_epoch=epoch)  # a snapshot of the one run: the schedule spans all its epochs
         rows = search.score(parsed)
         with open(out / f"curve-{name}-s{seed}.jsonl", "a") as f:
             f.write(json.dumps({"method": name, "overrides": overrides or {}, "seed": seed, "epoch": epoch, "passes": search.passes,

@@ -121,7 +121,8 @@ def recalibrated_bn(model: nn.Module, path: Any, batches: Sequence[Batch]) -> It
     (``momentum=None``); on exit every BatchNorm layer is restored.
     """
     saved = []
-    for bn in _batchnorms(model):
+    target = model.subnet_for(path) if callable(getattr(model, "subnet_for", None)) else model  # few-shot: its copy
+    for bn in _batchnorms(target):
         saved.append((bn, bn.track_running_stats, bn.momentum, bn.running_mean, bn.running_var,
                       bn.num_batches_tracked))
         bn.track_running_stats, bn.momentum = True, None

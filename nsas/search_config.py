@@ -14,7 +14,7 @@ from typing import Any
 from nsas.config import build_config, check_device, check_ranges, option
 from nsas.errors import NsasError
 from nsas.objectives import loss_names
-from nsas.spaces import space_names
+from nsas.spaces import get_space, space_names
 from nsas.strategies import RandomStrategy, strategy_names
 
 
@@ -26,7 +26,7 @@ SEARCH_RANGES = {
     "probe_count": "[0, inf)", "probe_every": "[0, inf)", "checkpoint_every": "[0, inf)",
     "steps_per_epoch": "[1, inf)", "score_batch_size": "[0, inf)", "candidates": "[1, inf)", "channels": "[1, inf)",
     "cells": "[1, inf)",
-    "hidden": "[1, inf)", "bptt": "[1, inf)",
+    "hidden": "[1, inf)", "bptt": "[1, inf)", "few_shot_warmup": "[0, 1]",
 }
 
 
@@ -87,6 +87,16 @@ class SearchConfig:
                                       "the distinct functions of the supernet (nb201: 7,548), so that simple "
                                       "cells many strings share are not drawn more often",
                            choices=RandomStrategy.SAMPLING)
+    few_shot_edge: int | None = option(None, "RandomNAS: split the supernet after the warm-up on this edge "
+                                            "(nb201: 0-5; a choice space: its choice point) into one "
+                                            "sub-supernet per operation, each trained only on the "
+                                            "architectures that choose it (few-shot NAS; none: one supernet)",
+                                       metavar="EDGE")
+    few_shot_warmup: float = option(0.5, "few-shot: share of the epochs trained as one supernet before the "
+                                         "split (0: split at the start)")
+    few_shot_archive: str = option("split", "few-shot with an NSAS loss: split (one archive per sub-supernet) "
+                                            "or shared (one archive; each member's loss trains its own "
+                                            "sub-supernet)", choices=("split", "shared"))
     tau_max: float = option(10.0, "gdas: initial Gumbel-softmax temperature (annealed linearly)")
     tau_min: float = option(0.1, "gdas: final Gumbel-softmax temperature")
     arch_lr: float = option(3e-4, "gdas: Adam learning rate of the architecture logits")
@@ -160,6 +170,13 @@ class SearchConfig:
             raise NsasError(f"rank_by must be acc or loss, got {self.rank_by!r}")
         if self.bn not in ("batch", "recalibrate"):
             raise NsasError(f"bn must be batch or recalibrate, got {self.bn!r}")
+        if self.few_shot_edge is not None and self.strategy != "random":
+            raise NsasError(f"few_shot_edge splits RandomNAS supernets; the {self.strategy} strategy learns one "
+                            "distribution over the whole supernet")
+        if self.few_shot_archive not in ("split", "shared"):
+            raise NsasError(f"few_shot_archive must be split or shared, got {self.few_shot_archive!r}")
+        if self.few_shot_edge is not None:
+            get_space(self.space).split_options(self.few_shot_edge)  # a clear error for a bad edge or space
         check_device(self.device)
         check_ranges(self, SEARCH_RANGES)
 

@@ -89,13 +89,19 @@ def build_search_data(cfg: SearchConfig, device: torch.device, dataset: Any = No
 
 
 def build_supernet(cfg: SearchConfig, num_classes: int | None) -> nn.Module:
-    """The space's supernet at the configured size."""
+    """The space's supernet at the configured size (few-shot: its :class:`~nsas.few_shot.FewShotSupernet`)."""
     space = get_space(cfg.space)
     if num_classes is None:
         raise NsasError("the number of classes is unknown for these data loaders: pass num_classes, or a supernet")
     if space.kind == "text":
-        return space.build_supernet(vocab=num_classes, hidden=cfg.hidden)
-    return space.build_supernet(channels=cfg.channels, cells=cfg.cells, num_classes=num_classes)
+        supernet = space.build_supernet(vocab=num_classes, hidden=cfg.hidden)
+    else:
+        supernet = space.build_supernet(channels=cfg.channels, cells=cfg.cells, num_classes=num_classes)
+    if cfg.few_shot_edge is not None:  # one copy per operation on the split edge (nsas/few_shot.py)
+        from nsas.few_shot import FewShotSupernet
+
+        supernet = FewShotSupernet(supernet, space, cfg.few_shot_edge)
+    return supernet
 
 
 def load_search_run(run_dir: str | Path, device: str | torch.device = "cpu", *, supernet: nn.Module | None = None

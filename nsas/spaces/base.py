@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from nsas.errors import ArchitectureError
+from nsas.errors import ArchitectureError, NsasError
 
 
 class Architecture(ABC):
@@ -106,6 +106,18 @@ class SearchSpace(ABC):
         itself (no two architectures known to be equal).
         """
         return arch
+
+    def split_options(self, edge: int) -> tuple[str, ...]:
+        """Few-shot splitting: the operations on split point ``edge`` (one sub-supernet each).
+
+        A space that cannot be split raises :class:`NsasError` (the default).
+        """
+        raise NsasError(f"space {self.name!r} cannot be split into few-shot sub-supernets "
+                        "(few_shot_edge needs a space with split points: nb201, or a choice space)")
+
+    def split_of(self, arch: Architecture, edge: int) -> int:
+        """Few-shot splitting: the index in :meth:`split_options` of ``arch``'s operation on ``edge``."""
+        raise NsasError(f"space {self.name!r} cannot be split into few-shot sub-supernets")
 
     def live_arch(self, arch: Architecture) -> Architecture:
         """``arch`` with every operation that cannot change the network's output removed.

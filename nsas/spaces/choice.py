@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nsas.errors import ArchitectureError
+from nsas.errors import ArchitectureError, NsasError
 from nsas.spaces.base import Architecture, SearchSpace
 
 Factory = Callable[[], nn.Module]
@@ -170,6 +170,16 @@ class ChoiceSpace(SearchSpace):
         if self.size() > _MAX_ENUMERATE:
             return super().enumerate()
         return (ChoiceArch(c, space=self.name) for c in itertools.product(*(list(p) for p in self.points)))
+
+    def split_options(self, edge: int) -> tuple[str, ...]:
+        """The candidates of choice point ``edge``."""
+        if not isinstance(edge, int) or not 0 <= edge < len(self.points):
+            raise NsasError(f"space {self.name!r} has choice points 0-{len(self.points) - 1} to split on, "
+                            f"not {edge!r}")
+        return tuple(self.points[edge])
+
+    def split_of(self, arch: Architecture, edge: int) -> int:
+        return self.split_options(edge).index(self.coerce(arch).choices[edge])
 
     def distance(self, a: Architecture, b: Architecture) -> float:
         return self._distance(a, b)  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from nsas.errors import ArchitectureError
+from nsas.errors import ArchitectureError, NsasError
 from nsas.spaces import register_space
 from nsas.spaces.base import Architecture, SearchSpace
 from nsas.spaces.nb201_arch import EDGES, NUM_EDGES, NUM_NODES, OPS, NB201Arch, _edge_index  # noqa: F401  (public here too)
@@ -194,6 +194,15 @@ class NB201Space(SearchSpace):
     def same_function(self, arch: Architecture) -> NB201Arch:
         """The representative of ``arch``'s supernet function (see :func:`function_key`)."""
         return _representatives()[function_key(self.coerce(arch))]
+
+    def split_options(self, edge: int) -> tuple[str, ...]:
+        """The 5 ops of edge ``edge`` (0-5, in ``EDGES`` order: 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2)."""
+        if not isinstance(edge, int) or not 0 <= edge < NUM_EDGES:
+            raise NsasError(f"nb201 has edges 0-{NUM_EDGES - 1} to split on, not {edge!r}")
+        return OPS
+
+    def split_of(self, arch: Architecture, edge: int) -> int:
+        return OPS.index(self.coerce(arch).ops[edge])
 
     def live_arch(self, arch: Architecture | str) -> NB201Arch:
         """``arch`` with every edge that cannot change the output set to ``none`` (:func:`live_edges`)."""

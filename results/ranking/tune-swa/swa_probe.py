@@ -8,7 +8,6 @@ import argparse, json, sys, time, os
 from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, "bench")  # run from the repository root
-import dataclasses
 import ranking as r
 import yaml
 
@@ -24,7 +23,6 @@ a = p.parse_args()
 overrides = {k: yaml.safe_load(v) for k, _, v in (i.partition("=") for i in a.set)}
 truth = r.read_truth(r.TRUTH)
 probe, _ = r.probe_and_candidates(truth, a.split, 200, 0)
-import torch
 from torch.optim.swa_utils import AveragedModel
 from nsas.rank import score_archs
 cfg, search = r._search("ce-functions", a.seed, 20, 390, a.out / "runs" / f"s{a.seed}", overrides)
@@ -33,8 +31,7 @@ batches = search.eval_set
 avg = None
 out = a.out / f"swa-s{a.seed}.jsonl"
 for epoch in range(1, 21):
-    search.cfg = dataclasses.replace(cfg, epochs=epoch)
-    search.train()
+    search.train(until_epoch=epoch)
     if epoch >= a.start:
         if avg is None:
             avg = AveragedModel(search.supernet)
