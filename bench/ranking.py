@@ -97,6 +97,13 @@ METHODS: dict[str, dict[str, Any]] = {
                                   sampling="functions"),
     "nsas-forget-norm-functions": dict(strategy="random", loss="nsas", constraint_slices=True, archive_forgetting=50,
                                        normalize_loss=True, sampling="functions"),
+    # round 9: few-shot supernets split on edge 3 (3<-0) after half the epochs; the edge is the tune half's
+    # (its op explains the largest share of the tune cells' accuracy variance: results/ranking/round9/)
+    "ce-functions-fewshot": dict(strategy="random", loss="ce", sampling="functions", few_shot_edge=3,
+                                 few_shot_warmup=0.5),
+    "nsas-forget-norm-functions-fewshot": dict(strategy="random", loss="nsas", constraint_slices=True,
+                                               archive_forgetting=50, normalize_loss=True, sampling="functions",
+                                               few_shot_edge=3, few_shot_warmup=0.5),
     "nsas-shared": dict(strategy="random", loss="nsas", shared_batch=True, archive_max_age=50),
     "nsas-random-shared": dict(strategy="random", loss="nsas-random", shared_batch=True),
     "nsas-replay-shared": dict(strategy="random", loss="nsas-replay", shared_batch=True, archive_max_age=50),
