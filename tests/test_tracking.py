@@ -38,6 +38,61 @@ def test_tensorboard_mirrors_metrics_jsonl(tmp_path):
     assert len(board.Scalars("probe/acc_mean")) == len(probes)
 
 
+def _board(folder):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(folder), size_guidance={"tensors": 0, "scalars": 0})
+    board.Reload()
+    return board
+
+
+def _hparams(board) -> dict:
+    """The hyperparameters of the run's HParams session start, as plain values."""
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    content = board.PluginTagToContent("hparams")
+    assert "_hparams_/experiment" not in content  # no experiment summary: TensorBoard takes every scalar as a metric
+    start = HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    return {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()}
+
+
+def test_tensorboard_logs_the_config_once_and_no_axis_as_a_scalar(tmp_path):
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    import yaml
+
+    run = tmp_path / "run"
+    search(tiny_search_config("nb201", epochs=2, tensorboard=True), run, progress=False)
+    board = _board(run / "tensorboard")
+    tags = board.Tags()["scalars"]
+    assert "probe/acc_mean" in tags and "step/loss" in tags
+    assert not [t for t in tags if t.split("/")[-1] in ("step", "epoch")], tags  # the x axis, not a metric
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    hp = _hparams(board)
+    assert set(hp) == set(config)
+    assert hp["loss"] == config["loss"] == "nsas" and hp["epochs"] == config["epochs"] == 2
+    assert hp["augment"] is config["augment"]
+    none_keys = [k for k, v in config.items() if v is None]
+    assert none_keys and all(hp[k] == "none" for k in none_keys)
+    text = board.Tensors("config/text_summary")
+    assert len(text) == 1 and "loss: nsas" in text[0].tensor_proto.string_val[0].decode()
+
+
+def test_a_resumed_run_does_not_log_its_config_twice(tmp_path):
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+
+    (tmp_path / "config.yaml").write_text("loss: nsas\nepochs: 2\n")
+    for resume_step in (None, 1, 2):  # the run, then two resumes (each opens a new event file)
+        metrics = nsas.tracking.open_metrics(tmp_path, resume_step=resume_step, enabled=True, tensorboard=True)
+        metrics.write({"kind": "step", "step": (resume_step or 0) + 1, "loss": 1.0})
+        metrics.close()
+    files = sorted((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    starts = [v for f in files for e in LegacyEventFileLoader(str(f)).Load() for v in e.summary.value
+              if v.tag == "_hparams_/session_start_info"]
+    assert len(files) == 3 and len(starts) == 1
+    assert _hparams(_board(tmp_path / "tensorboard")) == {"loss": "nsas", "epochs": 2.0}
+
+
 def test_tensorboard_without_the_extra_is_a_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(nsas.tracking.importlib.util, "find_spec",
                         lambda name, *a: None if name == "tensorboard" else importlib.util.find_spec(name, *a))
