@@ -22,6 +22,7 @@ import contextlib
 import importlib
 import io
 import os
+import re
 import sys
 
 from nsas import __version__
@@ -49,6 +50,10 @@ class _Parser(argparse.ArgumentParser):
             snake = [w for w in message.split()[2:] if w.startswith("--") and "_" in w]
             if snake:  # a YAML key typed as a flag
                 message += f" (flags use dashes: {snake[0].split('=')[0].replace('_', '-')})"
+        if re.match(r"argument --(space|strategy|loss|dataset): invalid choice", message):
+            from nsas.registry import CLI_HINT  # a space registered in a script is unknown here: say how
+
+            message += f"; {CLI_HINT}"
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(2)
 

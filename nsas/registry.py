@@ -14,18 +14,33 @@ registry looks up a name or lists its names; importing the module runs its
 ``@register_space`` / ``@register_loss`` / ... decorators. An entry point
 that names a function (``"my_package:register"``) is called with no
 arguments instead.
+
+Without a package to install, the environment variable :data:`PLUGINS_ENV`
+does the same for the ``nsas`` command: ``NSAS_PLUGINS=my_module nsas search
+--space my-net`` imports ``my_module`` (from the current folder or
+``PYTHONPATH``) before any name is looked up; several are comma-separated,
+``module:function`` calls the function. A name registered in Python
+(``nsas.register_space(...)`` in a script) is known only to that process,
+so an unknown-name error says how to make it visible to the command.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
+import sys
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from nsas.errors import NsasError
 
 PLUGIN_GROUP = "nsas.plugins"
+PLUGINS_ENV = "NSAS_PLUGINS"
+CLI_HINT = (f"a name registered in Python is known only to that process: for the nsas command, name the module "
+            f"that registers it in {PLUGINS_ENV}=MODULE or install it as an {PLUGIN_GROUP!r} entry point "
+            "(docs/GUIDE.md, Registries)")
+"""How to make a name registered in Python visible to the ``nsas`` command (the end of unknown-name errors)."""
 T = TypeVar("T")
 _plugins_loaded = False
 
@@ -41,12 +56,29 @@ def load_plugins() -> None:
         return
     _plugins_loaded = True  # set first: a plug-in that looks names up must not recurse
     for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
-        try:
-            loaded = ep.load()
-        except Exception as err:  # a broken plug-in names itself
-            raise NsasError(f"nsas plug-in {ep.name!r} ({ep.value}) failed to load: {err}") from err
+        _load(ep.name, ep.value, ep.load)
+    for value in filter(None, (v.strip() for v in os.environ.get(PLUGINS_ENV, "").split(","))):
+        _load(f"{PLUGINS_ENV}={value}", value, lambda value=value: _import(value))
+
+
+def _import(value: str) -> object:
+    """The module ``value`` names, or its attribute after ``:`` (``module:function``)."""
+    module, _, attr = value.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:  # the `nsas` script does not search the current folder
+        sys.path.append(os.getcwd())
+    loaded = importlib.import_module(module)
+    return getattr(loaded, attr) if attr else loaded
+
+
+def _load(name: str, value: str, load: Callable[[], object]) -> None:
+    """Import one plug-in (and call it when it names a function); a broken one names itself."""
+    try:
+        loaded = load()
         if callable(loaded) and not isinstance(loaded, type):
             loaded()
+    except Exception as err:
+        raise NsasError(f"nsas plug-in {name!r} ({value}) failed to load: {type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err).strip() else ''}"[:400]) from err
 
 
 class Registry(Generic[T]):
@@ -89,5 +121,5 @@ class Registry(Generic[T]):
         if name not in self.entries:
             load_plugins()
         if name not in self.entries:
-            raise self.error(f"unknown {self.kind} {name!r}; choose one of {', '.join(self.names())}")
+            raise self.error(f"unknown {self.kind} {name!r}; choose one of {', '.join(self.names())}; {CLI_HINT}")
         return self.entries[name]

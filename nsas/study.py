@@ -53,6 +53,7 @@ from nsas.correlate import kendall_tau, live_parameters, spearman_rho, within_gr
 from nsas.errors import NsasError
 from nsas.evaluate import rank_value
 from nsas.objectives import loss_names
+from nsas.registry import CLI_HINT
 from nsas.rundir import write_json, write_text_atomic
 from nsas.search_config import passes_per_step as config_passes
 from nsas.spaces import get_space, space_names
@@ -98,7 +99,8 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         if self.space not in space_names():
-            raise NsasError(f"unknown search space {self.space!r}; choose one of {', '.join(space_names())}")
+            raise NsasError(f"unknown search space {self.space!r}; choose one of {', '.join(space_names())}; "
+                            f"{CLI_HINT}")
         for method in self.methods:
             parse_method(method)
         if len(set(self.methods)) != len(self.methods) or not self.methods:
