@@ -346,6 +346,19 @@ def _setup(args: argparse.Namespace) -> tuple[SearchConfig, nn.Module, list[Batc
     return cfg, supernet, eval_set, recalibrate, device
 
 
+def _classes(supernet: nn.Module, space: SearchSpace, batches: list[Batch]) -> int:
+    """The supernet's output classes: the width of its logits on two scoring images."""
+    import random
+
+    was_training = supernet.training
+    supernet.eval()
+    try:
+        with torch.no_grad():
+            return int(supernet(batches[0][0][:2], space.sample(random.Random(0))).size(-1))
+    finally:
+        supernet.train(was_training)
+
+
 def bn_mode(args: argparse.Namespace, cfg: SearchConfig) -> str:
     """How BatchNorm scores: ``--bn`` if given, else the run's own ``bn`` setting (what its search scored with)."""
     return args.bn or cfg.bn
@@ -547,6 +560,14 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
         supernet_columns = ["loss"] if space.kind == "text" else ["acc", "loss"]
         rows, weights_path = _add_fused(args, space, rows, extra + supernet_columns, out, log)
         extra.append("score")
+    elif cfg.select_by == "fused" and len(runs) == 1 and not extra:  # the run's own pipeline, at its defaults
+        from nsas.selection import fuse_for_run, proxy_names_of
+
+        rows = fuse_for_run(cfg, space, rows, num_classes=_classes(supernet, space, eval_set),
+                            device=device)
+        extra = [*proxy_names_of(cfg.fuse_weights), "score"]
+        log(f"fused score of the run's pipeline (select_by fused, {cfg.fuse_method}: {cfg.fuse_weights}); "
+            "higher is better")
     write_scores(out, rows, kind=space.kind, extra=extra)
     log(f"scored {len(rows):,} architectures ({len(distinct):,} functions) "
         f"{f'with {len(runs)} supernets ' if len(runs) > 1 else ''}in {seconds:.1f} s "

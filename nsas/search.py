@@ -42,6 +42,7 @@ class SearchResult:
     run_dir: Path
     config: SearchConfig
     selected: list[dict[str, Any]]  # the selected architectures, best first: {"arch", "round", "acc", "loss"}
+    #   (select_by fused: also each proxy of fuse_weights and the fused "score")
     archive: list[str]  # the final archive members (empty without an archive)
     steps: int  # supernet steps trained
     passes: int  # single-path forward/backward passes (the cost measure)
@@ -178,6 +179,11 @@ def run(args: argparse.Namespace) -> int:
         print("selected architectures, best first (validation loss with inherited weights):")
         for row in selected:
             print(f"  {row['loss']:8.3f}  {row['arch']}")
+    elif all("score" in row for row in selected):  # select_by fused
+        print(f"selected architectures, best first by the fused score ({cfg.fuse_method}: {cfg.fuse_weights}; "
+              "validation accuracy and loss with inherited weights):")
+        for row in selected:
+            print(f"  score {row['score']:+.3f}  {row['acc']:6.2f}%  loss {row['loss']:.4f}  {row['arch']}")
     else:
         print(f"selected architectures, best first by {'loss' if cfg.rank_by == 'loss' else 'accuracy'} "
               "(validation accuracy and loss with inherited weights):")

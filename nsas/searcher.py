@@ -63,7 +63,7 @@ from nsas.objectives import build_objective
 from nsas.rundir import progress_bar, setup_logging, write_json
 from nsas.search_config import SearchConfig
 from nsas.search_data import build_search_data, build_supernet, caller_data, cycle_batches, fixed_batches
-from nsas.selection import arch_cost, within_budget
+from nsas.selection import arch_cost, fuse_for_run, within_budget
 from nsas.spaces import get_space
 from nsas.spaces.base import Architecture, SearchSpace
 from nsas.step import local_micro_batches, local_part, supernet_step
@@ -416,7 +416,9 @@ class Search:
         them: the best after retraining is the final answer). With
         ``select_from`` the candidates are drawn from the architectures of
         that file instead of the whole space. "Best" is ``rank_by``'s: the
-        accuracy (a tie goes to the lower loss) or the loss alone.
+        accuracy (a tie goes to the lower loss) or the loss alone; with ``select_by: fused`` it is the
+        fused score (:meth:`fuse`) of the supernet's loss/accuracy and zero-cost proxies, fused over all
+        the candidates, higher is better.
         """
         rank = lambda r: rank_key(r, self.cfg.rank_by, self.space.kind)  # noqa: E731  (best first)
         if callable(getattr(self.strategy, "final", None)):  # GDAS: the argmax of alpha
@@ -431,15 +433,23 @@ class Search:
                 raise NsasError(f"no architecture of {self.cfg.select_from} is within max_params "
                                 f"{self.cfg.max_params} / max_macs {self.cfg.max_macs}")
         rng = random.Random(f"select-{self.cfg.seed}")
-        winners = []
+        rounds = []
         for round_ in range(self.cfg.select_rounds):
             if pool is None:
                 archs = [self.sample_within_budget(rng) for _ in range(self.cfg.select_samples)]
             else:
                 archs = rng.sample(pool, min(self.cfg.select_samples, len(pool)))
-            scored = [{**row, "round": round_ + 1} for row in self.score(archs)]
-            winners.append(min(scored, key=rank))
-        return sorted(winners, key=rank)
+            rounds.append([{**row, "round": round_ + 1} for row in self.score(archs)])
+        if self.cfg.select_by == "fused":  # the fused score over every candidate; higher is better
+            fused = self.fuse([row for scored in rounds for row in scored])
+            rounds = [fused[i * len(r):(i + 1) * len(r)] for i, r in enumerate(rounds)]
+            rank = lambda r: (-r["score"],)  # noqa: E731
+        return sorted((min(scored, key=rank) for scored in rounds), key=rank)
+
+    def fuse(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``rows`` (supernet scores) with the proxies of ``fuse_weights`` and the fused ``score``
+        (:func:`nsas.selection.fuse_for_run`)."""
+        return fuse_for_run(self.cfg, self.space, rows, num_classes=self.data.num_classes, device=self.device)
 
     def within_budget(self, arch: Architecture) -> bool:
         """Whether ``arch``'s stand-alone network fits ``max_params`` / ``max_macs``."""

@@ -1,8 +1,10 @@
-"""Budgets and costs of architectures (``max_params`` / ``max_macs``), shared by search selection and ``rank``."""
+"""Selection helpers shared by ``nsas search`` and ``nsas rank``: budgets and costs of architectures
+(``max_params`` / ``max_macs``), and the fused score of scored architectures (``select_by: fused``)."""
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
 
@@ -33,3 +35,65 @@ def arch_cost(space: SearchSpace, arch: Architecture) -> tuple[int, int]:
     core (the multiply-add counter traces every operation).
     """
     return _cost(space.name, str(arch))
+
+
+# ---- fused selection (select_by: fused) -------------------------------------------------------------
+SUPERNET_COLUMNS = ("acc", "loss")  # the columns the supernet scores; every other weighted column is a proxy
+# The pipeline round 8 of the ranking benchmark chose on its tune half (results/ranking/round8/pipeline.json):
+# z-scored validation loss, live parameter count and jacov, weighted 0.05 / 0.05 / 0.90.
+DEFAULT_FUSE_WEIGHTS = "loss=0.05,params=0.05,jacov=0.90"
+
+
+def fused_rows(space: SearchSpace, rows: list[dict[str, Any]], weights: str, *, method: str = "z",
+               batch: Any = None, options: dict[str, Any] | None = None, seed: int = 0,
+               device: str | torch.device = "cpu") -> list[dict[str, Any]]:
+    """``rows`` (the supernet's scores: ``arch``, ``acc``, ``loss``) with each proxy the weights name and ``score``.
+
+    ``score`` is the fusion (:func:`nsas.fusion.fuse`, higher is better) of the weighted columns over
+    these rows; the proxies are computed on each architecture's stand-alone network
+    (:func:`nsas.proxies.score_proxies` with ``batch`` and ``options``).
+    """
+    from nsas.fusion import fuse, parse_weights
+    from nsas.proxies import score_proxies
+
+    w = parse_weights(weights)
+    names = [c for c in w if c not in SUPERNET_COLUMNS]
+    if names:
+        scored = score_proxies(space, [row["arch"] for row in rows], names, batch, seed=seed, options=options,
+                               device=device)
+        rows = [{**row, **{n: p[n] for n in names}} for row, p in zip(rows, scored, strict=True)]
+    values = fuse(rows, w, method=method)
+    return [{**row, "score": float(v)} for row, v in zip(rows, values, strict=True)]
+
+
+def proxy_names_of(weights: str) -> list[str]:
+    """The proxies a weights string needs (every weighted column but the supernet's acc and loss)."""
+    from nsas.fusion import parse_weights
+
+    return [c for c in parse_weights(weights) if c not in SUPERNET_COLUMNS]
+
+
+def fuse_for_run(cfg: Any, space: SearchSpace, rows: list[dict[str, Any]], *, num_classes: int,
+                 device: str | torch.device = "cpu") -> list[dict[str, Any]]:
+    """``rows`` fused as the search run of config ``cfg`` fuses them (``select_by: fused``; ``nsas rank RUN``).
+
+    The proxies of ``cfg.fuse_weights`` run on each architecture's stand-alone network at the supernet's
+    size (built-in spaces: ``channels``, ``cells``, ``num_classes``; a space of one's own: as it builds
+    them) on one fixed batch of ``cfg.proxy_batch_size`` training images of the run's data set, seeded
+    by ``cfg.seed``. The training random streams are left untouched.
+    """
+    from nsas.proxies import proxy_batch
+
+    batch = None
+    if [n for n in proxy_names_of(cfg.fuse_weights) if n != "params"]:
+        batch = proxy_batch(cfg.dataset, cfg.proxy_batch_size, seed=cfg.seed, data_dir=cfg.data_dir)
+    options: dict[str, Any] = {}
+    if space.name in BUILT_IN_IMAGE_SPACES:
+        options = {"channels": cfg.channels, "cells": cfg.cells, "num_classes": num_classes}
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        return fused_rows(space, rows, cfg.fuse_weights, method=cfg.fuse_method, batch=batch, options=options,
+                          seed=cfg.seed, device=device)
+
+
+BUILT_IN_IMAGE_SPACES = ("nb201", "darts", "darts-chain")  # sized by channels and cells

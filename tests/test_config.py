@@ -184,7 +184,9 @@ def test_nb201_cpu_preset_is_the_ranking_benchmarks_search(capsys, monkeypatch):
     assert (cfg.score_batch_size, cfg.eval_batches * cfg.score_batch_size) == (ranking.SCORE_BATCH, ranking.SCORE_IMAGES)
     # a benchmark job is the preset's search, so `nsas rank RUN` at its defaults scores as the benchmark does
     job = dataclasses.asdict(ranking.job_config("ce-functions", 0, 20, 390))
-    run_control = {"dataset", "device", "probe_count", "select_rounds", "select_samples", "log_every"}
+    # selection is not scoring: the benchmark judges the scores; the preset selects by the fused score
+    assert cfg.select_by == "fused" and job["select_by"] == "score"
+    run_control = {"dataset", "device", "probe_count", "select_rounds", "select_samples", "log_every", "select_by"}
     assert {k: v for k, v in dataclasses.asdict(cfg).items() if k not in run_control} == \
         {k: v for k, v in job.items() if k not in run_control}
     gdas = SearchConfig.preset("nb201-cpu", strategy="gdas", loss="nsas")  # sampling is RandomNAS's option
