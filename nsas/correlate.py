@@ -49,176 +49,13 @@ import numpy as np
 from scipy import stats
 
 from nsas.errors import ArchitectureError, NsasError
+from nsas.tables import ARCH, Table, read_table  # noqa: F401  (importable from here too)
+from nsas.tables import header_columns as _header
 
-ARCH = "arch"
 _SHOWN = 5  # how many unmatched architectures a report names
 
 
-# ---------------------------------------------------------------- reading
-class Table(dict[str, dict[str, float]]):
-    """Rows keyed by the raw ``arch`` text; remembers where each row came from.
-
-    Attributes:
-        source: the file name (used in error messages).
-        lines: raw arch text -> line number of its row in the file.
-    """
-
-    def __init__(self, source: str) -> None:
-        super().__init__()
-        self.source = source
-        self.lines: dict[str, int] = {}
-
-    def add(self, arch: Any, values: dict[str, float], line: int) -> None:
-        """Add one row; reject a missing, non-string or repeated arch."""
-        if not isinstance(arch, str) or not arch.strip():
-            raise NsasError(f"{self.source} line {line}: {ARCH!r} must be a non-empty architecture string, got {arch!r}")
-        if arch in self:
-            raise NsasError(f"{self.source} line {line}: architecture {arch.strip()!r} already appears on line {self.lines[arch]}")
-        self[arch] = values
-        self.lines[arch] = line
-
-
-def _number(text: Any, source: str, line: int, column: str) -> float:
-    """``text`` as a float, or an NsasError naming file, line and column.
-
-    NaN is refused; an infinity is kept (a zero-cost proxy gives ``-inf`` to a cell whose output ignores its
-    input: the worst score, which ranks like any other value).
-    """
-    if isinstance(text, bool):
-        value = math.nan
-    else:
-        try:
-            value = float(text)
-        except (TypeError, ValueError, OverflowError):  # OverflowError: an int of 400 digits
-            value = math.nan
-    if math.isnan(value):
-        shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:30] + f"... ({len(repr(text))} characters)"
-        raise NsasError(f"{source} line {line}: column {column!r} has {shown}, not a number")
-    return value
-
-
-def _pick(header: Sequence[str], keys: Sequence[str] | None, source: str) -> list[str]:
-    """The value columns to read: ``keys`` (each must exist) or every non-arch column."""
-    available = [h for h in header if h != ARCH]
-    if keys is None:
-        return available
-    for key in keys:
-        if key not in available:
-            raise NsasError(f"{source} line 1: no column {key!r}; available: {', '.join(available) or '(none)'}")
-    return list(dict.fromkeys(keys))
-
-
-def _read_csv(text: str, source: str, keys: Sequence[str] | None) -> Table:
-    reader = csv.reader(text.splitlines())
-    header = [h.strip() for h in next(reader, [])]
-    if ARCH not in header:
-        raise NsasError(f"{source} line 1: the header has no {ARCH!r} column (found: {', '.join(header) or 'nothing'})")
-    columns = _pick(header, keys, source)
-    where = {name: header.index(name) for name in [ARCH, *columns]}
-    table = Table(source)
-    for row in reader:
-        line = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue  # blank line
-        if len(row) != len(header):
-            raise NsasError(f"{source} line {line}: {len(row)} fields, but the header has {len(header)}")
-        values = {c: _number(row[where[c]], source, line, c) for c in columns}
-        table.add(row[where[ARCH]], values, line)
-    return table
-
-
-def _json_items(text: str, source: str) -> list[tuple[int, Any]]:
-    """``(line, object)`` pairs of a JSON array, or of JSONL (one value per line)."""
-    decoder = json.JSONDecoder()
-    start = len(text) - len(text.lstrip())
-    if not text.startswith("[", start):
-        items = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    items.append((number, json.loads(line)))
-                except json.JSONDecodeError as err:
-                    raise NsasError(f"{source} line {number}: not valid JSON ({err.msg}); "
-                                    "expected a JSON list of objects or one object per line") from None
-                except ValueError as err:  # an integer of more digits than Python converts
-                    raise NsasError(f"{source} line {number}: {str(err).split(';')[0][:120]}") from None
-        return items
-    items, pos = [], start + 1
-    while True:
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if text.startswith("]", pos) and not items:
-            return items
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as err:
-            raise NsasError(f"{source} line {err.lineno}: not valid JSON ({err.msg})") from None
-        except ValueError as err:  # an integer of more digits than Python converts
-            line = text.count("\n", 0, pos) + 1
-            raise NsasError(f"{source} line {line}: {str(err).split(';')[0][:120]}") from None
-        items.append((text.count("\n", 0, pos) + 1, value))
-        pos = end
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if text.startswith("]", pos):
-            return items
-        if not text.startswith(",", pos):
-            line = text.count("\n", 0, pos) + 1
-            raise NsasError(f"{source} line {line}: not valid JSON (expected ',' or ']' after a list item)")
-        pos += 1
-
-
-def _read_json(text: str, source: str, keys: Sequence[str] | None) -> Table:
-    table = Table(source)
-    for line, obj in _json_items(text, source):
-        if not isinstance(obj, dict):
-            raise NsasError(f"{source} line {line}: expected an object with {ARCH!r}, got {type(obj).__name__}")
-        if ARCH not in obj:
-            raise NsasError(f"{source} line {line}: object has no {ARCH!r} key (found: {', '.join(obj) or 'nothing'})")
-        header = list(obj)
-        if keys is not None and any(k not in obj for k in keys):
-            missing = next(k for k in keys if k not in obj)
-            available = ", ".join(h for h in header if h != ARCH) or "(none)"
-            raise NsasError(f"{source} line {line}: no key {missing!r}; available: {available}")
-        columns = [h for h in header if h != ARCH] if keys is None else list(dict.fromkeys(keys))
-        table.add(obj[ARCH], {c: _number(obj[c], source, line, c) for c in columns}, line)
-    return table
-
-
-def read_table(path: str | Path, keys: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
-    """Read a CSV, JSON or JSONL table of architectures and numbers.
-
-    The format follows the suffix (``.csv``, ``.json``, ``.jsonl``); any other
-    suffix is sniffed (``[`` or ``{`` first means JSON/JSONL, else CSV).
-
-    Args:
-        path: the file.
-        keys: the value columns to read (each must exist; others are
-            ignored). ``None`` reads every column, all of which must be numeric.
-
-    Returns:
-        A :class:`Table` (a dict): raw arch text -> {column: value}.
-
-    Raises:
-        NsasError: unreadable file, no ``arch`` column, unknown key,
-            non-numeric value or repeated arch, naming the file and line.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise NsasError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
-    suffix = path.suffix.lower()
-    is_json = suffix in (".json", ".jsonl") or (suffix != ".csv" and text.lstrip()[:1] in ("[", "{"))
-    try:
-        table = (_read_json if is_json else _read_csv)(text, str(path), keys)
-    except csv.Error as err:  # e.g. a field over csv.field_size_limit() (128 KiB)
-        raise NsasError(f"{path}: not a readable CSV table ({err})") from None
-    if not table:
-        raise NsasError(f"{path}: no rows")
-    return table
-
-
+# ---------------------------------------------------------------- reading (nsas.tables; importable from here too)
 def metric_column(path: str | Path, key: str | None = None, *, preferred: str = "acc") -> str:
     """The value column of the table at ``path``: ``key`` (it must exist), else ``preferred``, else the only one."""
     if key is not None:
@@ -487,26 +324,6 @@ def run_key(path: str | Path, columns: Sequence[str]) -> str | None:
     except Exception:  # a plug-in space not installed here: its rank_by still says
         pass
     return key if key in ("acc", "loss") and key in columns else None
-
-
-def _header(path: str | Path) -> list[str]:
-    """The value columns of a table file (its header's for CSV, its first row's for JSON)."""
-    path = Path(path)
-    if path.suffix.lower() == ".csv":
-        try:
-            first = path.read_text(encoding="utf-8-sig").splitlines()[:1]
-        except (OSError, UnicodeDecodeError) as err:
-            raise NsasError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
-        return [h.strip() for h in next(csv.reader(first), []) if h.strip() != ARCH]
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise NsasError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
-    if text.lstrip()[:1] not in ("[", "{"):  # another suffix holding CSV
-        return [h.strip() for h in next(csv.reader(text.splitlines()[:1]), []) if h.strip() != ARCH]
-    items = _json_items(text, str(path))
-    first = items[0][1] if items else {}
-    return [k for k in first if k != ARCH] if isinstance(first, dict) else []
 
 
 def _truth_column(truth: Mapping[str, dict[str, float]] | Sequence[str], key: str | None) -> str:
