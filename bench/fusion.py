@@ -128,7 +128,7 @@ def oriented(rows: list[dict[str, float]], column: str) -> np.ndarray:
 
 
 def judge_vector(score: np.ndarray, truth: np.ndarray, size: np.ndarray) -> dict[str, Any]:
-    from nsas.correlate import bootstrap_ci, kendall_tau, precision_at_k, within_groups_tau
+    from nsas.rankstats import bootstrap_ci, kendall_tau, precision_at_k, within_groups_tau
     ci = bootstrap_ci(kendall_tau, score, truth, resamples=500)
     best = int(np.argmax(score))
     return {"tau": kendall_tau(score, truth), "tau_ci": [ci.low, ci.high],
@@ -140,7 +140,7 @@ def paired(mine: list[np.ndarray], theirs: list[np.ndarray], truth: np.ndarray, 
            resamples: int = 2000) -> dict[str, Any]:
     """Mean over seeds of tau(mine) - tau(theirs) and of the within-size difference, with bootstrap
     intervals over the probe's cells (each resample draws the cells once for every seed)."""
-    from nsas.correlate import kendall_tau, within_groups_tau
+    from nsas.rankstats import kendall_tau, within_groups_tau
 
     def diffs(idx: np.ndarray) -> tuple[float, float]:
         t, g = truth[idx], size[idx]
@@ -195,7 +195,7 @@ def candidates(with_supernet: bool) -> list[tuple[str, ...]]:
 def fit_mean_tau(tables: list[list[dict[str, float]]], truth: np.ndarray, columns: tuple[str, ...],
                  method: str) -> tuple[dict[str, float], float]:
     """Simplex weights of ``columns`` maximising the mean tau over ``tables`` (the tune runs), ties to the first."""
-    from nsas.correlate import kendall_tau
+    from nsas.rankstats import kendall_tau
     from nsas.fusion import _simplex_grid, fuse
     best, best_tau = None, -np.inf
     for w in _simplex_grid(len(columns), round(1 / STEP)):
@@ -256,7 +256,7 @@ def save_weights(out: Path, pipeline: dict[str, Any]) -> None:
 
 def judge(out: Path, truth: dict[str, float], probe: str) -> dict[str, Any]:
     """Every held-out score set of ``probe`` under the frozen pipeline: ``judge-<probe>.json`` and ``.md``."""
-    from nsas.correlate import live_parameters
+    from nsas.rankstats import live_parameters
     from nsas.fusion import fuse
     if probe == "tune":
         raise SystemExit("judge: the tune probe is for fitting only")

@@ -303,7 +303,7 @@ def score_vector(scores: dict[str, list[float]], cells: list[str], rank_by: str 
 def metrics(scores: dict[str, list[float]], truth: dict[str, float], probe: list[str],
             candidates: list[str], rank_by: str = "acc") -> dict[str, Any]:
     """Tau (by ``rank_by``, also by accuracy and by loss alone), CI, within-size, Spearman, P@10%, the pick."""
-    from nsas.correlate import bootstrap_ci, kendall_tau, live_parameters, precision_at_k, spearman_rho, within_groups_tau
+    from nsas.rankstats import bootstrap_ci, kendall_tau, live_parameters, precision_at_k, spearman_rho, within_groups_tau
     s = score_vector(scores, probe, rank_by)
     t = np.array([truth[a] for a in probe])
     within = within_groups_tau(s, t, live_parameters(probe, "nb201"))  # among cells of the same size
@@ -323,7 +323,7 @@ OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 def baseline_metrics(truth: dict[str, float], probe: list[str], candidates: list[str]) -> dict[str, Any]:
     """:func:`metrics` of the training-free baseline: each cell's live parameter count as its score."""
-    from nsas.correlate import live_parameters
+    from nsas.rankstats import live_parameters
     pool = probe + candidates
     return metrics(dict(zip(pool, ([p, 0.0] for p in live_parameters(pool, "nb201")))), truth, probe, candidates)
 
@@ -339,7 +339,7 @@ def paired_difference(runs: list[dict[str, list[float]]], seeds: list[int], refe
     Each resample draws the probe's cells once with replacement and recomputes every seed's difference on
     them, so the interval is that of the mean difference under cell sampling (the seeds are fixed).
     """
-    from nsas.correlate import kendall_tau
+    from nsas.rankstats import kendall_tau
     common = sorted(set(seeds) & set(reference_seeds))
     if not common:
         return {"seeds": [], "differences": [], "mean": float("nan"), "ci": [float("nan")] * 2}
@@ -359,7 +359,7 @@ def paired_difference(runs: list[dict[str, list[float]]], seeds: list[int], refe
 
 def op_bias(scores: dict[str, list[float]], probe: list[str], rank_by: str = "acc") -> dict[str, float]:
     """Kendall tau between each op's count in the cell and the score, over the probe (the truth: ``truth``)."""
-    from nsas.correlate import kendall_tau
+    from nsas.rankstats import kendall_tau
     s = score_vector(scores, probe, rank_by)
     return {op: kendall_tau(np.array([a.count(op + "~") for a in probe], dtype=float), s) for op in OPS}
 

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from nsas.correlate import bootstrap_ci, kendall_tau
+from nsas.rankstats import bootstrap_ci, kendall_tau
 from nsas.evaluate import evaluate_path
 from nsas.search import SearchConfig, fixed_batches, load_search_run, search
 from nsas.spaces import get_space

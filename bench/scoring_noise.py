@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from nsas.correlate import kendall_tau
+from nsas.rankstats import kendall_tau
 from nsas.evaluate import score_archs
 from nsas.search import build_search_data, fixed_batches, load_search_run
 from nsas.spaces import get_space

@@ -177,7 +177,7 @@ def _weight_layers(model: nn.Module) -> list[nn.Module]:
 @register_proxy("params")
 def params(ctx: ProxyContext) -> float:
     """Live parameters at the space's default size (:func:`nsas.correlate.live_parameters`)."""
-    from nsas.correlate import live_parameters
+    from nsas.rankstats import live_parameters
     from nsas.spaces import SPACES
 
     if SPACES.entries.get(ctx.space.name) is ctx.space:

@@ -54,7 +54,7 @@ from torch import nn
 from nsas import distributed
 from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nsas.config import config_to_dict
-from nsas.correlate import kendall_tau
+from nsas.rankstats import kendall_tau
 from nsas.device import resolve_device
 from nsas.errors import CheckpointError, NsasError
 from nsas.evaluate import rank_key, rank_value, score_archs
