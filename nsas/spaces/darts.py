@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from nsas.errors import ArchitectureError
+from nsas.errors import ArchitectureError, brief
 from nsas.spaces import register_space
 from nsas.spaces.base import Architecture, SearchSpace
 from nsas.spaces.darts_net import DartsNetwork, DartsSupernet
@@ -71,13 +71,13 @@ def _check_cell(pairs: Sequence, cell: str, chain: bool, locs: Sequence[str] | N
         node = k // 2
         where = f"{cell}[{k}] (node {node}, edge {k % 2})" + (f" at {locs[k]}" if locs else "")
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise ArchitectureError(f"edge {pair!r} at {where} is not an (op, input) pair")
+            raise ArchitectureError(f"edge {brief(pair)} at {where} is not an (op, input) pair")
         op, inp = pair
         if op not in PRIMITIVES:
-            raise ArchitectureError(f"unknown op {op!r} at {where}; expected one of {', '.join(PRIMITIVES)}")
+            raise ArchitectureError(f"unknown op {brief(op)} at {where}; expected one of {', '.join(PRIMITIVES)}")
         if not isinstance(inp, int) or isinstance(inp, bool) or not 0 <= inp <= node + 1:
             raise ArchitectureError(
-                f"input {inp!r} at {where} is out of range: node {node} takes inputs 0..{node + 1}"
+                f"input {brief(inp, 40)} at {where} is out of range: node {node} takes inputs 0..{node + 1}"
             )
         if any(inp == j for _, j in nodes[node]):
             raise ArchitectureError(f"input {inp} appears twice in {cell} node {node} (second at {where})")
@@ -149,8 +149,9 @@ class DartsPath:
 # ---------------------------------------------------------------------------
 # parsing (a small tokenizer and recursive-descent parser, no eval)
 # ---------------------------------------------------------------------------
-_TOKEN = re.compile(
-    r"(?P<num>-?\d+)|(?P<name>[A-Za-z_][A-Za-z0-9_.]*)|(?P<str>'[^'\n]*'|\"[^\"\n]*\")|(?P<punct>[()\[\],=])"
+MAX_DIGITS = 6  # an index or concat value written with more digits is refused before it is converted
+_TOKEN = re.compile(  # ASCII digits only (as darts-rnn): int() would read other scripts' digits ('\u0662' == 2)
+    r"(?P<num>-?[0-9]+)|(?P<name>[A-Za-z_][A-Za-z0-9_.]*)|(?P<str>'[^'\n]*'|\"[^\"\n]*\")|(?P<punct>[()\[\],=])"
 )
 
 
@@ -189,6 +190,14 @@ class _Parser:
             raise ArchitectureError(f"unexpected {tok[1]!r} at {self.where(tok[2])}; expected {expected}")
         self.i += 1
         return tok
+
+    def integer(self, what: str = "a number") -> int:
+        """The next token as an int: ASCII digits, at most :data:`MAX_DIGITS` of them."""
+        _, text, pos = self.take("num", what=what)
+        if len(text.lstrip("-")) > MAX_DIGITS:
+            raise ArchitectureError(f"{what} at {self.where(pos)} has {len(text.lstrip('-')):,} digits "
+                                    f"({text[:12]}...): not an index of a cell")
+        return int(text)
 
     def accept(self, value: str) -> bool:
         if self.tokens[self.i][1] == value and self.tokens[self.i][0] in ("punct", "name"):
@@ -232,14 +241,14 @@ class _Parser:
         close = {"[": "]", "(": ")"}[self.take("punct", "[", "(")[1]]
         return name, pos, (self.where(pos), self.items(self.edge, close))
 
-    def edge(self) -> tuple[str, int, str]:
+    def edge(self) -> tuple[str, int, _Where]:
         close = {"[": "]", "(": ")"}[self.take("punct", "[", "(", what="'(' starting an (op, input) pair")[1]]
         _, op, pos = self.take("str", what="a quoted op name")
         self.take("punct", ",")
-        _, inp, _ = self.take("num", what="an input index")
+        inp = self.integer("an input index")
         self.accept(",")
         self.take("punct", close)
-        return op[1:-1], int(inp), self.where(pos)
+        return op[1:-1], inp, _Where(self, pos)
 
     def concat(self, name: str) -> None:
         """Read ``[2, 3, 4, 5]``, ``range(2, 6)`` or ``list(range(2, 6))``; check it."""
@@ -260,12 +269,24 @@ class _Parser:
         _, _, pos = self.peek()
         if self.accept("range"):
             self.take("punct", "(")
-            args = self.items(lambda: int(self.take("num")[1]), ")")
+            args = self.items(lambda: self.integer("a range bound"), ")")
             if len(args) != 2:
                 raise ArchitectureError(f"range{tuple(args)} at {self.where(pos)}: expected range(2, 6)")
             return list(range(*args))
         close = {"[": "]", "(": ")"}[self.take("punct", "[", "(", what="a concat list")[1]]
-        return self.items(lambda: int(self.take("num")[1]), close)
+        return self.items(lambda: self.integer("a concat value"), close)
+
+
+class _Where:
+    """``line L, column C`` of an offset, worked out only if a message shows it (linear parsing of long input)."""
+
+    __slots__ = ("parser", "pos")
+
+    def __init__(self, parser: _Parser, pos: int) -> None:
+        self.parser, self.pos = parser, pos
+
+    def __str__(self) -> str:
+        return self.parser.where(self.pos)
 
 
 def _parse(text: str, cls: type[DartsGenotype]) -> DartsGenotype:
@@ -297,10 +318,10 @@ class _DartsCellSpace(SearchSpace):
 
     def from_json(self, obj: Any) -> DartsGenotype:
         if not isinstance(obj, dict) or set(obj) != set(CELLS):
-            raise ArchitectureError(f"expected {{'normal': [...], 'reduce': [...]}}, got {str(obj)[:60]!r}")
+            raise ArchitectureError(f"expected {{'normal': [...], 'reduce': [...]}}, got {brief(obj, 60)}")
         for cell in CELLS:
             if not isinstance(obj[cell], list):
-                raise ArchitectureError(f"{cell!r} must be a list of [op, input] pairs, got {obj[cell]!r}")
+                raise ArchitectureError(f"{cell!r} must be a list of [op, input] pairs, got {brief(obj[cell], 60)}")
         return self.genotype_cls(normal=obj["normal"], reduce=obj["reduce"])
 
     def _inputs(self, node: int) -> list[int]:

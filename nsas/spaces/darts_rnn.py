@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from nsas.errors import ArchitectureError
+from nsas.errors import ArchitectureError, brief, shorten
 from nsas.spaces import register_space
 from nsas.spaces.base import Architecture, SearchSpace
 from nsas.spaces.darts_rnn_net import NODES, RNNModel, RNNSupernet
@@ -48,7 +48,7 @@ class RnnGenotype(Architecture):
             raise ArchitectureError(f"a darts-rnn genotype has {NODES} nodes, got {len(nodes)}")
         for i, (op, j) in enumerate(nodes, start=1):
             if op not in OPS:
-                raise ArchitectureError(f"node {i}: unknown op {op!r}; expected one of {', '.join(OPS)}")
+                raise ArchitectureError(f"node {i}: unknown op {shorten(repr(op), 60)}; expected one of {', '.join(OPS)}")
             if not 0 <= j < i:
                 raise ArchitectureError(f"node {i}: input {j} out of range 0..{i - 1}")
 
@@ -61,8 +61,9 @@ class RnnGenotype(Architecture):
 
 
 # ---------------------------------------------------------------- parsing
-_TOKEN = re.compile(
-    r"\s*(?:(?P<str>'[^'\n]*'|\"[^\"\n]*\")|(?P<int>[-+]?\d+)|(?P<name>[A-Za-z_]\w*)"
+MAX_DIGITS = 6  # an index written with more digits is refused before it is converted
+_TOKEN = re.compile(  # ASCII digits and names only (as darts): int() would read other scripts' digits ('\u0665' == 5)
+    r"\s*(?:(?P<str>'[^'\n]*'|\"[^\"\n]*\")|(?P<int>[-+]?[0-9]+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<punct>[()\[\],=])|(?P<bad>\S))"
 )
 
@@ -81,7 +82,14 @@ class _Parser:
 
     def fail(self, what: str, tok: tuple[str, str, int] | None = None) -> ArchitectureError:
         _, text, pos = tok or self.toks[self.i]
-        return ArchitectureError(f"darts-rnn genotype: {what}, found {text!r} at position {pos}")
+        return ArchitectureError(f"darts-rnn genotype: {what}, found {shorten(repr(text), 60)} at position {pos}")
+
+    def integer(self, what: str) -> int:
+        """The next token as an int: ASCII digits, at most :data:`MAX_DIGITS` of them."""
+        tok = self.take("int", what=what)
+        if len(tok[1].lstrip("+-")) > MAX_DIGITS:
+            raise self.fail(f"{what} of {len(tok[1].lstrip('+-')):,} digits is not an index", tok)
+        return int(tok[1])
 
     def take(self, kind: str, text: str | None = None, what: str | None = None) -> tuple[str, str, int]:
         tok = self.toks[self.i]
@@ -138,25 +146,28 @@ class _Parser:
         op_tok = self.take("str", what=f"node {i}: a quoted op name")
         op = op_tok[1][1:-1]
         if op not in OPS:
-            raise self.fail(f"node {i}: unknown op {op!r}, expected one of {', '.join(OPS)}", op_tok)
+            raise self.fail(f"node {i}: unknown op {shorten(repr(op), 60)}, expected one of {', '.join(OPS)}", op_tok)
         self.take("punct", ",")
-        j_tok = self.take("int", what=f"node {i}: an input index")
-        if not 0 <= int(j_tok[1]) < i:
+        j_tok = self.toks[self.i]
+        j = self.integer(f"node {i}: an input index")
+        if not 0 <= j < i:
             raise self.fail(f"node {i}: input out of range 0..{i - 1}", j_tok)
         self.accept(",")
         self.take("punct", close)
-        return op, int(j_tok[1])
+        return op, j
 
     def concat(self) -> tuple[int, ...]:
         if self.toks[self.i][1] == "range":
             self.i += 1
             self.take("punct", "(")
-            lo = self.take("int", what="range start 1")
+            lo = self.toks[self.i]
+            lo_value = self.integer("range start 1")
             self.take("punct", ",")
-            hi = self.take("int", what=f"range end {NODES + 1}")
+            hi = self.toks[self.i]
+            hi_value = self.integer(f"range end {NODES + 1}")
             self.take("punct", ")")
-            if (int(lo[1]), int(hi[1])) != (1, NODES + 1):
-                raise self.fail(f"concat must be range(1, {NODES + 1})", lo if lo[1] != "1" else hi)
+            if (lo_value, hi_value) != (1, NODES + 1):
+                raise self.fail(f"concat must be range(1, {NODES + 1})", lo if lo_value != 1 else hi)
             return CONCAT
         start = self.take("punct", "[", what=f"concat=range(1, {NODES + 1}) or a list")
         values: list[tuple[str, str, int]] = []
@@ -165,9 +176,10 @@ class _Parser:
                 self.take("punct", ",", what="',' or ']'")
                 if self.accept("]"):
                     break
-            values.append(self.take("int", what="a node index"))
-        for want, tok in zip(CONCAT, values):
-            if int(tok[1]) != want:
+            tok = self.toks[self.i]
+            values.append((tok, self.integer("a node index")))
+        for want, (tok, value) in zip(CONCAT, values):
+            if value != want:
                 raise self.fail(f"concat must list the nodes 1..{NODES} in order", tok)
         if len(values) != NODES:
             raise self.fail(f"concat must list the {NODES} nodes 1..{NODES}, got {len(values)}", start)
@@ -190,13 +202,13 @@ class DartsRnnSpace(SearchSpace):
 
     def from_json(self, obj: Any) -> RnnGenotype:
         if not isinstance(obj, dict) or not isinstance(obj.get("recurrent"), list):
-            raise ArchitectureError(f"expected {{'recurrent': [[op, input], ...]}}, got {obj!r:.80}")
+            raise ArchitectureError(f"expected {{'recurrent': [[op, input], ...]}}, got {brief(obj, 80)}")
         if obj.get("concat", list(CONCAT)) != list(CONCAT):
-            raise ArchitectureError(f"concat must be {list(CONCAT)}, got {obj['concat']!r}")
+            raise ArchitectureError(f"concat must be {list(CONCAT)}, got {brief(obj['concat'], 60)}")
         for i, pair in enumerate(obj["recurrent"], start=1):
             ok = isinstance(pair, (list, tuple)) and len(pair) == 2
             if not (ok and isinstance(pair[0], str) and type(pair[1]) is int):
-                raise ArchitectureError(f"node {i}: expected [op, input], got {pair!r}")
+                raise ArchitectureError(f"node {i}: expected [op, input], got {brief(pair, 60)}")
         return RnnGenotype(tuple((op, j) for op, j in obj["recurrent"]))
 
     def sample(self, rng: random.Random) -> RnnGenotype:

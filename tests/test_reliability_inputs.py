@@ -1,0 +1,110 @@
+"""Issue 22's hostile inputs, each through ``nsas.cli.main`` as the command runs it: numbers in architecture
+strings, ambiguous and deeply nested tables, amplifying configs. Every one must end in one short line, exit
+status 2, and (for a search) nothing written."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from nsas.cli import main
+
+DARTS = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+         "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
+         "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
+         "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+         "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+RNN = ("Genotype(recurrent=[('sigmoid', 0), ('relu', 1), ('relu', 1), ('identity', 1), ('tanh', 2), "
+       "('sigmoid', 5), ('tanh', 3), ('relu', 5)], concat=range(1, 9))")
+NB201 = [f"|{a}~0|+|{b}~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|{c}~2|"
+         for a in ("nor_conv_3x3", "none") for b in ("skip_connect", "avg_pool_3x3") for c in ("none", "nor_conv_1x1")]
+
+
+def one_line_error(capsys, argv: list[str], *needles: str, limit: int = 400) -> str:
+    """Run the command; it must fail with status 2 and one short line containing each needle."""
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err[:2000]
+    assert err.startswith("nsas: error: ") and err.count("\n") == 1, err[:2000]
+    assert len(err) <= limit, f"{len(err):,} characters: {err[:300]}"
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+# ---------------------------------------------------------------- numbers in architecture strings
+@pytest.mark.parametrize("text, needle", [
+    (DARTS.replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', " + "9" * 5000 + ")"), "5,000 digits"),
+    (DARTS.replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', " + "9" * 1000 + ")"), "1,000 digits"),
+    (DARTS.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=range(2, " + "9" * 5000 + ")"), "5,000 digits"),
+    (DARTS.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 3, 4, " + "5" * 4400 + "]"), "4,400 digits"),
+    (RNN.replace("('relu', 5)", "('relu', " + "5" * 5000 + ")"), "5,000 digits"),
+    (RNN.replace("('relu', 5)", "('relu', " + "5" * 1000 + ")"), "1,000 digits"),
+    (RNN.replace("range(1, 9)", "range(1, " + "9" * 5000 + ")"), "5,000 digits"),
+], ids=["darts-input", "darts-input-1000", "darts-range", "darts-concat", "rnn-input", "rnn-input-1000", "rnn-range"])
+def test_integers_of_thousands_of_digits_in_genotypes_are_one_short_line(capsys, tmp_path, text, needle):
+    path = tmp_path / "arch.txt"
+    path.write_text(text)
+    one_line_error(capsys, ["inspect", f"@{path}"], needle)
+
+
+@pytest.mark.parametrize("genotype, old, digit", [
+    (DARTS, "('dil_conv_3x3', 2)", "\u0662"),  # ARABIC-INDIC DIGIT TWO: int() reads it as 2
+    (DARTS, "('dil_conv_3x3', 2)", "\uff12"),  # FULLWIDTH DIGIT TWO
+    (RNN, "('relu', 5)", "\u0665"),
+    (RNN, "('relu', 5)", "\u096b"),  # DEVANAGARI DIGIT FIVE
+], ids=["darts-arabic", "darts-fullwidth", "rnn-arabic", "rnn-devanagari"])
+def test_non_ascii_digits_are_refused_by_both_genotype_parsers(capsys, genotype, old, digit):
+    assert main(["inspect", genotype]) == 0  # the ASCII original is fine
+    capsys.readouterr()
+    one_line_error(capsys, ["inspect", genotype.replace(old, old[:-2] + digit + ")")], digit)
+
+
+# ---------------------------------------------------------------- tables: duplicates and nesting
+def _table_pair(tmp_path, name: str, text: str):
+    bad = tmp_path / name
+    bad.write_text(text)
+    good = tmp_path / "truth.csv"
+    good.write_text("arch,acc\n" + "".join(f"{a},{90 - i}\n" for i, a in enumerate(NB201)))
+    return bad, good
+
+
+@pytest.mark.parametrize("name, text, needle", [
+    ("scores.csv", "arch,acc,acc\n" + "".join(f"{a},{i},{-i}\n" for i, a in enumerate(NB201)), "column 'acc' twice"),
+    ("scores.csv", "arch,acc , acc\n" + "".join(f"{a},{i},{-i}\n" for i, a in enumerate(NB201)), "column 'acc' twice"),
+    ("scores.csv", "arch,acc,arch\n" + "".join(f"{a},{i},{NB201[0]}\n" for i, a in enumerate(NB201)),
+     "column 'arch' twice"),
+    ("scores.json", "[" + ",".join(f'{{"arch": "{a}", "acc": {i}, "acc": {-i}}}' for i, a in enumerate(NB201)) + "]",
+     "key 'acc' twice"),
+    ("scores.jsonl", "".join(f'{{"arch": "{a}", "acc": {i}, "arch": "{NB201[0]}"}}\n' for i, a in enumerate(NB201)),
+     "key 'arch' twice"),
+    ("scores.jsonl", "".join(f'{{"arch": "{a}", "acc": {i}, "meta": {{"x": 1, "x": 2}}}}\n'
+                             for i, a in enumerate(NB201)), "key 'x' twice"),
+], ids=["csv-metric", "csv-stripped", "csv-arch", "json-metric", "jsonl-arch", "jsonl-nested"])
+def test_a_column_or_key_given_twice_is_refused_naming_it(capsys, tmp_path, name, text, needle):
+    bad, good = _table_pair(tmp_path, name, text)
+    one_line_error(capsys, ["correlate", str(bad), str(good), "--bootstrap", "0"], needle, str(bad))
+    # the same table as truth, and as the truth a fused score is fitted on
+    one_line_error(capsys, ["correlate", str(good), str(bad), "--bootstrap", "0"], needle, str(bad))
+
+
+@pytest.mark.parametrize("name, text", [
+    ("deep.json", "[" * 100_000 + "]" * 100_000),
+    ("deep.jsonl", '{"a":' * 100_000 + "1" + "}" * 100_000 + "\n"),
+    ("deep-value.json", f'[{{"arch": "{NB201[0]}", "acc": ' + "[" * 100_000 + "]" * 100_000 + "}]"),
+], ids=["json-array", "jsonl-object", "json-value"])
+def test_json_nested_100000_deep_is_one_line_not_a_recursion_error(capsys, tmp_path, name, text):
+    bad, good = _table_pair(tmp_path, name, text)
+    one_line_error(capsys, ["correlate", str(bad), str(good)], "nested too deeply", str(bad))
+    one_line_error(capsys, ["correlate", str(good), str(bad)], "nested too deeply", str(bad))
+
+
+def test_an_endless_table_is_refused_at_its_size_limit(capsys, tmp_path, monkeypatch):
+    import nsas.tables
+
+    monkeypatch.setattr(nsas.tables, "MAX_TABLE_BYTES", 1 << 20)
+    _, good = _table_pair(tmp_path, "x.csv", "")
+    start = time.perf_counter()
+    one_line_error(capsys, ["correlate", "/dev/zero", str(good)], "larger than 1,048,576 bytes", "/dev/zero")
+    assert time.perf_counter() - start < 20
