@@ -104,6 +104,10 @@ METHODS: dict[str, dict[str, Any]] = {
     "nsas-forget-norm-functions-fewshot": dict(strategy="random", loss="nsas", constraint_slices=True,
                                                archive_forgetting=50, normalize_loss=True, sampling="functions",
                                                few_shot_edge=3, few_shot_warmup=0.5),
+    # round 9 (issue 20 section 4): the forgetting variant's constraints only in the second half (low lr)
+    "nsas-forget-norm-functions-late": dict(strategy="random", loss="nsas", constraint_slices=True,
+                                            archive_forgetting=50, normalize_loss=True, sampling="functions",
+                                            constraint_after=0.5),
     "nsas-shared": dict(strategy="random", loss="nsas", shared_batch=True, archive_max_age=50),
     "nsas-random-shared": dict(strategy="random", loss="nsas-random", shared_batch=True),
     "nsas-replay-shared": dict(strategy="random", loss="nsas-replay", shared_batch=True, archive_max_age=50),

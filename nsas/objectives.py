@@ -207,6 +207,9 @@ class NSASObjective(Objective):
         self.archive, self.beta, self.replay = archive, beta, replay
         self.every, self.slices, self.normalize, self.shared = every, slices or shared, normalize, shared
         self.forgetting = forgetting
+        # variant (constraint_after): the run switches the constraints (and archive refreshes) off before the
+        # low-learning-rate phase; derived from the epoch, so not saved in the state
+        self.constraints_on = True
         self.steps = 0  # backward calls so far (decides the steps with constraints)
         self.current: Architecture | None = None  # the architecture observed for this step
         # forgetting: each recent architecture's loss on the step it was trained, each member's at the last refresh
@@ -256,9 +259,10 @@ class NSASObjective(Objective):
                  edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1,
                  hidden: torch.Tensor | None = None) -> StepLosses:
         refresh = 0
-        if self.forgetting and self.steps % self.forgetting == 0 and len(self.archive) == self.archive.capacity:
+        if (self.forgetting and self.constraints_on and self.steps % self.forgetting == 0
+                and len(self.archive) == self.archive.capacity):
             refresh = self.refresh_by_forgetting(supernet, batch, chunks)
-        constrained = self.steps % self.every == 0
+        constrained = self.constraints_on and self.steps % self.every == 0
         self.steps += 1
         constraints = self.constraints() if constrained else []
         n = len(constraints)

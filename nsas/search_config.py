@@ -27,7 +27,7 @@ SEARCH_RANGES = {
     "probe_count": "[0, inf)", "probe_every": "[0, inf)", "checkpoint_every": "[0, inf)",
     "steps_per_epoch": "[1, inf)", "proxy_batch_size": "[1, inf)", "score_batch_size": "[0, inf)", "candidates": "[1, inf)", "channels": "[1, inf)",
     "cells": "[1, inf)",
-    "hidden": "[1, inf)", "bptt": "[1, inf)", "few_shot_warmup": "[0, 1]",
+    "hidden": "[1, inf)", "bptt": "[1, inf)", "few_shot_warmup": "[0, 1]", "constraint_after": "[0, 1)",
 }
 
 
@@ -81,6 +81,9 @@ class SearchConfig:
     constraint_every: int = option(1, "NSAS variant: add the archive constraints on every k-th step only")
     constraint_slices: bool = option(False, "NSAS variant: each constraint on its own slice of the batch (about "
                                             "one pass for all of them instead of M)")
+    constraint_after: float = option(0.0, "NSAS variant: add the archive constraints (and forgetting rebuilds) "
+                                          "only from this share of the epochs on, the low-learning-rate phase "
+                                          "(0: from the start, as published)")
     normalize_loss: bool = option(False, "NSAS variant: divide the total loss by (1 + beta)")
     shared_batch: bool = option(False, "NSAS variant: the current architecture and the constraints split the "
                                        "batch, one equal slice each (one pass a step in all, like ce)")
@@ -181,6 +184,8 @@ class SearchConfig:
             raise NsasError(f"rank_by must be acc or loss, got {self.rank_by!r}")
         if self.bn not in ("batch", "recalibrate"):
             raise NsasError(f"bn must be batch or recalibrate, got {self.bn!r}")
+        if self.constraint_after and self.loss in ("ce", "wpl"):
+            raise NsasError(f"constraint_after times the NSAS archive constraints; the {self.loss} loss has none")
         if self.select_by not in ("score", "fused"):
             raise NsasError(f"select_by must be score or fused, got {self.select_by!r}")
         if self.fuse_method not in ("z", "rank"):
@@ -277,10 +282,12 @@ def passes_per_step(values: dict[str, Any]) -> float:
     elif members and get("constraint_slices"):
         members = 1  # every member on its own slice of the batch: one pass for all of them
     members /= get("constraint_every")  # constraints on every k-th step
+    epochs = get("epochs")
+    on = 1.0 - round(get("constraint_after") * epochs) / epochs  # share of the epochs with constraints
     refresh = 0.0
     if loss in ("nsas", "nsas-replay") and get("archive_forgetting"):  # forward passes of the rebuilds
         refresh = (m + min(get("candidates") or m, get("pool_size"))) / get("archive_forgetting")
-    return 1 + members + refresh + gdas
+    return 1 + (members + refresh) * on + gdas
 
 
 BUILTIN_LOSS_PASSES = ("ce", "wpl", "nsas", "nsas-random", "nsas-replay")  # the losses passes_per_step knows

@@ -157,6 +157,7 @@ class Search:
             self.split_objectives = [self._build_objective(cfg.seed + 3 + 1000 * (k + 1))
                                      for k in range(len(self.supernet.subnets))]
         self.split_epoch = round(cfg.few_shot_warmup * cfg.epochs)  # few-shot: the epoch that starts split
+        self.constraint_epoch = round(cfg.constraint_after * cfg.epochs)  # the first epoch with NSAS constraints
         self.probe = self._probe_archs()
         self.eval_set = fixed_batches(self.data.score, cfg.eval_batches)
         self.epoch = self.step = self.global_step = 0  # next step to run
@@ -294,6 +295,9 @@ class Search:
         bar = progress_bar(total_steps, self.global_step, enabled=self.progress)
         while self.epoch < end:
             self.split_if_due()
+            for objective in [self.objective, *self.split_objectives]:  # constraint_after: the late phase only
+                if hasattr(objective, "constraints_on"):
+                    objective.constraints_on = self.epoch >= self.constraint_epoch
             self.strategy.set_progress(self.epoch, cfg.epochs)
             window_start, window_images = time.perf_counter(), 0
             if self.step == 0:

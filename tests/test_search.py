@@ -19,7 +19,7 @@ import nsas.data
 import nsas.objectives
 from nsas.checkpoint import load_checkpoint
 from nsas.cli import main
-from nsas.errors import CheckpointError, TrainingError
+from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.objectives import LOSSES
 from nsas.search import Search, search
 from nsas.spaces import get_space, space_names
@@ -391,3 +391,21 @@ def test_carry_state_with_constraint_slices_gives_each_slice_its_columns_state(t
     search(cfg, tmp_path, progress=False)
     assert seen and all(shape == (columns, cfg.hidden) for columns, shape in seen)
     assert {columns for columns, _ in seen} == {cfg.batch_size, cfg.batch_size // cfg.archive_size}
+
+
+def test_constraint_after_adds_the_constraints_only_in_the_late_epochs_and_resumes_exactly(tmp_path, monkeypatch):
+    from nsas.search_config import passes_per_step
+
+    cfg = tiny_search_config("nb201", loss="nsas", constraint_after=0.5, epochs=2, steps_per_epoch=3, archive_size=2)
+    search(cfg, tmp_path / "straight", progress=False)
+    steps = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    records = [r for r in steps if r["kind"] == "step"]
+    passes = [r["passes"] for r in records]
+    costs = [b - a for a, b in zip([0] + passes, passes)]
+    assert costs == [1, 1, 1, 3, 3, 3]  # epoch 1 plain CE (the archive fills all the same), epoch 2 1 + M
+    assert all(r["archive_loss"] is None for r in records[:3]) and all(r["archive_loss"] is not None for r in records[3:])
+    assert passes_per_step({"loss": "nsas", "archive_size": 2, "constraint_after": 0.5, "epochs": 2}) == 2.0
+    _cut_after_an_epoch_and_resume(cfg, tmp_path, monkeypatch)
+    assert_same_run(tmp_path / "straight", tmp_path / "cut")
+    with pytest.raises(NsasError, match="constraint_after"):
+        tiny_search_config("nb201", loss="ce", constraint_after=0.5)
