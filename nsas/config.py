@@ -25,9 +25,11 @@ from typing import Any, TypeVar
 import yaml
 
 from nsas.atomic import write_text_atomic
-from nsas.errors import NsasError
+from nsas.errors import NsasError, brief, shorten
 
 T = TypeVar("T")
+INT_RANGE = (-(2**63), 2**63 - 1)  # every integer option must fit in 64 bits (torch's seeds, tensor sizes)
+MAX_YAML_VALUES = 100_000  # values a config may expand to, each alias counted as what it repeats (billion laughs)
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", *, default_factory: Any = dataclasses.MISSING,
@@ -45,12 +47,6 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, default_factor
     """
     meta = {"help": help, "choices": choices, "parse": parse, "metavar": metavar}
     return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
-
-
-def add_flag(parser: argparse.ArgumentParser, *names: str, **kwargs: Any) -> None:
-    """Add a flag whose absence leaves the config value untouched."""
-    kwargs.setdefault("default", argparse.SUPPRESS)
-    parser.add_argument(*names, **kwargs)
 
 
 def add_config_flag(parser: argparse.ArgumentParser) -> None:
@@ -78,11 +74,12 @@ def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 def _yaml_mapping(text: str) -> dict[str, Any]:
     """A flag value that is a YAML/JSON mapping, e.g. ``'{lr: 0.1, epochs: 3}'``."""
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+        value = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+        _check_expanded_size(value)
+    except (yaml.YAMLError, _DuplicateKey, RecursionError, ValueError, NsasError):
         value = None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a mapping such as '{{key: value}}', got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a mapping such as '{{key: value}}', got {brief(text, 80)}")
     return value
 
 
@@ -185,6 +182,27 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _check_expanded_size(data: Any, limit: int = MAX_YAML_VALUES) -> None:
+    """Refuse a loaded YAML value that holds more than ``limit`` values once every alias is expanded.
+
+    PyYAML builds an alias as a reference to the value it names, so 410 bytes of nested aliases load in an
+    instant but stand for billions of values, which rendering, copying or saving them would produce. This
+    walk counts them with their repeats and stops at ``limit`` (bounded time, whatever the document).
+    """
+    count, stack = 0, [data]
+    while stack:
+        item = stack.pop()
+        count += 1 + (len(item) // 1000 if isinstance(item, str) else 0)
+        if count > limit:
+            raise NsasError(f"it expands to more than {limit:,} values (YAML aliases repeat what they point "
+                            "to); write the values out")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set)):
+            stack.extend(item)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML mapping with string keys from ``path`` (safe loader); a clear error otherwise.
 
@@ -206,14 +224,22 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
                         "keep one") from None
     except yaml.YAMLError as err:
         raise NsasError(f"config file {path} is not valid YAML: {str(err).splitlines()[0][:200]}") from None
+    except RecursionError:
+        raise NsasError(f"config file {path} nests its values too deeply (hundreds of levels)") from None
+    except ValueError as err:  # an integer of more digits than Python converts
+        raise NsasError(f"config file {path}: {str(err).split(';')[0][:120]}") from None
+    try:
+        _check_expanded_size(data)
+    except NsasError as err:
+        raise NsasError(f"config file {path}: {err}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise NsasError(f"config file {path} must hold a mapping of keys to values, not {type(data).__name__} "
-                        f"{str(data)[:40]!r}")
+                        f"{brief(data, 40)}")
     bad = [k for k in data if not isinstance(k, str)]
     if bad:
-        raise NsasError(f"config file {path}: key {bad[0]!r} is not a name (keys are words such as lr)")
+        raise NsasError(f"config file {path}: key {brief(bad[0], 60)} is not a name (keys are words such as lr)")
     return data
 
 
@@ -251,32 +277,40 @@ def _check_type(name: str, value: Any, hint: Any) -> Any:
         args = typing.get_args(hint)
         if value is None and type(None) in args:
             return None
+        failures = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _check_type(name, value, arg)
-            except NsasError:
-                continue
-        raise NsasError(f"config key {name!r}: {value!r} is not a valid {hint}")
+            except NsasError as err:
+                failures.append(err)
+        raise next((e for e in failures if "out of range" in str(e)), None) or \
+            NsasError(f"config key {name!r}: {brief(value)} is not a valid {hint}")
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise NsasError(f"config key {name!r}: expected a mapping of names to values, got {value!r}")
+            raise NsasError(f"config key {name!r}: expected a mapping of names to values, got {brief(value)}")
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise NsasError(f"config key {name!r}: expected a list, got {value!r}")
+            raise NsasError(f"config key {name!r}: expected a list, got {brief(value)}")
         (inner, *_) = typing.get_args(hint) or (Any,)
         items = [value_ if inner is Any else _check_type(name, value_, inner) for value_ in value]
         return tuple(items) if origin is tuple else items
     if hint is Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise NsasError(f"config key {name!r}: {brief(value)} is out of range for a number") from None
     if hint is bool and not isinstance(value, bool):
-        raise NsasError(f"config key {name!r}: expected true/false, got {value!r}")
+        raise NsasError(f"config key {name!r}: expected true/false, got {brief(value)}")
     if hint in (int, float, str) and (not isinstance(value, hint) or isinstance(value, bool) and hint is not bool):
-        raise NsasError(f"config key {name!r}: expected {hint.__name__}, got {value!r}")
+        raise NsasError(f"config key {name!r}: expected {hint.__name__}, got {brief(value)}")
+    if hint is int and not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        raise NsasError(f"config key {name!r}: {brief(value, 40)} is out of range (an integer option must fit in "
+                        "64 bits: -2**63 to 2**63 - 1)")
     return value
 
 
@@ -285,23 +319,13 @@ def build_config(cls: type[T], values: dict[str, Any], source: str = "config") -
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise NsasError(f"{source}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(fields)}")
+        raise NsasError(f"{source}: unknown key(s) {shorten(', '.join(unknown), 200)}; known keys: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
     checked = {k: _check_type(k, v, hints[k]) for k, v in values.items()}
     try:
         return cls(**checked)
     except (TypeError, ValueError) as err:
         raise NsasError(f"{source}: {err}") from None
-
-
-def resolve_config(cls: type[T], args: argparse.Namespace, base: dict[str, Any] | None = None) -> T:
-    """Defaults < ``base`` < YAML file of ``args.config`` < flags present in ``args``."""
-    values: dict[str, Any] = dict(base or {})
-    if getattr(args, "config", None):
-        values.update(read_yaml(args.config))
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    values.update({k: v for k, v in vars(args).items() if k in names})
-    return build_config(cls, values, source=f"config file {args.config}" if getattr(args, "config", None) else "config")
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

@@ -108,3 +108,50 @@ def test_an_endless_table_is_refused_at_its_size_limit(capsys, tmp_path, monkeyp
     start = time.perf_counter()
     one_line_error(capsys, ["correlate", "/dev/zero", str(good)], "larger than 1,048,576 bytes", "/dev/zero")
     assert time.perf_counter() - start < 20
+
+
+# ---------------------------------------------------------------- configs: numbers, amplification, nesting
+SEARCH = ["--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "8", "--channels", "4", "--cells", "1",
+          "--eval-batches", "1", "--select-rounds", "1", "--select-samples", "2", "--device", "cpu",
+          "--dataset", "cifar10-mini"]
+LAUGHS = ['&a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'] + [
+    f"&{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]" for i in range(8)]
+
+
+@pytest.mark.parametrize("flags, yaml_text, needle", [
+    (["--seed", str(2**70)], None, "'seed': 1180591620717411303424 is out of range"),
+    ([], f"seed: {2**70}\n", "'seed': 1180591620717411303424 is out of range"),
+    ([], f"seed: {-(2**63) - 1}\n", "out of range"),
+    ([], f"checkpoint_every: {10**30}\n", "'checkpoint_every'"),
+    (["--batch-size", str(2**64)], None, "'batch_size'"),
+    ([], f"lr: {10**400}\n", "'lr'"),
+    ([], f"seed: {'9' * 5000}\n", "digits"),
+    ([], "lr: [" + ", ".join(LAUGHS) + "]\n", "expands to more than"),
+    ([], "".join(f"{chr(97 + i)}: {v}\n" for i, v in enumerate(LAUGHS)) + "lr: *i\n", "expands to more than"),
+    ([], "lr: " + "[" * 100_000 + "]" * 100_000 + "\n", "too deeply"),
+], ids=["seed-flag", "seed-yaml", "seed-negative", "int-1e30", "batch-2**64", "float-1e400", "int-5000-digits",
+        "laughs-in-a-value", "laughs-at-top", "nested-100000"])
+def test_search_configs_that_overflow_or_amplify_are_refused_before_anything_is_written(
+        capsys, tmp_path, flags, yaml_text, needle):
+    argv = ["search", "--out", str(tmp_path / "run"), *SEARCH, *flags]
+    if yaml_text is not None:
+        (tmp_path / "c.yaml").write_text(yaml_text)
+        argv += ["--config", str(tmp_path / "c.yaml")]
+    start = time.perf_counter()
+    one_line_error(capsys, argv, needle)
+    assert time.perf_counter() - start < 30
+    assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_train_seed_of_2_to_the_70_is_one_line(capsys, tmp_path):
+    one_line_error(capsys, ["train", NB201[0], "--seed", str(2**70), "--out", str(tmp_path / "t"), "--epochs", "1",
+                            "--device", "cpu", "--dataset", "cifar10-mini"], "'seed'", "out of range")
+    assert not (tmp_path / "t" / "config.yaml").exists()
+
+
+def test_64_bit_integers_still_pass(tmp_path):
+    from nsas.config import build_config
+    from nsas.search_config import SearchConfig
+
+    assert build_config(SearchConfig, {"seed": 2**63 - 1}).seed == 2**63 - 1
+    assert build_config(SearchConfig, {"seed": -(2**63)}).seed == -(2**63)
