@@ -328,12 +328,17 @@ def format_judge(r: dict[str, Any], spec: dict[str, Any]) -> str:
                          f"{_f(np.nanmean([x['fused']['within_size'] for x in mine]))} | "
                          f"{_f(np.mean([x['fused']['p_at_10'] for x in mine]))} | "
                          f"{np.mean([x['fused']['pick_acc'] for x in mine]):.2f} | |")
-    lines += ["", "| paired (mean over seeds) | d tau | 95% CI over cells | d within-size | 95% CI | seeds > 0 |",
-              "|---|---|---|---|---|---|"]
-    for name, p in r["paired"].items():
+    return "\n".join(lines + paired_table(r["paired"])) + "\n"
+
+
+def paired_table(paired: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown lines of paired comparisons (:func:`paired`'s results by name)."""
+    lines = ["", "| paired (mean over seeds) | d tau | 95% CI over cells | d within-size | 95% CI | seeds > 0 |",
+             "|---|---|---|---|---|---|"]
+    for name, p in paired.items():
         lines.append(f"| {name} | {_f(p['tau'])} | {_f(p['tau_ci'][0])}..{_f(p['tau_ci'][1])} | {_f(p['within_size'])} | "
                      f"{_f(p['within_size_ci'][0])}..{_f(p['within_size_ci'][1])} | {p['positive_seeds']}/{p['seeds']} |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
