@@ -46,6 +46,9 @@ CONFIGS = {
     # the archive chosen by loss rise (a rebuild at step 4): the ranks' losses are averaged
     "forgetting": dict(strategy="random", epochs=2, steps_per_epoch=3, archive_size=2, archive_forgetting=2,
                        micro_batches=2, consistency_every=1, batch_size=8),
+    # few-shot: split after epoch 1 into 5 copies (one archive each), each rank routing every path alike
+    "few-shot": dict(strategy="random", epochs=2, steps_per_epoch=3, archive_size=2, few_shot_edge=3,
+                     micro_batches=2, consistency_every=1, batch_size=8),
 }
 STUDY = dict(space="nb201", dataset="fake-images", methods=["random:nsas"], seeds=2, archs=3, search_epochs=1,
              score_batches=1, device="cpu",
