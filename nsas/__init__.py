@@ -4,20 +4,29 @@ The method is NSAS (Novelty Search based Architecture Selection, CVPR 2020):
 a diversity-maximised archive of past architectures whose losses regularise
 every supernet step. See docs/DESIGN.md for the map of the package.
 
-The Python API (imported lazily, so ``import nsas`` stays fast)::
+The Python API (imported lazily, so ``import nsas`` stays fast): one function
+per command, each returning a result object::
 
     import nsas
 
     cfg = nsas.SearchConfig.preset("quick", epochs=2)
     result = nsas.search(cfg, "runs/my-search")         # -> nsas.SearchResult
     scores = nsas.rank("runs/my-search", sample=100)     # -> nsas.RankResult
-    record = nsas.train(nsas.TrainConfig.preset("nb201"), result.best, "runs/my-train")  # dict
-    report = nsas.correlate(scores.out, "truth.csv")              # dict
+    record = nsas.train(nsas.TrainConfig.preset("nb201"), result.best, "runs/my-train")  # dict (result.json)
+    report = nsas.correlate(scores.out, "truth.csv")     # dict
+    figures = nsas.plot("runs/my-search")                # -> nsas.PlotResult (paths, notes)
+    info = nsas.inspect(result.best)                     # -> nsas.InspectResult (parameters, macs, ...)
+    files = nsas.export(result.best, "net.pt2", "export")  # -> nsas.ExportResult (every file written)
+    done = nsas.study(nsas.StudyConfig(seeds=1), "runs/study")  # -> nsas.StudyResult (report, files)
 
-``nsas.search``, ``nsas.rank``, ``nsas.train`` and ``nsas.correlate`` are the
-modules ``nsas/search.py`` etc., made callable: calling one calls the
-module's function of the same name (``nsas.search(...)`` is
+``nsas.search``, ``nsas.rank``, ``nsas.train``, ``nsas.correlate``,
+``nsas.plot``, ``nsas.export`` and ``nsas.study`` are the modules
+``nsas/search.py`` etc., made callable: calling one calls the module's
+function of the same name (``nsas.search(...)`` is
 ``nsas.search.search(...)``), and ``nsas.search.SearchConfig`` still works.
+(A plain function could not have the name: importing the submodule
+``nsas.search`` sets the package's attribute to the module.)
+``nsas.inspect`` is the function ``nsas.inspection.inspect``.
 """
 
 from __future__ import annotations
@@ -49,8 +58,13 @@ _EXPORTS: dict[str, str] = {
     "load_dataset": "nsas.data", "register_dataset": "nsas.data", "dataset_names": "nsas.data",
     "ImageDataset": "nsas.data", "TextDataset": "nsas.data",
     "load_plugins": "nsas.registry",
+    "SearchRun": "nsas.search_data",
+    "StudyConfig": "nsas.study", "StudyResult": "nsas.study",
+    "PlotResult": "nsas.plot",
+    "ExportResult": "nsas.export",
+    "inspect": "nsas.inspection", "InspectResult": "nsas.inspection",
 }
-_CALLABLE_MODULES = ("search", "rank", "train", "correlate")
+_CALLABLE_MODULES = ("search", "rank", "train", "correlate", "plot", "export", "study")
 
 
 class _CallableModule(types.ModuleType):

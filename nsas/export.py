@@ -11,7 +11,10 @@ Formats: ``state_dict`` (``torch.save`` of the weights; load with
 ``onnx`` (needs the optional extra: ``pip install 'nsas[onnx]'``). The
 traced formats take image batches (B, 3, H, W) with any B; text (RNN)
 networks export as ``state_dict`` only. Next to FILE, ``FILE.json`` records
-the space, architecture, build options and where the weights came from.
+the space, architecture, build options, where the weights came from and
+the files written. ONNX keeps the weights in a sidecar, ``FILE.data``, that
+FILE loads: copy the two together. The command prints every file it wrote;
+``nsas.export(...)`` (:func:`export`) returns them in an :class:`ExportResult`.
 
 Weights: a `nsas train` run directory (or its checkpoint.pt) as ARCH or as
 ``--weights`` gives the trained weights (the last checkpoint's, not ASGD's
@@ -148,7 +151,52 @@ def exportable(source: str, *, weights: str | Path | None = None, space: str | N
     return Exportable(network, sp, arch, options, None if weights is None else str(weights))
 
 
-def export(item: Exportable, out: str | Path, fmt: str = "state_dict", *, image_size: int = 32) -> Path:
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote (:func:`export`, :func:`write_network`).
+
+    Attributes:
+        out: the network file.
+        files: every file written, ``out`` first, then its sidecars (ONNX keeps the weights in
+            ``out.data``: copy it with ``out``), then ``out.json``.
+        space: the search space's name.
+        arch: the architecture's canonical string.
+        format: one of :data:`FORMATS`.
+        weights: where the weights came from (None: fresh initialisation, seed 0).
+        options: the ``build_network`` options (recorded in ``out.json``).
+    """
+
+    out: Path
+    files: list[Path]
+    space: str
+    arch: str
+    format: str
+    weights: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sidecars(self) -> list[Path]:
+        """The files the network file needs beside it (ONNX external weights), not ``out.json``."""
+        return [f for f in self.files[1:] if f.name != self.out.name + ".json"]
+
+
+def export(source: str | Path, out: str | Path, fmt: str = "state_dict", *, weights: str | Path | None = None,
+           space: str | None = None, image_size: int = 32, **options: Any) -> ExportResult:
+    """`nsas export`: the stand-alone network ``source`` names, written to ``out`` in format ``fmt``.
+
+    ``nsas.export(...)`` calls this. ``source``, ``weights``, ``space`` and
+    ``options`` are :func:`exportable`'s; ``fmt`` and ``image_size`` are
+    :func:`write_network`'s.
+
+    Returns:
+        :class:`ExportResult`: every file written.
+    """
+    item = exportable(str(source), weights=weights, space=space, **options)
+    return write_network(item, out, fmt, image_size=image_size)
+
+
+def write_network(item: Exportable, out: str | Path, fmt: str = "state_dict", *, image_size: int = 32
+                  ) -> ExportResult:
     """Write ``item.network`` to ``out`` in format ``fmt`` (see :data:`FORMATS`) and ``out.json`` beside it.
 
     Raises:
@@ -170,6 +218,7 @@ def export(item: Exportable, out: str | Path, fmt: str = "state_dict", *, image_
     example = torch.randn(2, 3, image_size, image_size)
     batch = torch.export.Dim("batch", min=1)
     state = net.state_dict()
+    sidecars: list[str] = []
     with torch.no_grad():  # every output through the atomic writers: a full disk keeps the old file
         if fmt == "state_dict":
             with atomic_write(out) as f:
@@ -186,11 +235,13 @@ def export(item: Exportable, out: str | Path, fmt: str = "state_dict", *, image_
             with atomic_output(out) as target:
                 torch.onnx.export(net, (example,), str(target), input_names=["images"], output_names=["logits"],
                                   dynamic_shapes=({0: batch},), dynamo=True)
+                sidecars = sorted(p.name for p in target.parent.iterdir() if p.name != target.name)  # OUT.data
     meta = {"space": item.space.name, "arch": str(item.arch), "format": fmt, "options": item.options,
             "weights": item.weights, "input": "images (B, 3, H, W)" if item.space.kind == "image" else "tokens",
-            "sha256": content_sha256(state) if fmt == "state_dict" else None}
+            "sha256": content_sha256(state) if fmt == "state_dict" else None, "files": [out.name, *sidecars]}
     write_text_atomic(out.parent / (out.name + ".json"), json.dumps(meta, indent=2) + "\n")
-    return out
+    files = [out, *(out.parent / name for name in sidecars), out.parent / (out.name + ".json")]
+    return ExportResult(out, files, item.space.name, str(item.arch), fmt, item.weights, dict(item.options))
 
 
 def _export_meta(weights: Path) -> dict[str, Any] | None:
@@ -224,10 +275,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """`nsas export`."""
+    """`nsas export`: :func:`export`, then one line of what it is and one of every file written."""
     options = {k: getattr(args, k) for k in ("channels", "cells", "num_classes") if getattr(args, k) is not None}
-    item = exportable(args.source, weights=args.weights, space=args.space, **options)
-    out = export(item, args.out, args.fmt, image_size=args.image_size)
-    weights = f"weights from {item.weights}" if item.weights else "freshly initialised weights (seed 0)"
-    print(f"nsas export: {item.space.name} {item.arch} ({weights}) -> {out} ({args.fmt}); {out}.json")
+    result = export(args.source, args.out, args.fmt, weights=args.weights, space=args.space,
+                    image_size=args.image_size, **options)
+    weights = f"weights from {result.weights}" if result.weights else "freshly initialised weights (seed 0)"
+    print(f"nsas export: {result.space} {result.arch} ({weights}) -> {result.out} ({result.format})")
+    keep = (f" ({', '.join(p.name for p in result.sidecars)} holds what {result.out.name} loads: copy them "
+            "together)") if result.sidecars else ""
+    print(f"wrote {len(result.files)} files: {', '.join(map(str, result.files))}{keep}")
     return 0
+
+
+import nsas as _nsas  # noqa: E402
+
+_nsas._make_callable(__name__)  # nsas.export(...) calls export() above

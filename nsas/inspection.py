@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,21 +34,66 @@ def read_arch_argument(text: str) -> str:
         raise NsasError(f"architecture file {path} is not UTF-8 text (byte {err.start})") from None
 
 
-def inspect_arch(arch: Architecture | str, space: str | None = None, **options: Any) -> dict[str, Any]:
-    """Canonical string, parameter count and MACs of ``arch``'s stand-alone network."""
+IMAGE_OPTIONS = ("channels", "cells", "num_classes")  # build_network options of image spaces
+TEXT_OPTIONS = ("hidden", "vocab")  # ... and of text spaces
+_FLAG = {"num_classes": "classes"}  # the option's flag where it is named otherwise
+
+
+@dataclass(frozen=True)
+class InspectResult:
+    """An architecture's stand-alone network: what `nsas inspect` prints.
+
+    Attributes:
+        space: the search space's name.
+        arch: the canonical string.
+        parameters: trainable parameters of the stand-alone network.
+        macs: multiply-adds of one forward pass (:attr:`macs_unit`).
+        macs_unit: "per 32x32 image" or "per token".
+        options: the ``build_network`` options it was built with.
+    """
+
+    space: str
+    arch: str
+    parameters: int
+    macs: int
+    macs_unit: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON object of ``nsas inspect --json``."""
+        return dataclasses.asdict(self)
+
+
+def inspect(arch: Architecture | str, space: str | None = None, **options: Any) -> InspectResult:
+    """`nsas inspect`: canonical string, parameter count and MACs of ``arch``'s stand-alone network.
+
+    ``nsas.inspect(...)`` calls this.
+
+    Args:
+        arch: an architecture, its string, or ``@FILE`` holding one.
+        space: the search space (default: the architecture's, or detected from the string's shape).
+        **options: ``build_network`` options (image spaces: channels, cells, num_classes; text: hidden, vocab);
+            None values are left out.
+
+    Raises:
+        NsasError: a malformed architecture, an unknown space, an option the space's kind does not take.
+    """
     if isinstance(arch, str):
-        space = space or detect_space(arch)
-        arch = get_space(space).parse(arch)
+        text = read_arch_argument(arch)
+        arch = get_space(space or detect_space(text)).parse(text)
     sp = get_space(space or arch.space)
+    options = {k: v for k, v in options.items() if v is not None}
+    wrong = [k for k in (TEXT_OPTIONS if sp.kind == "image" else IMAGE_OPTIONS) if k in options]
+    if wrong:
+        raise NsasError(f"--{_FLAG.get(wrong[0], wrong[0])} does not apply to space {sp.name!r}")
     model = sp.build_network(arch, **options)
-    return {
-        "space": sp.name,
-        "arch": str(arch),
-        "parameters": count_parameters(model),
-        "macs": count_macs(model, sp.kind),
-        "macs_unit": "per token" if sp.kind == "text" else "per 32x32 image",
-        "options": options,
-    }
+    return InspectResult(sp.name, str(arch), count_parameters(model), count_macs(model, sp.kind),
+                         "per token" if sp.kind == "text" else "per 32x32 image", options)
+
+
+def inspect_arch(arch: Architecture | str, space: str | None = None, **options: Any) -> dict[str, Any]:
+    """:func:`inspect` as a dict (``space``, ``arch``, ``parameters``, ``macs``, ``macs_unit``, ``options``)."""
+    return inspect(arch, space, **options).as_dict()
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -61,20 +108,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    text = read_arch_argument(args.arch)
-    space = get_space(args.space or detect_space(text))
-    image_opts = {"channels": args.channels, "cells": args.cells, "num_classes": args.classes}
-    text_opts = {"hidden": args.hidden, "vocab": args.vocab}
-    wrong = [k for k, v in (text_opts if space.kind == "image" else image_opts).items() if v is not None]
-    if wrong:
-        raise NsasError(f"--{wrong[0].replace('num_classes', 'classes')} does not apply to space {space.name!r}")
-    options = {k: v for k, v in (image_opts if space.kind == "image" else text_opts).items() if v is not None}
-    info = inspect_arch(space.parse(text), space.name, **options)
+    """`nsas inspect`: :func:`inspect`, printed."""
+    info = inspect(args.arch, args.space, channels=args.channels, cells=args.cells, num_classes=args.classes,
+                   hidden=args.hidden, vocab=args.vocab)
     if args.json:
-        print(json.dumps(info))
+        print(json.dumps(info.as_dict()))
         return 0
-    print(f"space       {info['space']}")
-    print(f"arch        {info['arch']}")
-    print(f"parameters  {info['parameters']:,} ({info['parameters'] / 1e6:.2f} M)")
-    print(f"MACs        {info['macs']:,} ({info['macs'] / 1e6:.1f} M {info['macs_unit']})")
+    print(f"space       {info.space}")
+    print(f"arch        {info.arch}")
+    print(f"parameters  {info.parameters:,} ({info.parameters / 1e6:.2f} M)")
+    print(f"MACs        {info.macs:,} ({info.macs / 1e6:.1f} M {info.macs_unit})")
     return 0

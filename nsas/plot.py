@@ -38,13 +38,13 @@ from nsas.atomic import atomic_write
 from nsas.cell_diagram import agg_figure as _figure
 from nsas.cell_diagram import plot_cells
 from nsas.config import read_yaml
-from nsas.correlate import bootstrap_ci, join, kendall_tau, metric_column, name_direction, read_table
+from nsas.correlate import join, metric_column, name_direction, read_table
 from nsas.errors import NsasError
-from nsas.plot_data import ProbeSeries, Record, moving_average, probe_series
+from nsas.plot_data import (MIN_KENDALL_ARCHS, KendallSeries, ProbeSeries, Record, kendall_series,  # noqa: F401
+                            moving_average, probe_series)
 from nsas.plot_data import column as _column
 from nsas.rundir import read_metrics
 
-MIN_KENDALL_ARCHS = 3
 MAX_NAMED_PROBES = 26  # more probes are drawn unnamed, under their mean
 BOOTSTRAP = 500  # resamples of the probe set behind kendall.png's 95% band
 
@@ -59,70 +59,6 @@ _ABBREV = {
 def _step_ticks() -> MaxNLocator:
     """Whole-number ticks at 1, 2, 5 x 10^k (steps)."""
     return MaxNLocator(integer=True, steps=[1, 2, 5, 10])
-
-
-# ---------------------------------------------------------------- data
-@dataclass(frozen=True)
-class KendallSeries:
-    """Kendall tau-b between inherited accuracy and truth at each probe point.
-
-    Attributes:
-        steps: the probe points.
-        tau: tau at each point; NaN where fewer than 3 archs were probed or a side is constant.
-        count: how many architectures entered each tau.
-        archs: the probe architectures that have a truth value.
-        low: lower end of tau's 95% bootstrap interval at each point (NaN without bootstrap).
-        high: its upper end.
-    """
-
-    steps: np.ndarray
-    tau: np.ndarray
-    count: np.ndarray
-    archs: list[str]
-    low: np.ndarray | None = None
-    high: np.ndarray | None = None
-
-
-def kendall_series(series: ProbeSeries, truth: Mapping[str, float], *, lower_is_better: bool = False,
-                   bootstrap: int = 0, seed: int = 0, rank_by: str = "acc") -> KendallSeries:
-    """Kendall tau over training of the probes' inherited accuracy against ``truth`` (paper Fig. 3).
-
-    With ``rank_by="loss"`` (a run's ``rank_by``) the probes' score is minus their validation loss, as the
-    search's own ``probe_tau`` computes it.
-
-    Args:
-        series: from :func:`probe_series`.
-        truth: arch (as written in ``series.archs``) -> true value; probes without one are left out.
-        lower_is_better: the truth is a loss or perplexity (it is negated so
-            that a positive tau means the supernet agrees with the truth).
-        bootstrap: resamples of the probe architectures for a 95% interval
-            at each point (:func:`nsas.correlate.bootstrap_ci`; 0: none).
-        seed: seed of the resamples.
-        rank_by: ``acc`` or ``loss``: which inherited score ranks the probes.
-
-    Raises:
-        ValueError: fewer than 3 probe architectures have a truth value.
-    """
-    cols = [j for j, a in enumerate(series.archs) if a in truth]
-    if len(cols) < MIN_KENDALL_ARCHS:
-        raise ValueError(f"{len(cols)} probe architecture(s) have a truth value; need at least {MIN_KENDALL_ARCHS}")
-    sign = -1.0 if lower_is_better else 1.0
-    t = np.array([sign * truth[series.archs[j]] for j in cols], dtype=float)
-    taus, counts, bands = [], [], []
-    scores = -series.loss if rank_by == "loss" else series.acc
-    for row in scores[:, cols]:
-        ok = ~np.isnan(row)
-        counts.append(int(ok.sum()))
-        enough = ok.sum() >= MIN_KENDALL_ARCHS
-        taus.append(kendall_tau(row[ok], t[ok]) if enough else np.nan)
-        if bootstrap and enough:
-            ci = bootstrap_ci(kendall_tau, row[ok], t[ok], resamples=bootstrap, seed=seed)
-            bands.append((ci.low, ci.high))
-        else:
-            bands.append((np.nan, np.nan))
-    low, high = (np.array(b, dtype=float) for b in zip(*bands)) if bootstrap else (None, None)
-    return KendallSeries(series.steps.copy(), np.array(taus, dtype=float), np.array(counts, dtype=int),
-                         [series.archs[j] for j in cols], low, high)
 
 
 def short_arch(text: str, space: str | None = None) -> str:
@@ -438,6 +374,54 @@ def _cells_figure(run_dir: Path, space: str, note: Callable[[str], None]) -> lis
     return [("cells.png", plot_cells(arch, title=title))]
 
 
+# ---------------------------------------------------------------- the command as a function
+@dataclass(frozen=True)
+class PlotResult:
+    """What :func:`plot` drew.
+
+    Attributes:
+        paths: the PNG files written (one run: forgetting, losses, kendall, cells, those its files allow;
+            several runs: compare.png).
+        notes: one line per figure skipped or caveat (what ``nsas plot`` prints to stderr).
+    """
+
+    paths: list[Path]
+    notes: list[str]
+
+
+def plot(run_dirs: str | Path | Sequence[str | Path], *, truth: str | Path | None = None,
+         truth_key: str | None = None, truth_lower_is_better: bool | None = None, out: str | Path | None = None,
+         dpi: int = 120, note: Callable[[str], None] | None = None) -> PlotResult:
+    """`nsas plot`: the figures of one search run (:func:`plot_run`), or several runs overlaid in compare.png.
+
+    ``nsas.plot(...)`` calls this. The arguments are :func:`plot_run`'s (``out``:
+    its ``out_dir``; several runs: default ``./plots-compare``, and no ``truth``);
+    ``note`` also receives each note (default: they are only collected).
+
+    Raises:
+        NsasError: as :func:`plot_run`; ``truth`` given with several runs.
+    """
+    dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
+    if not dirs:
+        raise NsasError("give at least one search run directory")
+    notes: list[str] = []
+
+    def collect(message: str) -> None:
+        notes.append(message)
+        if note is not None:
+            note(message)
+
+    if len(dirs) > 1:
+        if truth is not None:
+            raise NsasError("--truth applies to one run; compare several runs without it")
+        from nsas.plot_compare import compare_runs
+
+        return PlotResult([compare_runs(dirs, out, dpi=dpi)], notes)
+    paths = plot_run(dirs[0], truth=truth, truth_key=truth_key, truth_lower_is_better=truth_lower_is_better,
+                     out_dir=out, dpi=dpi, note=collect)
+    return PlotResult(paths, notes)
+
+
 # ---------------------------------------------------------------- CLI
 def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of ``nsas plot``."""
@@ -458,16 +442,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``nsas plot``: draw the figures and print their paths."""
-    if len(args.run_dirs) > 1:
-        if args.truth is not None:
-            raise NsasError("--truth applies to one run; compare several runs without it")
-        from nsas.plot_compare import compare_runs
-
-        print(compare_runs(args.run_dirs, args.out, dpi=args.dpi))
-        return 0
-    paths = plot_run(args.run_dirs[0], truth=args.truth, truth_key=args.truth_key,
-                     truth_lower_is_better=args.truth_lower_is_better, out_dir=args.out, dpi=args.dpi)
-    for path in paths:
+    """``nsas plot``: :func:`plot`, printing each figure's path (notes go to stderr)."""
+    result = plot(args.run_dirs, truth=args.truth, truth_key=args.truth_key,
+                  truth_lower_is_better=args.truth_lower_is_better, out=args.out, dpi=args.dpi,
+                  note=_note_to_stderr)
+    for path in result.paths:
         print(path)
     return 0
+
+
+import nsas as _nsas  # noqa: E402
+
+_nsas._make_callable(__name__)  # nsas.plot(...) calls plot() above

@@ -1,4 +1,5 @@
-"""The data behind nsas plot's figures, read from a run's metrics records (no figure code).
+"""The data behind nsas plot's figures, read from a run's metrics records (no figure code): probe series,
+moving averages, Kendall tau over training.
 
 ``nsas.plot`` (one run) and ``nsas.plot_compare`` (several runs) both draw
 from these; keeping them here, below both, means neither imports the other's
@@ -15,7 +16,8 @@ import numpy as np
 
 Record = Mapping[str, Any]
 
-__all__ = ["ProbeSeries", "Record", "column", "moving_average", "probe_series"]
+__all__ = ["MIN_KENDALL_ARCHS", "KendallSeries", "ProbeSeries", "Record", "column", "kendall_series",
+           "moving_average", "probe_series"]
 
 
 def column(records: Sequence[Record], key: str) -> np.ndarray:
@@ -79,3 +81,71 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
         out = sums / counts
     out[~ok] = np.nan
     return out
+
+
+MIN_KENDALL_ARCHS = 3
+
+
+@dataclass(frozen=True)
+class KendallSeries:
+    """Kendall tau-b between inherited accuracy and truth at each probe point.
+
+    Attributes:
+        steps: the probe points.
+        tau: tau at each point; NaN where fewer than 3 archs were probed or a side is constant.
+        count: how many architectures entered each tau.
+        archs: the probe architectures that have a truth value.
+        low: lower end of tau's 95% bootstrap interval at each point (NaN without bootstrap).
+        high: its upper end.
+    """
+
+    steps: np.ndarray
+    tau: np.ndarray
+    count: np.ndarray
+    archs: list[str]
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+
+
+def kendall_series(series: ProbeSeries, truth: Mapping[str, float], *, lower_is_better: bool = False,
+                   bootstrap: int = 0, seed: int = 0, rank_by: str = "acc") -> KendallSeries:
+    """Kendall tau over training of the probes' inherited accuracy against ``truth`` (paper Fig. 3).
+
+    With ``rank_by="loss"`` (a run's ``rank_by``) the probes' score is minus their validation loss, as the
+    search's own ``probe_tau`` computes it.
+
+    Args:
+        series: from :func:`probe_series`.
+        truth: arch (as written in ``series.archs``) -> true value; probes without one are left out.
+        lower_is_better: the truth is a loss or perplexity (it is negated so
+            that a positive tau means the supernet agrees with the truth).
+        bootstrap: resamples of the probe architectures for a 95% interval
+            at each point (:func:`nsas.correlate.bootstrap_ci`; 0: none).
+        seed: seed of the resamples.
+        rank_by: ``acc`` or ``loss``: which inherited score ranks the probes.
+
+    Raises:
+        ValueError: fewer than 3 probe architectures have a truth value.
+    """
+    from nsas.correlate import bootstrap_ci, kendall_tau
+
+    cols = [j for j, a in enumerate(series.archs) if a in truth]
+    if len(cols) < MIN_KENDALL_ARCHS:
+        raise ValueError(f"{len(cols)} probe architecture(s) have a truth value; need at least {MIN_KENDALL_ARCHS}")
+    sign = -1.0 if lower_is_better else 1.0
+    t = np.array([sign * truth[series.archs[j]] for j in cols], dtype=float)
+    taus, counts, bands = [], [], []
+    scores = -series.loss if rank_by == "loss" else series.acc
+    for row in scores[:, cols]:
+        ok = ~np.isnan(row)
+        counts.append(int(ok.sum()))
+        enough = ok.sum() >= MIN_KENDALL_ARCHS
+        taus.append(kendall_tau(row[ok], t[ok]) if enough else np.nan)
+        if bootstrap and enough:
+            ci = bootstrap_ci(kendall_tau, row[ok], t[ok], resamples=bootstrap, seed=seed)
+            bands.append((ci.low, ci.high))
+        else:
+            bands.append((np.nan, np.nan))
+    low, high = (np.array(b, dtype=float) for b in zip(*bands)) if bootstrap else (None, None)
+    return KendallSeries(series.steps.copy(), np.array(taus, dtype=float), np.array(counts, dtype=int),
+                         [series.archs[j] for j in cols], low, high)

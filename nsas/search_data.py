@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -104,9 +104,23 @@ def build_supernet(cfg: SearchConfig, num_classes: int | None) -> nn.Module:
     return supernet
 
 
+class SearchRun(NamedTuple):
+    """What :func:`load_search_run` returns; unpacks as ``cfg, supernet, data, state = load_search_run(...)``."""
+
+    config: SearchConfig
+    """The run's config (config.yaml)."""
+    supernet: nn.Module
+    """The supernet with the checkpoint's trained weights."""
+    data: Any
+    """The run's data (a :class:`~nsas.data.loaders.LazyData`: loaded on first use)."""
+    state: dict[str, Any]
+    """The checkpoint's state (step, epoch, archive, ...)."""
+
+
 def load_search_run(run_dir: str | Path, device: str | torch.device = "cpu", *, supernet: nn.Module | None = None
-                    ) -> tuple[SearchConfig, nn.Module, Any, dict[str, Any]]:
-    """A finished or interrupted search run: its config, supernet (trained weights), data and checkpoint state.
+                    ) -> SearchRun:
+    """A finished or interrupted search run: its config, supernet (trained weights), data and checkpoint state,
+    as a :class:`SearchRun` (a named tuple: ``run.supernet``, or ``cfg, supernet, data, state = ...``).
 
     The data (a :class:`~nsas.data.loaders.LazyData`) loads the data set
     only when its ``train``/``val`` is first read. Pass ``supernet`` (an untrained module of the same shape) for
@@ -127,7 +141,7 @@ def load_search_run(run_dir: str | Path, device: str | torch.device = "cpu", *, 
     except (KeyError, RuntimeError) as err:
         raise CheckpointError(f"{run_dir / 'checkpoint.pt'} does not fit the run's config: "
                               f"{str(err).splitlines()[0][:200]}") from None
-    return cfg, supernet, data, state
+    return SearchRun(cfg, supernet, data, state)
 
 
 def cycle_batches(batches: Any, start: int) -> Iterator[Any]:

@@ -30,6 +30,9 @@ ranks (job i goes to rank i mod N; each runs as a single process on its
 rank's device); the ranks wait for each other between stages, and rank 0
 reads the other ranks' result files and writes the report. The study
 directory must be on a file system every rank sees.
+
+(Long for one module: the four stages share the Study object's state, so they stay together; the figures
+live in nsas/study_figures.py. ``nsas.study(cfg, out)`` (:func:`study`) is the command as a function.)
 """
 
 from __future__ import annotations
@@ -46,7 +49,6 @@ from typing import Any
 import numpy as np
 
 from nsas import distributed
-from nsas.atomic import atomic_write
 from nsas.config import (add_config_flag, add_config_flags, build_config, check_device, config_to_dict, option,
                          print_config, read_yaml, write_yaml)
 from nsas.correlate import kendall_tau, live_parameters, spearman_rho, within_groups_tau
@@ -345,7 +347,10 @@ class Study:
                                      "spearman_rho": spearman_rho(size, truth_values), "values": size.tolist()}
         report["study_seconds_this_invocation"] = time.time() - start
         write_json(self.dir / "report.json", report)
+        from nsas.study_figures import write_figures
+
         figures = write_figures(self.dir, report)
+        self.files = [self.dir / n for n in ("report.md", "report.json", "truth.csv", *figures)]
         write_text_atomic(self.dir / "report.md", render_markdown(self.cfg, report, figures))
         self.log(f"[study] report: {self.dir / 'report.md'}")
         return report
@@ -409,63 +414,6 @@ def build_report(cfg: StudyConfig, archs: list[str], truth: list[dict[str, Any]]
     }
 
 
-def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
-    """tau per method and budget (bars with spread), and supernet-vs-truth scatter of seed 0."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = []
-    groups = report["groups"]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(groups)), 3.6))
-    labels = [f"{g['method']}\n({'equal compute' if g['budget'] == 'compute' else 'equal steps'})" for g in groups]
-    colors = ["tab:blue" if g["budget"] == "steps" else "tab:orange" for g in groups]
-    ax.bar(range(len(groups)), [g["tau_mean"] for g in groups], yerr=[g["tau_std"] for g in groups],
-           color=colors, capsize=4)
-    for i, g in enumerate(groups):
-        ax.scatter([i] * len(g["kendall_tau"]), g["kendall_tau"], color="black", s=10, zorder=3)
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xticks(range(len(groups)), labels, fontsize=8)
-    ax.set_ylabel("Kendall tau (supernet vs truth)")
-    ax.set_title("Ranking quality: mean ± std over seeds, dots = seeds", fontsize=10)
-    fig.tight_layout()
-    with atomic_write(out_dir / "kendall_tau.png") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
-    names.append("kendall_tau.png")
-
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(groups)), 3.4))  # paper Figure 4: the picks
-    ax.bar(range(len(groups)), [g["picks_truth_mean"] for g in groups], yerr=[g["picks_truth_std"] for g in groups],
-           color=colors, capsize=4)
-    ax.set_xticks(range(len(groups)), labels, fontsize=8)
-    low = min((g["picks_truth_mean"] - (g["picks_truth_std"] or 0) for g in groups
-               if not math.isnan(g["picks_truth_mean"])), default=0.0)
-    ax.set_ylim(bottom=max(0.0, low - 5))
-    ax.set_ylabel(f"true {report['truth_key']} of picks")
-    ax.set_title("Each search's selected architecture: its true value (mean ± std over seeds)", fontsize=9)
-    fig.tight_layout()
-    with atomic_write(out_dir / "picks.png") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
-    names.append("picks.png")
-
-    truth = [t[report["truth_key"]] for t in report["truth"]]
-    runs = [r for r in report["runs"] if r["seed"] == 0 and r["budget"] == "steps"]
-    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.2), squeeze=False)
-    for ax, r in zip(axes[0], runs):
-        ax.scatter(r["scores"], truth, s=14)
-        ax.set_title(f"{r['method']} (seed 0)\ntau = {r['kendall_tau']:.2f}", fontsize=9)
-        ax.set_xlabel("supernet score", fontsize=8)
-        ax.set_ylabel(f"true {report['truth_key']}", fontsize=8)
-    fig.tight_layout()
-    with atomic_write(out_dir / "scatter.png") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
-    names.append("scatter.png")
-    return names
-
-
 def _resolve(args: argparse.Namespace, out: Path | None) -> StudyConfig:
     """Defaults < the study directory's study.yaml (resuming) < ``--config`` < flags."""
     names = {f.name for f in dataclasses.fields(StudyConfig)}
@@ -477,10 +425,19 @@ def _resolve(args: argparse.Namespace, out: Path | None) -> StudyConfig:
 
 
 def _config(args: argparse.Namespace, out: Path) -> StudyConfig | str:
-    """The study's config (recorded in study.yaml), or the error message that refuses it."""
+    """The study's config from the command line, or the error message that refuses it."""
+    try:
+        return _resolve(args, out)
+    except NsasError as err:
+        return str(err)
+    except OSError as err:  # every rank must learn of it, not only rank 0
+        return f"{err.strerror}: {err.filename}"
+
+
+def _record(cfg: StudyConfig, out: Path) -> str | None:
+    """Record ``cfg`` as ``out/study.yaml`` (checking its runs' configs first), or the message that refuses it."""
     saved = out / "study.yaml"
     try:
-        cfg = _resolve(args, out)
         if saved.exists():
             if config_to_dict(cfg) != read_yaml(saved):
                 return f"{out} holds a study with another config; use another --out (or the same options to resume it)"
@@ -490,9 +447,46 @@ def _config(args: argparse.Namespace, out: Path) -> StudyConfig | str:
             write_yaml(saved, config_to_dict(cfg))
     except NsasError as err:
         return str(err)
-    except OSError as err:  # every rank must learn of it, not only rank 0
+    except OSError as err:
         return f"{err.strerror}: {err.filename}"
-    return cfg
+    return None
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """What :func:`study` produced.
+
+    Attributes:
+        out: the study directory.
+        report: report.json's content (empty on data-parallel ranks other than 0).
+        files: report.md, report.json, truth.csv and the figures (none on other ranks).
+    """
+
+    out: Path
+    report: dict[str, Any]
+    files: list[Path]
+
+    @property
+    def report_md(self) -> Path:
+        return self.out / "report.md"
+
+
+def study(cfg: StudyConfig, out: str | Path, *, progress: bool = True) -> StudyResult:
+    """`nsas study`: every stage in ``out`` (each skipped where its output exists: rerun to resume), then the report.
+
+    ``nsas.study(...)`` calls this. ``cfg`` is recorded as ``out/study.yaml``; a
+    folder holding a study of another config is refused.
+
+    Raises:
+        NsasError: another study's folder, a bad ``search:``/``train:`` value, or a stage's error.
+    """
+    out = Path(out)
+    error = distributed.broadcast_object(_record(cfg, out) if distributed.is_main() else None)
+    if error is not None:  # rank 0 refused the folder; every rank stops with its message
+        raise NsasError(error)
+    runner = Study(cfg, out, progress=progress)
+    report = runner.run()
+    return StudyResult(out, report, list(getattr(runner, "files", [])))
 
 
 def _fmt(x: float, digits: int = 3) -> str:
@@ -555,7 +549,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """`nsas study`."""
+    """`nsas study`: :func:`study` with the config of the flags (and of study.yaml when resuming)."""
     if args.print_config:
         print_config(_resolve(args, Path(args.out) if args.out else None))
         return 0
@@ -565,10 +559,15 @@ def run(args: argparse.Namespace) -> int:
     cfg = distributed.broadcast_object(_config(args, out) if distributed.is_main() else None)
     if isinstance(cfg, str):  # rank 0 refused the config; every rank stops with its message
         raise NsasError(cfg)
-    report = Study(cfg, out, progress=not args.quiet).run()
+    result = study(cfg, out, progress=not args.quiet)
     if not distributed.is_main():
         return 0
-    for g in report["groups"]:
+    for g in result.report["groups"]:
         print(f"{g['method']:>22} ({g['budget']:>7}): Kendall tau {_fmt(g['tau_mean'])} ± {_fmt(g['tau_std'])}")
-    print(f"report: {out / 'report.md'}")
+    print(f"report: {result.report_md}")
     return 0
+
+
+import nsas as _nsas  # noqa: E402
+
+_nsas._make_callable(__name__)  # nsas.study(...) calls study() above

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -112,3 +114,110 @@ def test_load_search_run_does_not_load_the_data_until_used(tmp_path, monkeypatch
     cfg, supernet, data, _ = load_search_run(run)
     assert loads == [] and isinstance(supernet, nn.Module)
     assert len(data.val) > 0 and len(loads) == 1
+
+
+# ---- one function per command, each returning a result object ----------------------------------------------
+ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+TINY_SEARCH = dict(steps_per_epoch=2, batch_size=8, channels=4, cells=1, eval_batches=1, select_rounds=1,
+                   select_samples=2, probe_count=2, log_every=1, checkpoint_every=0)
+
+
+def test_load_search_run_is_a_named_tuple_that_unpacks_as_before(tmp_path):
+    nsas.search(tiny_search_config("nb201"), tmp_path / "run", progress=False)
+    run = load_search_run(tmp_path / "run")
+    assert isinstance(run, nsas.SearchRun) and run._fields == ("config", "supernet", "data", "state")
+    cfg, supernet, data, state = run
+    assert run.config is cfg and run.supernet is supernet and run.data is data and run.state is state
+    assert cfg.space == "nb201" and isinstance(supernet, nn.Module) and state["global_step"] == 2
+
+
+def test_inspect_is_a_function_returning_what_the_command_prints(capsys):
+    from nsas.cli import main
+
+    info = nsas.inspect(ARCH, channels=4, cells=1)
+    assert isinstance(info, nsas.InspectResult) and info.space == "nb201" and info.arch == ARCH
+    assert main(["inspect", ARCH, "--channels", "4", "--cells", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == info.as_dict()
+    assert info.parameters == sum(p.numel() for p in nsas.get_space("nb201").build_network(
+        nsas.parse_arch(ARCH), channels=4, cells=1).parameters())
+    with pytest.raises(NsasError, match="--hidden does not apply"):
+        nsas.inspect(ARCH, hidden=8)
+
+
+def test_export_is_a_function_returning_every_file_written(tmp_path):
+    result = nsas.export(ARCH, tmp_path / "net.pt2", "export", channels=4, cells=1)
+    assert isinstance(result, nsas.ExportResult) and result.format == "export" and result.arch == ARCH
+    assert result.files == [tmp_path / "net.pt2", tmp_path / "net.pt2.json"] and result.sidecars == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.pt2", "net.pt2.json"]
+    assert torch.export.load(result.out).module()(torch.randn(3, 3, 32, 32)).shape == (3, 10)
+
+
+def test_plot_is_a_function_returning_the_figures_and_notes(tmp_path):
+    nsas.search(tiny_search_config("nb201", epochs=2), tmp_path / "run", progress=False)
+    result = nsas.plot(tmp_path / "run", out=tmp_path / "figs", dpi=40)
+    assert isinstance(result, nsas.PlotResult)
+    assert [p.name for p in result.paths] == ["forgetting.png", "losses.png", "cells.png"]
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == sorted(p.name for p in result.paths)
+    assert result.notes == []  # nothing skipped but kendall.png, which needs a truth: not attempted
+    nsas.search(tiny_search_config("nb201", loss="ce"), tmp_path / "ce", progress=False)
+    compare = nsas.plot([tmp_path / "run", tmp_path / "ce"], out=tmp_path / "cmp", dpi=40)
+    assert compare.paths == [tmp_path / "cmp" / "compare.png"] and compare.paths[0].stat().st_size > 0
+
+
+def test_study_is_a_function_returning_the_report_and_its_files(tmp_path):
+    truth = Path(__file__).resolve().parents[1] / "examples" / "nb201-truth.csv"
+    cfg = nsas.StudyConfig(space="nb201", dataset="fake-images", methods=["random:ce"], seeds=1, archs=5,
+                           search_epochs=1, score_batches=1, truth=str(truth), search=TINY_SEARCH)
+    result = nsas.study(cfg, tmp_path / "study", progress=False)
+    assert isinstance(result, nsas.StudyResult) and result.out == tmp_path / "study"
+    saved = json.loads((tmp_path / "study" / "report.json").read_text())
+    assert json.dumps(result.report, sort_keys=True) == json.dumps(saved, sort_keys=True)  # NaN != NaN: as text
+    assert result.report["truth_key"] == "test_acc" and len(result.report["archs"]) == 5
+    assert result.report_md in result.files and all(p.is_file() for p in result.files)
+    assert {p.name for p in result.files} >= {"report.md", "report.json", "truth.csv", "scatter.png"}
+    other = nsas.StudyConfig(**{**vars(cfg), "seeds": 2})
+    with pytest.raises(NsasError, match="another config"):
+        nsas.study(other, tmp_path / "study", progress=False)
+
+
+@pytest.mark.parametrize("command", ["inspect", "export", "plot", "study"])
+def test_the_command_calls_the_library_function(command, tmp_path, monkeypatch):
+    """Each CLI body is a call of its library function (so the two cannot drift apart)."""
+    import importlib
+
+    from nsas.cli import main
+
+    module = importlib.import_module({"inspect": "nsas.inspection"}.get(command, f"nsas.{command}"))
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append((args, kwargs))
+        raise NsasError("spied")
+
+    monkeypatch.setattr(module, command, spy)
+    argv = {"inspect": ["inspect", ARCH], "export": ["export", ARCH, "--out", str(tmp_path / "x.pt")],
+            "plot": ["plot", str(tmp_path)], "study": ["study", "--out", str(tmp_path / "s"), "--quiet"]}[command]
+    assert main(argv) == 2 and len(calls) == 1
+
+
+def test_correlate_reads_a_truth_import_csv(tmp_path, capsys):
+    """`nsas.correlate(scores, "truth.csv")` on the CSV that `nsas truth import` writes, with no key given."""
+    from nsas.cli import main
+    from test_nasbench import ARCHS, _nb201_dict
+
+    bench = tmp_path / "NAS-Bench-201-v1_1-test.pth"
+    torch.save(_nb201_dict(), bench)
+    assert main(["truth", "import", str(bench), "--out", str(tmp_path / "truth.csv")]) == 0
+    assert (tmp_path / "truth.csv").read_text().splitlines()[0] == "arch,test_acc"
+    nsas.search(tiny_search_config("nb201", rank_by="loss"), tmp_path / "run", progress=False)
+    scores = nsas.rank(tmp_path / "run", ARCHS, device="cpu")
+    report = nsas.correlate(scores.out, tmp_path / "truth.csv", bootstrap=0)
+    assert report["n"] == len(ARCHS) and report["truth_key"] == "test_acc"
+    assert report["key"] == "loss"  # what the run ranks by (its rank_by), lower is better
+    import os
+
+    os.chdir(tmp_path)
+    try:  # the string form of the README
+        assert nsas.correlate(str(scores.out), "truth.csv", bootstrap=0)["n"] == len(ARCHS)
+    finally:
+        os.chdir(Path(__file__).resolve().parents[1])

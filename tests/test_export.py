@@ -183,3 +183,21 @@ def test_a_failed_export_keeps_the_old_file_and_leaves_no_temporary(tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left" in err[0] and str(out) in err[0], err
     assert out.read_bytes() == b"the old export" and not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_output_names_every_file_written(tmp_path, capsys, fmt):
+    """ONNX keeps the weights in FILE.data beside FILE: the command says so, and names every file it wrote."""
+    if fmt == "onnx" and importlib.util.find_spec("onnxscript") is None:
+        pytest.skip("the onnx extra (onnx, onnxscript) is not installed")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / f"net.{fmt}"
+    assert main(["export", ARCH, "--channels", "4", "--cells", "1", "--format", fmt, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    written = sorted(p.name for p in folder.iterdir())
+    assert len(written) >= 2 and all(str(folder / name) in printed for name in written), (written, printed)
+    if fmt == "onnx":
+        assert "net.onnx.data" in written and "copy them together" in printed
+        meta = json.loads((folder / "net.onnx.json").read_text())
+        assert meta["files"] == ["net.onnx", "net.onnx.data"]
