@@ -13,6 +13,8 @@ writes into ``RUN_DIR/plots/`` (or ``--out``) and prints the path of each file:
     cells.png       the cells of the best selected architecture (paper Fig. 5); skipped, with a
                     note, for a space without a cell diagram (a ChoiceSpace, a plug-in)
 
+``nsas.plot(run_dirs, ...)`` (:func:`plot`) is the command as a function: it
+returns a :class:`PlotResult` (the PNGs written, the notes on skipped figures).
 Every figure has a function that takes data (records, series, an
 architecture), not paths, and returns a matplotlib ``Figure``, so other
 commands (``nsas study``) can draw the same figures. Figures are rendered on
@@ -43,59 +45,16 @@ from nsas.errors import NsasError
 from nsas.plot_data import (MIN_KENDALL_ARCHS, KendallSeries, ProbeSeries, Record, kendall_series,  # noqa: F401
                             moving_average, probe_series)
 from nsas.plot_data import column as _column
+from nsas.plot_data import key_text as _key
+from nsas.plot_data import short_arch  # noqa: F401 (importable from here too)
 from nsas.rundir import read_metrics
 
 MAX_NAMED_PROBES = 26  # more probes are drawn unnamed, under their mean
 BOOTSTRAP = 500  # resamples of the probe set behind kendall.png's 95% band
 
-# Short op names for legends and captions (edges of cell diagrams use the full names).
-_ABBREV = {
-    "none": "-", "skip_connect": "skip", "nor_conv_1x1": "c1", "nor_conv_3x3": "c3", "avg_pool_3x3": "avg3",
-    "max_pool_3x3": "max3", "sep_conv_3x3": "sep3", "sep_conv_5x5": "sep5", "dil_conv_3x3": "dil3",
-    "dil_conv_5x5": "dil5", "sigmoid": "sigm", "identity": "id",
-}
-
-
 def _step_ticks() -> MaxNLocator:
     """Whole-number ticks at 1, 2, 5 x 10^k (steps)."""
     return MaxNLocator(integer=True, steps=[1, 2, 5, 10])
-
-
-def short_arch(text: str, space: str | None = None) -> str:
-    """A compact one-line form of an architecture for captions (``c3 | skip c1 | - avg3 c3``)."""
-    from nsas.spaces import parse_arch  # imports torch: only when a caption is drawn
-
-    try:
-        arch = parse_arch(text, space)
-    except NsasError:
-        return text if len(text) <= 60 else text[:57] + "..."
-    ab = lambda op: _ABBREV.get(op, op)  # noqa: E731
-    if arch.space == "nb201":
-        nodes = [arch.ops[j * (j - 1) // 2: j * (j + 1) // 2] for j in range(1, 4)]
-        return " | ".join(" ".join(ab(op) for op in node) for node in nodes)
-    if arch.space.startswith("darts") and hasattr(arch, "normal"):
-        cells = [" | ".join(" ".join(f"{ab(op)}~{i}" for op, i in node) for node in getattr(arch, c))
-                 for c in ("normal", "reduce")]
-        return f"N: {cells[0]}   R: {cells[1]}"
-    if arch.space == "darts-rnn":
-        return " ".join(f"{ab(op)}~{j}" for op, j in arch.recurrent)
-    return str(arch)
-
-
-_READING = {  # how to read short_arch's form, per space
-    "nb201": "nodes 1 | 2 | 3, each the ops on its edges from nodes 0..j-1",
-    "darts": "N: normal, R: reduction cell; nodes 0 | 1 | 2 | 3; op~k reads input k (0, 1: previous cells)",
-    "darts-chain": "N: normal, R: reduction cell; nodes 0 | 1 | 2 | 3; op~k reads input k (0, 1: previous cells)",
-    "darts-rnn": "nodes 1..8; op~k applies op to node k",
-}
-
-
-def _key(text: str, space: str | None) -> str:
-    """How to read the short forms in ``text``, and the short op names they use."""
-    words = set(text.replace("~", " ").split())
-    used = [f"{short}: {op}" for op, short in _ABBREV.items() if short in words]
-    reading = _READING.get(space or "", "")
-    return "; ".join(part for part in (reading, ", ".join(used)) if part)
 
 
 # ---------------------------------------------------------------- figures

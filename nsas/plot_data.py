@@ -1,5 +1,5 @@
 """The data behind nsas plot's figures, read from a run's metrics records (no figure code): probe series,
-moving averages, Kendall tau over training.
+moving averages, Kendall tau over training, and the short forms of architectures that captions use.
 
 ``nsas.plot`` (one run) and ``nsas.plot_compare`` (several runs) both draw
 from these; keeping them here, below both, means neither imports the other's
@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from nsas.errors import NsasError
+
 Record = Mapping[str, Any]
 
-__all__ = ["MIN_KENDALL_ARCHS", "KendallSeries", "ProbeSeries", "Record", "column", "kendall_series",
-           "moving_average", "probe_series"]
+__all__ = ["MIN_KENDALL_ARCHS", "KendallSeries", "ProbeSeries", "Record", "column", "kendall_series", "key_text",
+           "moving_average", "probe_series", "short_arch"]
 
 
 def column(records: Sequence[Record], key: str) -> np.ndarray:
@@ -149,3 +151,49 @@ def kendall_series(series: ProbeSeries, truth: Mapping[str, float], *, lower_is_
     low, high = (np.array(b, dtype=float) for b in zip(*bands)) if bootstrap else (None, None)
     return KendallSeries(series.steps.copy(), np.array(taus, dtype=float), np.array(counts, dtype=int),
                          [series.archs[j] for j in cols], low, high)
+
+
+# ---- captions: architectures in short
+# Short op names for legends and captions (edges of cell diagrams use the full names).
+_ABBREV = {
+    "none": "-", "skip_connect": "skip", "nor_conv_1x1": "c1", "nor_conv_3x3": "c3", "avg_pool_3x3": "avg3",
+    "max_pool_3x3": "max3", "sep_conv_3x3": "sep3", "sep_conv_5x5": "sep5", "dil_conv_3x3": "dil3",
+    "dil_conv_5x5": "dil5", "sigmoid": "sigm", "identity": "id",
+}
+
+
+def short_arch(text: str, space: str | None = None) -> str:
+    """A compact one-line form of an architecture for captions (``c3 | skip c1 | - avg3 c3``)."""
+    from nsas.spaces import parse_arch  # imports torch: only when a caption is drawn
+
+    try:
+        arch = parse_arch(text, space)
+    except NsasError:
+        return text if len(text) <= 60 else text[:57] + "..."
+    ab = lambda op: _ABBREV.get(op, op)  # noqa: E731
+    if arch.space == "nb201":
+        nodes = [arch.ops[j * (j - 1) // 2: j * (j + 1) // 2] for j in range(1, 4)]
+        return " | ".join(" ".join(ab(op) for op in node) for node in nodes)
+    if arch.space.startswith("darts") and hasattr(arch, "normal"):
+        cells = [" | ".join(" ".join(f"{ab(op)}~{i}" for op, i in node) for node in getattr(arch, c))
+                 for c in ("normal", "reduce")]
+        return f"N: {cells[0]}   R: {cells[1]}"
+    if arch.space == "darts-rnn":
+        return " ".join(f"{ab(op)}~{j}" for op, j in arch.recurrent)
+    return str(arch)
+
+
+_READING = {  # how to read short_arch's form, per space
+    "nb201": "nodes 1 | 2 | 3, each the ops on its edges from nodes 0..j-1",
+    "darts": "N: normal, R: reduction cell; nodes 0 | 1 | 2 | 3; op~k reads input k (0, 1: previous cells)",
+    "darts-chain": "N: normal, R: reduction cell; nodes 0 | 1 | 2 | 3; op~k reads input k (0, 1: previous cells)",
+    "darts-rnn": "nodes 1..8; op~k applies op to node k",
+}
+
+
+def key_text(text: str, space: str | None) -> str:
+    """How to read the short forms in ``text``, and the short op names they use."""
+    words = set(text.replace("~", " ").split())
+    used = [f"{short}: {op}" for op, short in _ABBREV.items() if short in words]
+    reading = _READING.get(space or "", "")
+    return "; ".join(part for part in (reading, ", ".join(used)) if part)

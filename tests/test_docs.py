@@ -200,6 +200,7 @@ def test_custom_space_walkthrough_runs_as_written(tmp_path, monkeypatch, capsys)
     appended (later flags win): 2 steps of one epoch, small selection.
     """
     import shlex
+    import sys
 
     import nsas.data
     import nsas.registry
@@ -211,6 +212,7 @@ def test_custom_space_walkthrough_runs_as_written(tmp_path, monkeypatch, capsys)
              if how and how.startswith("the file ")}
     (tmp_path / "my_space.py").write_text(files["my_space.py"])
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # NSAS_PLUGINS adds the current folder: only for this test
     text = (ROOT / "docs" / "GUIDE.md").read_text()
     lines = [line.strip() for line in text.splitlines() if line.startswith(f"    {PLUGINS_ENV}=")]
     assert [shlex.split(line)[2] for line in lines] == ["search", "plot", "rank", "export"]
