@@ -32,7 +32,7 @@ reads the other ranks' result files and writes the report. The study
 directory must be on a file system every rank sees.
 
 (Long for one module: the four stages share the Study object's state, so they stay together; the figures
-live in nsas/study_figures.py. ``nsas.study(cfg, out)`` (:func:`study`) is the command as a function.)
+and report.md's text live in nsas/study_figures.py. ``nsas.study(cfg, out)`` (:func:`study`) is the command as a function.)
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ from nsas.rundir import write_json, write_text_atomic
 from nsas.search_config import passes_per_step as config_passes
 from nsas.spaces import get_space, space_names
 from nsas.strategies import strategy_names
+from nsas.study_figures import fmt as _fmt
 from nsas.truth import read_truth, stratified_sample
 
 
@@ -347,7 +348,7 @@ class Study:
                                      "spearman_rho": spearman_rho(size, truth_values), "values": size.tolist()}
         report["study_seconds_this_invocation"] = time.time() - start
         write_json(self.dir / "report.json", report)
-        from nsas.study_figures import write_figures
+        from nsas.study_figures import render_markdown, write_figures
 
         figures = write_figures(self.dir, report)
         self.files = [self.dir / n for n in ("report.md", "report.json", "truth.csv", *figures)]
@@ -487,51 +488,6 @@ def study(cfg: StudyConfig, out: str | Path, *, progress: bool = True) -> StudyR
     runner = Study(cfg, out, progress=progress)
     report = runner.run()
     return StudyResult(out, report, list(getattr(runner, "files", [])))
-
-
-def _fmt(x: float, digits: int = 3) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
-def render_markdown(cfg: StudyConfig, report: dict[str, Any], figures: list[str]) -> str:
-    """The human-readable report."""
-    key = report["truth_key"]
-    lines = [
-        f"# Ranking study: {cfg.space} on {cfg.dataset}", "",
-        f"Methods {', '.join(cfg.methods)}; {cfg.seeds} seed{'s' if cfg.seeds != 1 else ''}; {len(report['archs'])} ground-truth "
-        + (f"architectures sampled from the truth table `{Path(cfg.truth).name}` (stratified over {key})"
-           if cfg.truth else f"architectures trained stand-alone with the `{cfg.truth_recipe}` recipe "
-           f"(overrides: {cfg.train or 'none'})")
-        + f"; searches of {cfg.search_epochs} epochs "
-        f"(overrides: {cfg.search or 'none'}); supernet scores on {cfg.score_batches} validation batches.", "",
-        f"Ground truth {key}: {_fmt(report['truth_range'][0], 2)} to {_fmt(report['truth_range'][1], 2)}; "
-        f"{report['truth_seconds'] / 60:.1f} min of stand-alone training.", "",
-        "| method | budget | Kendall tau per seed | tau mean ± std | Spearman rho mean ± std | tau within equal size | "
-        f"picks' true {key} | steps | passes | search s |",
-        "|---|---|---|---|---|---|---|---:|---:|---:|",
-    ]
-    base = report["live_parameters"]
-    lines.append(f"| live parameter count (no training) | - | | {_fmt(base['kendall_tau'])} | "
-                 f"{_fmt(base['spearman_rho'])} | | | 0 | 0 | 0 |")
-    for g in report["groups"]:
-        taus = ", ".join(_fmt(t, 2) for t in g["kendall_tau"])
-        lines.append(
-            f"| {g['method']} | {'equal compute' if g['budget'] == 'compute' else 'equal steps'} | {taus} | "
-            f"{_fmt(g['tau_mean'])} ± {_fmt(g['tau_std'])} | {_fmt(g['rho_mean'])} ± {_fmt(g['rho_std'])} | "
-            f"{_fmt(g['tau_within_size_mean'])} | "
-            f"{_fmt(g['picks_truth_mean'], 2)} ± {_fmt(g['picks_truth_std'], 2)} | {g['steps_mean']:.0f} | "
-            f"{g['passes_mean']:.0f} | {g['search_seconds_mean']:.0f} |")
-    lines += ["", "Passes are single-path forward/backward passes (the cost measure: an NSAS step with M "
-              "archive members costs 1 + M). Equal compute gives each cheaper method more epochs so that its "
-              "passes match the costliest method's. The first row ranks by each architecture's live parameter "
-              "count (the parameters of the operations that reach the output; no training): the yardstick a "
-              "supernet must beat. 'tau within equal size' is the concordance (C - D) / (C + D) of the scores "
-              "over pairs of architectures with the same live parameter count (n/a when no pair has).", ""]
-    lines += [f"![{name}]({name})" for name in figures]
-    lines += ["", "## Ground-truth architectures", "", f"| # | architecture | {key} | parameters |", "|---:|---|---:|---:|"]
-    for i, t in enumerate(report["truth"]):
-        lines.append(f"| {i} | `{t['arch']}` | {_fmt(t[key], 2)} | {t['parameters'] or ''} |")
-    return "\n".join(lines) + "\n"
 
 
 # ---- command line ----------------------------------------------------------

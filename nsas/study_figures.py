@@ -1,15 +1,18 @@
-"""The figures of `nsas study`'s report (kendall_tau.png, picks.png, scatter.png), drawn from report.json's data.
+"""`nsas study`'s report as people read it: the figures (kendall_tau.png, picks.png, scatter.png) and report.md.
 
-Kept apart from nsas/study.py, which runs the stages; this module only reads the report dict.
+Kept apart from nsas/study.py, which runs the stages; this module only reads the report dict (and the config).
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nsas.atomic import atomic_write
+
+if TYPE_CHECKING:
+    from nsas.study import StudyConfig
 
 
 def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
@@ -67,3 +70,48 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
     plt.close(fig)
     names.append("scatter.png")
     return names
+
+
+def fmt(x: float, digits: int = 3) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def render_markdown(cfg: StudyConfig, report: dict[str, Any], figures: list[str]) -> str:
+    """The human-readable report."""
+    key = report["truth_key"]
+    lines = [
+        f"# Ranking study: {cfg.space} on {cfg.dataset}", "",
+        f"Methods {', '.join(cfg.methods)}; {cfg.seeds} seed{'s' if cfg.seeds != 1 else ''}; {len(report['archs'])} ground-truth "
+        + (f"architectures sampled from the truth table `{Path(cfg.truth).name}` (stratified over {key})"
+           if cfg.truth else f"architectures trained stand-alone with the `{cfg.truth_recipe}` recipe "
+           f"(overrides: {cfg.train or 'none'})")
+        + f"; searches of {cfg.search_epochs} epochs "
+        f"(overrides: {cfg.search or 'none'}); supernet scores on {cfg.score_batches} validation batches.", "",
+        f"Ground truth {key}: {fmt(report['truth_range'][0], 2)} to {fmt(report['truth_range'][1], 2)}; "
+        f"{report['truth_seconds'] / 60:.1f} min of stand-alone training.", "",
+        "| method | budget | Kendall tau per seed | tau mean ± std | Spearman rho mean ± std | tau within equal size | "
+        f"picks' true {key} | steps | passes | search s |",
+        "|---|---|---|---|---|---|---|---:|---:|---:|",
+    ]
+    base = report["live_parameters"]
+    lines.append(f"| live parameter count (no training) | - | | {fmt(base['kendall_tau'])} | "
+                 f"{fmt(base['spearman_rho'])} | | | 0 | 0 | 0 |")
+    for g in report["groups"]:
+        taus = ", ".join(fmt(t, 2) for t in g["kendall_tau"])
+        lines.append(
+            f"| {g['method']} | {'equal compute' if g['budget'] == 'compute' else 'equal steps'} | {taus} | "
+            f"{fmt(g['tau_mean'])} ± {fmt(g['tau_std'])} | {fmt(g['rho_mean'])} ± {fmt(g['rho_std'])} | "
+            f"{fmt(g['tau_within_size_mean'])} | "
+            f"{fmt(g['picks_truth_mean'], 2)} ± {fmt(g['picks_truth_std'], 2)} | {g['steps_mean']:.0f} | "
+            f"{g['passes_mean']:.0f} | {g['search_seconds_mean']:.0f} |")
+    lines += ["", "Passes are single-path forward/backward passes (the cost measure: an NSAS step with M "
+              "archive members costs 1 + M). Equal compute gives each cheaper method more epochs so that its "
+              "passes match the costliest method's. The first row ranks by each architecture's live parameter "
+              "count (the parameters of the operations that reach the output; no training): the yardstick a "
+              "supernet must beat. 'tau within equal size' is the concordance (C - D) / (C + D) of the scores "
+              "over pairs of architectures with the same live parameter count (n/a when no pair has).", ""]
+    lines += [f"![{name}]({name})" for name in figures]
+    lines += ["", "## Ground-truth architectures", "", f"| # | architecture | {key} | parameters |", "|---:|---|---:|---:|"]
+    for i, t in enumerate(report["truth"]):
+        lines.append(f"| {i} | `{t['arch']}` | {fmt(t[key], 2)} | {t['parameters'] or ''} |")
+    return "\n".join(lines) + "\n"
