@@ -122,14 +122,14 @@ def kendall_series(series: ProbeSeries, truth: Mapping[str, float], *, lower_is_
         lower_is_better: the truth is a loss or perplexity (it is negated so
             that a positive tau means the supernet agrees with the truth).
         bootstrap: resamples of the probe architectures for a 95% interval
-            at each point (:func:`nsas.correlate.bootstrap_ci`; 0: none).
+            at each point (:func:`nsas.rankstats.bootstrap_ci`; 0: none).
         seed: seed of the resamples.
         rank_by: ``acc`` or ``loss``: which inherited score ranks the probes.
 
     Raises:
         ValueError: fewer than 3 probe architectures have a truth value.
     """
-    from nsas.correlate import bootstrap_ci, kendall_tau
+    from nsas.rankstats import bootstrap_ci, kendall_tau
 
     cols = [j for j, a in enumerate(series.archs) if a in truth]
     if len(cols) < MIN_KENDALL_ARCHS:

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nsas.atomic import atomic_write
-
-if TYPE_CHECKING:
-    from nsas.study import StudyConfig
 
 
 def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
@@ -76,8 +73,8 @@ def fmt(x: float, digits: int = 3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def render_markdown(cfg: StudyConfig, report: dict[str, Any], figures: list[str]) -> str:
-    """The human-readable report."""
+def render_markdown(cfg: Any, report: dict[str, Any], figures: list[str]) -> str:
+    """The human-readable report (``cfg``: the study's :class:`~nsas.study.StudyConfig`)."""
     key = report["truth_key"]
     lines = [
         f"# Ranking study: {cfg.space} on {cfg.dataset}", "",
