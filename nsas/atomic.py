@@ -24,7 +24,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -166,12 +166,6 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         f.write(text)
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` through :func:`atomic_write`."""
-    with atomic_write(path, "wb") as f:
-        f.write(data)
-
-
 def check_writable(path: str | Path) -> None:
     """Fail now, not after hours of work, if :func:`atomic_write` could not (re)place ``path``.
 
@@ -185,6 +179,28 @@ def check_writable(path: str | Path) -> None:
         raise FileNotFoundError(errno.ENOENT, "folder does not exist", str(path.parent))
     with tempfile.TemporaryFile(dir=path.parent):
         pass
+
+
+def check_not_an_input(out: str | Path, inputs: Iterable[str | Path | None], *, flag: str = "--out") -> None:
+    """Refuse to write ``out`` when it is one of the files a command reads (``nsas truth import X --out X``,
+    ``nsas rank RUN --out RUN/checkpoint.pt``): the atomic rename would replace the input with the output.
+
+    Raises:
+        OSError: (EEXIST) naming ``out`` and the input it is.
+    """
+    out = Path(out)
+    target = os.path.realpath(out)
+    for given in inputs:
+        if given is None:
+            continue
+        given = Path(given)
+        try:
+            same = os.path.realpath(given) == target or (out.exists() and given.exists() and os.path.samefile(out, given))
+        except OSError:
+            same = False
+        if same:
+            raise OSError(errno.EEXIST, f"{flag} names an input of this command ({given}); writing it would "
+                                        "replace it: choose another file", str(out))
 
 
 def fsync_dir(directory: str | Path) -> None:

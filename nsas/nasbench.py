@@ -29,6 +29,16 @@ whose ``eval_acc1es`` maps ``"<split>@<epoch>"`` to an accuracy (%). The
 imported value is the mean over seeds of the last epoch's accuracy on the
 split that serves as the test set: ``ori-test`` for cifar10, ``x-test`` for
 cifar100 and ImageNet16-120, ``x-valid`` for cifar10-valid.
+
+Every row is checked before the CSV is written: an architecture that is not
+a canonical NAS-Bench-201 string (``rm -rf /``, a spreadsheet formula, 42)
+refuses the whole file (it is not the benchmark's); an accuracy that is not a
+number (``'n/a'``) refuses it too, naming the file and the architecture; an
+accuracy that is NaN, infinite or outside [0, 100] drops that architecture,
+and the count dropped is printed (a benchmark may lack a result). A bz2 file
+is decompressed with its output capped at :data:`MAX_DECOMPRESSED` bytes, so
+a small file that would expand to gigabytes is refused with bounded memory.
+``--out`` may not name the source (or a file of its folder).
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ import bz2
 import collections
 import csv
 import io
+import math
 import pickle
 import sys
 import zipfile
@@ -46,11 +57,13 @@ from typing import Any
 
 import numpy as np
 
-from nsas.errors import NsasError
+from nsas.atomic import check_not_an_input
+from nsas.errors import ArchitectureError, NsasError, brief, shorten
 from nsas.rundir import write_text_atomic
 
 DATASETS = {"cifar10": "ori-test", "cifar10-valid": "x-valid", "cifar100": "x-test", "ImageNet16-120": "x-test"}
 HPS = {"200": "full", "12": "less"}  # NATS-Bench key -> NAS-Bench-201 key of the same training budget
+MAX_DECOMPRESSED = 256 << 20  # a NATS-Bench .pickle.pbz2 holds a few MB; more is refused while decompressing
 _DTYPES = {"f8", "f4", "f2", "i8", "i4", "i2", "i1", "u8", "u4", "u2", "u1", "b1"}
 
 
@@ -153,11 +166,43 @@ def load_torch_file(path: Path) -> Any:
 
 def load_bz2_pickle(path: Path) -> Any:
     """A NATS-Bench ``.pickle.pbz2`` file (a bz2-compressed pickle), read with the restricted unpickler."""
+    return restricted_loads(bz2_bytes(path))
+
+
+def bz2_bytes(path: Path, limit: int | None = None) -> bytes:
+    """The decompressed content of a bz2 file (all its streams), refused once it passes ``limit`` bytes.
+
+    Memory stays within ``limit`` plus one block, however much the file would expand to.
+    """
+    limit = MAX_DECOMPRESSED if limit is None else limit
+    out: list[bytes] = []  # pieces, joined at the end (a growing bytearray would copy itself as it grows)
+    size = 0
     try:
-        data = bz2.decompress(path.read_bytes())
-    except (OSError, ValueError) as err:
+        with open(path, "rb") as f:
+            decompressor, pending = bz2.BZ2Decompressor(), b""
+            while True:
+                if decompressor.eof:  # a file may hold several streams back to back
+                    pending = decompressor.unused_data + pending
+                    if not pending:
+                        pending = f.read(1 << 20)
+                        if not pending:
+                            break
+                    decompressor = bz2.BZ2Decompressor()
+                if decompressor.needs_input and not pending:
+                    pending = f.read(1 << 20)
+                    if not pending:
+                        raise NsasError(f"cannot read {path} as bz2: the compressed stream ends early")
+                out.append(decompressor.decompress(pending, max_length=min(limit + 1 - size, 1 << 22)))
+                size += len(out[-1])
+                pending = b""
+                if size > limit:
+                    raise NsasError(f"{path} decompresses to more than {limit:,} bytes; a NATS-Bench file is far "
+                                    "smaller (refused before it filled memory)")
+    except OSError as err:
+        raise NsasError(f"cannot read {path} as bz2: {err.strerror or err}") from None
+    except ValueError as err:
         raise NsasError(f"cannot read {path} as bz2: {err}") from None
-    return restricted_loads(data)
+    return b"".join(out)
 
 
 def final_accuracy(results: dict[str, Any], dataset: str, split: str | None = None) -> float | None:
@@ -170,7 +215,11 @@ def final_accuracy(results: dict[str, Any], dataset: str, split: str | None = No
         epochs = run["epochs"]
         value = run["eval_acc1es"].get(f"{split}@{epochs - 1}")
         if value is not None:
-            accs.append(float(value))
+            try:
+                accs.append(float(value))
+            except (TypeError, ValueError, OverflowError):
+                raise NsasError(f"accuracy {brief(value, 40)} ({name}, seed {brief(_seed, 20)}, "
+                                f"{split}@{epochs - 1}) is not a number") from None
     return sum(accs) / len(accs) if accs else None
 
 
@@ -181,10 +230,47 @@ def _rows_from(meta_archs: list[str], infos: Any, dataset: str, split: str | Non
         result = by_budget.get(epochs) or by_budget.get(HPS.get(epochs, epochs))
         if not isinstance(result, dict):
             continue
-        acc = final_accuracy(result, dataset, split)
+        try:
+            acc = final_accuracy(result, dataset, split)
+        except NsasError as err:
+            raise NsasError(f"architecture {brief(index, 20)}: {err}") from None
         if acc is not None:
             rows.append((meta_archs[index], acc))
     return rows
+
+
+def checked_rows(rows: list[tuple[Any, float]], source: Path) -> tuple[list[tuple[str, float]], dict[str, int]]:
+    """The rows whose architecture is a canonical NAS-Bench-201 string and whose accuracy is in [0, 100].
+
+    Returns:
+        The rows kept, and how many were dropped for each reason (``{"not finite": n, "outside [0, 100]": m}``).
+
+    Raises:
+        NsasError: an architecture that is not a canonical nb201 string (the file is not the benchmark's).
+    """
+    from nsas.spaces import get_space
+
+    space = get_space("nb201")
+    bad: list[Any] = []
+    for arch, _ in rows:
+        try:
+            ok = isinstance(arch, str) and len(arch) < 1000 and str(space.parse(arch)) == arch
+        except ArchitectureError:
+            ok = False
+        if not ok:
+            bad.append(arch)
+    if bad:
+        raise NsasError(f"{source}: {len(bad):,} of its {len(rows):,} architectures are not canonical NAS-Bench-201 "
+                        f"strings (first: {brief(bad[0], 60)}); refusing the file")
+    kept, dropped = [], {"NaN or infinite": 0, "outside [0, 100]": 0}
+    for arch, acc in rows:
+        if not math.isfinite(acc):
+            dropped["NaN or infinite"] += 1
+        elif not 0 <= acc <= 100:
+            dropped["outside [0, 100]"] += 1
+        else:
+            kept.append((arch, acc))
+    return kept, {k: v for k, v in dropped.items() if v}
 
 
 def import_truth(source: str | Path, *, dataset: str = "cifar10", split: str | None = None,
@@ -217,7 +303,9 @@ def import_truth(source: str | Path, *, dataset: str = "cifar10", split: str | N
     try:
         rows = _rows_from(meta_archs, infos, dataset, split, str(epochs))
     except (KeyError, TypeError, AttributeError, IndexError) as err:
-        raise NsasError(f"{source}: unexpected result layout ({type(err).__name__}: {err})") from None
+        raise NsasError(f"{source}: unexpected result layout ({type(err).__name__}: {shorten(str(err), 120)})") from None
+    except NsasError as err:
+        raise NsasError(f"{source}: {err}") from None
     if not rows:
         raise NsasError(f"{source} holds no {epochs}-epoch results on {dataset}")
     return rows
@@ -251,7 +339,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """`nsas truth import`."""
-    rows = import_truth(args.source, dataset=args.dataset, split=args.split, epochs=args.epochs)
+    source = Path(args.source)
+    inputs = [source, *(source.glob("*.pickle.pbz2") if source.is_dir() else ())]
+    try:
+        check_not_an_input(args.out, inputs)
+    except OSError as err:
+        raise NsasError(f"--out {args.out}: {err.strerror}") from None
+    rows, dropped = checked_rows(import_truth(source, dataset=args.dataset, split=args.split, epochs=args.epochs),
+                                 source)
+    if dropped:
+        reasons = ", ".join(f"{n:,} {why}" for why, n in dropped.items())
+        sys.stderr.write(f"nsas: warning: dropped {sum(dropped.values()):,} of {len(rows) + sum(dropped.values()):,} "
+                         f"architectures of {source} whose accuracy is not a percentage ({reasons})\n")
+    if not rows:
+        raise NsasError(f"{source}: no architecture has a usable accuracy")
     write_truth_csv(args.out, rows)
     print(f"{len(rows)} architectures ({args.dataset}, {args.epochs} epochs) -> {args.out}")
     return 0

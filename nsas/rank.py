@@ -90,7 +90,9 @@ import csv
 import dataclasses
 import io
 import math
+import os
 import random
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,7 +103,7 @@ from torch import nn
 from tqdm import tqdm
 
 from nsas import data as nsas_data
-from nsas.atomic import check_writable
+from nsas.atomic import check_not_an_input, check_writable
 from nsas.errors import NsasError
 from nsas.evaluate import (  # noqa: F401  (the scorer lives in nsas.evaluate; importable from here too)
     RANK_BY,
@@ -126,6 +128,8 @@ SPLITS = ("val", "test")
 BN_MODES = ("batch", "recalibrate")
 FEW_IMAGES = 1000  # fewer scoring images than this get a warning: about 1.6 points of binomial noise at 50%
 _TOP = 5  # architectures printed at the end
+RUN_FILES = ("checkpoint.pt", "config.yaml", "metrics.jsonl", "log.txt", "selected.json", "summary.json",
+             "archive.json", "result.json", ".nsas-run.json")  # a run's own files: never an --out
 
 
 # ---------------------------------------------------------------- architectures
@@ -462,11 +466,38 @@ def _costs(args: argparse.Namespace, space: SearchSpace, archs: list[Architectur
     return {a: arch_cost(space, a) for a in tqdm(archs, unit="arch", desc="cost", disable=args.quiet, leave=False)}
 
 
-def _check_out(out: Path) -> None:
+def _check_out(out: Path, args: argparse.Namespace | None = None) -> None:
+    """``out`` can be written, and is none of the files this command reads (the runs' own files, --archs,
+    --fit-on, --weights-from): replacing one of them would lose it."""
     try:
         check_writable(out)
     except OSError as err:
         raise NsasError(f"cannot write {out}: {err.filename} {err.strerror}") from None
+    if args is None:
+        return
+    runs = args.run_dir if isinstance(args.run_dir, (list, tuple)) else [args.run_dir] if args.run_dir else []
+    inputs = [Path(r) / name for r in runs for name in RUN_FILES]
+    inputs += [getattr(args, k, None) for k in ("fit_on", "weights_from")]
+    if isinstance(args.archs, (str, Path)):
+        inputs.append(args.archs)
+    fusion = out.with_name(out.stem + ".fusion.json")
+    for path, flag in ((out, "--out"), *(((fusion, "--out's weights file"),) if getattr(args, "fuse", False) else ())):
+        try:
+            check_not_an_input(path, inputs, flag=flag)
+        except OSError as err:
+            raise NsasError(f"{flag} {path}: {err.strerror}") from None
+
+
+def _workers(args: argparse.Namespace) -> int:
+    """``--workers``, at most the CPU cores this process may use (as DataLoader warns: more only slows down)."""
+    cores = os.cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        cores = min(cores, len(os.sched_getaffinity(0)))
+    if args.workers > cores:
+        sys.stderr.write(f"nsas: warning: --workers {args.workers} is more than the {cores} CPU core"
+                         f"{'s' if cores != 1 else ''} here; using {cores}\n")
+        return cores
+    return args.workers
 
 
 def run(args: argparse.Namespace) -> int:
@@ -504,7 +535,8 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
         raise NsasError(f"{len(runs)} runs give one ensemble score: name its CSV with --out")
     out = Path(args.out) if args.out else Path(runs[0]) / "scores.csv"
     if args.out:
-        _check_out(out)  # before loading anything
+        _check_out(out, args)  # before loading anything
+    args = argparse.Namespace(**{**vars(args), "workers": _workers(args)})
     scored: list[list[dict[str, Any]]] = []
     seconds = 0.0
     for i, run_dir in enumerate(runs):
@@ -573,12 +605,16 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
         f"{f'with {len(runs)} supernets ' if len(runs) > 1 else ''}in {seconds:.1f} s "
         f"({len(distinct) * len(runs) / max(seconds, 1e-9):.2f} functions/s)")
     mean = "mean " if len(runs) > 1 else ""
-    by = "loss" if space.kind == "text" or rank_by == "loss" else "accuracy"
-    log(f"top {min(_TOP, len(rows))} by {mean}{by}:")
-    for row in best_first(rows, space.kind, rank_by)[:_TOP]:
-        log(f"  {row['acc']:7.2f}%  loss {row['loss']:.4f}  {row['arch']}")
+    order_by = "score" if "score" in extra else None  # a fused score (--fuse, a fused run's pipeline) ranks
+    by = "fused score (higher is better)" if order_by else \
+        "loss" if space.kind == "text" or rank_by == "loss" else "accuracy"
+    log(f"top {min(_TOP, len(rows))} by {mean if not order_by else ''}{by}:")
+    best = sorted(rows, key=lambda r: -r["score"]) if order_by else best_first(rows, space.kind, rank_by)
+    for row in best[:_TOP]:
+        fused = f"  score {row['score']:.4g}" if order_by else ""
+        log(f"  {row['acc']:7.2f}%  loss {row['loss']:.4f}{fused}  {row['arch']}")
     log(f"scores: {out}")
-    return RankResult(rows=rows, out=out, kind=space.kind, rank_by=rank_by, weights=weights_path,
+    return RankResult(rows=rows, out=out, kind=space.kind, rank_by=rank_by, order_by=order_by, weights=weights_path,
                       proxy_seconds=proxy_seconds)
 
 
@@ -676,7 +712,7 @@ def _rank_proxies_only(args: argparse.Namespace, log: Any) -> RankResult:
     if run_only:
         raise NsasError(f"{run_only[0]} needs a RUN_DIR (a supernet); with --space only proxies are computed")
     out = Path(args.out)
-    _check_out(out)
+    _check_out(out, args)
     space = get_space(args.space)
     archs, origin = _choose_archs(args, space)
     log(f"nsas rank: {len(archs):,} {space.name} architectures {origin}; proxies only")
