@@ -35,6 +35,7 @@ SPLITS = ("train", "test")
 CHUNK = 2048  # images per decode task
 MAX_IMAGE_BYTES = 64 << 20  # an encoded image larger than this is refused before it is read
 MAX_IMAGE_PIXELS = 1 << 24  # an image whose header declares more pixels (4096 x 4096) is refused before decoding
+MAX_DECODED_BYTES = 4 << 30  # the decoded set (n x H x W x 3 bytes) may take at most this; NSAS_MAX_DECODED_BYTES
 MINI_ASSET = Path(__file__).resolve().parents[1] / "assets" / "cifar10-mini.npz"
 _CACHE_VERSION = 1  # bump when the cached layout changes
 
@@ -143,17 +144,62 @@ def _split_key(name: str) -> tuple[str, str, str, str] | None:
     return "/".join(parts[:-3]), parts[-3], parts[-2], parts[-1]
 
 
+def max_decoded_bytes() -> int:
+    """:data:`MAX_DECODED_BYTES`, or ``$NSAS_MAX_DECODED_BYTES`` when set (a larger machine, a larger set)."""
+    text = os.environ.get("NSAS_MAX_DECODED_BYTES", "").strip()
+    if not text:
+        return MAX_DECODED_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise DataError(f"NSAS_MAX_DECODED_BYTES must be a positive number of bytes, got {text[:40]!r}")
+    return value
+
+
+class _Budget:
+    """Reads each image's header before it is decoded: every image must have the first one's size, and the
+    decoded set (images x width x height x 3 bytes) may not pass :func:`max_decoded_bytes`. So a tar of one
+    large image and many hard links to it (1 KB that decodes to gigabytes) is refused before decoding."""
+
+    def __init__(self, source: Path) -> None:
+        self.source, self.size, self.total, self.limit = source, None, 0, max_decoded_bytes()
+
+    def check(self, name: str, blob: bytes) -> None:
+        try:
+            with Image.open(io.BytesIO(blob)) as im:  # the header only
+                size = im.size
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            raise DataError(f"cannot decode image {name}: {e}") from None
+        if size[0] * size[1] > MAX_IMAGE_PIXELS:
+            raise DataError(f"image {name} declares {size[0]}x{size[1]} pixels, more than the "
+                            f"{MAX_IMAGE_PIXELS:,} nsas decodes; resize the set")
+        if self.size is None:
+            self.size = size
+        elif size != self.size:
+            raise DataError(f"image {name} is {size[0]}x{size[1]}, others are {self.size[0]}x{self.size[1]}; "
+                            "resize the set to one size")
+        self.total += size[0] * size[1] * 3
+        if self.total > self.limit:
+            raise DataError(f"{self.source}: its images would decode to more than {self.limit:,} bytes "
+                            f"({size[0]}x{size[1]} each; hard links count once per link); use a smaller set, or "
+                            "raise NSAS_MAX_DECODED_BYTES")
+
+
 def _read_source(source: Path) -> tuple[list[tuple[str, str, str, str]], np.ndarray]:
     """Member keys and decoded images (n, H, W, 3) of a folder or tar archive, in reading order."""
-    keys, names, blobs, decoder = [], [], [], _Decoder()
+    keys, names, blobs, decoder, budget = [], [], [], _Decoder(), _Budget(source)
 
     def add(name: str, read) -> None:
         key = _split_key(name)
         if key is None:
             return
+        blob = read()
+        budget.check(name, blob)
         keys.append(key)
         names.append(name)
-        blobs.append(read())
+        blobs.append(blob)
         if len(blobs) == CHUNK:
             decoder.submit(names[:], blobs[:])
             names.clear(), blobs.clear()
@@ -221,12 +267,36 @@ def _cached(path: Path, name: str, build) -> ImageDataset:
         if path.exists():
             try:
                 with np.load(path, allow_pickle=False) as z:
-                    return image_dataset(name, {k: z[k] for k in z.files})
+                    arrays = {k: z[k] for k in z.files}
+                if valid_arrays(arrays):
+                    return image_dataset(name, arrays)
             except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error):
                 pass  # an empty, truncated or damaged cache is rebuilt below
         arrays = build()
         save_arrays(path, **arrays)
     return image_dataset(name, arrays)
+
+
+def valid_arrays(arrays: dict[str, np.ndarray]) -> bool:
+    """Whether a decoded cache holds what its builder writes: uint8 images (n, 3, H, W), one int label per
+    image in ``0..classes - 1``, three finite channel statistics. A cache is an input like any other file (it
+    may be damaged, stale or edited); one that fails is rebuilt from the source."""
+    try:
+        classes = arrays["classes"]
+        if classes.ndim != 1 or not len(classes):
+            return False
+        for split in ("train", "test"):
+            x, y = arrays[f"{split}_x"], arrays[f"{split}_y"]
+            if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1] != 3 or y.ndim != 1 or len(y) != len(x):
+                return False
+            if y.dtype.kind not in "iu" or (len(y) and (y.min() < 0 or y.max() >= len(classes))):
+                return False
+        if arrays["train_x"].shape[1:] != arrays["test_x"].shape[1:] or not len(arrays["train_x"]):
+            return False
+        stats = np.concatenate([np.asarray(arrays["mean"], float).ravel(), np.asarray(arrays["std"], float).ravel()])
+        return stats.shape == (6,) and bool(np.isfinite(stats).all())
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
 
 
 def load_imagefolder(spec: str, data_dir: Path) -> ImageDataset:
