@@ -34,7 +34,6 @@ by (``rank_by``); any other table by ``acc``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import re
@@ -46,30 +45,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-from nsas.errors import ArchitectureError, NsasError
-from nsas.tables import ARCH, Table, read_table  # noqa: F401  (importable from here too)
+from nsas.errors import NsasError
+from nsas.tables import ARCH, Table, metric_column, read_table  # noqa: F401  (importable from here too)
+from nsas.tables import canonical_rows as _canonical
 from nsas.tables import header_columns as _header
 
 _SHOWN = 5  # how many unmatched architectures a report names
 
 
 # ---------------------------------------------------------------- reading (nsas.tables; importable from here too)
-def metric_column(path: str | Path, key: str | None = None, *, preferred: str = "acc") -> str:
-    """The value column of the table at ``path``: ``key`` (it must exist), else ``preferred``, else the only one."""
-    if key is not None:
-        read_table(path, keys=[key])  # raises, naming the file, if the column is missing
-        return key
-    table = read_table(path, keys=None)
-    columns = list(next(iter(table.values())))
-    if preferred in columns:
-        return preferred
-    if len(columns) == 1:
-        return columns[0]
-    raise NsasError(f"{path}: several value columns ({', '.join(columns)}); name the truth column (--truth-key)")
-
-
 # ---------------------------------------------------------------- joining
 @dataclass(frozen=True)
 class Joined:
@@ -88,27 +73,6 @@ class Joined:
     truth: list[dict[str, float]]
     only_scores: list[str]
     only_truth: list[str]
-
-
-def _canonical(table: Mapping[str, dict[str, float]], space: str | None, default: str) -> tuple[str, dict[str, dict[str, float]]]:
-    """Re-key ``table`` by canonical strings; reject unparseable and repeated archs."""
-    from nsas.spaces import parse_arch  # imports torch: only when needed
-
-    source = getattr(table, "source", default)
-    lines: dict[str, int] = getattr(table, "lines", {})
-    out: dict[str, dict[str, float]] = {}
-    first: dict[str, str] = {}
-    for raw, row in table.items():
-        where = f"{source} line {lines[raw]}" if raw in lines else source
-        try:
-            canon = str(parse_arch(raw.strip(), space))
-        except ArchitectureError as err:
-            raise NsasError(f"{where}: {err}") from None
-        if canon in out:
-            seen = f"line {lines[first[canon]]}" if first[canon] in lines else repr(first[canon].strip())
-            raise NsasError(f"{where}: architecture {canon} appears twice in {source} (also {seen})")
-        out[canon], first[canon] = row, raw
-    return source, out
 
 
 def join(scores: Mapping[str, dict[str, float]], truth: Mapping[str, dict[str, float]],

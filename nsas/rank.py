@@ -677,7 +677,7 @@ def _add_fused(args: argparse.Namespace, space: SearchSpace, rows: list[dict[str
         w = parse_weights(args.weights)
         fw = FusionWeights(weights=w, method=args.fuse_method, lower_is_better=[c for c in w if direction(c) < 0])
     else:
-        from nsas.correlate import metric_column, read_table
+        from nsas.tables import metric_column, read_table
 
         key = metric_column(args.fit_on, args.truth_key)
         truth: dict[str, float] = {}

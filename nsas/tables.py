@@ -24,11 +24,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nsas.errors import NsasError, brief, shorten
+from nsas.errors import ArchitectureError, NsasError, brief, shorten
 
 ARCH = "arch"
 MAX_TABLE_BYTES = 512 << 20  # 512 MiB: NAS-Bench-201's 15,625 rows are about 1.5 MB
@@ -282,3 +282,42 @@ def header_columns(path: str | Path) -> list[str]:
     items = _json_items(text, str(path))
     first = items[0][1] if items else {}
     return [k for k in first if k != ARCH] if isinstance(first, dict) else []
+
+
+def metric_column(path: str | Path, key: str | None = None, *, preferred: str = "acc") -> str:
+    """The value column of the table at ``path``: ``key`` (it must exist), else ``preferred``, else the only one."""
+    if key is not None:
+        read_table(path, keys=[key])  # raises, naming the file, if the column is missing
+        return key
+    table = read_table(path, keys=None)
+    columns = list(next(iter(table.values())))
+    if preferred in columns:
+        return preferred
+    if len(columns) == 1:
+        return columns[0]
+    raise NsasError(f"{path}: several value columns ({', '.join(columns)}); name the truth column (--truth-key)")
+
+
+def canonical_rows(table: Mapping[str, dict[str, float]], space: str | None, default: str) -> tuple[str, dict[str, dict[str, float]]]:
+    """Re-key ``table`` by canonical architecture strings; reject unparseable and repeated archs.
+
+    Returns:
+        ``(source name, {canonical arch: row})`` in the table's order.
+    """
+    from nsas.spaces import parse_arch  # imports torch: only when needed
+
+    source = getattr(table, "source", default)
+    lines: dict[str, int] = getattr(table, "lines", {})
+    out: dict[str, dict[str, float]] = {}
+    first: dict[str, str] = {}
+    for raw, row in table.items():
+        where = f"{source} line {lines[raw]}" if raw in lines else source
+        try:
+            canon = str(parse_arch(raw.strip(), space))
+        except ArchitectureError as err:
+            raise NsasError(f"{where}: {err}") from None
+        if canon in out:
+            seen = f"line {lines[first[canon]]}" if first[canon] in lines else repr(first[canon].strip())
+            raise NsasError(f"{where}: architecture {canon} appears twice in {source} (also {seen})")
+        out[canon], first[canon] = row, raw
+    return source, out

@@ -3,7 +3,7 @@
 :func:`read_arch_file` reads the architectures a file lists (one per line, or
 the ``arch`` column of a table).
 
-A truth table is any table :func:`nsas.correlate.read_table` reads (CSV, JSON
+A truth table is any table :func:`nsas.tables.read_table` reads (CSV, JSON
 or JSONL; an ``arch`` column and numbers): NAS-Bench-201's published test
 accuracies (``arch,test_acc``), the ``truth.csv`` of a study, scores of
 another run. Its metric is the column the caller names; without one, the
@@ -22,7 +22,7 @@ import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from nsas.correlate import _canonical, metric_column, read_table
+from nsas.tables import canonical_rows, metric_column, read_table, read_text
 from nsas.errors import ArchitectureError, NsasError
 from nsas.spaces.base import Architecture, SearchSpace
 
@@ -35,7 +35,7 @@ def read_arch_file(path: str | Path, space: SearchSpace) -> tuple[list[Architect
     A plain list holds one architecture per line (blank lines and ``#``
     comments ignored). A ``.csv``, ``.json`` or ``.jsonl`` file, or one whose
     first line is a CSV header with an ``arch`` column or starts JSON, is a
-    table read by :func:`nsas.correlate.read_table` (its ``arch`` column; the
+    table read by :func:`nsas.tables.read_table` (its ``arch`` column; the
     other columns are ignored; as there, a table may not repeat a row's exact
     ``arch`` text).
 
@@ -49,10 +49,7 @@ def read_arch_file(path: str | Path, space: SearchSpace) -> tuple[list[Architect
             cannot parse (naming the file and line).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise NsasError(f"cannot read architecture file {path}: {getattr(err, 'strerror', None) or err}") from None
+    text = read_text(path, "architecture file")
     entries = _table_entries(path) if _is_table(path, text) else _list_entries(text)
     if not entries:
         raise NsasError(f"{path}: no architectures (blank lines and '#' comments only)")
@@ -107,7 +104,7 @@ def read_truth(path: str | Path, key: str | None = None, *, space: str | None = 
             does not parse or appears twice.
     """
     column = metric_column(path, key, preferred=preferred)
-    _, rows = _canonical(read_table(path, keys=[column]), space, str(path))
+    _, rows = canonical_rows(read_table(path, keys=[column]), space, str(path))
     return column, {arch: row[column] for arch, row in rows.items()}
 
 

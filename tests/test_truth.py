@@ -115,12 +115,12 @@ def test_search_selects_only_from_the_given_file(tmp_path):
 
 
 def test_selection_breaks_accuracy_ties_by_loss(tmp_path, monkeypatch):
-    import nsas.search
+    import nsas.searcher
 
     def fake_scores(model, archs, batches, **_):  # every candidate gets the same accuracy
         return [{"arch": str(a), "acc": 50.0, "loss": float(len(str(a)))} for a in archs]
 
-    monkeypatch.setattr(nsas.search, "score_archs", fake_scores)
+    monkeypatch.setattr(nsas.searcher, "score_archs", fake_scores)  # where the Search run looks it up
     selected = search(tiny_search_config("nb201", select_rounds=1, select_samples=6), tmp_path, progress=False).selected
     rng = random.Random("select-0")
     candidates = [str(SPACE.sample(rng)) for _ in range(6)]
