@@ -72,7 +72,9 @@ def test_rank_correlate_plot_with_the_shipped_archs_and_truth(run_dir, tmp_path,
                  "--bootstrap", "0", "--baseline", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n"] == 40
     assert main(["correlate", str(scores), str(TRUTH), "--key", "all", "--bootstrap", "0"]) == 0
-    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[3:]] == ["acc", "loss"]
+    # the quick preset selects fused, so rank at its defaults adds the pipeline's proxies and score
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[3:]] == ["acc", "loss", "params",
+                                                                                      "jacov", "score"]
     assert main(["plot", str(run_dir), "--truth", str(TRUTH), "--out", str(tmp_path / "plots"), "--dpi", "40"]) == 0
     assert "kendall.png" in capsys.readouterr().out
 
