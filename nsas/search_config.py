@@ -13,6 +13,7 @@ from typing import Any
 
 from nsas.config import build_config, check_device, check_ranges, option
 from nsas.errors import NsasError
+from nsas.registry import CLI_HINT
 from nsas.objectives import loss_names
 from nsas.selection import DEFAULT_FUSE_WEIGHTS, proxy_names_of
 from nsas.spaces import get_space, space_names
@@ -154,11 +155,11 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         if self.space not in space_names():
-            raise NsasError(f"unknown search space {self.space!r}; choose one of {', '.join(space_names())}")
+            raise NsasError(f"unknown search space {self.space!r}; choose one of {', '.join(space_names())}; {CLI_HINT}")
         if self.strategy not in strategy_names():
-            raise NsasError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(strategy_names())}")
+            raise NsasError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(strategy_names())}; {CLI_HINT}")
         if self.loss not in loss_names():
-            raise NsasError(f"unknown loss {self.loss!r}; choose one of {', '.join(loss_names())}")
+            raise NsasError(f"unknown loss {self.loss!r}; choose one of {', '.join(loss_names())}; {CLI_HINT}")
         for name in ("epochs", "batch_size", "archive_size", "pool_size", "knn", "replay",
                      "select_rounds", "select_samples", "eval_batches", "eval_batch_size", "log_every",
                      "probe_count"):

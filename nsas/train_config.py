@@ -14,6 +14,7 @@ from typing import Any
 
 from nsas.config import build_config, check_device, check_ranges, option, read_yaml
 from nsas.errors import NsasError
+from nsas.registry import CLI_HINT
 from nsas.spaces import space_names
 
 
@@ -84,7 +85,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.space not in space_names():
-            raise NsasError(f"unknown search space {self.space!r}; choose one of {', '.join(space_names())}")
+            raise NsasError(f"unknown search space {self.space!r}; choose one of {', '.join(space_names())}; {CLI_HINT}")
         if self.schedule not in SCHEDULES:
             raise NsasError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         for name in ("epochs", "batch_size", "eval_batch_size", "test_batch_size", "channels", "cells", "hidden",
@@ -122,7 +123,7 @@ def recipe_path(space: str, recipe: str) -> Path:
     if recipe not in RECIPES:
         raise NsasError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     if space not in RECIPE_FAMILY:
-        raise NsasError(f"unknown search space {space!r}; choose one of {', '.join(space_names())}")
+        raise NsasError(f"unknown search space {space!r}; choose one of {', '.join(space_names())}; {CLI_HINT}")
     return RECIPE_DIR / f"{RECIPE_FAMILY[space]}-{recipe}.yaml"
 
 

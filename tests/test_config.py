@@ -193,3 +193,11 @@ def test_nb201_cpu_preset_is_the_ranking_benchmarks_search(capsys, monkeypatch):
     assert (gdas.sampling, gdas.lr, gdas.epochs) == ("uniform", 0.1, 20)
     assert main(["search", "--preset", "nb201-cpu", "--space", "darts", "--print-config"]) == 2
     assert "nb201-cpu preset is for the nb201 space" in capsys.readouterr().err
+
+
+def test_an_unknown_space_in_a_config_file_says_how_to_make_a_custom_one_visible(tmp_path, capsys):
+    config = tmp_path / "my.yaml"
+    config.write_text("space: mine\n")
+    assert main(["search", "--config", str(config), "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown search space 'mine'" in err and "NSAS_PLUGINS" in err and len(err.strip().splitlines()) == 1
