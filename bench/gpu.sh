@@ -1,6 +1,6 @@
 #!/bin/bash
 # One device call: CUDA path check, GPU step throughput, and the ranking curve at GPU scale.
-# usage: bash .devdata/gpu.sh DEVICE BUDGET_A EPOCHS_A POINTS_A BUDGET_B EPOCHS_B POINTS_B LIMIT_S
+# usage (from the repository root, on the device machine): bash bench/gpu.sh DEVICE BUDGET_A EPOCHS_A POINTS_A BUDGET_B EPOCHS_B POINTS_B LIMIT_S
 set -u
 DEV=$1; OUTD=${OUT:-/tmp/out}; mkdir -p $OUTD
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 MPLBACKEND=Agg

@@ -1,6 +1,6 @@
 """Run the committed study on this 2-core machine: two worker processes, then `nsas study`.
 
-    python results/nb201-cifar10-study/run.py        # from the repository root
+    python bench/nb201_study.py        # from the repository root; writes into results/nb201-cifar10-study/
 
 `nsas study` runs its stages one after another in one process; on a 2-core
 CPU two single-threaded workers finish twice as fast. Each worker runs the
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1] / "results" / "nb201-cifar10-study"
 OUT = HERE / "run"
 WORKER = """
 import sys, torch

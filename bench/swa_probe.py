@@ -1,4 +1,4 @@
-"""Round 6 exploration script, kept as it ran (tune half): live snapshots vs a weight average (SWA) of one ce-functions run.
+"""Round 6 exploration script (results/ranking/tune-swa/; moved here from there, otherwise as it ran on the tune half): live snapshots vs a weight average (SWA) of one ce-functions run.
 
 Trains the benchmark's ce-functions job epoch by epoch (20 epochs x 390 steps, the same schedule as a `run` job);
 from epoch --start on, averages the weights at each epoch's end (torch.optim.swa_utils.AveragedModel) and
