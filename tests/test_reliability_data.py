@@ -105,3 +105,21 @@ def test_a_poisoned_decode_cache_is_rebuilt_not_trained_on(capsys, tmp_path, mon
     assert code == 0, err[-2000:]
     with np.load(cache) as z:
         assert np.array_equal(z["train_y"], good) and np.isfinite(z["mean"]).all()
+
+
+def test_a_channel_that_never_varies_does_not_make_the_loss_nan(capsys, tmp_path, monkeypatch):
+    folder = tmp_path / "blue"
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 4), ("test", 2)):
+        for c in ("x", "y"):
+            (folder / split / c).mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+                pixels[..., 2] = 200  # the blue channel is the same everywhere: its std is 0
+                Image.fromarray(pixels).save(folder / split / c / f"{i}.png")
+    monkeypatch.setenv("NSAS_DATA", str(tmp_path / "data"))
+    code = main(["search", *SEARCH, "--dataset", f"imagefolder:{folder}", "--out", str(tmp_path / "run")])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    from nsas.data import load_dataset
+
+    assert load_dataset(f"imagefolder:{folder}").std[2] == pytest.approx(1 / 255)

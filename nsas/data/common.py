@@ -123,10 +123,15 @@ def save_arrays(path: Path, **arrays: np.ndarray) -> None:
         np.savez(f, **arrays)
 
 
+MIN_STD = 1.0  # in grey levels: the smallest per-channel std channel_stats reports
+
+
 def channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and (population) std of uint8 images (N, C, H, W), in [0, 1].
 
-    Computed from each channel's 256-bin histogram: exact, and no float copy of the set.
+    Computed from each channel's 256-bin histogram: exact, and no float copy of the set. A channel that
+    never varies (a set of grey or single-colour images) gets the std of one grey level, not 0, which
+    normalising would divide by (every input NaN, the loss NaN at the first step).
     """
     values = np.arange(256, dtype=np.float64)
     mean, std = [], []
@@ -136,7 +141,7 @@ def channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
         n = counts.sum()
         m = (counts * values).sum() / n
         mean.append(m / 255)
-        std.append(float(np.sqrt(max((counts * values**2).sum() / n - m * m, 0.0))) / 255)
+        std.append(max(float(np.sqrt(max((counts * values**2).sum() / n - m * m, 0.0))), MIN_STD) / 255)
     return tuple(float(v) for v in mean), tuple(std)
 
 

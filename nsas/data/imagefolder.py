@@ -294,7 +294,7 @@ def valid_arrays(arrays: dict[str, np.ndarray]) -> bool:
         if arrays["train_x"].shape[1:] != arrays["test_x"].shape[1:] or not len(arrays["train_x"]):
             return False
         stats = np.concatenate([np.asarray(arrays["mean"], float).ravel(), np.asarray(arrays["std"], float).ravel()])
-        return stats.shape == (6,) and bool(np.isfinite(stats).all())
+        return stats.shape == (6,) and bool(np.isfinite(stats).all()) and bool((stats[3:] > 0).all())
     except (KeyError, TypeError, ValueError, AttributeError):
         return False
 
