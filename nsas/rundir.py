@@ -404,3 +404,27 @@ def remove_temporaries(folder: str | Path) -> list[Path]:
                 path.unlink()
             removed.append(path)
     return removed
+
+
+def resume_values(args: Any, run_dir: Path, fields: set[str], free: tuple[str, ...],
+                  blockers: tuple[str, ...]) -> dict[str, Any]:
+    """The values of ``run_dir/config.yaml`` for ``--resume``, with the flags of ``free`` applied.
+
+    A resume continues with the run's recorded config: a flag of any other config key in ``fields``, or
+    any of ``blockers`` (``"config"``, ``"preset"``, ``"recipe"``: the option names, set in ``args``),
+    is a one-line error that says which keys may be given.
+    """
+    from nsas.config import flag_name, read_yaml
+
+    given = sorted(k for k in vars(args) if k in fields and k not in free)
+    blocked = [b for b in blockers if getattr(args, b, None)]
+    if given or blocked:
+        flag = f"--{blocked[0]}" if blocked else flag_name(given[0])
+        allowed = ", ".join(flag_name(k) for k in free)
+        raise NsasError(f"--resume continues with the run's own config.yaml; {flag} cannot change it "
+                        f"(only {allowed} may be given)")
+    values = read_yaml(run_dir / "config.yaml")
+    for key in free:
+        if getattr(args, key, None) is not None:
+            values[key] = getattr(args, key)
+    return values

@@ -22,9 +22,9 @@ from torch import nn
 
 from nsas import distributed
 from nsas.config import (add_config_flag, add_config_flags, build_config, config_to_dict,
-                         default_repr, flag_name, print_config, read_yaml, write_yaml)
+                         default_repr, print_config, read_yaml, write_yaml)
 from nsas.errors import NsasError
-from nsas.rundir import check_new_run, default_run_dir, run_directory
+from nsas.rundir import check_new_run, default_run_dir, resume_values, run_directory
 from nsas.spaces import get_space, space_names
 from nsas.search_config import DEFAULT_PRESET, PRESETS, SearchConfig, paper_preset, preset_values, quick_preset
 from nsas.threads import add_threads_flag, apply_threads
@@ -137,16 +137,8 @@ def resolve(args: argparse.Namespace) -> SearchConfig:
 
 def _resume_config(args: argparse.Namespace, run_dir: Path) -> SearchConfig:
     """The recorded config of the run to continue (only --device, --consistency-every and --tensorboard may change)."""
-    names = {f.name for f in dataclasses.fields(SearchConfig)}
-    given = sorted(k for k in vars(args) if k in names and k not in RESUME_KEYS)
-    if given or args.config or args.preset:
-        flag = "--config" if args.config else "--preset" if args.preset else flag_name(given[0])
-        raise NsasError(f"--resume continues with the run's own config.yaml; {flag} cannot change it "
-                        "(only --device, --consistency-every and --tensorboard may be given)")
-    values = read_yaml(run_dir / "config.yaml")
-    for key in RESUME_KEYS:
-        if hasattr(args, key):
-            values[key] = getattr(args, key)
+    values = resume_values(args, run_dir, {f.name for f in dataclasses.fields(SearchConfig)}, RESUME_KEYS,
+                           blockers=("config", "preset"))
     return build_config(SearchConfig, values, source=f"{run_dir / 'config.yaml'}")
 
 

@@ -60,7 +60,7 @@ from nsas.config import (add_config_flag, add_config_flags, build_config, config
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.evaluate import evaluate_model
 from nsas.inspection import read_arch_argument
-from nsas.rundir import (check_new_run, default_run_dir, progress_bar, run_directory, setup_logging, write_json,
+from nsas.rundir import (check_new_run, default_run_dir, progress_bar, resume_values, run_directory, setup_logging, write_json,
                          write_text_atomic)
 from nsas.threads import add_threads_flag, apply_threads
 from nsas.device import resolve_device
@@ -506,21 +506,15 @@ def resolve(args: argparse.Namespace) -> tuple[TrainConfig, Architecture]:
     return cfg, get_space(cfg.space).parse(text)
 
 
+RESUME_KEYS = ("device", "tensorboard")  # keys --resume lets a user change
+
+
 def _resume_config(args: argparse.Namespace, run_dir: Path) -> tuple[TrainConfig, Architecture]:
     """The recorded config and architecture of the run to continue (only --device and --tensorboard may change)."""
     if not (run_dir / "checkpoint.pt").exists():
         raise NsasError(f"{run_dir} holds no checkpoint.pt to resume from")
-    keys = {f.name for f in dataclasses.fields(TrainConfig)} - {"device", "recipe", "tensorboard"}
-    changed = sorted(k for k in vars(args) if k in keys)
-    if changed or args.config or args.recipe:
-        raise NsasError("--resume continues the run with its recorded config; only --device and --tensorboard "
-                        "may be given "
-                        f"(got {', '.join('--' + k.replace('_', '-') for k in changed) or '--config/--recipe'})")
-    values = read_yaml(run_dir / "config.yaml")
-    if getattr(args, "device", None):
-        values["device"] = args.device
-    if hasattr(args, "tensorboard"):
-        values["tensorboard"] = args.tensorboard
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"recipe"}
+    values = resume_values(args, run_dir, fields, RESUME_KEYS, blockers=("config", "recipe"))
     cfg = build_config(TrainConfig, values, source=str(run_dir / "config.yaml"))
     try:
         recorded = (run_dir / "arch.txt").read_text().strip()
