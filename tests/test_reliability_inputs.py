@@ -61,6 +61,18 @@ def test_non_ascii_digits_are_refused_by_both_genotype_parsers(capsys, genotype,
     one_line_error(capsys, ["inspect", genotype.replace(old, old[:-2] + digit + ")")], digit)
 
 
+@pytest.mark.parametrize("text", [
+    "Genotype(normal=[" + "x" * 1_000_000 + "])",
+    DARTS.replace("'sep_conv_3x3'", "'" + "s" * 1_000_000 + "'", 1),
+    RNN.replace("'sigmoid'", "'" + "s" * 1_000_000 + "'", 1),
+    "Genotype(recurrent=[" + "x" * 1_000_000 + "])",
+], ids=["darts-name", "darts-op", "rnn-op", "rnn-name"])
+def test_a_megabyte_token_in_a_genotype_is_not_echoed_whole(capsys, tmp_path, text):
+    path = tmp_path / "arch.txt"
+    path.write_text(text)
+    one_line_error(capsys, ["inspect", f"@{path}"])  # at most 400 characters
+
+
 # ---------------------------------------------------------------- tables: duplicates and nesting
 def _table_pair(tmp_path, name: str, text: str):
     bad = tmp_path / name

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from nsas.errors import ArchitectureError, brief
+from nsas.errors import ArchitectureError, brief, shorten
 from nsas.spaces import register_space
 from nsas.spaces.base import Architecture, SearchSpace
 from nsas.spaces.darts_net import DartsNetwork, DartsSupernet
@@ -187,7 +187,7 @@ class _Parser:
         tok = self.tokens[self.i]
         if tok[0] != kind or (values and tok[1] not in values):
             expected = what or " or ".join(repr(v) for v in values) or kind
-            raise ArchitectureError(f"unexpected {tok[1]!r} at {self.where(tok[2])}; expected {expected}")
+            raise ArchitectureError(f"unexpected {shorten(repr(tok[1]), 60)} at {self.where(tok[2])}; expected {expected}")
         self.i += 1
         return tok
 
