@@ -9,6 +9,7 @@ reads a run directory (config, supernet weights, lazily loaded data) for
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ class SearchData:
     val: Any  # ImageBatches | TextBatches | LoaderBatches: trains GDAS's alpha
     num_classes: int | None  # classes (vocabulary size for text); None when unknown (caller's loaders)
     score: Any = None  # the validation batches that score architectures (None: ``val``)
+    fingerprint: str | None = None  # SHA-256 of the data a search reads (None: the caller's loaders)
 
     def __post_init__(self) -> None:
         if self.score is None:
@@ -57,6 +59,19 @@ def caller_data(cfg: SearchConfig, device: torch.device, *, dataset: Any = None,
                                       num_classes=num_classes))
 
 
+def data_fingerprint(*tensors: torch.Tensor) -> str:
+    """SHA-256 over the bytes (and shapes) of ``tensors``: what a resume checks its data against.
+
+    About half a second for CIFAR-10's 150 MB of training images on one core.
+    """
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        array = tensor.detach().cpu().contiguous().numpy()
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
 def build_search_data(cfg: SearchConfig, device: torch.device, dataset: Any = None) -> SearchData:
     """Load the data set (unless given) and split it (images: weights half / validation half)."""
     if dataset is None:
@@ -71,7 +86,7 @@ def build_search_data(cfg: SearchConfig, device: torch.device, dataset: Any = No
         val = nsas_data.TextBatches(dataset.valid, batch_size=cfg.batch_size, bptt=cfg.bptt, device=device)
         # Scores run through the same text in eval_batch_size columns, as DARTS evaluates (10).
         score = nsas_data.TextBatches(dataset.valid, batch_size=cfg.eval_batch_size, bptt=cfg.bptt, device=device)
-        return SearchData(train, val, dataset.vocab_size, score)
+        return SearchData(train, val, dataset.vocab_size, score, data_fingerprint(dataset.train, dataset.valid))
     if not isinstance(dataset, nsas_data.ImageDataset):
         raise NsasError(f"space {cfg.space!r} needs an image data set, got {cfg.dataset!r}")
     w_idx, v_idx = nsas_data.search_split(len(dataset.train_y), fraction=cfg.train_fraction, seed=cfg.seed)
@@ -85,7 +100,8 @@ def build_search_data(cfg: SearchConfig, device: torch.device, dataset: Any = No
 
     # scores take the validation half's batches, or the same images at score_batch_size
     score = validation(cfg.score_batch_size) if cfg.score_batch_size not in (0, cfg.batch_size) else None
-    return SearchData(train, validation(cfg.batch_size), dataset.num_classes, score)
+    return SearchData(train, validation(cfg.batch_size), dataset.num_classes, score,
+                      data_fingerprint(dataset.train_x, dataset.train_y))
 
 
 def build_supernet(cfg: SearchConfig, num_classes: int | None) -> nn.Module:

@@ -229,6 +229,7 @@ class Search:
             "split_objectives": [o.state_dict() for o in self.split_objectives],
             "rng": rng_state(),
             "hidden": self.hidden,
+            "data_fingerprint": self.data.fingerprint,
         }
 
     def save(self) -> None:
@@ -244,6 +245,11 @@ class Search:
         defaults = config_to_dict(SearchConfig(space=self.cfg.space))  # keys added since the checkpoint was written
         check_same_config(path, {**defaults, **state.get("config", {})}, config_to_dict(self.cfg),
                           free=("device", "consistency_every", "tensorboard"))  # these may change between resumes
+        recorded, now = state.get("data_fingerprint"), self.data.fingerprint  # absent in older checkpoints
+        if recorded is not None and now is not None and recorded != now:
+            raise CheckpointError(f"the data set {self.cfg.dataset!r} is not the one {path} was trained on "
+                                  f"(SHA-256 {now[:12]}... now, {recorded[:12]}... then); resume with that data, "
+                                  "or start over with --force")
         try:
             self.supernet.load_state_dict(state["supernet"])
             self.optimizer.load_state_dict(state["optimizer"])

@@ -6,7 +6,7 @@ import pytest
 
 import nsas.data
 from nsas.cli import main
-from nsas.search import search
+from nsas.search import Search, search
 from tiny import fake_dataset, tiny_search_config
 
 
@@ -36,3 +36,30 @@ def test_train_resume_refuses_a_changed_key(tmp_path, capsys):
     assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2
     err = capsys.readouterr().err
     assert "--epochs cannot change it" in err and "--device, --tensorboard" in err
+
+
+def test_a_resume_refuses_data_that_changed_since_the_checkpoint(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    cfg = tiny_search_config("nb201", epochs=2)
+    original = Search.end_epoch
+
+    def stop_after_epoch_1(self):
+        original(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Search, "end_epoch", stop_after_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        search(cfg, run, progress=False)
+    monkeypatch.setattr(Search, "end_epoch", original)
+
+    def replaced(name, data_dir=None, download=True):  # the image archive swapped between kill and resume
+        ds = fake_dataset(name, data_dir, download)
+        ds.train_x[0, 0, 0, 0] ^= 1
+        return ds
+
+    monkeypatch.setattr(nsas.data, "load_dataset", replaced)
+    assert main(["search", "--out", str(run), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "is not the one" in err and "checkpoint.pt" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setattr(nsas.data, "load_dataset", fake_dataset)  # the same data: the resume goes on
+    assert main(["search", "--out", str(run), "--resume", "--quiet"]) == 0
