@@ -63,6 +63,7 @@ from nsas.rundir import write_text_atomic
 
 DATASETS = {"cifar10": "ori-test", "cifar10-valid": "x-valid", "cifar100": "x-test", "ImageNet16-120": "x-test"}
 HPS = {"200": "full", "12": "less"}  # NATS-Bench key -> NAS-Bench-201 key of the same training budget
+MAX_RATIO = 100  # a compressed zip member may declare at most this many times its compressed size
 MAX_DECOMPRESSED = 256 << 20  # a NATS-Bench .pickle.pbz2 holds a few MB; more is refused while decompressing
 _DTYPES = {"f8", "f4", "f2", "i8", "i4", "i2", "i1", "u8", "u4", "u2", "u1", "b1"}
 
@@ -148,7 +149,15 @@ def load_torch_file(path: Path) -> Any:
             names = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
             if not names:
                 raise NsasError(f"{path} is a zip file without data.pkl: not a torch.save file")
-            return restricted_loads(archive.read(names[0]))
+            info = archive.getinfo(names[0])  # zipfile reads no more than the size a member declares
+            if info.compress_type != zipfile.ZIP_STORED and info.file_size > max(MAX_RATIO * info.compress_size,
+                                                                                   1 << 20):
+                raise NsasError(f"{path}: its {names[0]} would expand {info.compress_size:,} bytes to "
+                                f"{info.file_size:,}; torch.save stores it uncompressed (refused unread)")
+            try:
+                return restricted_loads(archive.read(names[0]))
+            except (zipfile.BadZipFile, OSError, EOFError) as err:
+                raise NsasError(f"{path}: cannot read {names[0]} ({err})") from None
     with open(path, "rb") as stream:
         unpickler = RestrictedUnpickler(stream)
         try:

@@ -224,3 +224,25 @@ def test_truth_import_refuses_a_bz2_bomb_with_bounded_memory(capsys, tmp_path, m
         tracemalloc.stop()
     _one_line(capsys, code, "meta.pickle.pbz2", "more than 16,777,216 bytes")
     assert peak < 24 << 20  # the cap and a piece, not the 1 GiB the file expands to
+
+
+def test_truth_import_refuses_a_zip_member_that_would_expand_a_thousandfold(capsys, tmp_path):
+    import tracemalloc
+    import zipfile
+
+    source = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(source, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("archive/data.pkl", "w", force_zip64=True) as f:
+            for _ in range(16):
+                f.write(bytes(1 << 24))  # 256 MiB of zeros in about 256 KB
+    assert source.stat().st_size < 1 << 20
+    import nsas.nasbench  # noqa: F401  (imported before measuring)
+
+    tracemalloc.start()
+    try:
+        code = main(["truth", "import", str(source), "--out", str(tmp_path / "t.csv")])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    _one_line(capsys, code, str(source), "would expand")
+    assert peak < 64 << 20
