@@ -37,7 +37,9 @@ number (``'n/a'``) refuses it too, naming the file and the architecture; an
 accuracy that is NaN, infinite or outside [0, 100] drops that architecture,
 and the count dropped is printed (a benchmark may lack a result). A bz2 file
 is decompressed with its output capped at :data:`MAX_DECOMPRESSED` bytes, so
-a small file that would expand to gigabytes is refused with bounded memory.
+a small file that would expand to gigabytes is refused with bounded memory;
+a compressed ``data.pkl`` in a ``.pth`` zip that declares more than
+:data:`MAX_RATIO` times its compressed size is refused before it is read.
 ``--out`` may not name the source (or a file of its folder).
 """
 
