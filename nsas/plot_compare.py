@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from nsas.atomic import atomic_write
 from nsas.cell_diagram import agg_figure
 from nsas.config import read_yaml
 from nsas.errors import NsasError
@@ -113,5 +114,6 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = No
     out = Path(out_dir) if out_dir is not None else Path("plots-compare")
     out.mkdir(parents=True, exist_ok=True)
     path = out / "compare.png"
-    plot_compare(runs).savefig(path, dpi=dpi)
+    with atomic_write(path) as f:  # never a torn figure
+        plot_compare(runs).savefig(f, format="png", dpi=dpi)
     return path

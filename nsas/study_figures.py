@@ -12,16 +12,29 @@ from typing import Any
 from nsas.atomic import atomic_write
 
 
+def _save(fig: Any, path: Path, names: list[str]) -> None:
+    """Write ``fig`` as PNG atomically and note its name (figures are plain ``Figure`` objects: no pyplot)."""
+    fig.tight_layout()
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=110)
+    names.append(path.name)
+
+
 def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
-    """tau per method and budget (bars with spread), and supernet-vs-truth scatter of seed 0."""
-    import matplotlib
+    """tau per method and budget (bars with spread), and supernet-vs-truth scatter of seed 0.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Built on ``matplotlib.figure.Figure`` (the Agg canvas), as ``nsas.plot`` does: pyplot's global state and
+    backend are never touched.
+    """
+    from matplotlib.figure import Figure
 
-    names = []
+    def subplots(*grid: int, **kwargs: Any) -> Any:
+        fig = Figure(figsize=kwargs.pop("figsize"))
+        return fig, fig.subplots(*grid, **kwargs)
+
+    names: list[str] = []
     groups = report["groups"]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(groups)), 3.6))
+    fig, ax = subplots(figsize=(max(5.0, 1.3 * len(groups)), 3.6))
     labels = [f"{g['method']}\n({'equal compute' if g['budget'] == 'compute' else 'equal steps'})" for g in groups]
     colors = ["tab:blue" if g["budget"] == "steps" else "tab:orange" for g in groups]
     ax.bar(range(len(groups)), [g["tau_mean"] for g in groups], yerr=[g["tau_std"] for g in groups],
@@ -32,13 +45,9 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
     ax.set_xticks(range(len(groups)), labels, fontsize=8)
     ax.set_ylabel("Kendall tau (supernet vs truth)")
     ax.set_title("Ranking quality: mean ± std over seeds, dots = seeds", fontsize=10)
-    fig.tight_layout()
-    with atomic_write(out_dir / "kendall_tau.png") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
-    names.append("kendall_tau.png")
+    _save(fig, out_dir / "kendall_tau.png", names)
 
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(groups)), 3.4))  # paper Figure 4: the picks
+    fig, ax = subplots(figsize=(max(5.0, 1.3 * len(groups)), 3.4))  # paper Figure 4: the picks
     ax.bar(range(len(groups)), [g["picks_truth_mean"] for g in groups], yerr=[g["picks_truth_std"] for g in groups],
            color=colors, capsize=4)
     ax.set_xticks(range(len(groups)), labels, fontsize=8)
@@ -47,25 +56,17 @@ def write_figures(out_dir: Path, report: dict[str, Any]) -> list[str]:
     ax.set_ylim(bottom=max(0.0, low - 5))
     ax.set_ylabel(f"true {report['truth_key']} of picks")
     ax.set_title("Each search's selected architecture: its true value (mean ± std over seeds)", fontsize=9)
-    fig.tight_layout()
-    with atomic_write(out_dir / "picks.png") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
-    names.append("picks.png")
+    _save(fig, out_dir / "picks.png", names)
 
     truth = [t[report["truth_key"]] for t in report["truth"]]
     runs = [r for r in report["runs"] if r["seed"] == 0 and r["budget"] == "steps"]
-    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.2), squeeze=False)
+    fig, axes = subplots(1, len(runs), figsize=(3.2 * len(runs), 3.2), squeeze=False)
     for ax, r in zip(axes[0], runs):
         ax.scatter(r["scores"], truth, s=14)
         ax.set_title(f"{r['method']} (seed 0)\ntau = {r['kendall_tau']:.2f}", fontsize=9)
         ax.set_xlabel("supernet score", fontsize=8)
         ax.set_ylabel(f"true {report['truth_key']}", fontsize=8)
-    fig.tight_layout()
-    with atomic_write(out_dir / "scatter.png") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
-    names.append("scatter.png")
+    _save(fig, out_dir / "scatter.png", names)
     return names
 
 

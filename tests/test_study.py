@@ -208,3 +208,18 @@ def test_study_score_uses_the_runs_bn_recalibrate(tmp_path, monkeypatch):
     arch = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
     Study.score(fake, job, [arch])
     assert seen == {"recalibrate": ["t1", "t2"], "seed": 7}
+
+
+def test_study_figures_never_touch_pyplot(tmp_path):
+    """The figures are plain Figure objects on the Agg canvas, as nsas.plot's (pyplot's global state untouched)."""
+    import subprocess
+    import sys
+    code = ("import sys, nsas.study_figures as f, pathlib\n"
+            "g = [dict(method='random:ce', budget='steps', tau_mean=0.5, tau_std=0.1, kendall_tau=[0.4, 0.6],"
+            " picks_truth_mean=90.0, picks_truth_std=1.0)]\n"
+            "r = dict(groups=g, truth_key='acc', truth=[{'acc': 1.0}, {'acc': 2.0}],"
+            " runs=[dict(seed=0, budget='steps', method='random:ce', scores=[0.1, 0.2], kendall_tau=1.0)])\n"
+            f"print(f.write_figures(pathlib.Path({str(tmp_path)!r}), r)); print('matplotlib.pyplot' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "['kendall_tau.png', 'picks.png', 'scatter.png']" and out[1] == "False"
+    assert all((tmp_path / n).stat().st_size > 1000 for n in ("kendall_tau.png", "picks.png", "scatter.png"))
