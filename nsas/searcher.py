@@ -5,6 +5,8 @@ the fixed probe architectures at the end of every epoch, writes ``metrics.jsonl`
 resumes exactly. Selection (:meth:`Search.select`) scores random architectures with inherited weights
 (RandomNAS) or takes the argmax of alpha (GDAS); budgets are ``nsas.selection``'s. ``nsas.search``
 holds the library function :func:`nsas.search.search` and the command line around this class.
+(Why ~500 lines: one class whose methods share one run's state: its checkpoint, its loop, probes and
+selection; the step, the candidates, the fusion and the data already live in their own modules.)
 
 Text (darts-rnn): a step trains on the next window of ``bptt`` tokens of the
 training text. By default every step starts from a zero hidden state, so no
@@ -63,13 +65,13 @@ from nsas.objectives import build_objective
 from nsas.rundir import progress_bar, setup_logging, write_json
 from nsas.search_config import SearchConfig
 from nsas.search_data import build_search_data, build_supernet, caller_data, cycle_batches, fixed_batches
-from nsas.selection import arch_cost, fuse_for_run, within_budget
+from nsas.selection import candidate_rounds, fuse_for_run
 from nsas.spaces import get_space
 from nsas.spaces.base import Architecture, SearchSpace
 from nsas.step import local_micro_batches, local_part, supernet_step
 from nsas.strategies import build_strategy
 from nsas.tracking import open_metrics
-from nsas.truth import read_arch_file, read_truth, stratified_sample
+from nsas.truth import read_truth, stratified_sample
 
 
 class Callback:
@@ -436,20 +438,8 @@ class Search:
                 self.log.warning("max_params/max_macs restrict RandomNAS selection only; %s keeps its argmax",
                                  self.cfg.strategy)
             return [{**self.score([self.strategy.final()])[0], "round": 0}]
-        pool = read_arch_file(self.cfg.select_from, self.space)[0] if self.cfg.select_from else None
-        if pool is not None and (self.cfg.max_params or self.cfg.max_macs):
-            pool = [a for a in pool if self.within_budget(a)]
-            if not pool:
-                raise NsasError(f"no architecture of {self.cfg.select_from} is within max_params "
-                                f"{self.cfg.max_params} / max_macs {self.cfg.max_macs}")
-        rng = random.Random(f"select-{self.cfg.seed}")
-        rounds = []
-        for round_ in range(self.cfg.select_rounds):
-            if pool is None:
-                archs = [self.sample_within_budget(rng) for _ in range(self.cfg.select_samples)]
-            else:
-                archs = rng.sample(pool, min(self.cfg.select_samples, len(pool)))
-            rounds.append([{**row, "round": round_ + 1} for row in self.score(archs)])
+        rounds = [[{**row, "round": i + 1} for row in self.score(archs)]
+                  for i, archs in enumerate(candidate_rounds(self.cfg, self.space))]
         if self.cfg.select_by == "fused":  # the fused score over every candidate; higher is better
             fused = self.fuse([row for scored in rounds for row in scored])
             rounds = [fused[i * len(r):(i + 1) * len(r)] for i, r in enumerate(rounds)]
@@ -460,21 +450,6 @@ class Search:
         """``rows`` (supernet scores) with the proxies of ``fuse_weights`` and the fused ``score``
         (:func:`nsas.selection.fuse_for_run`)."""
         return fuse_for_run(self.cfg, self.space, rows, num_classes=self.data.num_classes, device=self.device)
-
-    def within_budget(self, arch: Architecture) -> bool:
-        """Whether ``arch``'s stand-alone network fits ``max_params`` / ``max_macs``."""
-        return within_budget(arch_cost(self.space, arch), self.cfg.max_params, self.cfg.max_macs)
-
-    def sample_within_budget(self, rng: random.Random, tries: int = 1000) -> Architecture:
-        """A random architecture within ``max_params`` / ``max_macs`` (any, without a budget)."""
-        if not (self.cfg.max_params or self.cfg.max_macs):
-            return self.space.sample(rng)
-        for _ in range(tries):
-            arch = self.space.sample(rng)
-            if self.within_budget(arch):
-                return arch
-        raise NsasError(f"no architecture within max_params {self.cfg.max_params} / max_macs "
-                        f"{self.cfg.max_macs} among {tries} random ones; relax the budget")
 
     def finish(self) -> list[dict[str, Any]]:
         """Select, and write the selected architectures and the archive."""

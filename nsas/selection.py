@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import functools
+import random
 from typing import Any
 
 import torch
 
+from nsas.errors import NsasError
 from nsas.spaces import get_space
 from nsas.spaces.base import Architecture, SearchSpace
 from nsas.spaces.counting import count_macs, count_parameters
@@ -35,6 +37,42 @@ def arch_cost(space: SearchSpace, arch: Architecture) -> tuple[int, int]:
     core (the multiply-add counter traces every operation).
     """
     return _cost(space.name, str(arch))
+
+
+# ---- RandomNAS's candidates ---------------------------------------------------------------------------
+def sample_within_budget(space: SearchSpace, rng: random.Random, max_params: int = 0, max_macs: int = 0,
+                         tries: int = 1000) -> Architecture:
+    """A random architecture of ``space`` within ``max_params`` / ``max_macs`` (any, without a budget)."""
+    if not (max_params or max_macs):
+        return space.sample(rng)
+    for _ in range(tries):
+        arch = space.sample(rng)
+        if within_budget(arch_cost(space, arch), max_params, max_macs):
+            return arch
+    raise NsasError(f"no architecture within max_params {max_params} / max_macs {max_macs} among {tries} "
+                    "random ones; relax the budget")
+
+
+def candidate_rounds(cfg: Any, space: SearchSpace) -> list[list[Architecture]]:
+    """RandomNAS selection's candidates: ``select_rounds`` lists of ``select_samples`` architectures.
+
+    Drawn at random from the space, or from the architectures of ``select_from``, within ``max_params`` /
+    ``max_macs``, with a generator seeded by the run's seed (the same candidates on every rank and resume).
+    """
+    from nsas.truth import read_arch_file
+
+    budget = (cfg.max_params, cfg.max_macs)
+    pool = read_arch_file(cfg.select_from, space)[0] if cfg.select_from else None
+    if pool is not None and any(budget):
+        pool = [a for a in pool if within_budget(arch_cost(space, a), *budget)]
+        if not pool:
+            raise NsasError(f"no architecture of {cfg.select_from} is within max_params {cfg.max_params} / "
+                            f"max_macs {cfg.max_macs}")
+    rng = random.Random(f"select-{cfg.seed}")
+    if pool is None:
+        return [[sample_within_budget(space, rng, *budget) for _ in range(cfg.select_samples)]
+                for _ in range(cfg.select_rounds)]
+    return [rng.sample(pool, min(cfg.select_samples, len(pool))) for _ in range(cfg.select_rounds)]
 
 
 # ---- fused selection (select_by: fused) -------------------------------------------------------------
