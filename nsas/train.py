@@ -1,5 +1,8 @@
 """`nsas train`: train one architecture stand-alone from scratch (the ground truth).
 
+(Why ~560 lines: the Trainer, its image and text steps and its library function and CLI; the settings,
+recipes and learning-rate schedule are ``nsas/train_config.py``.)
+
     nsas train "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|" \\
         --recipe proxy --dataset cifar10-mini --out runs/t1
     nsas train runs/search-darts-random-nsas-... --recipe paper --out runs/retrain   # the search's best
