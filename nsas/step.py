@@ -23,16 +23,42 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
+import torch
 from torch import nn
 
 from nsas import distributed
 from nsas.errors import NsasError, TrainingError
 
-if TYPE_CHECKING:  # type-only: the searcher calls this module
+if TYPE_CHECKING:  # type-only
     from nsas.search_config import SearchConfig
-    from nsas.searcher import Search
+
+
+class StepRun(Protocol):
+    """What a step reads and advances: :class:`nsas.searcher.Search` is one."""
+
+    cfg: SearchConfig
+    strategy: Any
+    space: Any
+    supernet: nn.Module
+    model: nn.Module  # the supernet, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    params: list[nn.Parameter]
+    device: torch.device
+    rank: int
+    world: int
+    chunks: int
+    carry: bool
+    hidden: torch.Tensor | None
+    passes: int
+    epoch: int
+    step: int
+    global_step: int
+    checkpoint_path: Path
+
+    def objective_for(self, arch: Any) -> Any: ...
 
 
 def local_micro_batches(cfg: SearchConfig, world: int) -> int:
@@ -51,7 +77,7 @@ def local_part(batch: Any, kind: str, rank: int, world: int) -> Any:
     return distributed.shard(batch, rank, world, dim=1 if kind == "text" else 0)
 
 
-def supernet_step(run: Search, batch: Any, val_stream: Iterator[Any] | None) -> dict[str, Any]:
+def supernet_step(run: StepRun, batch: Any, val_stream: Iterator[Any] | None) -> dict[str, Any]:
     """One supernet step of the search ``run`` on the global ``batch``; returns its metrics record.
 
     ``run`` holds the strategy, the objective(s), the supernet (``run.model`` is it, or its
