@@ -309,13 +309,21 @@ def quick_preset(space: str, strategy: str, chosen: dict[str, Any] | None = None
     recalibrated BatchNorm, ranked by loss, selected by the fused score); a loss
     among ``chosen`` (the user's keys) that costs more passes a step gets proportionally fewer epochs, so
     every loss spends about the same compute. A space without paper settings (one registered by a user) gets
-    the nb201 sizes on cifar10-mini.
+    the nb201 sizes on cifar10-mini, 5 epochs, and with RandomNAS what of nb201's quick search carries over
+    to a space of unknown size (:data:`QUICK_CUSTOM_RANDOM`: plain ce, recalibrated BatchNorm, ranked by
+    loss); it keeps uniform sampling (a space need not list its functions) and selects by that score (the
+    zero-cost proxies are measured on nb201 only).
     """
     preset = {**paper_preset(space, strategy), **QUICK_SIZES.get(space, QUICK_SIZES["nb201"]), **QUICK_BUDGET}
     if space == "nb201" and strategy == "random":
         preset.update(QUICK_NB201_RANDOM)
         preset["epochs"] = max(1, round(preset["epochs"] / passes_per_step({**preset, **(chosen or {})})))
+    elif space not in PAPER_PRESETS and strategy == "random":
+        preset.update(QUICK_CUSTOM_RANDOM)
     return preset
+
+
+QUICK_CUSTOM_RANDOM: dict[str, Any] = dict(loss="ce", bn="recalibrate", rank_by="loss")
 
 
 # The supernet and budget of the ranking benchmark (bench/ranking.py, results/ranking/README.md): a small

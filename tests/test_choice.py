@@ -121,3 +121,22 @@ def test_gdas_search_on_a_registered_choice_space(tmp_path, monkeypatch):
     assert len(result.selected) == 1 and sp.parse(result.best) in set(sp.enumerate())  # GDAS: the argmax
     steps = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert all("arch_loss" in r and "tau" in r for r in steps if r["kind"] == "step")
+
+
+def test_the_quick_preset_on_a_registered_space_carries_over_what_nb201_found():
+    import nsas
+    from nsas.search_config import SearchConfig
+
+    sp = ChoiceSpace([{"a": lambda: nn.Identity(), "b": lambda: nn.Identity()}] * 2)
+    nsas.register_space(sp, name="quick-chain")
+    try:
+        mine = SearchConfig.preset("quick", space="quick-chain")
+        gdas = SearchConfig.preset("quick", space="quick-chain", strategy="gdas")
+    finally:
+        nsas.spaces.SPACES.remove("quick-chain")
+    nb201 = SearchConfig.preset("quick")
+    assert (mine.loss, mine.bn, mine.rank_by) == (nb201.loss, nb201.bn, nb201.rank_by) == ("ce", "recalibrate", "loss")
+    # what does not carry over: function sampling (the space need not list its functions), fused selection
+    # (proxies measured on nb201 only), 40 epochs (its cost is unknown)
+    assert (mine.sampling, mine.select_by, mine.epochs) == ("uniform", "score", 5)
+    assert gdas.loss == "nsas"  # GDAS keeps the paper's loss, as on every space
