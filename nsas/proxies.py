@@ -362,12 +362,13 @@ class ProxyRows(list):
 def proxy_batch(dataset: str = "cifar10-mini", batch_size: int = 64, *, seed: int = 0,
                 data_dir: str | None = None, device: str | torch.device = "cpu") -> Batch:
     """One fixed mini-batch ``(x, y)`` of the data set's training split (shuffled with ``seed``, normalised,
-    no augmentation)."""
+    no augmentation) of ``batch_size`` images, or every training image of a smaller set."""
     from nsas import data as nsas_data
 
     ds = nsas_data.load_dataset(dataset, data_dir)
     if not isinstance(ds, nsas_data.ImageDataset):
         raise ProxyError(f"proxies take a batch of images; {dataset!r} is a text data set")
+    batch_size = min(batch_size, len(ds.train_y))
     batches = nsas_data.ImageBatches(ds.train_x, ds.train_y, batch_size=batch_size, mean=ds.mean, std=ds.std,
                                      augment=False, shuffle=True, seed=seed, device=device)
     return next(iter(batches.epoch(0)))

@@ -94,3 +94,16 @@ def test_rank_at_a_fused_runs_defaults_writes_the_pipelines_score_beside_its_par
     assert plain.selected
     assert main(["rank", str(tmp_path / "plain"), "--archs", str(archs), "--out", str(tmp_path / "p.csv")]) == 0
     assert "score" not in (tmp_path / "p.csv").read_text().splitlines()[0].split(",")
+
+
+def test_a_fused_search_on_a_data_set_smaller_than_the_proxy_batch_takes_every_image(tmp_path, monkeypatch):
+    def tiny(name, data_dir=None, download=True):  # 20 training images, fewer than the proxies' 64
+        import dataclasses
+        ds = fake_dataset("fake-images")
+        return dataclasses.replace(ds, train_x=ds.train_x[:20], train_y=ds.train_y[:20])
+
+    monkeypatch.setattr(nsas.data, "load_dataset", tiny)
+    from nsas.proxies import proxy_batch
+    assert len(proxy_batch("fake-images", 64)[1]) == 20
+    cfg = tiny_search_config("nb201", loss="ce", select_by="fused", batch_size=4, steps_per_epoch=1)
+    assert all("jacov" in r for r in search(cfg, tmp_path, progress=False).selected)
