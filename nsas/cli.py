@@ -54,7 +54,9 @@ class _Parser(argparse.ArgumentParser):
             from nsas.registry import CLI_HINT  # a space registered in a script is unknown here: say how
 
             message += f"; {CLI_HINT}"
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        from nsas.errors import shorten  # argparse quotes what it was given: a 100 KB value stays one short line
+
+        sys.stderr.write(f"{self.prog}: error: {shorten(message, 600)}\n")
         raise SystemExit(2)
 
 

@@ -33,7 +33,7 @@ import sys
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from nsas.errors import NsasError
+from nsas.errors import NsasError, brief
 
 PLUGIN_GROUP = "nsas.plugins"
 PLUGINS_ENV = "NSAS_PLUGINS"
@@ -121,5 +121,5 @@ class Registry(Generic[T]):
         if name not in self.entries:
             load_plugins()
         if name not in self.entries:
-            raise self.error(f"unknown {self.kind} {name!r}; choose one of {', '.join(self.names())}; {CLI_HINT}")
+            raise self.error(f"unknown {self.kind} {brief(name)}; choose one of {', '.join(self.names())}; {CLI_HINT}")
         return self.entries[name]

@@ -191,3 +191,13 @@ def test_every_test_docs_reliability_names_exists():
         if name not in {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}:
             missing.append(f"{file}::{name}")
     assert not missing
+
+
+def test_huge_nb201_strings_and_space_names_are_quoted_briefly(capsys):
+    for arch in ("|nor_conv_3x3~" + "9" * 5000 + "|+|skip_connect~0|skip_connect~1|+|none~0|none~1|none~2|",
+                 "x" * 1_500_000):
+        assert main(["inspect", arch, "--space", "nb201"]) == 2
+        err = capsys.readouterr().err
+        assert len(err) < 1000 and len(err.strip().splitlines()) == 1
+    assert main(["inspect", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "--space", "s" * 100_000]) == 2
+    assert len(capsys.readouterr().err) < 2000

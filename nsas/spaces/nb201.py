@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from nsas.errors import ArchitectureError, NsasError
+from nsas.errors import ArchitectureError, NsasError, brief
 from nsas.spaces import register_space
 from nsas.spaces.base import Architecture, SearchSpace
 from nsas.spaces.nb201_arch import EDGES, NUM_EDGES, NUM_NODES, OPS, NB201Arch, _edge_index  # noqa: F401  (public here too)
@@ -32,26 +32,26 @@ def _parse_node(text: str, j: int, whole: str) -> list[str]:
     """The ops of node ``j`` from its ``|op~0|op~1|`` segment."""
     if len(text) < 2 or not (text.startswith("|") and text.endswith("|")):
         raise ArchitectureError(
-            f"node {j} segment {text!r} of {whole!r} must look like '|op~0|...|'"
+            f"node {j} segment {brief(text, 200)} of {brief(whole, 200)} must look like '|op~0|...|'"
         )
     tokens = text[1:-1].split("|")
     if len(tokens) != j:
         raise ArchitectureError(
-            f"node {j} segment {text!r} of {whole!r} has {len(tokens)} input edges, expected {j}"
+            f"node {j} segment {brief(text, 200)} of {brief(whole, 200)} has {len(tokens)} input edges, expected {j}"
         )
     ops = []
     for pos, token in enumerate(tokens):
         op, sep, src = token.partition("~")
-        where = f"token {token!r} (node {j}, input {pos}) of {whole!r}"
+        where = f"token {brief(token)} (node {j}, input {pos}) of {brief(whole, 200)}"
         if not sep:
             raise ArchitectureError(f"{where} must be 'op~input'")
         if op not in OPS:
-            raise ArchitectureError(f"unknown op {op!r} in {where}; choose one of {', '.join(OPS)}")
+            raise ArchitectureError(f"unknown op {brief(op)} in {where}; choose one of {', '.join(OPS)}")
         if not (src.isascii() and src.isdigit()):
-            raise ArchitectureError(f"input index {src!r} in {where} is not an integer")
+            raise ArchitectureError(f"input index {brief(src)} in {where} is not an integer")
         if src != str(pos):
             raise ArchitectureError(
-                f"input index {src} in {where} must be {pos} "
+                f"input index {brief(src)} in {where} must be {pos} "
                 f"(node {j} takes inputs 0..{j - 1} in order)"
             )
         ops.append(op)
@@ -153,7 +153,7 @@ class NB201Space(SearchSpace):
         segments = whole.split("+")
         if len(segments) != NUM_NODES - 1:
             raise ArchitectureError(
-                f"{whole!r} has {len(segments)} node segments separated by '+', "
+                f"{brief(whole, 200)} has {len(segments)} node segments separated by '+', "
                 f"expected {NUM_NODES - 1}"
             )
         ops: list[str] = []
@@ -164,11 +164,11 @@ class NB201Space(SearchSpace):
     def from_json(self, obj: Any) -> NB201Arch:
         if not isinstance(obj, (list, tuple)):
             raise ArchitectureError(
-                f"a NAS-Bench-201 JSON architecture is a list of {NUM_EDGES} op names, got {obj!r}"
+                f"a NAS-Bench-201 JSON architecture is a list of {NUM_EDGES} op names, got {brief(obj)}"
             )
         for e, op in enumerate(obj):
             if not isinstance(op, str):
-                raise ArchitectureError(f"entry {e} ({op!r}) of {obj!r} is not an op name")
+                raise ArchitectureError(f"entry {e} ({brief(op)}) of {brief(obj)} is not an op name")
         return NB201Arch(tuple(obj))
 
     def sample(self, rng: random.Random) -> NB201Arch:
