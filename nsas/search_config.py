@@ -288,7 +288,7 @@ def passes_per_step(values: dict[str, Any]) -> float:
     refresh = 0.0
     if loss in ("nsas", "nsas-replay") and get("archive_forgetting"):  # forward passes of the rebuilds
         refresh = (m + min(get("candidates") or m, get("pool_size"))) / get("archive_forgetting")
-    return 1 + (members + refresh) * on + gdas
+    return 1 + members * on + refresh * on + gdas
 
 
 BUILTIN_LOSS_PASSES = ("ce", "wpl", "nsas", "nsas-random", "nsas-replay")  # the losses passes_per_step knows
