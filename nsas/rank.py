@@ -46,41 +46,11 @@ Speed: the K batches are made once and stay on the device (channels-last on
 the CPU), every forward runs under ``torch.inference_mode``, and each
 architecture's sums stay on the device until all are scored, so a GPU never
 waits for the host. ``--workers N`` splits the architectures over N CPU
-processes of one thread each (same scores, same order). Measured on the
-project's 2-core machine (AMD EPYC, AVX2, torch 2.13), otherwise idle, for a
-supernet of 8 channels and 1 cell per stage (a run of
-results/nb201-cifar10-study) and one batch of 256 images::
+processes of one thread each (same scores, same order). Measured throughputs
+and end-to-end timings are in bench/README.md ("nsas rank: measured speed").
 
-    OMP_NUM_THREADS=1 nsas rank RUN --sample 200 --batches 1 --batch-size 256 --device cpu   # 7.2 architectures/s
-    nsas rank RUN --sample 1000 --batches 1 --batch-size 256 --device cpu --workers 2       # 13.1 architectures/s
-
-(before the same-function sharing), i.e. about 3,350 images/s with two
-workers. The time scales with the images per score (``--batch-size`` x
-``--batches``) and the number of distinct functions: ``--all`` at 1,024
-images is 7,548 x 1,024 / 3,350 s, about 38 minutes on 2 idle cores, and at
-5,120 images about 3.2 hours. Measured on the same machine while six other
-jobs loaded it (load average 7-9 on 2 cores)::
-
-    OMP_NUM_THREADS=1 nsas rank RUN --sample 160 --seed 3 --batches 4 --batch-size 256 --workers 2 --device cpu
-    # 160 architectures, 136 functions in 239 s: 0.57 functions/s
-
-which puts ``--all`` at 1,024 images at 3.7 hours on that loaded machine;
-the full ``--all`` run was not repeated there. On a machine shared with
-other work, ``OMP_NUM_THREADS=1`` avoids thread oversubscription (2 threads
-there were 4x slower than 1).
-
-Timed end to end on the same 2-core machine, otherwise idle, for a run of
-the ``nb201-cpu`` preset's configuration at its scoring settings (1,024
-images in 4 batches of 256; results/ranking/rank-all)::
-
-    OMP_NUM_THREADS=1 nsas rank RUN --all --batches 4 --batch-size 256 --workers 2 --device cpu
-    # 15,625 architectures, 7,548 functions in 2,074 s (34.6 minutes, 3.6 functions/s)
-
-That was with batch statistics. Since round 7 the preset recalibrates
-BatchNorm per architecture (``--bn recalibrate``), which scored 1.39x
-slower side by side (``--sample 400 --seed 1 --workers 2``: 91.9 s against
-65.9 s on the idle machine), putting ``--all`` at about 48 minutes; not
-re-timed end to end.
+(Why ~750 lines: the command's scoring, ensembles, budgets, the proxies and fusion columns and the
+proxies-only path share one argument set; its library function is :func:`rank`.)
 """
 
 from __future__ import annotations
