@@ -106,7 +106,13 @@ def evaluate_model(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch
         correct += int((logits.argmax(-1) == y).sum())
         total += y.numel()
     loss = loss_sum / max(total, 1)
-    return {"loss": loss, "acc": 100.0 * correct / max(total, 1), "ppl": math.exp(min(loss, 700.0))}
+    return {"loss": loss, "acc": 100.0 * correct / max(total, 1), "ppl": perplexity(loss)}
+
+
+def perplexity(loss: float) -> float:
+    """``exp(loss)``, capped at ``exp(700)`` so that a diverged model's value stays a finite number in JSON and
+    CSV (the one perplexity of nsas: training, evaluation and ``nsas rank``)."""
+    return math.exp(min(loss, 700.0))
 
 
 def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

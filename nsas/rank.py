@@ -59,7 +59,6 @@ import argparse
 import csv
 import dataclasses
 import io
-import math
 import os
 import random
 import sys
@@ -79,6 +78,7 @@ from nsas.evaluate import (  # noqa: F401  (the scorer lives in nsas.evaluate; i
     RANK_BY,
     Batch,
     distinct_functions,
+    perplexity,
     preload,
     rank_key,
     score_archs,
@@ -174,7 +174,7 @@ def write_scores(path: str | Path, rows: Sequence[dict[str, Any]], *, kind: str,
     writer.writerow(columns)
     for row in rows:
         if kind == "text":
-            row = {**row, "ppl": math.exp(row["loss"]) if row["loss"] < 700 else math.inf}
+            row = {**row, "ppl": perplexity(row["loss"])}
         writer.writerow([row[c] for c in columns])
     path = Path(path)
     try:

@@ -61,7 +61,7 @@ from nsas.checkpoint import check_same_config, load_checkpoint, rng_state, save_
 from nsas.config import (add_config_flag, add_config_flags, build_config, config_to_dict, default_repr,
                          print_config, read_yaml, write_yaml)
 from nsas.errors import CheckpointError, NsasError, TrainingError
-from nsas.evaluate import evaluate_model
+from nsas.evaluate import evaluate_model, perplexity
 from nsas.inspection import read_arch_argument
 from nsas.rundir import (check_new_run, default_run_dir, progress_bar, resume_values, run_directory, setup_logging, write_json,
                          write_text_atomic)
@@ -125,10 +125,6 @@ def build_model(cfg: TrainConfig, space: SearchSpace, arch: Architecture, num_cl
     if cfg.space in AUX_SPACES:
         options.update(auxiliary=cfg.auxiliary_weight > 0, drop_path=0.0)
     return space.build_network(arch, **options)
-
-
-def perplexity(loss: float) -> float:
-    return math.exp(min(loss, 700.0))
 
 
 # ---- the trainer -----------------------------------------------------------

@@ -81,3 +81,13 @@ def test_carried_state_lowers_the_perplexity_of_a_trained_model():
     zero = evaluate_path(supernet, arch, valid, carry_state=False)["loss"]
     assert carried < before[True] - 0.5  # it learned
     assert carried < zero - 0.05  # and context helps once it has
+
+
+def test_one_perplexity_everywhere_capped_finite():
+    import math
+
+    from nsas import rank, train
+    from nsas.evaluate import perplexity
+    assert perplexity(math.log(50.0)) == pytest.approx(50.0)
+    assert perplexity(1e6) == math.exp(700.0) and math.isfinite(perplexity(1e6))
+    assert train.perplexity is perplexity and rank.perplexity is perplexity
