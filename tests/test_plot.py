@@ -15,6 +15,7 @@ from nsas.cli import main
 from nsas.cell_diagram import cell_graphs, plot_cells
 from nsas.plot import ProbeSeries, kendall_series, moving_average, plot_run, probe_series
 from nsas.spaces import get_space
+from tiny import DARTS_GENOTYPE, RNN_GENOTYPE
 from test_correlate import tau_b_by_pairs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -25,13 +26,8 @@ NB201 = [
     "|skip_connect~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|nor_conv_3x3~0|skip_connect~1|none~2|",
     "|nor_conv_1x1~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|",
 ]
-DARTS = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
-         "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
-         "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
-         "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
-         "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
-RNN = ("Genotype(recurrent=[('sigmoid', 0), ('relu', 1), ('relu', 1), ('identity', 1), ('tanh', 2), "
-       "('sigmoid', 5), ('tanh', 3), ('relu', 5)], concat=range(1, 9))")
+DARTS = DARTS_GENOTYPE
+RNN = RNN_GENOTYPE
 # accuracy of each NB201 probe at the probe points 10, 20, 30, 40 (row 0 is constant: tau undefined)
 ACC = np.array([[10.0, 10.0, 10.0, 10.0, 10.0],
                 [20.0, 35.0, 15.0, 30.0, 25.0],

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 import torch
-from tiny import fake_dataset, tiny_batch, tiny_search_config, tiny_supernet
+from tiny import fake_dataset, tiny_batch, tiny_run, tiny_search_config, tiny_supernet
 
 import nsas
 import nsas.data
@@ -41,12 +41,7 @@ C = "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|none~1|avg_pool_3x
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A finished search run of a tiny nb201 supernet (4 channels, 1 cell per stage)."""
-    path = tmp_path_factory.mktemp("search")
-    cfg = SearchConfig(space="nb201", dataset="cifar10-mini", epochs=1, steps_per_epoch=2, batch_size=16,
-                       channels=4, cells=1, eval_batches=1, select_rounds=1, select_samples=2,
-                       checkpoint_every=0, device="cpu")
-    search(cfg, path, progress=False)
-    return path
+    return tiny_run(tmp_path_factory.mktemp("search"))
 
 
 def rank(capsys, run_dir, *argv: str) -> tuple[int, str, str]:

@@ -9,14 +9,10 @@ import time
 import pytest
 
 from nsas.cli import main
+from tiny import DARTS_GENOTYPE, RNN_GENOTYPE
 
-DARTS = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
-         "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
-         "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
-         "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
-         "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
-RNN = ("Genotype(recurrent=[('sigmoid', 0), ('relu', 1), ('relu', 1), ('identity', 1), ('tanh', 2), "
-       "('sigmoid', 5), ('tanh', 3), ('relu', 5)], concat=range(1, 9))")
+DARTS = DARTS_GENOTYPE
+RNN = RNN_GENOTYPE
 NB201 = [f"|{a}~0|+|{b}~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|{c}~2|"
          for a in ("nor_conv_3x3", "none") for b in ("skip_connect", "avg_pool_3x3") for c in ("none", "nor_conv_1x1")]
 

@@ -15,6 +15,7 @@ import torch
 import nsas.atomic
 from nsas.cli import main
 from nsas.spaces import get_space
+from tiny import tiny_run
 
 SPACE = get_space("nb201")
 ARCHS = [str(SPACE.sample(random.Random(i))) for i in range(8)]
@@ -24,14 +25,7 @@ PROXY_FLAGS = ("--proxies", "count", "--proxy-channels", "4", "--proxy-cells", "
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A finished search run of a tiny nb201 supernet."""
-    from nsas.search import SearchConfig, search
-
-    path = tmp_path_factory.mktemp("search")
-    cfg = SearchConfig(space="nb201", dataset="cifar10-mini", epochs=1, steps_per_epoch=2, batch_size=16,
-                       channels=4, cells=1, eval_batches=1, select_rounds=1, select_samples=2,
-                       checkpoint_every=0, device="cpu")
-    search(cfg, path, progress=False)
-    return path
+    return tiny_run(tmp_path_factory.mktemp("search"))
 
 
 @pytest.fixture()

@@ -73,3 +73,24 @@ def bench_module(name: str, monkeypatch):
     monkeypatch.setitem(sys.modules, name, module)
     spec.loader.exec_module(module)
     return module
+
+
+# A DARTS CNN genotype (DARTS_V2) and a DARTS RNN genotype, for tests that need valid strings of each.
+DARTS_GENOTYPE = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
+                  "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
+                  "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
+                  "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+                  "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+RNN_GENOTYPE = ("Genotype(recurrent=[('sigmoid', 0), ('relu', 1), ('relu', 1), ('identity', 1), ('tanh', 2), "
+                "('sigmoid', 5), ('tanh', 3), ('relu', 5)], concat=range(1, 9))")
+
+
+def tiny_run(path):
+    """A finished search run of a tiny nb201 supernet (4 channels, 1 cell per stage) on cifar10-mini, at ``path``."""
+    from nsas.search import SearchConfig, search
+
+    cfg = SearchConfig(space="nb201", dataset="cifar10-mini", epochs=1, steps_per_epoch=2, batch_size=16,
+                       channels=4, cells=1, eval_batches=1, select_rounds=1, select_samples=2,
+                       checkpoint_every=0, device="cpu")
+    search(cfg, path, progress=False)
+    return path
