@@ -143,7 +143,8 @@ def split_batches(cfg: SearchConfig, data: Any, split: str, *, batch_size: int,
         if batch_size == default_batch_size(cfg):
             return data.score
         field = "eval_batch_size" if text else "score_batch_size"
-        return build_search_data(dataclasses.replace(cfg, **{field: batch_size}), torch.device(device)).score
+        return build_search_data(dataclasses.replace(cfg, **{field: batch_size}), torch.device(device),
+                                 fingerprint=False).score
     if split != "test":
         raise NsasError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)

@@ -72,8 +72,13 @@ def data_fingerprint(*tensors: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
-def build_search_data(cfg: SearchConfig, device: torch.device, dataset: Any = None) -> SearchData:
-    """Load the data set (unless given) and split it (images: weights half / validation half)."""
+def build_search_data(cfg: SearchConfig, device: torch.device, dataset: Any = None, *,
+                      fingerprint: bool = True) -> SearchData:
+    """Load the data set (unless given) and split it (images: weights half / validation half).
+
+    ``fingerprint``: compute the data's SHA-256 (what a resume checks; about 0.5 s for CIFAR-10); loading a
+    run back to score it (``load_search_run``) skips it.
+    """
     if dataset is None:
         with distributed.local_rank_zero_first():  # one download/decode per node, not one per rank
             dataset = nsas_data.load_dataset(cfg.dataset, cfg.data_dir)
@@ -86,7 +91,8 @@ def build_search_data(cfg: SearchConfig, device: torch.device, dataset: Any = No
         val = nsas_data.TextBatches(dataset.valid, batch_size=cfg.batch_size, bptt=cfg.bptt, device=device)
         # Scores run through the same text in eval_batch_size columns, as DARTS evaluates (10).
         score = nsas_data.TextBatches(dataset.valid, batch_size=cfg.eval_batch_size, bptt=cfg.bptt, device=device)
-        return SearchData(train, val, dataset.vocab_size, score, data_fingerprint(dataset.train, dataset.valid))
+        return SearchData(train, val, dataset.vocab_size, score,
+                          data_fingerprint(dataset.train, dataset.valid) if fingerprint else None)
     if not isinstance(dataset, nsas_data.ImageDataset):
         raise NsasError(f"space {cfg.space!r} needs an image data set, got {cfg.dataset!r}")
     w_idx, v_idx = nsas_data.search_split(len(dataset.train_y), fraction=cfg.train_fraction, seed=cfg.seed)
@@ -101,7 +107,7 @@ def build_search_data(cfg: SearchConfig, device: torch.device, dataset: Any = No
     # scores take the validation half's batches, or the same images at score_batch_size
     score = validation(cfg.score_batch_size) if cfg.score_batch_size not in (0, cfg.batch_size) else None
     return SearchData(train, validation(cfg.batch_size), dataset.num_classes, score,
-                      data_fingerprint(dataset.train_x, dataset.train_y))
+                      data_fingerprint(dataset.train_x, dataset.train_y) if fingerprint else None)
 
 
 def build_supernet(cfg: SearchConfig, num_classes: int | None) -> nn.Module:
@@ -148,7 +154,7 @@ def load_search_run(run_dir: str | Path, device: str | torch.device = "cpu", *, 
     cfg = build_config(SearchConfig, read_yaml(run_dir / "config.yaml"), source=str(run_dir / "config.yaml"))
     device = torch.device(device)
     state = load_checkpoint(run_dir / "checkpoint.pt", kind="search", map_location=device)
-    data = LazyData(lambda: build_search_data(cfg, device))
+    data = LazyData(lambda: build_search_data(cfg, device, fingerprint=False))
     if supernet is None:  # checkpoints older than the num_classes record need the data to know it
         supernet = build_supernet(cfg, state.get("num_classes") or data.num_classes)
     supernet = supernet.to(device)
