@@ -79,10 +79,3 @@ class FewShotSupernet(nn.Module):
                                                        for k, v in optimizer.state[source].items()}
         self.is_split.fill_(True)
         self._routes.clear()
-
-    def counts(self, archs: list[Architecture]) -> list[int]:
-        """How many of ``archs`` each copy computes (after the split)."""
-        out = [0] * len(self.options)
-        for arch in archs:
-            out[self.space.split_of(self.space.same_function(arch), self.edge)] += 1
-        return out

@@ -95,7 +95,7 @@ def fused_rows(space: SearchSpace, rows: list[dict[str, Any]], weights: str, *, 
     from nsas.proxies import score_proxies
 
     w = parse_weights(weights)
-    names = [c for c in w if c not in SUPERNET_COLUMNS]
+    names = proxy_names_of(weights)
     if names:
         scored = score_proxies(space, [row["arch"] for row in rows], names, batch, seed=seed, options=options,
                                device=device)
