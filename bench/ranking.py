@@ -108,6 +108,14 @@ METHODS: dict[str, dict[str, Any]] = {
     "nsas-forget-norm-functions-late": dict(strategy="random", loss="nsas", constraint_slices=True,
                                             archive_forgetting=50, normalize_loss=True, sampling="functions",
                                             constraint_after=0.5),
+    # round 10 (issue 20 section 4): one archive per live size class (the constraints are cells the count
+    # cannot order against the current one), and a cap on each constraint at the current cell's loss
+    "nsas-forget-norm-functions-size": dict(strategy="random", loss="nsas", constraint_slices=True,
+                                            archive_forgetting=50, normalize_loss=True, sampling="functions",
+                                            archive_by="size"),
+    "nsas-forget-norm-functions-cap": dict(strategy="random", loss="nsas", constraint_slices=True,
+                                           archive_forgetting=50, normalize_loss=True, sampling="functions",
+                                           constraint_cap=1.0),
     "nsas-shared": dict(strategy="random", loss="nsas", shared_batch=True, archive_max_age=50),
     "nsas-random-shared": dict(strategy="random", loss="nsas-random", shared_batch=True),
     "nsas-replay-shared": dict(strategy="random", loss="nsas-replay", shared_batch=True, archive_max_age=50),

@@ -91,11 +91,13 @@ WHOLE = (0, 1)  # a term computed on the whole (micro-)batch
 
 
 def _passes(terms: list[Term], supernet: nn.Module, batch: Batch, chunks: int,
-            criterion: Criterion | None = None, hidden: torch.Tensor | None = None
+            criterion: Criterion | None = None, hidden: torch.Tensor | None = None, cap: float = 0.0
             ) -> tuple[list[list[float]], torch.Tensor | None]:
     """Back-propagate ``coef * loss(path)`` for every (path, edge_weights, coef, slice) term and micro-batch.
 
-    The loss is ``criterion`` (cross-entropy when None).
+    The loss is ``criterion`` (cross-entropy when None). With ``cap`` > 0, a term after the first whose
+    loss exceeds ``cap`` times the first term's loss (on the same micro-batch) is scaled down to exactly
+    that by a constant factor: its gradient shrinks by the same factor and still flows.
 
     A term's slice ``(i, n)`` computes it on the i-th of n contiguous slices
     of each micro-batch (sizes differ by at most one) (``WHOLE`` for all of it). Each micro-batch's
@@ -124,8 +126,12 @@ def _passes(terms: list[Term], supernet: nn.Module, batch: Batch, chunks: int,
                     loss, final = carried_path_loss(supernet, path, sliced, edge_weights, h_slice, criterion)
                     if t == 0:  # the current architecture's state goes on to the next step
                         finals.append(final)
-                (loss * (coef / chunks)).backward()
-            values[t].append(loss.item())
+                value = loss.item()
+                factor = 1.0
+                if cap > 0.0 and t > 0 and value > cap * values[0][c]:
+                    factor = cap * values[0][c] / value  # constraint_cap: at most cap x the current loss
+                (loss * (coef * factor / chunks)).backward()
+            values[t].append(value)
     return values, (torch.cat(finals) if finals else None)
 
 
@@ -193,20 +199,24 @@ class NSASObjective(Objective):
             it was trained, a member's its loss now minus its loss at the
             previous refresh (or when it was trained). Each evaluation is
             counted as a whole pass (an overcount: no backward).
+        cap: variant (``constraint_cap``, 0: off): a constraint whose loss is
+            above ``cap`` times the current architecture's loss counts as
+            exactly that, its gradient scaled down by the same factor (never
+            cut off), so no member's loss can dominate a step.
     """
 
     name = "nsas"
 
     def __init__(self, archive: NoveltyArchive, *, beta: float = 1.0, replay: int | None = None,
                  every: int = 1, slices: bool = False, normalize: bool = False, shared: bool = False,
-                 forgetting: int = 0) -> None:
+                 forgetting: int = 0, cap: float = 0.0) -> None:
         if every < 1:
             raise ValueError("constraint interval must be at least 1")
         if forgetting < 0 or (forgetting > 0) != (archive.policy == "forgetting"):
             raise ValueError("the forgetting variant needs an archive of policy 'forgetting', and vice versa")
         self.archive, self.beta, self.replay = archive, beta, replay
         self.every, self.slices, self.normalize, self.shared = every, slices or shared, normalize, shared
-        self.forgetting = forgetting
+        self.forgetting, self.cap = forgetting, cap
         # variant (constraint_after): the run switches the constraints (and archive refreshes) off before the
         # low-learning-rate phase; derived from the epoch, so not saved in the state
         self.constraints_on = True
@@ -272,9 +282,11 @@ class NSASObjective(Objective):
         terms: list[Term] = [(path, edge_weights, scale, (0, n + 1) if first else WHOLE)]
         terms += [(m, None, scale * self.beta / n, (i + first, n + first) if self.slices else WHOLE)
                   for i, m in enumerate(constraints)]
-        per_term, final = _passes(terms, supernet, batch, chunks, self.criterion, hidden)
+        per_term, final = _passes(terms, supernet, batch, chunks, self.criterion, hidden, self.cap)
         values = [sum(v) / chunks for v in per_term]
         cur, members = values[0], values[1:]
+        if self.cap:  # what the capped terms contributed (per-micro-batch caps, summarised on the means)
+            members = [min(v, self.cap * cur) for v in members]
         mean_archive = sum(members) / len(members) if members else None
         passes = refresh + (1 if self.shared else 1 + (min(n, 1) if self.slices else n))  # whole-batch equivalents
         if self.forgetting and self.current is not None:
@@ -429,13 +441,14 @@ def _nsas_factory(name: str) -> Callable[..., Objective]:
     def factory(space: SearchSpace, *, archive_size: int = 8, pool_size: int = 50, candidates: int | None = None,
                 k: int = 10, beta: float = 1.0, replay: int = 1, seed: int = 0, archive_max_age: int = 0,
                 constraint_every: int = 1, constraint_slices: bool = False, normalize_loss: bool = False,
-                shared_batch: bool = False, archive_forgetting: int = 0, **_: Any) -> Objective:
+                shared_batch: bool = False, archive_forgetting: int = 0, constraint_cap: float = 0.0,
+                **_: Any) -> Objective:
         policy = "forgetting" if archive_forgetting else "random" if name == "nsas-random" else "novelty"
         archive = NoveltyArchive(space, capacity=archive_size, pool_size=pool_size, candidates=candidates,
                                  k=k, policy=policy, seed=seed, max_age=archive_max_age)
         objective = NSASObjective(archive, beta=beta, replay=replay if name == "nsas-replay" else None,
                                   every=constraint_every, slices=constraint_slices, normalize=normalize_loss,
-                                  shared=shared_batch, forgetting=archive_forgetting)
+                                  shared=shared_batch, forgetting=archive_forgetting, cap=constraint_cap)
         objective.name = name
         return objective
     return factory
@@ -450,7 +463,7 @@ def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, poo
                     wpl_strength: float = 1.0, wpl_window: int = 1, seed: int = 0, archive_max_age: int = 0,
                     constraint_every: int = 1, constraint_slices: bool = False,
                     normalize_loss: bool = False, shared_batch: bool = False, archive_forgetting: int = 0,
-                    criterion: Criterion | None = None) -> Objective:
+                    constraint_cap: float = 0.0, criterion: Criterion | None = None) -> Objective:
     """The objective registered as ``name`` (see :func:`loss_names`).
 
     Args:
@@ -460,7 +473,8 @@ def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, poo
         wpl_strength: WPL penalty strength.
         wpl_window: steps over which WPL keeps its anchor weights and Fisher estimate.
         seed: seeds the archive's random choices.
-        archive_max_age, constraint_every, constraint_slices, normalize_loss, shared_batch, archive_forgetting:
+        archive_max_age, constraint_every, constraint_slices, normalize_loss, shared_batch, archive_forgetting,
+        constraint_cap:
             the NSAS-family variants, off by default (see :class:`NSASObjective` and
             :class:`~nsas.archive.NoveltyArchive`).
         criterion: per-path loss function (None: cross-entropy).
@@ -469,7 +483,8 @@ def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, poo
                                     k=k, beta=beta, replay=replay, wpl_strength=wpl_strength, wpl_window=wpl_window, seed=seed,
                                     archive_max_age=archive_max_age, constraint_every=constraint_every,
                                     constraint_slices=constraint_slices, normalize_loss=normalize_loss,
-                                    shared_batch=shared_batch, archive_forgetting=archive_forgetting)
+                                    shared_batch=shared_batch, archive_forgetting=archive_forgetting,
+                                    constraint_cap=constraint_cap)
     if criterion is not None:
         objective.criterion = criterion
     return objective

@@ -29,6 +29,7 @@ SEARCH_RANGES = {
     "steps_per_epoch": "[1, inf)", "proxy_batch_size": "[1, inf)", "score_batch_size": "[0, inf)", "candidates": "[1, inf)", "channels": "[1, inf)",
     "cells": "[1, inf)",
     "hidden": "[1, inf)", "bptt": "[1, inf)", "few_shot_warmup": "[0, 1]", "constraint_after": "[0, 1)",
+    "constraint_cap": "[0, inf)",
 }
 
 
@@ -85,6 +86,12 @@ class SearchConfig:
     constraint_after: float = option(0.0, "NSAS variant: add the archive constraints (and forgetting rebuilds) "
                                           "only from this share of the epochs on, the low-learning-rate phase "
                                           "(0: from the start, as published)")
+    constraint_cap: float = option(0.0, "NSAS variant: a constraint whose loss is above this many times the "
+                                        "current architecture's counts as exactly that, its gradient scaled "
+                                        "down, never cut (0: off)")
+    archive_by: str = option("none", "NSAS variant: none (one archive) or size (one archive per live parameter "
+                                     "count: a step's constraints are cells of the current cell's size, the "
+                                     "pairs a parameter count cannot order)", choices=("none", "size"))
     normalize_loss: bool = option(False, "NSAS variant: divide the total loss by (1 + beta)")
     shared_batch: bool = option(False, "NSAS variant: the current architecture and the constraints split the "
                                        "batch, one equal slice each (one pass a step in all, like ce)")
@@ -185,8 +192,15 @@ class SearchConfig:
             raise NsasError(f"rank_by must be acc or loss, got {self.rank_by!r}")
         if self.bn not in ("batch", "recalibrate"):
             raise NsasError(f"bn must be batch or recalibrate, got {self.bn!r}")
-        if self.constraint_after and self.loss in ("ce", "wpl"):
-            raise NsasError(f"constraint_after times the NSAS archive constraints; the {self.loss} loss has none")
+        for key in ("constraint_after", "constraint_cap"):
+            if getattr(self, key) and self.loss in ("ce", "wpl"):
+                raise NsasError(f"{key} changes the NSAS archive constraints; the {self.loss} loss has none")
+        if self.archive_by not in ("none", "size"):
+            raise NsasError(f"archive_by must be none or size, got {self.archive_by!r}")
+        if self.archive_by != "none" and self.loss in ("ce", "wpl"):
+            raise NsasError(f"archive_by groups the NSAS archive; the {self.loss} loss has none")
+        if self.archive_by != "none" and self.few_shot_edge is not None:
+            raise NsasError("archive_by size and few_shot_edge both divide the archive; choose one")
         if self.select_by not in ("score", "fused"):
             raise NsasError(f"select_by must be score or fused, got {self.select_by!r}")
         if self.fuse_method not in ("z", "rank"):

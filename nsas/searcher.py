@@ -158,6 +158,9 @@ class Search:
         if cfg.few_shot_edge is not None and cfg.few_shot_archive == "split" and self.objective.archive is not None:
             self.split_objectives = [self._build_objective(cfg.seed + 3 + 1000 * (k + 1))
                                      for k in range(len(self.supernet.subnets))]
+        # archive_by size: one objective (and archive) per live parameter count, each made on first use
+        self.size_objectives: dict[int, Any] = {}
+        self._sizes: dict[Architecture, int] = {}
         self.split_epoch = round(cfg.few_shot_warmup * cfg.epochs)  # few-shot: the epoch that starts split
         self.constraint_epoch = round(cfg.constraint_after * cfg.epochs)  # the first epoch with NSAS constraints
         self.probe = self._probe_archs()
@@ -183,7 +186,19 @@ class Search:
                                seed=seed, archive_max_age=c.archive_max_age, constraint_every=c.constraint_every,
                                constraint_slices=c.constraint_slices, normalize_loss=c.normalize_loss,
                                shared_batch=c.shared_batch, archive_forgetting=c.archive_forgetting,
-                               criterion=self.criterion)
+                               constraint_cap=c.constraint_cap, criterion=self.criterion)
+
+    def objectives(self) -> list[Any]:
+        """Every objective of the run: its own, the few-shot splits' and the size classes' (ascending size)."""
+        return [self.objective, *self.split_objectives, *(self.size_objectives[k] for k in sorted(self.size_objectives))]
+
+    def size_objective(self, size: int) -> Any:
+        """archive_by size: the objective of the cells with ``size`` live parameters (made on first use)."""
+        if size not in self.size_objectives:
+            objective = self._build_objective(self.cfg.seed + 3 + 7 * size)
+            objective.constraints_on = self.epoch >= self.constraint_epoch
+            self.size_objectives[size] = objective
+        return self.size_objectives[size]
 
     @property
     def is_split(self) -> bool:
@@ -194,6 +209,8 @@ class Search:
         """The archives that constrain training now: one, one per sub-supernet (few-shot split), or none."""
         if self.split_objectives and self.is_split:
             return [o.archive for o in self.split_objectives]
+        if self.size_objectives:
+            return [self.size_objectives[k].archive for k in sorted(self.size_objectives)]
         return [self.objective.archive] if self.objective.archive is not None else []
 
     def _strategy_options(self) -> dict[str, Any]:
@@ -229,6 +246,7 @@ class Search:
             "strategy": self.strategy.state_dict(),
             "objective": self.objective.state_dict(),
             "split_objectives": [o.state_dict() for o in self.split_objectives],
+            "size_objectives": {str(k): o.state_dict() for k, o in sorted(self.size_objectives.items())},
             "rng": rng_state(),
             "hidden": self.hidden,
             "data_fingerprint": self.data.fingerprint,
@@ -263,6 +281,12 @@ class Search:
                 raise ValueError(f"{len(splits)} split objectives in the checkpoint, {len(self.split_objectives)} here")
             for objective, split_state in zip(self.split_objectives, splits):
                 objective.load_state_dict(split_state)
+            sizes = state.get("size_objectives", {})  # absent before archive_by existed
+            if sizes and self.cfg.archive_by != "size":
+                raise ValueError("the checkpoint has an archive per size class, this run has one archive")
+            self.size_objectives = {}
+            for size, size_state in sizes.items():
+                self.size_objective(int(size)).load_state_dict(size_state)
             set_rng_state(state["rng"])
             self.epoch, self.step, self.global_step = state["epoch"], state["step"], state["global_step"]
             self.passes, self.elapsed = state["passes"], state["elapsed"]
@@ -303,7 +327,7 @@ class Search:
         bar = progress_bar(total_steps, self.global_step, enabled=self.progress)
         while self.epoch < end:
             self.split_if_due()
-            for objective in [self.objective, *self.split_objectives]:  # constraint_after: the late phase only
+            for objective in self.objectives():  # constraint_after: the late phase only
                 if hasattr(objective, "constraints_on"):
                     objective.constraints_on = self.epoch >= self.constraint_epoch
             self.strategy.set_progress(self.epoch, cfg.epochs)
@@ -349,9 +373,14 @@ class Search:
         return supernet_step(self, batch, val_stream)
 
     def objective_for(self, arch: Architecture) -> Any:
-        """The objective that trains ``arch``: the run's one, or (few-shot, split archives) its sub-supernet's."""
+        """The objective that trains ``arch``: the run's one, its sub-supernet's (few-shot, split archives), or
+        its size class's (archive_by size)."""
         if self.split_objectives and self.is_split:
             return self.split_objectives[self.supernet.route(arch)]
+        if self.cfg.archive_by == "size" and self.objective.archive is not None:
+            if arch not in self._sizes:
+                self._sizes[arch] = self.space.parameter_count(self.space.live_arch(arch))
+            return self.size_objective(self._sizes[arch])
         return self.objective
 
     def split_if_due(self) -> None:
@@ -463,7 +492,10 @@ class Search:
             "pool": [str(a) for archive in archives for a in archive.pool],
             "diversity": archives[0].diversity() if len(archives) == 1 else None,
         }
-        if len(archives) > 1:  # few-shot: one archive per sub-supernet
+        if self.size_objectives:  # archive_by size: one archive per live parameter count
+            record["sizes"] = [{"params": k, "members": [str(a) for a in o.archive.members],
+                                "diversity": o.archive.diversity()} for k, o in sorted(self.size_objectives.items())]
+        elif len(archives) > 1:  # few-shot: one archive per sub-supernet
             record["splits"] = [{"op": op, "members": [str(a) for a in archive.members],
                                  "diversity": archive.diversity()}
                                 for op, archive in zip(self.supernet.options, archives)]

@@ -442,3 +442,42 @@ def test_registered_loss_declares_its_passes_per_step():
         for name in ("test-three-pass", "test-plain"):
             nsas.objectives._REGISTRY.remove(name)
             nsas.objectives._PASSES.pop(name, None)
+
+
+def test_constraint_cap_scales_a_dominant_constraint_down_to_cap_times_the_current_loss():
+    space = get_space("nb201")
+    model = tiny_supernet("nb201").eval()
+    batch = tiny_batch("nb201")
+    beta, cap = 0.5, 1.0
+    objective, current = _filled(space, beta=beta, constraint_cap=cap)
+    members = list(objective.archive.members)
+    model.zero_grad(set_to_none=True)
+    stats = objective.backward(model, current, batch)
+    got = grads(model)
+    with torch.no_grad():
+        cur = path_loss(model, current, batch).item()
+        losses = [path_loss(model, m, batch).item() for m in members]
+    expected: dict[str, torch.Tensor] = {}
+    add(expected, separate_grad(model, current, batch), 1.0)
+    for m, loss in zip(members, losses):  # a member above cap x current counts as exactly that, gradient included
+        add(expected, separate_grad(model, m, batch), beta / len(members) * min(1.0, cap * cur / loss))
+    for n in expected:
+        torch.testing.assert_close(got[n], expected[n], rtol=1e-5, atol=1e-6)
+    assert stats.archive == pytest.approx(sum(min(v, cap * cur) for v in losses) / len(losses), rel=1e-5)
+    # the cap only bites where a member's loss is above it: a cap low enough to bite differs from none
+    low = min(losses) / cur / 2
+    capped, _ = _filled(space, beta=beta, constraint_cap=low)
+    free, _ = _filled(space, beta=beta)
+    model.zero_grad(set_to_none=True)
+    capped.backward(model, current, batch)
+    g_capped = grads(model)
+    model.zero_grad(set_to_none=True)
+    free.backward(model, current, batch)
+    g_free = grads(model)
+    assert any(not torch.allclose(g_capped[n], g_free[n]) for n in g_free)
+    want: dict[str, torch.Tensor] = {}  # below every member's loss, each member's gradient shrinks by low x cur / its
+    add(want, separate_grad(model, current, batch), 1.0)
+    for m, loss in zip(members, losses):
+        add(want, separate_grad(model, m, batch), beta / len(members) * low * cur / loss)
+    for n in want:
+        torch.testing.assert_close(g_capped[n], want[n], rtol=1e-5, atol=1e-6)

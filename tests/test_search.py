@@ -409,3 +409,40 @@ def test_constraint_after_adds_the_constraints_only_in_the_late_epochs_and_resum
     assert_same_run(tmp_path / "straight", tmp_path / "cut")
     with pytest.raises(NsasError, match="constraint_after"):
         tiny_search_config("nb201", loss="ce", constraint_after=0.5)
+
+
+def test_archive_by_size_keeps_one_archive_per_live_size_and_constrains_with_same_size_cells(tmp_path, monkeypatch):
+    from nsas.searcher import Search
+
+    cfg = tiny_search_config("nb201", loss="nsas", archive_by="size", epochs=2, steps_per_epoch=4, archive_size=2)
+    seen: list[tuple[int, int]] = []
+    original = Search.objective_for
+
+    def spy(self, arch):
+        objective = original(self, arch)
+        size = self.space.parameter_count(self.space.live_arch(arch))
+        seen.append((size, id(objective)))
+        return objective
+
+    monkeypatch.setattr(Search, "objective_for", spy)
+    search(cfg, tmp_path / "straight", progress=False)
+    record = json.loads((tmp_path / "straight" / "archive.json").read_text())
+    space = get_space("nb201")
+    assert record["sizes"], "no size class got an archive"
+    for group in record["sizes"]:  # every member of a class's archive has that class's live size
+        assert group["members"]
+        assert {space.parameter_count(space.live_arch(space.parse(a))) for a in group["members"]} == {group["params"]}
+    by_size: dict[int, set[int]] = {}
+    for size, objective in seen:
+        by_size.setdefault(size, set()).add(objective)
+    assert all(len(ids) == 1 for ids in by_size.values())  # one objective per size, the same each time
+    assert len({i for ids in by_size.values() for i in ids}) == len(by_size)  # and a different one per size
+    monkeypatch.setattr(Search, "objective_for", original)
+    _cut_after_an_epoch_and_resume(cfg, tmp_path, monkeypatch)
+    assert_same_run(tmp_path / "straight", tmp_path / "cut")
+    with pytest.raises(NsasError, match="archive_by"):
+        tiny_search_config("nb201", loss="ce", archive_by="size")
+    with pytest.raises(NsasError, match="archive_by"):
+        tiny_search_config("nb201", loss="nsas", archive_by="size", few_shot_edge=3)
+    with pytest.raises(NsasError, match="constraint_cap"):
+        tiny_search_config("nb201", loss="wpl", constraint_cap=1.0)
