@@ -124,10 +124,16 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, skip: Iterab
         title: heading of the flags in ``--help``.
     """
     hints = typing.get_type_hints(cls)
-    group = parser.add_argument_group(title or "config keys (also YAML keys, written with underscores)")
+    title = title or "config keys (also YAML keys, written with underscores)"
+    groups: dict[type, argparse._ArgumentGroup] = {}
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
+        owner = _owner(cls, f.name)  # a config made of option groups gets one --help section per group
+        if owner not in groups:
+            heading = title if not groups else _group_title(owner)
+            groups[owner] = parser.add_argument_group(heading)
+        group = groups[owner]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         if f.metadata.get("parse") and isinstance(default, list):  # a list typed as one comma-separated value
             default = ",".join(map(str, default))
@@ -136,6 +142,20 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, skip: Iterab
         help_text = f"{help_text} ({shown})" if shown else help_text
         group.add_argument(flag_name(f.name), dest=f.name, default=argparse.SUPPRESS,
                            help=help_text.replace("%", "%%"), **_flag_kwargs(hints[f.name], f.metadata))
+
+
+def _owner(cls: type, name: str) -> type:
+    """The class of ``cls``'s MRO whose own annotations declare field ``name`` (options groups inherit fields)."""
+    for klass in cls.__mro__:
+        if name in vars(klass).get("__annotations__", {}):
+            return klass
+    return cls
+
+
+def _group_title(klass: type) -> str:
+    """A ``--help`` heading from an options class's docstring: its first line up to a colon or full stop."""
+    first = (klass.__doc__ or klass.__name__).strip().splitlines()[0]
+    return first.split(":")[0].rstrip(".")
 
 
 def default_repr(value: Any) -> str:

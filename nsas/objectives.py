@@ -28,7 +28,7 @@ accumulates locally under ``no_sync()`` and the last one all-reduces.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, ClassVar
 
 import torch
@@ -37,11 +37,52 @@ from torch import nn
 
 from nsas import distributed
 from nsas.archive import NoveltyArchive
+from nsas.config import option
 from nsas.errors import CheckpointError, NsasError
 from nsas.registry import Registry
 from nsas.spaces.base import Architecture, SearchSpace
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class NSASOptions:
+    """NSAS options: the archive, the constraints and their variants (and WPL's two), handed whole to a loss.
+
+    Also the NSAS group of :class:`~nsas.search_config.SearchConfig`, which inherits these keys. The
+    variants are off by default, which is NSAS as published (docs/METHOD.md).
+    """
+
+    archive_size: int = option(8, "NSAS archive size M")
+    pool_size: int = option(50, "size of the recent pool C the archive's candidates come from")
+    candidates: int | None = option(None, "candidates n drawn from the recent pool per archive update "
+                                          "(none: every recent architecture)")
+    knn: int = option(10, "k nearest neighbours of the novelty score")
+    beta: float = option(1.0, "weight of the mean archive loss")
+    replay: int = option(1, "nsas-replay: archive members r replayed per step")
+    wpl_strength: float = option(1.0, "wpl: penalty strength lambda")
+    wpl_window: int = option(0, "wpl: optimizer steps between refreshes of the anchor weights and Fisher "
+                                "estimate (0: one epoch)")
+    archive_max_age: int = option(0, "NSAS variant: renew an archive member after this many steps (0: off, "
+                                     "Algorithm 1 only)")
+    archive_forgetting: int = option(0, "NSAS variant: every this many steps, keep as the archive the M "
+                                        "architectures whose loss rose most among the members and `candidates` "
+                                        "(default M) recent ones, evaluated on the batch (0: off, Algorithm 1)")
+    constraint_every: int = option(1, "NSAS variant: add the archive constraints on every k-th step only")
+    constraint_slices: bool = option(False, "NSAS variant: each constraint on its own slice of the batch (about "
+                                            "one pass for all of them instead of M)")
+    constraint_after: float = option(0.0, "NSAS variant: add the archive constraints (and forgetting rebuilds) "
+                                          "only from this share of the epochs on, the low-learning-rate phase "
+                                          "(0: from the start, as published)")
+    constraint_cap: float = option(0.0, "NSAS variant: a constraint whose loss is above this many times the "
+                                        "current architecture's counts as exactly that, its gradient scaled "
+                                        "down, never cut (0: off)")
+    archive_by: str = option("none", "NSAS variant: none (one archive) or size (one archive per live parameter "
+                                     "count: a step's constraints are cells of the current cell's size, the "
+                                     "pairs a parameter count cannot order)", choices=("none", "size"))
+    normalize_loss: bool = option(False, "NSAS variant: divide the total loss by (1 + beta)")
+    shared_batch: bool = option(False, "NSAS variant: the current architecture and the constraints split the "
+                                       "batch, one equal slice each (one pass a step in all, like ce)")
 
 
 @dataclass
@@ -433,22 +474,19 @@ def _ce(space: SearchSpace, **_: Any) -> Objective:
 
 
 @register_loss("wpl")
-def _wpl(space: SearchSpace, *, wpl_strength: float = 1.0, wpl_window: int = 1, **_: Any) -> Objective:
-    return WPLObjective(strength=wpl_strength, window=wpl_window)
+def _wpl(space: SearchSpace, *, options: NSASOptions, **_: Any) -> Objective:
+    return WPLObjective(strength=options.wpl_strength, window=max(options.wpl_window, 1))
 
 
 def _nsas_factory(name: str) -> Callable[..., Objective]:
-    def factory(space: SearchSpace, *, archive_size: int = 8, pool_size: int = 50, candidates: int | None = None,
-                k: int = 10, beta: float = 1.0, replay: int = 1, seed: int = 0, archive_max_age: int = 0,
-                constraint_every: int = 1, constraint_slices: bool = False, normalize_loss: bool = False,
-                shared_batch: bool = False, archive_forgetting: int = 0, constraint_cap: float = 0.0,
-                **_: Any) -> Objective:
-        policy = "forgetting" if archive_forgetting else "random" if name == "nsas-random" else "novelty"
-        archive = NoveltyArchive(space, capacity=archive_size, pool_size=pool_size, candidates=candidates,
-                                 k=k, policy=policy, seed=seed, max_age=archive_max_age)
-        objective = NSASObjective(archive, beta=beta, replay=replay if name == "nsas-replay" else None,
-                                  every=constraint_every, slices=constraint_slices, normalize=normalize_loss,
-                                  shared=shared_batch, forgetting=archive_forgetting, cap=constraint_cap)
+    def factory(space: SearchSpace, *, options: NSASOptions, seed: int = 0, **_: Any) -> Objective:
+        o = options
+        policy = "forgetting" if o.archive_forgetting else "random" if name == "nsas-random" else "novelty"
+        archive = NoveltyArchive(space, capacity=o.archive_size, pool_size=o.pool_size, candidates=o.candidates,
+                                 k=o.knn, policy=policy, seed=seed, max_age=o.archive_max_age)
+        objective = NSASObjective(archive, beta=o.beta, replay=o.replay if name == "nsas-replay" else None,
+                                  every=o.constraint_every, slices=o.constraint_slices, normalize=o.normalize_loss,
+                                  shared=o.shared_batch, forgetting=o.archive_forgetting, cap=o.constraint_cap)
         objective.name = name
         return objective
     return factory
@@ -458,33 +496,32 @@ for _name in ("nsas", "nsas-replay", "nsas-random"):
     register_loss(_name)(_nsas_factory(_name))
 
 
-def build_objective(name: str, space: SearchSpace, *, archive_size: int = 8, pool_size: int = 50,
-                    candidates: int | None = None, k: int = 10, beta: float = 1.0, replay: int = 1,
-                    wpl_strength: float = 1.0, wpl_window: int = 1, seed: int = 0, archive_max_age: int = 0,
-                    constraint_every: int = 1, constraint_slices: bool = False,
-                    normalize_loss: bool = False, shared_batch: bool = False, archive_forgetting: int = 0,
-                    constraint_cap: float = 0.0, criterion: Criterion | None = None) -> Objective:
+def nsas_options(config: Any) -> NSASOptions:
+    """The :class:`NSASOptions` of ``config`` (a SearchConfig, or anything with those attributes)."""
+    return NSASOptions(**{f.name: getattr(config, f.name) for f in fields(NSASOptions)})
+
+
+def build_objective(name: str, space: SearchSpace, options: NSASOptions | None = None, *, seed: int = 0,
+                    criterion: Criterion | None = None, **overrides: Any) -> Objective:
     """The objective registered as ``name`` (see :func:`loss_names`).
 
     Args:
         name: registered loss name.
         space: the search space (the archive measures distances in it).
-        archive_size, pool_size, candidates, k, beta, replay: NSAS settings (M, |C|, n, k, beta, r).
-        wpl_strength: WPL penalty strength.
-        wpl_window: steps over which WPL keeps its anchor weights and Fisher estimate.
+        options: the NSAS (and WPL) options, handed whole to the loss's factory (default: NSAS as
+            published). ``wpl_window`` 0 means one step here; a search makes it one epoch.
         seed: seeds the archive's random choices.
-        archive_max_age, constraint_every, constraint_slices, normalize_loss, shared_batch, archive_forgetting,
-        constraint_cap:
-            the NSAS-family variants, off by default (see :class:`NSASObjective` and
-            :class:`~nsas.archive.NoveltyArchive`).
         criterion: per-path loss function (None: cross-entropy).
+        **overrides: :class:`NSASOptions` keys that replace ``options``' values (``archive_size=3``).
+
+    A factory is called as ``factory(space, options=options, seed=seed, **keys)``, where ``keys`` are the
+    options' fields one by one, for factories written against the keyword form.
     """
-    objective = _REGISTRY.get(name)(space, archive_size=archive_size, pool_size=pool_size, candidates=candidates,
-                                    k=k, beta=beta, replay=replay, wpl_strength=wpl_strength, wpl_window=wpl_window, seed=seed,
-                                    archive_max_age=archive_max_age, constraint_every=constraint_every,
-                                    constraint_slices=constraint_slices, normalize_loss=normalize_loss,
-                                    shared_batch=shared_batch, archive_forgetting=archive_forgetting,
-                                    constraint_cap=constraint_cap)
+    try:
+        options = replace(options or NSASOptions(), **overrides)
+    except TypeError as err:
+        raise NsasError(f"build_objective: {err}") from None
+    objective = _REGISTRY.get(name)(space, options=options, seed=seed, **asdict(options))
     if criterion is not None:
         objective.criterion = criterion
     return objective

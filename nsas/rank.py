@@ -63,7 +63,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -277,7 +277,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                     help="rank: weighted sum of average ranks (default); z: of standardised scores")
 
 
-def _choose_archs(args: argparse.Namespace, space: SearchSpace) -> tuple[list[Architecture], str]:
+def _choose_archs(args: RankOptions, space: SearchSpace) -> tuple[list[Architecture], str]:
     """The architectures to score, and a note on where they came from."""
     if args.archs is not None and not isinstance(args.archs, (str, Path)):  # a list from the Python API
         archs = list(dict.fromkeys(space.coerce(a) for a in args.archs))
@@ -290,7 +290,7 @@ def _choose_archs(args: argparse.Namespace, space: SearchSpace) -> tuple[list[Ar
     return list(space.enumerate()), "(the whole space)"
 
 
-def _eval_batches(args: argparse.Namespace, cfg: SearchConfig, batches: Any) -> list[Batch]:
+def _eval_batches(args: RankOptions, cfg: SearchConfig, batches: Any) -> list[Batch]:
     """The first K batches of the split (default: the run's eval_batches, at most all)."""
     available = len(batches)
     if available < 1:
@@ -307,10 +307,10 @@ def _eval_batches(args: argparse.Namespace, cfg: SearchConfig, batches: Any) -> 
     return fixed_batches(batches, count)
 
 
-def _setup(args: argparse.Namespace) -> tuple[SearchConfig, nn.Module, list[Batch], list[Batch], torch.device]:
+def _setup(args: RankOptions) -> tuple[SearchConfig, nn.Module, list[Batch], list[Batch], torch.device]:
     """The run's supernet, the scoring batches and the recalibration batches (the same in every worker)."""
     device = resolve_device(args.device)
-    cfg, supernet, data, _ = load_search_run(args.run_dir, device, supernet=getattr(args, "supernet", None))
+    cfg, supernet, data, _ = load_search_run(args.run_dir, device, supernet=args.supernet)
     batch_size = args.batch_size or default_batch_size(cfg)
     eval_set = _eval_batches(args, cfg, split_batches(cfg, data, args.split, batch_size=batch_size, device=device))
     recalibrate = []
@@ -334,12 +334,12 @@ def _classes(supernet: nn.Module, space: SearchSpace, batches: list[Batch]) -> i
         supernet.train(was_training)
 
 
-def bn_mode(args: argparse.Namespace, cfg: SearchConfig) -> str:
+def bn_mode(args: RankOptions, cfg: SearchConfig) -> str:
     """How BatchNorm scores: ``--bn`` if given, else the run's own ``bn`` setting (what its search scored with)."""
     return args.bn or cfg.bn
 
 
-def _score_chunk(args: argparse.Namespace, archs: list[str]) -> list[dict[str, Any]]:
+def _score_chunk(args: RankOptions, archs: list[str]) -> list[dict[str, Any]]:
     """One worker process of ``--workers``: one thread, its own copy of the run, a slice of the architectures."""
     torch.set_num_threads(1)
     cfg, supernet, eval_set, recalibrate, _ = _setup(args)
@@ -347,7 +347,7 @@ def _score_chunk(args: argparse.Namespace, archs: list[str]) -> list[dict[str, A
     return score_archs(supernet, [space.parse(a) for a in archs], eval_set, recalibrate=recalibrate, seed=args.seed)
 
 
-def _score_parallel(args: argparse.Namespace, archs: list[Architecture]) -> list[dict[str, Any]]:
+def _score_parallel(args: RankOptions, archs: list[Architecture]) -> list[dict[str, Any]]:
     """Score in ``args.workers`` processes (contiguous slices, results in input order)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -378,9 +378,57 @@ class RankResult:
         return best_first(self.rows, self.kind, self.rank_by)
 
 
+@dataclasses.dataclass
+class RankOptions:
+    """Everything one scoring depends on: the flags of `nsas rank`, typed (see :func:`rank` for each).
+
+    The command builds one from its flags (:meth:`from_args`), :func:`rank` from its arguments; both hand it
+    to :func:`score_runs`.
+    """
+
+    run_dir: list[str] = dataclasses.field(default_factory=list)  # none: proxies only (needs space)
+    archs: str | Path | Sequence[Architecture | str] | None = None
+    sample: int | None = None
+    all: bool = False
+    split: str = "val"
+    batches: int | None = None  # 0: every batch of the split
+    batch_size: int | None = None
+    bn: str | None = None
+    rank_by: str | None = None
+    recalibrate_batches: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    out: str | None = None
+    workers: int = 1
+    quiet: bool = True
+    cost: bool = False
+    max_params: int | None = None
+    max_macs: int | None = None
+    supernet: nn.Module | None = None
+    proxies: str | None = None  # comma-separated names, or "all"
+    space: str | None = None
+    dataset: str | None = None
+    data_dir: str | None = None
+    proxy_batch_size: int = 64
+    proxy_channels: int | None = None
+    proxy_cells: int | None = None
+    fuse: bool = False
+    weights: str | None = None  # COLUMN=WEIGHT,...
+    fit_on: str | None = None
+    truth_key: str | None = None
+    weights_from: str | None = None
+    fuse_method: str = "rank"
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> RankOptions:
+        """The options of parsed `nsas rank` flags (flags that are not options, like --threads, are left out)."""
+        given = vars(args)
+        return cls(**{f.name: given[f.name] for f in dataclasses.fields(cls) if f.name in given})
+
+
 def rank(run_dir: str | Path | Sequence[str | Path] | None = None,
          archs: str | Path | Sequence[Architecture | str] | None = None, *,
-         sample: int | None = None, all: bool = False, split: str = "val", batches: int | None = None,
+         sample: int | None = None, all: bool = False, split: str = "val", batches: int | str | None = None,
          batch_size: int | None = None, bn: str | None = None, rank_by: str | None = None,
          recalibrate_batches: int | None = None, seed: int = 0,
          device: str = "auto", out: str | Path | None = None, workers: int = 1, cost: bool = False,
@@ -391,7 +439,7 @@ def rank(run_dir: str | Path | Sequence[str | Path] | None = None,
          weights: str | dict[str, float] | None = None, fit_on: str | Path | None = None,
          truth_key: str | None = None, weights_from: str | Path | None = None,
          fuse_method: str = "rank") -> RankResult:
-    """Library entry point of `nsas rank`; ``nsas.rank(...)`` is this function.
+    """Library entry point of `nsas rank`; ``nsas.rank(...)`` is this function (it calls :func:`score_runs`).
 
     Args:
         run_dir: a search run directory, or several (a seed ensemble: the mean accuracy and loss of each
@@ -399,7 +447,8 @@ def rank(run_dir: str | Path | Sequence[str | Path] | None = None,
         archs: architectures (strings or values), or a file listing them.
         sample: instead, this many distinct random architectures.
         all: instead, every architecture of the space.
-        split, batches, batch_size, bn, rank_by, recalibrate_batches, seed, device, workers: as the flags.
+        split, batches, batch_size, bn, rank_by, recalibrate_batches, seed, device, workers: as the flags
+            (``batches="all"``: every batch).
         cost, max_params, max_macs: as ``--cost``, ``--max-params``, ``--max-macs``.
         out: the CSV to write (default ``run_dir/scores.csv``).
         supernet: an untrained module of the run's shape, for runs whose supernet the caller built.
@@ -407,37 +456,33 @@ def rank(run_dir: str | Path | Sequence[str | Path] | None = None,
             (``run_dir=None`` with ``space``: proxies only, ``out`` needed).
         fuse, weights, fit_on, truth_key, weights_from, fuse_method: as ``--fuse`` ... (``weights`` also a dict).
     """
-    if sum((archs is not None, sample is not None, bool(all))) != 1:
-        raise NsasError("pass exactly one of archs, sample or all")
     runs = [] if run_dir is None else [str(run_dir)] if isinstance(run_dir, (str, Path)) else [str(r) for r in run_dir]
     if isinstance(weights, dict):
         weights = ",".join(f"{k}={v}" for k, v in weights.items())
     if proxies is not None and not isinstance(proxies, str):
         proxies = ",".join(proxies)
-    args = argparse.Namespace(run_dir=runs, archs=archs, sample=sample, all=all, split=split,
-                              batches=0 if batches == "all" else batches, batch_size=batch_size, bn=bn, rank_by=rank_by,
-                              recalibrate_batches=recalibrate_batches, seed=seed, device=device,
-                              out=None if out is None else str(out), workers=workers, quiet=True, cost=cost,
-                              max_params=max_params, max_macs=max_macs,
-                              supernet=supernet, proxies=proxies, space=space, dataset=dataset, data_dir=data_dir,
-                              proxy_batch_size=proxy_batch_size, proxy_channels=proxy_channels,
-                              proxy_cells=proxy_cells, fuse=fuse, weights=weights,
-                              fit_on=None if fit_on is None else str(fit_on), truth_key=truth_key,
-                              weights_from=None if weights_from is None else str(weights_from),
-                              fuse_method=fuse_method)
-    return _rank(args, log=lambda line: None)
+    options = RankOptions(run_dir=runs, archs=archs, sample=sample, all=all, split=split,
+                          batches=0 if batches == "all" else batches, batch_size=batch_size, bn=bn, rank_by=rank_by,
+                          recalibrate_batches=recalibrate_batches, seed=seed, device=device,
+                          out=None if out is None else str(out), workers=workers, quiet=True, cost=cost,
+                          max_params=max_params, max_macs=max_macs, supernet=supernet, proxies=proxies,
+                          space=space, dataset=dataset, data_dir=data_dir, proxy_batch_size=proxy_batch_size,
+                          proxy_channels=proxy_channels, proxy_cells=proxy_cells, fuse=fuse, weights=weights,
+                          fit_on=None if fit_on is None else str(fit_on), truth_key=truth_key,
+                          weights_from=None if weights_from is None else str(weights_from), fuse_method=fuse_method)
+    return score_runs(options)
 
 
-def _costs(args: argparse.Namespace, space: SearchSpace, archs: list[Architecture]
+def _costs(args: RankOptions, space: SearchSpace, archs: list[Architecture]
            ) -> dict[Architecture, tuple[int, int]]:
     """Stand-alone (params, macs) per architecture when --cost or a budget asks for them, else {}."""
-    if not (getattr(args, "cost", False) or getattr(args, "max_params", None) or getattr(args, "max_macs", None)):
+    if not (args.cost or args.max_params or args.max_macs):
         return {}
 
     return {a: arch_cost(space, a) for a in tqdm(archs, unit="arch", desc="cost", disable=args.quiet, leave=False)}
 
 
-def _check_out(out: Path, args: argparse.Namespace | None = None) -> None:
+def _check_out(out: Path, args: RankOptions | None = None) -> None:
     """``out`` can be written, and is none of the files this command reads (the runs' own files, --archs,
     --fit-on, --weights-from): replacing one of them would lose it."""
     try:
@@ -448,18 +493,18 @@ def _check_out(out: Path, args: argparse.Namespace | None = None) -> None:
         return
     runs = args.run_dir if isinstance(args.run_dir, (list, tuple)) else [args.run_dir] if args.run_dir else []
     inputs = [Path(r) / name for r in runs for name in RUN_FILES]
-    inputs += [getattr(args, k, None) for k in ("fit_on", "weights_from")]
+    inputs += [args.fit_on, args.weights_from]
     if isinstance(args.archs, (str, Path)):
         inputs.append(args.archs)
     fusion = out.with_name(out.stem + ".fusion.json")
-    for path, flag in ((out, "--out"), *(((fusion, "--out's weights file"),) if getattr(args, "fuse", False) else ())):
+    for path, flag in ((out, "--out"), *(((fusion, "--out's weights file"),) if args.fuse else ())):
         try:
             check_not_an_input(path, inputs, flag=flag)
         except OSError as err:
             raise NsasError(f"{flag} {path}: {err.strerror}") from None
 
 
-def _workers(args: argparse.Namespace) -> int:
+def _workers(args: RankOptions) -> int:
     """``--workers``, at most the CPU cores this process may use (as DataLoader warns: more only slows down)."""
     cores = os.cpu_count() or 1
     if hasattr(os, "sched_getaffinity"):
@@ -472,22 +517,25 @@ def _workers(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """`nsas rank`."""
+    """`nsas rank`: its flags as :class:`RankOptions`, scored by :func:`score_runs`."""
     apply_threads(args.threads)
-    _rank(args, log=print)
+    score_runs(RankOptions.from_args(args), log=print)
     return 0
 
 
-def _rank(args: argparse.Namespace, log: Any) -> RankResult:
+def score_runs(args: RankOptions, log: Callable[[str], Any] | None = None) -> RankResult:
     """Score the architectures ``args`` names, write the CSV, report through ``log``.
 
     Several run directories (``args.run_dir`` a list) score the same architectures with each run's supernet
     and write the mean accuracy and loss: a seed ensemble.
     """
+    log = log or (lambda line: None)
+    if sum((args.archs is not None, args.sample is not None, bool(args.all))) != 1:
+        raise NsasError("pass exactly one of archs, sample or all")
     if args.recalibrate_batches is not None and args.bn == "batch":
         raise NsasError("--recalibrate-batches applies only with --bn recalibrate")
     _check_fusion_flags(args)
-    if getattr(args, "proxies", None) and (args.cost or args.max_params or args.max_macs):
+    if args.proxies and (args.cost or args.max_params or args.max_macs):
         from nsas.proxies import parse_proxies
 
         if "params" in parse_proxies(args.proxies):
@@ -495,7 +543,7 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
                             "share a name: drop one of them")
     if not args.run_dir:
         return _rank_proxies_only(args, log)
-    if getattr(args, "space", None):
+    if args.space:
         raise NsasError("--space is for scoring without a run directory; a run knows its space")
     if args.workers < 1:
         raise NsasError(f"--workers must be at least 1, got {args.workers}")
@@ -507,11 +555,11 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
     out = Path(args.out) if args.out else Path(runs[0]) / "scores.csv"
     if args.out:
         _check_out(out, args)  # before loading anything
-    args = argparse.Namespace(**{**vars(args), "workers": _workers(args)})
+    args = dataclasses.replace(args, workers=_workers(args))
     scored: list[list[dict[str, Any]]] = []
     seconds = 0.0
     for i, run_dir in enumerate(runs):
-        one = argparse.Namespace(**{**vars(args), "run_dir": run_dir})
+        one = dataclasses.replace(args, run_dir=run_dir)
         cfg, supernet, eval_set, recalibrate, device = _setup(one)
         examples = sum(y.numel() for _, y in eval_set)
         if i == 0:
@@ -522,7 +570,7 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
             space = get_space(cfg.space)
             archs, origin = _choose_archs(args, space)
             costs = _costs(args, space, archs)
-            if getattr(args, "max_params", None) or getattr(args, "max_macs", None):
+            if args.max_params or args.max_macs:
                 before = len(archs)
                 archs = [a for a in archs if within_budget(costs[a], args.max_params, args.max_macs)]
                 origin += f", {len(archs):,} of {before:,} within the budget"
@@ -556,10 +604,10 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
         rows = [{**row, "params": costs[a][0], "macs": costs[a][1]} for row, a in zip(rows, archs, strict=True)]
     extra: list[str] = []
     proxy_seconds = None
-    if getattr(args, "proxies", None):
+    if args.proxies:
         rows, extra, proxy_seconds = _add_proxies(args, space, archs, rows, cfg, log)
     weights_path = None
-    if getattr(args, "fuse", False):
+    if args.fuse:
         supernet_columns = ["loss"] if space.kind == "text" else ["acc", "loss"]
         rows, weights_path = _add_fused(args, space, rows, extra + supernet_columns, out, log)
         extra.append("score")
@@ -590,25 +638,25 @@ def _rank(args: argparse.Namespace, log: Any) -> RankResult:
 
 
 # ---------------------------------------------------------------- proxies and fusion
-def _check_fusion_flags(args: argparse.Namespace) -> None:
+def _check_fusion_flags(args: RankOptions) -> None:
     """--fuse needs exactly one source of weights; a source needs --fuse."""
-    sources = [f for f, v in (("--weights", getattr(args, "weights", None)), ("--fit-on", getattr(args, "fit_on", None)),
-                              ("--weights-from", getattr(args, "weights_from", None))) if v]
-    if getattr(args, "fuse", False) and len(sources) != 1:
+    sources = [f for f, v in (("--weights", args.weights), ("--fit-on", args.fit_on),
+                              ("--weights-from", args.weights_from)) if v]
+    if args.fuse and len(sources) != 1:
         raise NsasError("--fuse needs exactly one of --weights K=V,..., --fit-on TRUTH or --weights-from FILE"
                         + (f" (got {', '.join(sources)})" if sources else ""))
-    if sources and not getattr(args, "fuse", False):
+    if sources and not args.fuse:
         raise NsasError(f"{sources[0]} applies only with --fuse")
-    if getattr(args, "truth_key", None) and not getattr(args, "fit_on", None):
+    if args.truth_key and not args.fit_on:
         raise NsasError("--truth-key applies only with --fit-on")
 
 
-def _proxy_options(args: argparse.Namespace) -> dict[str, int]:
-    return {k: v for k, v in (("channels", getattr(args, "proxy_channels", None)),
-                              ("cells", getattr(args, "proxy_cells", None))) if v is not None}
+def _proxy_options(args: RankOptions) -> dict[str, int]:
+    return {k: v for k, v in (("channels", args.proxy_channels),
+                              ("cells", args.proxy_cells)) if v is not None}
 
 
-def _add_proxies(args: argparse.Namespace, space: SearchSpace, archs: list[Architecture], rows: list[dict[str, Any]],
+def _add_proxies(args: RankOptions, space: SearchSpace, archs: list[Architecture], rows: list[dict[str, Any]],
                  cfg: SearchConfig | None, log: Any) -> tuple[list[dict[str, Any]], list[str], dict[str, float]]:
     """``rows`` with one column per proxy of ``--proxies`` (computed on the stand-alone networks)."""
     from nsas.proxies import parse_proxies, proxy_batch, score_proxies
@@ -620,7 +668,7 @@ def _add_proxies(args: argparse.Namespace, space: SearchSpace, archs: list[Archi
     batch = None
     if names != ["params"]:
         dataset = args.dataset or (cfg.dataset if cfg is not None else "cifar10-mini")
-        data_dir = getattr(args, "data_dir", None) or (cfg.data_dir if cfg is not None else None)
+        data_dir = args.data_dir or (cfg.data_dir if cfg is not None else None)
         batch = proxy_batch(dataset, args.proxy_batch_size, seed=args.seed, data_dir=data_dir)
     options = _proxy_options(args)
     scored = score_proxies(space, archs, names, batch, seed=args.seed, options=options,
@@ -637,7 +685,7 @@ def _add_proxies(args: argparse.Namespace, space: SearchSpace, archs: list[Archi
     return merged, names, scored.seconds
 
 
-def _add_fused(args: argparse.Namespace, space: SearchSpace, rows: list[dict[str, Any]], columns: list[str],
+def _add_fused(args: RankOptions, space: SearchSpace, rows: list[dict[str, Any]], columns: list[str],
                out: Path, log: Any) -> tuple[list[dict[str, Any]], Path]:
     """``rows`` with the fused ``score`` column; the weights JSON written as ``OUT.fusion.json``."""
     from nsas.fusion import FusionWeights, direction, fit_weights, parse_weights
@@ -669,9 +717,9 @@ def _add_fused(args: argparse.Namespace, space: SearchSpace, rows: list[dict[str
     return [{**r, "score": float(v)} for r, v in zip(rows, fused, strict=True)], path
 
 
-def _rank_proxies_only(args: argparse.Namespace, log: Any) -> RankResult:
+def _rank_proxies_only(args: RankOptions, log: Any) -> RankResult:
     """`nsas rank --space SPACE --archs FILE --proxies LIST --out CSV`: no run, no supernet."""
-    if not getattr(args, "space", None) or not getattr(args, "proxies", None):
+    if not args.space or not args.proxies:
         raise NsasError("name a RUN_DIR, or score without one with --space SPACE and --proxies LIST")
     if not args.out:
         raise NsasError("scoring without a run directory needs --out FILE.csv")

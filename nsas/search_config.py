@@ -14,10 +14,10 @@ from typing import Any
 from nsas.config import build_config, check_device, check_ranges, option
 from nsas.errors import NsasError
 from nsas.registry import CLI_HINT
-from nsas.objectives import loss_names
+from nsas.objectives import NSASOptions, loss_names
 from nsas.selection import DEFAULT_FUSE_WEIGHTS, proxy_names_of
 from nsas.spaces import get_space, space_names
-from nsas.strategies import RandomStrategy, strategy_names
+from nsas.strategies import GDASOptions, RandomStrategy, strategy_names
 
 
 # Allowed values of the numeric keys (checked before any work starts).
@@ -34,8 +34,94 @@ SEARCH_RANGES = {
 
 
 @dataclass
-class SearchConfig:
-    """Everything a search run depends on (recorded as config.yaml in the run directory)."""
+class OptimizerOptions:
+    """Optimizer options (the supernet's weights)."""
+
+    lr: float = option(0.025, "SGD learning rate, cosine-annealed to lr_min over the epochs")
+    lr_min: float = option(0.001, "final learning rate of the cosine schedule")
+    momentum: float = option(0.9, "SGD momentum")
+    weight_decay: float = option(3e-4, "SGD weight decay (the paper's l2 term)")
+    grad_clip: float = option(5.0, "gradient-norm clip (0: off)")
+
+
+@dataclass
+class FewShotOptions:
+    """Few-shot options (a supernet split into sub-supernets)."""
+
+    few_shot_edge: int | None = option(None, "RandomNAS: split the supernet after the warm-up on this edge "
+                                            "(nb201: 0-5; a choice space: its choice point) into one "
+                                            "sub-supernet per operation, each trained only on the "
+                                            "architectures that choose it (few-shot NAS; none: one supernet)",
+                                       metavar="EDGE")
+    few_shot_warmup: float = option(0.5, "few-shot: share of the epochs trained as one supernet before the "
+                                         "split (0: split at the start)")
+    few_shot_archive: str = option("split", "few-shot with an NSAS loss: split (one archive per sub-supernet) "
+                                            "or shared (one archive; each member's loss trains its own "
+                                            "sub-supernet)", choices=("split", "shared"))
+
+
+@dataclass
+class ScoringOptions:
+    """Scoring and selection options (how trained architectures are scored and the result chosen)."""
+
+    select_rounds: int = option(5, "RandomNAS selection: rounds R of random search on the trained supernet")
+    select_samples: int = option(10, "RandomNAS selection: architectures S scored per round")
+    select_from: str | None = option(None, "RandomNAS selection draws from the architectures of this file "
+                                           "(list or table) instead of the space", metavar="FILE")
+    eval_batches: int = option(80, "validation batches per architecture score, for selection, probes and `nsas "
+                                   "rank` (80: 5,120 images at batch 64; text: consecutive windows, each "
+                                   "architecture carrying its own state)")
+    eval_batch_size: int = option(10, "darts-rnn: columns of the validation text when scoring (DARTS: 10)")
+    score_batch_size: int = option(0, "image spaces: batch size of architecture scores (selection, probes, `nsas "
+                                      "rank`), which also sets their BatchNorm batch statistics (0: batch_size)")
+    bn: str = option("batch", "BatchNorm when scoring: batch statistics, or recalibrate per architecture",
+                     choices=("batch", "recalibrate"))
+    recalibrate_batches: int = option(10, "training batches that recalibrate BatchNorm (bn: recalibrate)")
+    rank_by: str = option("acc", "image spaces: what ranks scored architectures in selection, probe tau and `nsas "
+                                 "rank`: acc (accuracy, ties by the lower loss) or loss (the validation loss "
+                                 "alone); text spaces rank by loss", choices=("acc", "loss"))
+    max_params: int = option(0, "RandomNAS selection: only architectures with at most this many "
+                                "parameters (0: any)")
+    max_macs: int = option(0, "RandomNAS selection: only architectures with at most this many multiply-adds "
+                              "per image, at the stand-alone default size (0: any)")
+    select_by: str = option("score", "RandomNAS selection and `nsas rank`: score (the supernet's, as rank_by "
+                                     "says) or fused (the supernet's score fused with zero-cost proxies by "
+                                     "fuse_weights: a `score` column, higher is better)",
+                            choices=("score", "fused"))
+    fuse_weights: str = option(DEFAULT_FUSE_WEIGHTS, "select_by fused: COLUMN=WEIGHT,... over acc/loss and "
+                                                     "proxies of nsas.proxies (default: the ranking benchmark's "
+                                                     "pipeline, chosen on its tune half)", metavar="WEIGHTS")
+    fuse_method: str = option("z", "select_by fused: z (standardised columns) or rank (average ranks)",
+                              choices=("z", "rank"))
+    proxy_batch_size: int = option(64, "select_by fused: training images in the proxies' one fixed batch")
+
+
+@dataclass
+class ProbeOptions:
+    """Probe options (the fixed architectures whose scores are followed through training)."""
+
+    probe: list[str] = option(default_factory=list, help="architectures of the forgetting probe set "
+                                                         "(empty: probe_count random ones)", metavar="ARCH")
+    probe_count: int = option(4, "random probe architectures when probe is empty")
+    probe_from: str | None = option(None, "truth table: the probes are a stratified sample of probe_count of "
+                                          "its architectures, and Kendall tau is logged", metavar="FILE")
+    probe_key: str | None = option(None, "truth column of probe_from (none: acc if present, else the "
+                                         "table's only column)", metavar="KEY")
+    probe_every: int = option(0, "steps between probe evaluations (0: once per epoch)")
+
+
+@dataclass
+class DistributedOptions:
+    """Data-parallel options."""
+
+    micro_batches: int = option(0, "BatchNorm groups per global batch, shared out among the processes (0: one "
+                                   "per process; fix it to resume with another process count)")
+    consistency_every: int = option(50, "data parallel: steps between cross-rank consistency checks (0: never)")
+
+
+@dataclass
+class RunOptions:
+    """The run: space, strategy, loss, data, supernet size, seed, device and logging."""
 
     space: str = option("nb201", "search space", choices=space_names)
     strategy: str = option("random", "random (RandomNAS: architectures drawn at random, as --sampling says) or "
@@ -53,11 +139,6 @@ class SearchConfig:
     cells: int = option(5, "image spaces: cells (darts: in total, paper 8; nb201: per stage, paper 5)")
     hidden: int = option(300, "darts-rnn: embedding = hidden size (paper: 300)")
     bptt: int = option(35, "darts-rnn: truncated back-propagation length")
-    lr: float = option(0.025, "SGD learning rate, cosine-annealed to lr_min over the epochs")
-    lr_min: float = option(0.001, "final learning rate of the cosine schedule")
-    momentum: float = option(0.9, "SGD momentum")
-    weight_decay: float = option(3e-4, "SGD weight decay (the paper's l2 term)")
-    grad_clip: float = option(5.0, "gradient-norm clip (0: off)")
     train_fraction: float = option(0.5, "image spaces: share of the training set that trains the weights; the "
                                         "rest is the validation half (GDAS's alpha, scoring)")
     augment: bool = option(True, "image spaces: random crop and flip of the weights half")
@@ -65,100 +146,29 @@ class SearchConfig:
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
     tensorboard: bool = option(False, "also log metrics to RUN_DIR/tensorboard (needs pip install "
                                       "'nsas[tensorboard]'); metrics.jsonl stays the record")
-    archive_size: int = option(8, "NSAS archive size M")
-    pool_size: int = option(50, "size of the recent pool C the archive's candidates come from")
-    candidates: int | None = option(None, "candidates n drawn from the recent pool per archive update "
-                                          "(none: every recent architecture)")
-    knn: int = option(10, "k nearest neighbours of the novelty score")
-    beta: float = option(1.0, "weight of the mean archive loss")
-    replay: int = option(1, "nsas-replay: archive members r replayed per step")
-    wpl_strength: float = option(1.0, "wpl: penalty strength lambda")
-    wpl_window: int = option(0, "wpl: optimizer steps between refreshes of the anchor weights and Fisher "
-                                "estimate (0: one epoch)")
-    archive_max_age: int = option(0, "NSAS variant: renew an archive member after this many steps (0: off, "
-                                     "Algorithm 1 only)")
-    archive_forgetting: int = option(0, "NSAS variant: every this many steps, keep as the archive the M "
-                                        "architectures whose loss rose most among the members and `candidates` "
-                                        "(default M) recent ones, evaluated on the batch (0: off, Algorithm 1)")
-    constraint_every: int = option(1, "NSAS variant: add the archive constraints on every k-th step only")
-    constraint_slices: bool = option(False, "NSAS variant: each constraint on its own slice of the batch (about "
-                                            "one pass for all of them instead of M)")
-    constraint_after: float = option(0.0, "NSAS variant: add the archive constraints (and forgetting rebuilds) "
-                                          "only from this share of the epochs on, the low-learning-rate phase "
-                                          "(0: from the start, as published)")
-    constraint_cap: float = option(0.0, "NSAS variant: a constraint whose loss is above this many times the "
-                                        "current architecture's counts as exactly that, its gradient scaled "
-                                        "down, never cut (0: off)")
-    archive_by: str = option("none", "NSAS variant: none (one archive) or size (one archive per live parameter "
-                                     "count: a step's constraints are cells of the current cell's size, the "
-                                     "pairs a parameter count cannot order)", choices=("none", "size"))
-    normalize_loss: bool = option(False, "NSAS variant: divide the total loss by (1 + beta)")
-    shared_batch: bool = option(False, "NSAS variant: the current architecture and the constraints split the "
-                                       "batch, one equal slice each (one pass a step in all, like ce)")
     sampling: str = option("uniform", "random strategy: uniform over architectures, or functions: uniform over "
                                       "the distinct functions of the supernet (nb201: 7,548), so that simple "
                                       "cells many strings share are not drawn more often",
                            choices=RandomStrategy.SAMPLING)
-    few_shot_edge: int | None = option(None, "RandomNAS: split the supernet after the warm-up on this edge "
-                                            "(nb201: 0-5; a choice space: its choice point) into one "
-                                            "sub-supernet per operation, each trained only on the "
-                                            "architectures that choose it (few-shot NAS; none: one supernet)",
-                                       metavar="EDGE")
-    few_shot_warmup: float = option(0.5, "few-shot: share of the epochs trained as one supernet before the "
-                                         "split (0: split at the start)")
-    few_shot_archive: str = option("split", "few-shot with an NSAS loss: split (one archive per sub-supernet) "
-                                            "or shared (one archive; each member's loss trains its own "
-                                            "sub-supernet)", choices=("split", "shared"))
-    tau_max: float = option(10.0, "gdas: initial Gumbel-softmax temperature (annealed linearly)")
-    tau_min: float = option(0.1, "gdas: final Gumbel-softmax temperature")
-    arch_lr: float = option(3e-4, "gdas: Adam learning rate of the architecture logits")
-    arch_weight_decay: float = option(1e-3, "gdas: weight decay of the architecture logits")
-    select_rounds: int = option(5, "RandomNAS selection: rounds R of random search on the trained supernet")
-    select_samples: int = option(10, "RandomNAS selection: architectures S scored per round")
-    select_from: str | None = option(None, "RandomNAS selection draws from the architectures of this file "
-                                           "(list or table) instead of the space", metavar="FILE")
-    eval_batches: int = option(80, "validation batches per architecture score, for selection, probes and `nsas "
-                                   "rank` (80: 5,120 images at batch 64; text: consecutive windows, each "
-                                   "architecture carrying its own state)")
-    eval_batch_size: int = option(10, "darts-rnn: columns of the validation text when scoring (DARTS: 10)")
-    score_batch_size: int = option(0, "image spaces: batch size of architecture scores (selection, probes, `nsas "
-                                      "rank`), which also sets their BatchNorm batch statistics (0: batch_size)")
     carry_state: bool = option(False, "darts-rnn: start each training step from the hidden state the previous "
                                       "step ended with, as the RandomNAS and DARTS code do (it was computed by "
                                       "other architectures, so it leaks between them); off: from zeros")
-    bn: str = option("batch", "BatchNorm when scoring: batch statistics, or recalibrate per architecture",
-                     choices=("batch", "recalibrate"))
-    recalibrate_batches: int = option(10, "training batches that recalibrate BatchNorm (bn: recalibrate)")
-    rank_by: str = option("acc", "image spaces: what ranks scored architectures in selection, probe tau and `nsas "
-                                 "rank`: acc (accuracy, ties by the lower loss) or loss (the validation loss "
-                                 "alone); text spaces rank by loss", choices=("acc", "loss"))
-    probe: list[str] = option(default_factory=list, help="architectures of the forgetting probe set "
-                                                         "(empty: probe_count random ones)", metavar="ARCH")
-    probe_count: int = option(4, "random probe architectures when probe is empty")
-    probe_from: str | None = option(None, "truth table: the probes are a stratified sample of probe_count of "
-                                          "its architectures, and Kendall tau is logged", metavar="FILE")
-    probe_key: str | None = option(None, "truth column of probe_from (none: acc if present, else the "
-                                         "table's only column)", metavar="KEY")
-    probe_every: int = option(0, "steps between probe evaluations (0: once per epoch)")
     log_every: int = option(20, "steps between step records in metrics.jsonl")
     checkpoint_every: int = option(200, "steps between checkpoints (0: at epoch ends only)")
-    micro_batches: int = option(0, "BatchNorm groups per global batch, shared out among the processes (0: one "
-                                   "per process; fix it to resume with another process count)")
-    consistency_every: int = option(50, "data parallel: steps between cross-rank consistency checks (0: never)")
-    max_params: int = option(0, "RandomNAS selection: only architectures with at most this many "
-                                "parameters (0: any)")
-    max_macs: int = option(0, "RandomNAS selection: only architectures with at most this many multiply-adds "
-                              "per image, at the stand-alone default size (0: any)")
-    select_by: str = option("score", "RandomNAS selection and `nsas rank`: score (the supernet's, as rank_by "
-                                     "says) or fused (the supernet's score fused with zero-cost proxies by "
-                                     "fuse_weights: a `score` column, higher is better)",
-                            choices=("score", "fused"))
-    fuse_weights: str = option(DEFAULT_FUSE_WEIGHTS, "select_by fused: COLUMN=WEIGHT,... over acc/loss and "
-                                                     "proxies of nsas.proxies (default: the ranking benchmark's "
-                                                     "pipeline, chosen on its tune half)", metavar="WEIGHTS")
-    fuse_method: str = option("z", "select_by fused: z (standardised columns) or rank (average ranks)",
-                              choices=("z", "rank"))
-    proxy_batch_size: int = option(64, "select_by fused: training images in the proxies' one fixed batch")
+
+
+@dataclass
+class SearchConfig(DistributedOptions, ProbeOptions, ScoringOptions, FewShotOptions, GDASOptions,
+                   NSASOptions, OptimizerOptions, RunOptions):
+    """Everything a search run depends on (recorded as config.yaml in the run directory).
+
+    The keys are grouped in small option dataclasses (:class:`RunOptions`,
+    :class:`OptimizerOptions`, :class:`~nsas.objectives.NSASOptions`,
+    :class:`~nsas.strategies.GDASOptions`, :class:`FewShotOptions`,
+    :class:`ScoringOptions`, :class:`ProbeOptions`, :class:`DistributedOptions`),
+    which this class inherits: every key is still addressed flat (``cfg.beta``,
+    ``beta:`` in YAML, ``--beta``), and ``nsas search --help`` lists them group by group.
+    """
 
     def __post_init__(self) -> None:
         if self.space not in space_names():

@@ -46,6 +46,7 @@ import json
 import math
 import random
 import time
+from dataclasses import replace
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ from nsas.device import resolve_device
 from nsas.errors import CheckpointError, NsasError
 from nsas.evaluate import rank_key, rank_value, score_archs
 from nsas.few_shot import FewShotSupernet
-from nsas.objectives import build_objective
+from nsas.objectives import build_objective, nsas_options
 from nsas.rundir import progress_bar, setup_logging, write_json
 from nsas.search_config import SearchConfig
 from nsas.search_data import build_search_data, build_supernet, caller_data, cycle_batches, fixed_batches
@@ -69,7 +70,7 @@ from nsas.selection import candidate_rounds, fuse_for_run
 from nsas.spaces import get_space
 from nsas.spaces.base import Architecture, SearchSpace
 from nsas.step import local_micro_batches, local_part, supernet_step
-from nsas.strategies import build_strategy
+from nsas.strategies import Strategy, build_strategy
 from nsas.tracking import open_metrics
 from nsas.truth import read_truth, stratified_sample
 
@@ -149,7 +150,7 @@ class Search:
         elif not hasattr(scheduler, "step"):
             scheduler = scheduler(optimizer)
         self.scheduler = scheduler
-        self.strategy = build_strategy(cfg.strategy, self.space, seed=cfg.seed, device=self.device,
+        self.strategy: Strategy = build_strategy(cfg.strategy, self.space, seed=cfg.seed, device=self.device,
                                        **self._strategy_options())
         self.criterion = criterion
         self.objective = self._build_objective(cfg.seed + 3)
@@ -179,14 +180,8 @@ class Search:
         self._resume_step: int | None = None  # set by load()
 
     def _build_objective(self, seed: int) -> Any:
-        c = self.cfg
-        return build_objective(c.loss, self.space, archive_size=c.archive_size, pool_size=c.pool_size,
-                               candidates=c.candidates, k=c.knn, beta=c.beta, replay=c.replay,
-                               wpl_strength=c.wpl_strength, wpl_window=c.wpl_window or self.steps_per_epoch,
-                               seed=seed, archive_max_age=c.archive_max_age, constraint_every=c.constraint_every,
-                               constraint_slices=c.constraint_slices, normalize_loss=c.normalize_loss,
-                               shared_batch=c.shared_batch, archive_forgetting=c.archive_forgetting,
-                               constraint_cap=c.constraint_cap, criterion=self.criterion)
+        options = replace(nsas_options(self.cfg), wpl_window=self.cfg.wpl_window or self.steps_per_epoch)
+        return build_objective(self.cfg.loss, self.space, options, seed=seed, criterion=self.criterion)
 
     def objectives(self) -> list[Any]:
         """Every objective of the run: its own, the few-shot splits' and the size classes' (ascending size)."""
@@ -214,12 +209,10 @@ class Search:
         return [self.objective.archive] if self.objective.archive is not None else []
 
     def _strategy_options(self) -> dict[str, Any]:
+        """What every strategy is built with (each takes the ones it uses; a registered one gets them too)."""
         c = self.cfg
-        if c.strategy == "random":
-            return dict(sampling=c.sampling)
-        if c.strategy != "gdas":
-            return {}
-        return dict(tau_max=c.tau_max, tau_min=c.tau_min, lr=c.arch_lr, weight_decay=c.arch_weight_decay)
+        return dict(sampling=c.sampling, tau_max=c.tau_max, tau_min=c.tau_min, lr=c.arch_lr,
+                    weight_decay=c.arch_weight_decay)
 
     def _probe_archs(self) -> list[Architecture]:
         """The fixed probe set: ``probe``, else a stratified sample of ``probe_from``, else random architectures."""

@@ -33,15 +33,18 @@ from nsas import distributed
 from nsas.errors import NsasError, TrainingError
 
 if TYPE_CHECKING:  # type-only
+    from nsas.objectives import Objective
     from nsas.search_config import SearchConfig
+    from nsas.spaces.base import Architecture, SearchSpace
+    from nsas.strategies import Strategy
 
 
 class StepRun(Protocol):
     """What a step reads and advances: :class:`nsas.searcher.Search` is one."""
 
     cfg: SearchConfig
-    strategy: Any
-    space: Any
+    strategy: Strategy
+    space: SearchSpace
     supernet: nn.Module
     model: nn.Module  # the supernet, or its DistributedDataParallel wrapper
     optimizer: torch.optim.Optimizer
@@ -58,7 +61,7 @@ class StepRun(Protocol):
     global_step: int
     checkpoint_path: Path
 
-    def objective_for(self, arch: Any) -> Any: ...
+    def objective_for(self, arch: Architecture) -> Objective: ...
 
 
 def local_micro_batches(cfg: SearchConfig, world: int) -> int:
@@ -121,9 +124,7 @@ def supernet_step(run: StepRun, batch: Any, val_stream: Iterator[Any] | None) ->
         record["archive_diversity"] = objective.archive.diversity()
     if val_stream is not None:
         val_part = local_part(next(val_stream), run.space.kind, run.rank, run.world)
-        record.update(run.strategy.arch_step(run.supernet, val_part, chunks=run.chunks))
-        if hasattr(run.strategy, "tau"):
-            record["tau"] = run.strategy.tau
+        record.update(run.strategy.arch_step(run.supernet, val_part, chunks=run.chunks))  # GDAS: arch_loss, tau
         run.passes += 1  # GDAS's architecture step is one more single-path pass
         record["passes"] = run.passes
     return record

@@ -13,16 +13,27 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
 
 from nsas import distributed
 from nsas.checkpoint import as_tuple
+from nsas.config import option
 from nsas.errors import NsasError
 from nsas.registry import Registry
 from nsas.spaces.base import Architecture, SearchSpace
+
+
+@dataclass
+class GDASOptions:
+    """GDAS options: the Gumbel-softmax temperature schedule and the architecture logits' optimizer."""
+
+    tau_max: float = option(10.0, "gdas: initial Gumbel-softmax temperature (annealed linearly)")
+    tau_min: float = option(0.1, "gdas: final Gumbel-softmax temperature")
+    arch_lr: float = option(3e-4, "gdas: Adam learning rate of the architecture logits")
+    arch_weight_decay: float = option(1e-3, "gdas: weight decay of the architecture logits")
 
 
 @dataclass
@@ -95,7 +106,7 @@ class GDASStrategy:
 
     def __init__(self, space: SearchSpace, *, tau_max: float = 10.0, tau_min: float = 0.1,
                  lr: float = 3e-4, betas: tuple[float, float] = (0.5, 0.999), weight_decay: float = 1e-3,
-                 seed: int = 0, device: str | torch.device = "cpu") -> None:
+                 seed: int = 0, device: str | torch.device = "cpu", **_: Any) -> None:
         self.space = space
         self.alphas = nn.ParameterList(
             nn.Parameter(1e-3 * torch.randn(shape, generator=torch.Generator().manual_seed(seed + i)).to(device))
@@ -166,7 +177,7 @@ class GDASStrategy:
         distributed.all_reduce_mean(grads)
         self.optimizer.step()
         (value,) = distributed.mean_floats([loss.item()])
-        return {"arch_loss": value}
+        return {"arch_loss": value, "tau": self.tau}
 
     def final(self) -> Architecture:
         """The argmax architecture of the learned alpha."""
@@ -193,13 +204,45 @@ class GDASStrategy:
 
 
 STRATEGIES = ("random", "gdas")  # the built-in strategies; strategy_names() adds registered ones
-Strategy = Any  # an object with the methods of RandomStrategy (GDASStrategy adds final() and tau)
+class Strategy(Protocol):
+    """What a search needs of a strategy (:class:`RandomStrategy` and :class:`GDASStrategy` are two).
+
+    A ``final() -> Architecture`` method, when a strategy has one, picks the search's result instead of
+    random search on the trained supernet (GDAS: the argmax of its logits).
+    """
+
+    def sample(self) -> Sample:
+        """This step's path and discrete architecture."""
+        ...
+
+    def set_progress(self, epoch: int, epochs: int) -> None:
+        """Called at the start of every epoch."""
+        ...
+
+    def arch_step(self, supernet: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], *,
+                  chunks: int = 1) -> dict[str, float]:
+        """Update the strategy's own parameters on a validation batch; values to log (empty: none)."""
+        ...
+
+    def parameters(self) -> list[nn.Parameter]:
+        """The strategy's trainable parameters (empty: no validation-half step)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
 # name -> factory(space, *, seed, device, **options) -> strategy
 _REGISTRY: Registry[Callable[..., Strategy]] = Registry("strategy", {n: __name__ for n in STRATEGIES})
 
 
 def register_strategy(name: str) -> Callable[[Callable[..., Strategy]], Callable[..., Strategy]]:
     """Decorator: register a strategy factory ``factory(space, *, seed, device, **options)``.
+
+    A search passes every strategy the same options (``sampling``, and GDAS's ``tau_max``,
+    ``tau_min``, ``lr``, ``weight_decay`` from ``arch_lr``/``arch_weight_decay``); take the ones you
+    use and accept the rest with ``**_``.
 
     The factory returns an object with ``sample() -> Sample``,
     ``set_progress(epoch, epochs)``, ``arch_step(supernet, batch, chunks=)``,

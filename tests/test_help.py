@@ -59,3 +59,23 @@ def test_help_defaults_of_the_search_flags_are_the_presets(capsys):
     for flag, value in shown.items():
         key = flag.replace("-", "_")
         assert value.strip() == default_repr(preset.get(key, defaults.get(key))), flag
+
+
+def test_search_help_lists_the_config_keys_group_by_group(capsys):
+    """SearchConfig inherits its keys from small option classes; --help shows one section per class."""
+    import dataclasses
+
+    from nsas.objectives import NSASOptions
+    from nsas.search_config import SearchConfig
+    from nsas.strategies import GDASOptions
+
+    assert main(["search", "--help"]) == 0
+    out = capsys.readouterr().out
+    headings = [line.rstrip(":") for line in out.splitlines() if line and not line[0].isspace() and line.endswith(":")]
+    for heading in ("NSAS options", "GDAS options", "Optimizer options (the supernet's weights)", "Data-parallel options"):
+        assert heading in headings
+    sections = dict(zip(headings, re.split(r"^\S.*:$", out, flags=re.M)[1:]))
+    for cls, heading in ((NSASOptions, "NSAS options"), (GDASOptions, "GDAS options")):
+        flags = set(re.findall(r"^  (--[\w-]+)", sections[heading], flags=re.M))
+        assert flags == {"--" + f.name.replace("_", "-") for f in dataclasses.fields(cls)}
+    assert {f.name for f in dataclasses.fields(NSASOptions)} <= {f.name for f in dataclasses.fields(SearchConfig)}

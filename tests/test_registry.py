@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 import importlib.metadata
 
 import pytest
@@ -33,6 +34,7 @@ TOY = ChoiceSpace([{"k1": lambda: Conv(1), "k3": lambda: Conv(3)}] * 3,
                   stem=lambda: nn.Conv2d(3, 4, 3, padding=1),
                   head=lambda: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)))
 LOSS_CALLS: list[str] = []
+LOSS_OPTIONS: list[dict] = []  # what each toy-smooth factory call was given
 
 
 def toy_images(data_dir, download):
@@ -44,6 +46,7 @@ def toy_images(data_dir, download):
 
 def toy_smooth(space, **options):
     LOSS_CALLS.append(space.name)
+    LOSS_OPTIONS.append(options)
     objective = Objective()
     objective.criterion = lambda logits, y: (LOSS_CALLS.append("criterion"),
                                              nn.functional.cross_entropy(logits, y, label_smoothing=0.1))[1]
@@ -87,6 +90,47 @@ def test_registered_strategy_is_built():
 
     assert "first-only" in strategy_names()
     assert build_strategy("first-only", TOY).sample().arch == TOY.parse("k1|k1|k1")
+
+
+def test_a_registered_loss_gets_the_nsas_options_whole_and_a_registered_strategy_every_strategy_option(tmp_path):
+    from nsas.objectives import NSASOptions, nsas_options
+
+    seen: list[dict] = []
+
+    @register_strategy("first-only")
+    class FirstOnly:
+        def __init__(self, space, *, seed=0, device="cpu", **options):
+            seen.append(options)
+            self.arch = next(iter(space.enumerate()))
+
+        def sample(self):
+            return Sample(path=self.arch, arch=self.arch)
+
+        def set_progress(self, epoch, epochs):
+            pass
+
+        def parameters(self):
+            return []
+
+        def state_dict(self):
+            return {}
+
+        def load_state_dict(self, state):
+            pass
+
+    LOSS_OPTIONS.clear()
+    cfg = nsas.SearchConfig(space="toy-chain", dataset="toy-images", loss="toy-smooth", strategy="first-only",
+                            epochs=1, batch_size=8, eval_batches=1, select_rounds=1, select_samples=2,
+                            probe_count=1, checkpoint_every=0, augment=False, device="cpu", beta=0.3,
+                            archive_size=5, tau_max=7.0, arch_lr=0.01, sampling="uniform")
+    assert isinstance(cfg, NSASOptions)  # the NSAS group of the config is the options class itself
+    nsas.search(cfg, tmp_path / "run", progress=False)
+    given = LOSS_OPTIONS[0]["options"]
+    assert isinstance(given, NSASOptions) and given.beta == 0.3 and given.archive_size == 5
+    assert given == replace(nsas_options(cfg), wpl_window=3)  # wpl_window 0 becomes one epoch (3 steps)
+    assert LOSS_OPTIONS[0]["beta"] == 0.3  # the keyword form, for factories written against it
+    assert seen[0] == dict(sampling="uniform", tau_max=7.0, tau_min=cfg.tau_min, lr=0.01,
+                           weight_decay=cfg.arch_weight_decay)
 
 
 def test_search_rank_correlate_on_outside_registrations(tmp_path):

@@ -1,12 +1,15 @@
-"""Round 9 of the ranking benchmark: few-shot supernets and NSAS in the low-learning-rate phase, judged.
+"""Rounds 9 and 10 of the ranking benchmark, judged on held-out cells with round 8's fusion weights.
 
-Every choice was made before (results/ranking/round9/PREREGISTRATION.md): the split edge on the tune half
-(``bench/split_edge.py``), the fusion weights are round 8's ``pipeline.json``. This script reads the
-round-9 jobs (``results/ranking/round9/jobs``) and round 8's jobs of the same seeds, and writes
-``judge-<probe>.md`` / ``.json`` for the benchmark's held-out probe and round 8's fresh probe 2: each run
-alone (by loss) and fused, and each comparison paired by seed with bootstrap intervals over the cells.
+Round 9: few-shot supernets and NSAS in the low-learning-rate phase; round 10: an archive per live size
+class and a cap on the constraints. Every choice was made before (``results/ranking/round<N>/
+PREREGISTRATION.md``); the fusion weights are round 8's ``pipeline.json``. This script reads the round's
+jobs (``results/ranking/round<N>/jobs``) and the earlier rounds' jobs of the same seeds, and writes
+``judge-<probe>.md`` / ``.json`` into the round's folder for the benchmark's held-out probe and round 8's
+fresh probe 2: each run alone (by loss) and fused, and each comparison paired by seed with bootstrap
+intervals over the cells.
 
-    python bench/round9.py --probe probe fresh2
+    python bench/judge_rounds.py 9 --probe probe fresh2
+    python bench/judge_rounds.py 10 --probe probe fresh2
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,24 +28,40 @@ import fusion  # noqa: E402
 import ranking  # noqa: E402
 
 ROUND8 = fusion.RESULTS / "round8"
-ROUND9 = fusion.RESULTS / "round9"
-METHODS = ("ce-functions", "ce-functions-fewshot", "nsas-forget-norm-functions",
-           "nsas-forget-norm-functions-fewshot", "nsas-forget-norm-functions-late")
-# (mine, theirs): each compared paired by seed, on the supernet's loss alone and fused
-COMPARISONS = (("ce-functions-fewshot", "ce-functions"),
-               ("nsas-forget-norm-functions-fewshot", "nsas-forget-norm-functions"),
-               ("nsas-forget-norm-functions-fewshot", "ce-functions-fewshot"),
-               ("nsas-forget-norm-functions-late", "nsas-forget-norm-functions"),
-               ("nsas-forget-norm-functions-late", "ce-functions"),
-               ("nsas-forget-norm-functions", "ce-functions"))
+BASE = "nsas-forget-norm-functions"  # round 8's forgetting variant, which rounds 9 and 10 build on
 
 
-def score_sets() -> list[dict[str, Any]]:
-    """Every job of the five methods, seeds 10-14, from round 9 or (ce, the NSAS variant) round 8."""
+@dataclass(frozen=True)
+class Round:
+    """One judged round: its methods (table order) and its comparisons (mine, theirs), paired by seed."""
+
+    folder: Path
+    methods: tuple[str, ...]
+    comparisons: tuple[tuple[str, str], ...]
+    sources: tuple[Path, ...]  # where jobs are looked up, first match wins
+
+
+ROUNDS = {
+    9: Round(fusion.RESULTS / "round9",
+             ("ce-functions", "ce-functions-fewshot", BASE, f"{BASE}-fewshot", f"{BASE}-late"),
+             (("ce-functions-fewshot", "ce-functions"), (f"{BASE}-fewshot", BASE),
+              (f"{BASE}-fewshot", "ce-functions-fewshot"), (f"{BASE}-late", BASE), (f"{BASE}-late", "ce-functions"),
+              (BASE, "ce-functions")),
+             (fusion.RESULTS / "round9", ROUND8)),
+    10: Round(fusion.RESULTS / "round10",
+              ("ce-functions", BASE, f"{BASE}-size", f"{BASE}-cap"),
+              ((f"{BASE}-size", "ce-functions"), (f"{BASE}-size", BASE), (f"{BASE}-cap", "ce-functions"),
+               (f"{BASE}-cap", BASE), (BASE, "ce-functions")),
+              (fusion.RESULTS / "round10", fusion.RESULTS / "round9", ROUND8)),
+}
+
+
+def score_sets(round_: Round) -> list[dict[str, Any]]:
+    """Every job of the round's methods, seeds 10-14, from the first of its sources that has it."""
     sets = []
-    for method in METHODS:
+    for method in round_.methods:
         for seed in range(10, 15):
-            for folder in (ROUND9, ROUND8):
+            for folder in round_.sources:
                 path = folder / "jobs" / f"{method}-compute-s{seed}.json"
                 if path.is_file():
                     job = json.loads(path.read_text())
@@ -52,7 +72,7 @@ def score_sets() -> list[dict[str, Any]]:
     return sets
 
 
-def judge(probe: str, truth: dict[str, float]) -> dict[str, Any]:
+def judge(round_: Round, probe: str, truth: dict[str, float]) -> dict[str, Any]:
     from nsas.fusion import fuse
     from nsas.rankstats import live_parameters
 
@@ -63,10 +83,10 @@ def judge(probe: str, truth: dict[str, float]) -> dict[str, Any]:
     plain = fusion.rows_of(cells, proxies, None)
     priors = fuse(plain, spec["priors"]["weights"], method=spec["priors"]["method"])
     weights = spec["pipeline"]["weights"]["ce-functions"]  # the same values for both methods of round 8
-    result: dict[str, Any] = {"probe": probe, "cells": len(cells), "priors": fusion.judge_vector(priors, t, size),
+    result: dict[str, Any] = {"round": round_.folder.name, "probe": probe, "cells": len(cells), "priors": fusion.judge_vector(priors, t, size),
                               "count": fusion.judge_vector(size, t, size), "runs": [], "paired": {}}
     vectors: dict[str, dict[str, dict[int, np.ndarray]]] = {}
-    for s in score_sets():
+    for s in score_sets(round_):
         if not all(a in s["scores"] for a in cells):
             continue  # a job of another probe
         rows = fusion.rows_of(cells, proxies, s["scores"])
@@ -77,7 +97,7 @@ def judge(probe: str, truth: dict[str, float]) -> dict[str, Any]:
                                "loss": fusion.judge_vector(loss, t, size), "fused": fusion.judge_vector(fused, t, size)})
         for name, v in (("loss", loss), ("fused", fused)):
             vectors.setdefault(s["method"], {}).setdefault(name, {})[s["seed"]] = v
-    for mine, theirs in COMPARISONS:
+    for mine, theirs in round_.comparisons:
         if mine not in vectors or theirs not in vectors:
             continue
         common = sorted(set(vectors[mine]["loss"]) & set(vectors[theirs]["loss"]))
@@ -95,8 +115,8 @@ def _f(x: Any) -> str:
     return fusion._f(x)
 
 
-def format_judge(r: dict[str, Any]) -> str:
-    lines = [f"# Round 9, judged on `{r['probe']}` ({r['cells']} held-out cells)", "",
+def format_judge(round_: Round, r: dict[str, Any]) -> str:
+    lines = [f"# Round {round_.folder.name.removeprefix('round')}, judged on `{r['probe']}` ({r['cells']} held-out cells)", "",
              "Fusion: round 8's pipeline.json (z fusion; loss 0.05, params 0.05, jacov 0.90), fitted on the tune half.",
              f"Live parameter count alone: tau {_f(r['count']['tau'])}, pick {r['count']['pick_acc']:.2f}; "
              f"priors fused (no supernet): tau {_f(r['priors']['tau'])}, pick {r['priors']['pick_acc']:.2f}.", "",
@@ -111,9 +131,9 @@ def format_judge(r: dict[str, Any]) -> str:
         return (f"| {label} | {seed} | {passes} | {' | '.join(_f(c) for c in cells)} | "
                 f"{mean(lambda x: x['fused']['pick_acc']):.2f} | {mean(lambda x: x['cpu_min']):.1f} |")
 
-    for run in sorted(r["runs"], key=lambda x: (METHODS.index(x["method"]), x["seed"])):
+    for run in sorted(r["runs"], key=lambda x: (round_.methods.index(x["method"]), x["seed"])):
         lines.append(line(run["method"], str(run["seed"]), [run]))
-    for m in METHODS:
+    for m in round_.methods:
         mine = [x for x in r["runs"] if x["method"] == m]
         if mine:
             lines.append(line(f"**{m}**", f"mean of {len(mine)}", mine))
@@ -122,14 +142,16 @@ def format_judge(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("round", type=int, choices=sorted(ROUNDS))
     parser.add_argument("--probe", nargs="+", choices=("probe", "fresh2"), default=["probe", "fresh2"])
     args = parser.parse_args(argv)
+    round_ = ROUNDS[args.round]
     truth = ranking.read_truth(ranking.TRUTH)
     for probe in args.probe:
-        result = judge(probe, truth)
-        (ROUND9 / f"judge-{probe}.json").write_text(json.dumps(result, indent=1, default=float))
-        (ROUND9 / f"judge-{probe}.md").write_text(format_judge(result))
-        print(format_judge(result))
+        result = judge(round_, probe, truth)
+        (round_.folder / f"judge-{probe}.json").write_text(json.dumps(result, indent=1, default=float))
+        (round_.folder / f"judge-{probe}.md").write_text(format_judge(round_, result))
+        print(format_judge(round_, result))
     return 0
 
 
