@@ -216,7 +216,7 @@ def one_path_peaks(step: SupernetStep, current: Architecture, batch: tuple[torch
         for p in net.parameters():
             p.grad = None
         gc.collect()
-        _, peak = peak_tensor_bytes(lambda: path_loss(net, arch, batch).backward())
+        _, peak = peak_tensor_bytes(lambda net=net, arch=arch: path_loss(net, arch, batch).backward())
         peaks.append(peak)
         del net
     return peaks

@@ -19,10 +19,8 @@ archive members start from that same state (their columns of it, with
 constraint slices), computed by other architectures.
 
 ``backward(..., chunks=m)`` splits the batch into m contiguous micro-batches
-and averages their gradients (search networks normalise with batch
-statistics, so this is what m data-parallel processes compute). When the
-supernet is wrapped in DistributedDataParallel, every pass but the very last
-accumulates locally under ``no_sync()`` and the last one all-reduces.
+and averages their gradients; how a batch is divided into micro-batches and
+constraint slices, and how the passes run, is :mod:`nsas.passes`.
 """
 
 from __future__ import annotations
@@ -32,18 +30,15 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nsas import distributed
 from nsas.archive import NoveltyArchive
 from nsas.config import option
+from nsas.passes import WHOLE, Batch, Criterion, Term, carried_path_loss, path_loss, run_passes  # noqa: F401
 from nsas.errors import CheckpointError, NsasError
 from nsas.registry import Registry
 from nsas.spaces.base import Architecture, SearchSpace
-
-Batch = tuple[torch.Tensor, torch.Tensor]
-
 
 @dataclass
 class NSASOptions:
@@ -96,86 +91,6 @@ class StepLosses:
     hidden: torch.Tensor | None = None  # carried state: the current architecture's final state (B, H), detached
 
 
-Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits (N, C), targets (N,)) -> scalar
-
-
-def path_loss(supernet: nn.Module, path: Any, batch: Batch,
-              edge_weights: list[torch.Tensor] | None = None, criterion: Criterion | None = None) -> torch.Tensor:
-    """Loss of one path of the supernet on ``batch`` (cross-entropy unless ``criterion`` is given).
-
-    Image batches: x (B, 3, H, W), y (B,). Text batches: x (T, B), y (T, B);
-    logits (T, B, V) are flattened to (T*B, V) and y to (T*B,) before the
-    criterion sees them. ``edge_weights`` is passed to the supernet only when
-    given, so any module with ``forward(x, path)`` works as a supernet.
-    """
-    x, y = batch
-    logits = supernet(x, path) if edge_weights is None else supernet(x, path, edge_weights=edge_weights)
-    return (criterion or F.cross_entropy)(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
-
-
-def carried_path_loss(supernet: nn.Module, path: Any, batch: Batch, edge_weights: list[torch.Tensor] | None,
-                      hidden: torch.Tensor, criterion: Criterion | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss of one path on a text batch starting from ``hidden`` (B, H), and its final state (detached).
-
-    Cross-entropy unless ``criterion`` is given, as in :func:`path_loss`.
-    """
-    x, y = batch
-    if edge_weights is None:
-        logits, final = supernet(x, path, hidden=hidden, return_hidden=True)
-    else:
-        logits, final = supernet(x, path, edge_weights=edge_weights, hidden=hidden, return_hidden=True)
-    return (criterion or F.cross_entropy)(logits.reshape(-1, logits.size(-1)), y.reshape(-1)), final.detach()
-
-
-Term = tuple[Any, list[torch.Tensor] | None, float, tuple[int, int]]  # path, edge weights, coef, (slice, of)
-WHOLE = (0, 1)  # a term computed on the whole (micro-)batch
-
-
-def _passes(terms: list[Term], supernet: nn.Module, batch: Batch, chunks: int,
-            criterion: Criterion | None = None, hidden: torch.Tensor | None = None, cap: float = 0.0
-            ) -> tuple[list[list[float]], torch.Tensor | None]:
-    """Back-propagate ``coef * loss(path)`` for every (path, edge_weights, coef, slice) term and micro-batch.
-
-    The loss is ``criterion`` (cross-entropy when None). With ``cap`` > 0, a term after the first whose
-    loss exceeds ``cap`` times the first term's loss (on the same micro-batch) is scaled down to exactly
-    that by a constant factor: its gradient shrinks by the same factor and still flows.
-
-    A term's slice ``(i, n)`` computes it on the i-th of n contiguous slices
-    of each micro-batch (sizes differ by at most one) (``WHOLE`` for all of it). Each micro-batch's
-    losses are scaled by ``1 / chunks`` (the gradient is their mean). With
-    ``hidden`` (text, (B, H)) every pass starts from that state (from the
-    rows of its micro-batch's and slice's columns).
-
-    Returns:
-        The unscaled losses, ``[term][chunk]``, and the first term's final
-        state (B, H), detached (None without ``hidden``).
-    """
-    dim = 1 if batch[0].dim() == 2 else 0  # text batches are (T, B)
-    values: list[list[float]] = [[] for _ in terms]
-    finals: list[torch.Tensor] = []
-    last = (chunks - 1, len(terms) - 1)
-    for c in range(chunks):
-        part = distributed.shard(batch, c, chunks, dim=dim)
-        h = None if hidden is None else distributed.shard((hidden,), c, chunks)[0]  # (B / chunks, H)
-        for t, (path, edge_weights, coef, (index, count)) in enumerate(terms):
-            with distributed.pass_context(supernet, sync=(c, t) == last):
-                sliced = part if count == 1 else tuple(t.tensor_split(count, dim)[index] for t in part)
-                if h is None:
-                    loss = path_loss(supernet, path, sliced, edge_weights, criterion)
-                else:
-                    h_slice = h if count == 1 else h.tensor_split(count, 0)[index]
-                    loss, final = carried_path_loss(supernet, path, sliced, edge_weights, h_slice, criterion)
-                    if t == 0:  # the current architecture's state goes on to the next step
-                        finals.append(final)
-                value = loss.item()
-                factor = 1.0
-                if cap > 0.0 and t > 0 and value > cap * values[0][c]:
-                    factor = cap * values[0][c] / value  # constraint_cap: at most cap x the current loss
-                (loss * (coef * factor / chunks)).backward()
-            values[t].append(value)
-    return values, (torch.cat(finals) if finals else None)
-
-
 class Objective:
     """Plain cross-entropy of the current architecture (the baselines' loss).
 
@@ -197,7 +112,7 @@ class Objective:
 
         ``hidden``: text only, the state (B, H) every pass starts from (None: zeros).
         """
-        (values,), final = _passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks, self.criterion,
+        (values,), final = run_passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks, self.criterion,
                                    hidden)
         value = sum(values) / chunks
         return StepLosses(current=value, archive=None, total=value, passes=1, hidden=final)
@@ -323,7 +238,7 @@ class NSASObjective(Objective):
         terms: list[Term] = [(path, edge_weights, scale, (0, n + 1) if first else WHOLE)]
         terms += [(m, None, scale * self.beta / n, (i + first, n + first) if self.slices else WHOLE)
                   for i, m in enumerate(constraints)]
-        per_term, final = _passes(terms, supernet, batch, chunks, self.criterion, hidden, self.cap)
+        per_term, final = run_passes(terms, supernet, batch, chunks, self.criterion, hidden, self.cap)
         values = [sum(v) / chunks for v in per_term]
         cur, members = values[0], values[1:]
         if self.cap:  # what the capped terms contributed (per-micro-batch caps, summarised on the means)
@@ -388,7 +303,7 @@ class WPLObjective(Objective):
                  edge_weights: list[torch.Tensor] | None = None, *, chunks: int = 1,
                  hidden: torch.Tensor | None = None) -> StepLosses:
         # the mean gradient over micro-batches (and processes: identical on every rank)
-        (values,), final = _passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks, self.criterion,
+        (values,), final = run_passes([(path, edge_weights, 1.0, WHOLE)], supernet, batch, chunks, self.criterion,
                                    hidden)
         value = sum(values) / chunks
         # The penalty depends only on the weights, anchors and averaged gradient: every rank computes the same.

@@ -13,7 +13,7 @@ How a batch is divided: the global batch of ``batch_size`` is first cut into
 this process's contiguous slice (:func:`local_part`, one slice per DDP rank),
 and the objective then runs that slice as ``chunks`` micro-batches
 (:func:`local_micro_batches`) and, for ``constraint_slices``, one slice per
-archive member (``nsas.objectives``, ``_passes``). With few-shot supernets
+archive member (``nsas.passes``, ``run_passes``). With few-shot supernets
 (``nsas.few_shot``) the model routes every path to its own sub-supernet; the
 step itself is unchanged, only the objective is the sampled split's.
 """

@@ -154,7 +154,7 @@ class GDASStrategy:
         the alpha gradients are averaged over the processes before the step
         (every rank draws the same sample, so alpha stays identical).
         """
-        from nsas.objectives import path_loss
+        from nsas.passes import path_loss
 
         supernet = distributed.unwrap(supernet)  # alpha is not part of the DDP module: reduced by hand below
         choices, probs, weights = self.gumbel()

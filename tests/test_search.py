@@ -17,6 +17,7 @@ import torch
 
 import nsas.data
 import nsas.objectives
+import nsas.passes
 from nsas.checkpoint import load_checkpoint
 from nsas.cli import main
 from nsas.errors import CheckpointError, NsasError, TrainingError
@@ -248,14 +249,14 @@ def test_checkpoint_of_another_config_is_refused(tmp_path):
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
     cfg = tiny_search_config("nb201", epochs=2, steps_per_epoch=2)
     calls = {"n": 0}
-    original = nsas.objectives.path_loss
+    original = nsas.passes.path_loss
 
     def poisoned(*args, **kwargs):
         calls["n"] += 1
         loss = original(*args, **kwargs)
         return loss * float("nan") if calls["n"] > 6 else loss  # epoch 1 (2 steps x 3 passes) is clean
 
-    monkeypatch.setattr(nsas.objectives, "path_loss", poisoned)
+    monkeypatch.setattr(nsas.passes, "path_loss", poisoned)
     with pytest.raises(TrainingError, match="loss became nan.*epoch 2, step 1"):
         search(cfg, tmp_path, progress=False)
     state = load_checkpoint(tmp_path / "checkpoint.pt", kind="search")
@@ -264,7 +265,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_pat
 
 
 def test_cli_reports_nan_in_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(nsas.objectives, "path_loss",
+    monkeypatch.setattr(nsas.passes, "path_loss",
                         lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
     code = main(["search", "--space", "nb201", "--dataset", "fake-images", "--epochs", "1", "--channels", "4",
                  "--cells", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--out", str(tmp_path / "r"),
@@ -380,13 +381,13 @@ def test_text_scores_run_in_eval_batch_size_columns(tmp_path):
 
 def test_carry_state_with_constraint_slices_gives_each_slice_its_columns_state(tmp_path, monkeypatch):
     seen = []
-    original = nsas.objectives.carried_path_loss
+    original = nsas.passes.carried_path_loss
 
     def spy(supernet, path, batch, edge_weights, hidden, *rest):
         seen.append((batch[0].size(1), tuple(hidden.shape)))
         return original(supernet, path, batch, edge_weights, hidden, *rest)
 
-    monkeypatch.setattr(nsas.objectives, "carried_path_loss", spy)
+    monkeypatch.setattr(nsas.passes, "carried_path_loss", spy)
     cfg = tiny_search_config("darts-rnn", carry_state=True, constraint_slices=True, steps_per_epoch=3)
     search(cfg, tmp_path, progress=False)
     assert seen and all(shape == (columns, cfg.hidden) for columns, shape in seen)
