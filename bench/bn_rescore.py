@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import ranking  # noqa: E402  (the benchmark's truth, probe and score conventions)
+import ranking  # the benchmark's truth, probe and score conventions (a sibling script: python puts bench/ on sys.path)
 
 MODES = ("batch", "recalibrate")
 

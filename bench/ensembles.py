@@ -29,14 +29,12 @@ import argparse
 import csv
 import itertools
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import ranking  # noqa: E402  (the benchmark's truth, probe and metrics)
+import ranking  # the benchmark's truth, probe and metrics (a sibling script: python puts bench/ on sys.path)
 
 
 def read_scores(path: Path) -> dict[str, list[float]]:

@@ -34,8 +34,7 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import ranking  # noqa: E402  (the benchmark's truth, probes and splits)
+import ranking  # the benchmark's truth, probes and splits (a sibling script: python puts bench/ on sys.path)
 
 REPO = ranking.REPO
 RESULTS = REPO / "results" / "ranking"

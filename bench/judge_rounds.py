@@ -23,9 +23,8 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fusion  # noqa: E402
-import ranking  # noqa: E402
+import fusion
+import ranking
 
 ROUND8 = fusion.RESULTS / "round8"
 BASE = "nsas-forget-norm-functions"  # round 8's forgetting variant, which rounds 9 and 10 build on

@@ -12,13 +12,11 @@ from __future__ import annotations
 import statistics
 import sys
 from collections import defaultdict
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import ranking  # noqa: E402
+import ranking
 
-from nsas.spaces import get_space  # noqa: E402
-from nsas.spaces.nb201 import EDGES  # noqa: E402
+from nsas.spaces import get_space
+from nsas.spaces.nb201 import EDGES
 
 
 def eta_squared(values: dict[str, float], edge: int) -> tuple[float, dict[str, float]]:

@@ -63,13 +63,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from nsas.objectives import build_objective, path_loss  # noqa: E402
-from nsas.search import Search, SearchConfig  # noqa: E402
-from nsas.spaces import get_space  # noqa: E402
-from nsas.spaces.base import Architecture, SearchSpace  # noqa: E402
-from nsas.strategies import Sample  # noqa: E402
+from nsas.objectives import path_loss
+from nsas.search import Search, SearchConfig
+from nsas.spaces import get_space
+from nsas.spaces.base import Architecture, SearchSpace
+from nsas.strategies import Sample
 
 VARIANTS = ("standalone", "ce", "nsas", "nsas-replay")
 ARCHIVE_SIZE = 8  # M
@@ -326,8 +325,8 @@ def fmt_table(result: dict[str, Any]) -> str:
                      f"| {r['vs_standalone']:.2f} | {r['vs_ce']:.2f} | {r['vs_ce_per_pass']:.2f} | {peak} | {peak_x} |")
     p = result["params"]
     m = result["memory"]
-    tail = [f"\nRatios are medians over the rounds of per-round ratios (variants of one round run back to back); "
-            f"x ce per pass = x ce / passes."]
+    tail = ["\nRatios are medians over the rounds of per-round ratios (variants of one round run back to back); "
+            "x ce per pass = x ce / passes."]
     if m:
         tail.append(f"Memory: the nsas step's {len(m['nsas_one_path_peaks_mib'])} architectures alone (forward + "
                     f"backward each): {', '.join(f'{b:.1f}' for b in m['nsas_one_path_peaks_mib'])} MiB; "

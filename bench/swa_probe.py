@@ -4,10 +4,9 @@ Trains the benchmark's ce-functions job epoch by epoch (20 epochs x 390 steps, t
 from epoch --start on, averages the weights at each epoch's end (torch.optim.swa_utils.AveragedModel) and
 scores the probe with the live weights and with the average at --points.
 """
-import argparse, json, sys, time, os
+import argparse, json, time, os
 from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, "bench")  # run from the repository root
 import ranking as r
 import yaml
 

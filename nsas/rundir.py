@@ -172,6 +172,14 @@ def run_results(run_dir: str | Path) -> list[str]:
     return found
 
 
+def resume_dir(out: str | None, force: bool = False) -> Path:
+    """``--resume``'s run directory: ``--out``, checked to hold a run to continue (:func:`check_new_run`)."""
+    if not out:
+        raise NsasError("--resume needs --out RUN_DIR (the run to continue)")
+    check_new_run(out, resume=True, force=force)
+    return Path(out)
+
+
 def check_new_run(run_dir: str | Path, *, resume: bool = False, force: bool = False) -> None:
     """Refuse a run that would overwrite another's results, or a resume with nothing to resume.
 

@@ -23,8 +23,7 @@ from torch import nn
 from nsas import distributed
 from nsas.config import (add_config_flag, add_config_flags, build_config, config_to_dict,
                          default_repr, print_config, read_yaml, write_yaml)
-from nsas.errors import NsasError
-from nsas.rundir import check_new_run, default_run_dir, resume_values, run_directory
+from nsas.rundir import check_new_run, default_run_dir, resume_dir, resume_values, run_directory
 from nsas.spaces import get_space, space_names
 from nsas.search_config import DEFAULT_PRESET, PRESETS, SearchConfig, paper_preset, preset_values, quick_preset
 from nsas.threads import add_threads_flag, apply_threads
@@ -146,10 +145,7 @@ def run(args: argparse.Namespace) -> int:
     """`nsas search`."""
     apply_threads(getattr(args, "threads", None))
     if args.resume:
-        if not args.out:
-            raise NsasError("--resume needs --out RUN_DIR (the run to continue)")
-        run_dir = Path(args.out)
-        check_new_run(run_dir, resume=True, force=args.force)
+        run_dir = resume_dir(args.out, args.force)
         cfg = _resume_config(args, run_dir)
         if args.print_config:
             print_config(cfg)

@@ -63,7 +63,7 @@ from nsas.config import (add_config_flag, add_config_flags, build_config, config
 from nsas.errors import CheckpointError, NsasError, TrainingError
 from nsas.evaluate import evaluate_model, perplexity
 from nsas.inspection import read_arch_argument
-from nsas.rundir import (check_new_run, default_run_dir, progress_bar, resume_values, run_directory, setup_logging, write_json,
+from nsas.rundir import (check_new_run, default_run_dir, resume_dir, progress_bar, resume_values, run_directory, setup_logging, write_json,
                          write_text_atomic)
 from nsas.threads import add_threads_flag, apply_threads
 from nsas.device import resolve_device
@@ -529,10 +529,7 @@ def run(args: argparse.Namespace) -> int:
     """`nsas train`."""
     apply_threads(getattr(args, "threads", None))
     if args.resume:
-        if not args.out:
-            raise NsasError("--resume needs --out RUN_DIR (the run to continue)")
-        run_dir = Path(args.out)
-        check_new_run(run_dir, resume=True, force=args.force)
+        run_dir = resume_dir(args.out, args.force)
         cfg, arch = _resume_config(args, run_dir)
     else:
         cfg, arch = resolve(args)

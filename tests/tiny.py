@@ -63,11 +63,16 @@ def tiny_search_config(space: str = "nb201", **overrides):
 
 
 def bench_module(name: str, monkeypatch):
-    """``bench/<name>.py`` imported as module ``name`` (registered for the test: its dataclasses look it up)."""
+    """``bench/<name>.py`` imported as module ``name`` (registered for the test: its dataclasses look it up).
+
+    bench/ goes first on ``sys.path`` for the test, as it does when a script runs as ``python bench/X.py``
+    (Python puts the script's folder there), so the scripts import each other by plain name.
+    """
     import importlib.util
     import sys
     from pathlib import Path
 
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
     spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, name, module)
