@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from math import comb
 
 import pytest
@@ -480,3 +481,26 @@ def test_gdas_chain_by_hand():
 def test_gdas_decode_rejects_wrong_shapes():
     with pytest.raises(ArchitectureError, match="14, 8"):
         DARTS.gdas_decode([torch.zeros(14, dtype=torch.long)] * 2, [torch.zeros(8, 8)] * 2)
+
+
+@pytest.mark.parametrize("space_name, good", [("darts", DARTS_V2), ("darts-rnn", None)])
+@pytest.mark.parametrize("change, needle", [
+    (lambda t: t[:-1], "expected ',' or ')', found end of input"),
+    (lambda t: t.replace("Genotype(", "Genotype(@", 1), "unexpected character '@'"),
+    (lambda t: "X = " + t.replace("Genotype", "Genome", 1), "expected 'Genotype', found 'Genome'"),
+    (lambda t: t.replace(", ", ",\n @ ", 1), "'@' at line 2, column 2"),
+])
+def test_both_genotype_parsers_report_errors_in_one_format(space_name, good, change, needle):
+    """darts and darts-rnn share one tokenizer and grammar (nsas.spaces.genotype_text): one error format."""
+    from tiny import RNN_GENOTYPE
+
+    from nsas.spaces import get_space
+
+    space = get_space(space_name)
+    text = good or RNN_GENOTYPE
+    space.parse(text)  # the original is fine
+    with pytest.raises(ArchitectureError) as err:
+        space.parse(change(text))
+    message = str(err.value)
+    assert message.startswith(f"{space_name} genotype: ") and needle in message, message
+    assert re.search(r" at line \d+, column \d+$", message), message

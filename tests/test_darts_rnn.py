@@ -80,22 +80,22 @@ def test_round_trips_with_none_and_samples():
     "text, needles",
     [
         (DARTS_V2.replace("('tanh', 2)", "('tanx', 2)"), ["'tanx'", "node 5"]),
-        (DARTS_V2.replace("('relu', 5)]", "('relu', 8)]"), ["'8'", "node 8"]),
-        (DARTS_V2.replace("('sigmoid', 0)", "('sigmoid', -1)"), ["'-1'", "node 1"]),
-        (DARTS_V2.replace(", ('relu', 5)]", "]"), ["got 7", "'['"]),
+        (DARTS_V2.replace("('relu', 5)]", "('relu', 8)]"), ["input 8", "node 8"]),
+        (DARTS_V2.replace("('sigmoid', 0)", "('sigmoid', -1)"), ["input -1", "node 1"]),
+        (DARTS_V2.replace(", ('relu', 5)]", "]"), ["got 7", "'recurrent'"]),
         (DARTS_V2.replace("('relu', 5)]", "('relu', 5), ('relu', 2)]"), ["got 9"]),
-        (DARTS_V2.replace("range(1, 9)", "range(0, 9)"), ["'0'", "concat"]),
-        (DARTS_V2.replace("range(1, 9)", "[1, 2, 3, 5, 4, 6, 7, 8]"), ["'5'", "concat"]),
-        (DARTS_V2.replace("range(1, 9)", "[1, 2, 3]"), ["concat", "got 3"]),
+        (DARTS_V2.replace("range(1, 9)", "range(0, 9)"), ["[0, 1, 2", "concat"]),
+        (DARTS_V2.replace("range(1, 9)", "[1, 2, 3, 5, 4, 6, 7, 8]"), ["[1, 2, 3, 5, 4", "concat"]),
+        (DARTS_V2.replace("range(1, 9)", "[1, 2, 3]"), ["concat", "got [1, 2, 3]"]),
         (DARTS_V2.replace("('relu', 1), ('relu', 1)", "('relu', 1), relu, 1"), ["'relu'", "node 3"]),
         (DARTS_V2.replace("('identity', 1)", "('identity', one)"), ["'one'", "node 4"]),
-        (DARTS_V2[:-1], ["<end of text>"]),
+        (DARTS_V2[:-1], ["end of input"]),
         (DARTS_V2 + " x", ["'x'"]),
         ("Genotype(normal=[], concat=range(1, 9))", ["'normal'"]),
-        ("hello world", ["'hello'", "position 0"]),
+        ("hello world", ["'hello'", "line 1, column 1"]),
         ("Genotype(recurrent=[('relu' 0)])", ["'0'"]),
         (DARTS_V2.replace("concat", "@ concat"), ["'@'"]),
-        ("", ["<end of text>"]),
+        ("", ["end of input"]),
     ],
 )
 def test_malformed_strings_name_the_token(text, needles):
@@ -103,7 +103,7 @@ def test_malformed_strings_name_the_token(text, needles):
         SPACE.parse(text)
     for needle in needles:
         assert needle in str(err.value), (needle, str(err.value))
-    assert "position" in str(err.value)
+    assert str(err.value).startswith("darts-rnn genotype: ") and "line 1, column " in str(err.value)
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import re
 from collections.abc import Sequence
 from math import comb
 from typing import Any, ClassVar
@@ -26,11 +25,12 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from nsas.errors import ArchitectureError, brief, shorten
+from nsas.errors import ArchitectureError, brief
 from nsas.spaces import register_space
 from nsas.spaces.base import Architecture, SearchSpace
 from nsas.spaces.darts_net import DartsNetwork, DartsSupernet
 from nsas.spaces.darts_ops import PRIMITIVES
+from nsas.spaces.genotype_text import GenotypeText, Token
 
 NODES = 4
 CONCAT = (2, 3, 4, 5)
@@ -147,134 +147,9 @@ class DartsPath:
 
 
 # ---------------------------------------------------------------------------
-# parsing (a small tokenizer and recursive-descent parser, no eval)
+# parsing (nsas.spaces.genotype_text: one tokenizer and grammar for both DARTS spaces, no eval)
 # ---------------------------------------------------------------------------
-MAX_DIGITS = 6  # an index or concat value written with more digits is refused before it is converted
-_TOKEN = re.compile(  # ASCII digits only (as darts-rnn): int() would read other scripts' digits ('\u0662' == 2)
-    r"(?P<num>-?[0-9]+)|(?P<name>[A-Za-z_][A-Za-z0-9_.]*)|(?P<str>'[^'\n]*'|\"[^\"\n]*\")|(?P<punct>[()\[\],=])"
-)
-
-
-class _Parser:
-    """Tokens of a ``Genotype(...)`` string with positions, and the grammar over them."""
-
-    def __init__(self, text: str):
-        self.text = text
-        self.tokens: list[tuple[str, str, int]] = []  # (kind, text, offset)
-        pos = 0
-        while True:
-            while pos < len(text) and text[pos].isspace():
-                pos += 1
-            if pos == len(text):
-                break
-            m = _TOKEN.match(text, pos)
-            if m is None:
-                raise ArchitectureError(f"unexpected character {text[pos]!r} at {self.where(pos)}")
-            self.tokens.append((m.lastgroup, m.group(), pos))
-            pos = m.end()
-        self.tokens.append(("end", "end of input", len(text)))
-        self.i = 0
-
-    def where(self, offset: int) -> str:
-        line = self.text.count("\n", 0, offset) + 1
-        col = offset - (self.text.rfind("\n", 0, offset) + 1) + 1
-        return f"line {line}, column {col}"
-
-    def peek(self) -> tuple[str, str, int]:
-        return self.tokens[self.i]
-
-    def take(self, kind: str, *values: str, what: str = "") -> tuple[str, str, int]:
-        tok = self.tokens[self.i]
-        if tok[0] != kind or (values and tok[1] not in values):
-            expected = what or " or ".join(repr(v) for v in values) or kind
-            raise ArchitectureError(f"unexpected {shorten(repr(tok[1]), 60)} at {self.where(tok[2])}; expected {expected}")
-        self.i += 1
-        return tok
-
-    def integer(self, what: str = "a number") -> int:
-        """The next token as an int: ASCII digits, at most :data:`MAX_DIGITS` of them."""
-        _, text, pos = self.take("num", what=what)
-        if len(text.lstrip("-")) > MAX_DIGITS:
-            raise ArchitectureError(f"{what} at {self.where(pos)} has {len(text.lstrip('-')):,} digits "
-                                    f"({text[:12]}...): not an index of a cell")
-        return int(text)
-
-    def accept(self, value: str) -> bool:
-        if self.tokens[self.i][1] == value and self.tokens[self.i][0] in ("punct", "name"):
-            self.i += 1
-            return True
-        return False
-
-    def items(self, item, close: str) -> list:
-        """Comma-separated ``item()`` results up to ``close`` (trailing comma allowed)."""
-        out = []
-        while not self.accept(close):
-            out.append(item())
-            if not self.accept(","):
-                self.take("punct", close)
-                break
-        return out
-
-    def genotype(self) -> dict[str, Any]:
-        if len(self.tokens) > 2 and self.tokens[1][1] == "=":  # "DARTS_V2 = Genotype(...)"
-            self.take("name", what="a name")
-            self.take("punct", "=")
-        self.take("name", "Genotype", "genotypes.Genotype", what="'Genotype'")
-        self.take("punct", "(")
-        fields: dict[str, Any] = {}
-        for name, pos, value in self.items(self.field, ")"):
-            if name in fields:
-                raise ArchitectureError(f"field {name!r} at {self.where(pos)} is given twice")
-            fields[name] = value
-        self.take("end", what="end of input")
-        for name in ("normal", "normal_concat", "reduce", "reduce_concat"):
-            if name not in fields:
-                raise ArchitectureError(f"missing field {name!r} in {self.text.strip()[:40]!r}...")
-        return fields
-
-    def field(self) -> tuple[str, int, Any]:
-        _, name, pos = self.take("name", "normal", "normal_concat", "reduce", "reduce_concat",
-                                 what="one of normal, normal_concat, reduce, reduce_concat")
-        self.take("punct", "=")
-        if name.endswith("_concat"):
-            return name, pos, self.concat(name)
-        close = {"[": "]", "(": ")"}[self.take("punct", "[", "(")[1]]
-        return name, pos, (self.where(pos), self.items(self.edge, close))
-
-    def edge(self) -> tuple[str, int, _Where]:
-        close = {"[": "]", "(": ")"}[self.take("punct", "[", "(", what="'(' starting an (op, input) pair")[1]]
-        _, op, pos = self.take("str", what="a quoted op name")
-        self.take("punct", ",")
-        inp = self.integer("an input index")
-        self.accept(",")
-        self.take("punct", close)
-        return op[1:-1], inp, _Where(self, pos)
-
-    def concat(self, name: str) -> None:
-        """Read ``[2, 3, 4, 5]``, ``range(2, 6)`` or ``list(range(2, 6))``; check it."""
-        _, _, pos = self.peek()
-        if self.accept("list"):
-            self.take("punct", "(")
-            values = self.concat_values()
-            self.take("punct", ")")
-        else:
-            values = self.concat_values()
-        if tuple(values) != CONCAT:
-            raise ArchitectureError(
-                f"{name} {values} at {self.where(pos)} is not supported: "
-                f"the cell output is always the concat of nodes {list(CONCAT)}"
-            )
-
-    def concat_values(self) -> list[int]:
-        _, _, pos = self.peek()
-        if self.accept("range"):
-            self.take("punct", "(")
-            args = self.items(lambda: self.integer("a range bound"), ")")
-            if len(args) != 2:
-                raise ArchitectureError(f"range{tuple(args)} at {self.where(pos)}: expected range(2, 6)")
-            return list(range(*args))
-        close = {"[": "]", "(": ")"}[self.take("punct", "[", "(", what="a concat list")[1]]
-        return self.items(lambda: self.integer("a concat value"), close)
+FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 
 
 class _Where:
@@ -282,17 +157,36 @@ class _Where:
 
     __slots__ = ("parser", "pos")
 
-    def __init__(self, parser: _Parser, pos: int) -> None:
+    def __init__(self, parser: GenotypeText, pos: int) -> None:
         self.parser, self.pos = parser, pos
 
     def __str__(self) -> str:
         return self.parser.where(self.pos)
 
 
+def _field(parser: GenotypeText, name: str, tok: Token) -> Any:
+    """A cell's ``[(op, input), ...]`` (its position, and (op, input, position) per edge), or a checked concat."""
+    if name.endswith("_concat"):
+        values, start = parser.int_list("a concat list")
+        if tuple(values) != CONCAT:
+            raise parser.error(f"{name} {values} is not supported: the cell output is always the concat of "
+                               f"nodes {list(CONCAT)}", start)
+        return None
+
+    def edge() -> tuple[str, int, _Where]:
+        op, inp, _ = parser.pair("")
+        return op[1][1:-1], inp, _Where(parser, op[2])
+
+    close = parser.open("'[' starting the cell's (op, input) pairs")
+    return _Where(parser, tok[2]), parser.items(edge, close)
+
+
 def _parse(text: str, cls: type[DartsGenotype]) -> DartsGenotype:
+    space = "darts-chain" if cls.chain else "darts"
     if not isinstance(text, str):
-        raise ArchitectureError(f"expected a genotype string, got {type(text).__name__}")
-    fields = _Parser(text).genotype()
+        raise ArchitectureError(f"expected a {space} genotype string, got {type(text).__name__}")
+    parser = GenotypeText(text, space)
+    fields = parser.genotype(FIELDS, lambda name, tok: _field(parser, name, tok), FIELDS)
     cells = {}
     for cell in CELLS:
         at, edges = fields[cell]

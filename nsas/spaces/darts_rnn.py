@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -28,6 +27,7 @@ from nsas.errors import ArchitectureError, brief, shorten
 from nsas.spaces import register_space
 from nsas.spaces.base import Architecture, SearchSpace
 from nsas.spaces.darts_rnn_net import NODES, RNNModel, RNNSupernet
+from nsas.spaces.genotype_text import GenotypeText, Token
 
 OPS = ("none", "tanh", "relu", "sigmoid", "identity")
 SAMPLED_OPS = OPS[1:]  # sampling and GDAS never pick "none"
@@ -61,129 +61,45 @@ class RnnGenotype(Architecture):
 
 
 # ---------------------------------------------------------------- parsing
-MAX_DIGITS = 6  # an index written with more digits is refused before it is converted
-_TOKEN = re.compile(  # ASCII digits and names only (as darts): int() would read other scripts' digits ('\u0665' == 5)
-    r"\s*(?:(?P<str>'[^'\n]*'|\"[^\"\n]*\")|(?P<int>[-+]?[0-9]+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<punct>[()\[\],=])|(?P<bad>\S))"
-)
+# nsas.spaces.genotype_text: one tokenizer and grammar for both DARTS spaces, no eval
+def _recurrent(parser: GenotypeText, start: Token) -> tuple[tuple[str, int], ...]:
+    """``[('op', input), ...]``: the 8 nodes, each op known and each input an earlier node."""
 
-
-class _Parser:
-    """Recursive descent over ``[NAME =] Genotype(recurrent=[...], concat=...)``."""
-
-    def __init__(self, text: str) -> None:
-        self.toks: list[tuple[str, str, int]] = []  # (kind, text, position)
-        pos = 0
-        while (m := _TOKEN.match(text, pos)) and m.lastgroup:
-            self.toks.append((m.lastgroup, m.group(m.lastgroup), m.start(m.lastgroup)))
-            pos = m.end()
-        self.toks.append(("end", "<end of text>", len(text.rstrip())))
-        self.i = 0
-
-    def fail(self, what: str, tok: tuple[str, str, int] | None = None) -> ArchitectureError:
-        _, text, pos = tok or self.toks[self.i]
-        return ArchitectureError(f"darts-rnn genotype: {what}, found {shorten(repr(text), 60)} at position {pos}")
-
-    def integer(self, what: str) -> int:
-        """The next token as an int: ASCII digits, at most :data:`MAX_DIGITS` of them."""
-        tok = self.take("int", what=what)
-        if len(tok[1].lstrip("+-")) > MAX_DIGITS:
-            raise self.fail(f"{what} of {len(tok[1].lstrip('+-')):,} digits is not an index", tok)
-        return int(tok[1])
-
-    def take(self, kind: str, text: str | None = None, what: str | None = None) -> tuple[str, str, int]:
-        tok = self.toks[self.i]
-        if tok[0] != kind or (text is not None and tok[1] != text):
-            expected = what or (repr(text) if text is not None else kind)
-            raise self.fail(f"expected {expected}")
-        self.i += 1
-        return tok
-
-    def accept(self, text: str) -> bool:
-        if self.toks[self.i][1] == text and self.toks[self.i][0] == "punct":
-            self.i += 1
-            return True
-        return False
-
-    def genotype(self) -> RnnGenotype:
-        if self.toks[0][0] == "name" and self.toks[1][1] == "=":
-            self.i = 2  # a pasted assignment, e.g. "DARTS_V2 = Genotype(...)"
-        self.take("name", "Genotype")
-        self.take("punct", "(")
-        fields: dict[str, Any] = {}
-        while not self.accept(")"):
-            if fields:
-                self.take("punct", ",", what="',' or ')'")
-                if self.accept(")"):
-                    break
-            key = self.take("name", what="'recurrent=' or 'concat='")
-            if key[1] not in ("recurrent", "concat") or key[1] in fields:
-                raise self.fail("expected one 'recurrent=' and one 'concat='", key)
-            self.take("punct", "=")
-            fields[key[1]] = self.recurrent() if key[1] == "recurrent" else self.concat()
-        self.take("end", what="end of text")
-        if "recurrent" not in fields:
-            raise self.fail("missing 'recurrent='", self.toks[-1])
-        return RnnGenotype(fields["recurrent"])
-
-    def recurrent(self) -> tuple[tuple[str, int], ...]:
-        start = self.take("punct", "[")
-        nodes: list[tuple[str, int]] = []
-        while not self.accept("]"):
-            if nodes:
-                self.take("punct", ",", what="',' or ']'")
-                if self.accept("]"):
-                    break
-            nodes.append(self.node(len(nodes) + 1))
-        if len(nodes) != NODES:
-            raise self.fail(f"expected {NODES} nodes in 'recurrent', got {len(nodes)}", start)
-        return tuple(nodes)
-
-    def node(self, i: int) -> tuple[str, int]:
-        close = ")" if self.accept("(") else "]" if self.accept("[") else None
-        if close is None:
-            raise self.fail(f"node {i}: expected '(' starting an (op, input) pair")
-        op_tok = self.take("str", what=f"node {i}: a quoted op name")
+    def node() -> tuple[str, int]:
+        i = len(nodes) + 1
+        op_tok, j, j_tok = parser.pair(f" (node {i})")
         op = op_tok[1][1:-1]
         if op not in OPS:
-            raise self.fail(f"node {i}: unknown op {shorten(repr(op), 60)}, expected one of {', '.join(OPS)}", op_tok)
-        self.take("punct", ",")
-        j_tok = self.toks[self.i]
-        j = self.integer(f"node {i}: an input index")
+            raise parser.error(f"node {i}: unknown op {shorten(repr(op), 60)}, expected one of {', '.join(OPS)}",
+                               op_tok)
         if not 0 <= j < i:
-            raise self.fail(f"node {i}: input out of range 0..{i - 1}", j_tok)
-        self.accept(",")
-        self.take("punct", close)
+            raise parser.error(f"node {i}: input {j} out of range 0..{i - 1}", j_tok)
+        nodes.append((op, j))
         return op, j
 
-    def concat(self) -> tuple[int, ...]:
-        if self.toks[self.i][1] == "range":
-            self.i += 1
-            self.take("punct", "(")
-            lo = self.toks[self.i]
-            lo_value = self.integer("range start 1")
-            self.take("punct", ",")
-            hi = self.toks[self.i]
-            hi_value = self.integer(f"range end {NODES + 1}")
-            self.take("punct", ")")
-            if (lo_value, hi_value) != (1, NODES + 1):
-                raise self.fail(f"concat must be range(1, {NODES + 1})", lo if lo_value != 1 else hi)
-            return CONCAT
-        start = self.take("punct", "[", what=f"concat=range(1, {NODES + 1}) or a list")
-        values: list[tuple[str, str, int]] = []
-        while not self.accept("]"):
-            if values:
-                self.take("punct", ",", what="',' or ']'")
-                if self.accept("]"):
-                    break
-            tok = self.toks[self.i]
-            values.append((tok, self.integer("a node index")))
-        for want, (tok, value) in zip(CONCAT, values):
-            if value != want:
-                raise self.fail(f"concat must list the nodes 1..{NODES} in order", tok)
-        if len(values) != NODES:
-            raise self.fail(f"concat must list the {NODES} nodes 1..{NODES}, got {len(values)}", start)
-        return CONCAT
+    nodes: list[tuple[str, int]] = []
+    parser.items(node, parser.open("'[' starting the nodes"))
+    if len(nodes) != NODES:
+        raise parser.error(f"expected {NODES} nodes in 'recurrent', got {len(nodes)}", start)
+    return tuple(nodes)
+
+
+def _concat(parser: GenotypeText) -> tuple[int, ...]:
+    """``range(1, 9)`` or the list of the nodes 1..8 in order (the cell's output is their mean)."""
+    values, start = parser.int_list(f"concat=range(1, {NODES + 1}) or a list")
+    if tuple(values) != CONCAT:
+        shown = shorten(str(values), 60)
+        raise parser.error(f"concat must be the nodes 1..{NODES} in order (range(1, {NODES + 1})), got {shown}",
+                           start)
+    return CONCAT
+
+
+def _parse(text: str) -> RnnGenotype:
+    parser = GenotypeText(text, "darts-rnn")
+    fields = parser.genotype(("recurrent", "concat"),
+                             lambda name, tok: _recurrent(parser, tok) if name == "recurrent" else _concat(parser),
+                             ("recurrent",))
+    return RnnGenotype(fields["recurrent"])
 
 
 # ---------------------------------------------------------------- the space
@@ -198,7 +114,7 @@ class DartsRnnSpace(SearchSpace):
     def parse(self, text: str) -> RnnGenotype:
         if not isinstance(text, str):
             raise ArchitectureError(f"expected a darts-rnn genotype string, got {type(text).__name__}")
-        return _Parser(text).genotype()
+        return _parse(text)
 
     def from_json(self, obj: Any) -> RnnGenotype:
         if not isinstance(obj, dict) or not isinstance(obj.get("recurrent"), list):
