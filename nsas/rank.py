@@ -65,7 +65,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -307,10 +307,21 @@ def _eval_batches(args: RankOptions, cfg: SearchConfig, batches: Any) -> list[Ba
     return fixed_batches(batches, count)
 
 
-def _setup(args: RankOptions) -> tuple[SearchConfig, nn.Module, list[Batch], list[Batch], torch.device]:
+class _Loaded(NamedTuple):
+    """A run loaded for scoring: the same in every worker process."""
+
+    cfg: SearchConfig
+    supernet: nn.Module
+    eval_set: list[Batch]
+    recalibrate: list[Batch]
+    device: torch.device
+    num_classes: int | None  # the supernet's outputs (the checkpoint records them; None: unknown)
+
+
+def _setup(args: RankOptions) -> _Loaded:
     """The run's supernet, the scoring batches and the recalibration batches (the same in every worker)."""
     device = resolve_device(args.device)
-    cfg, supernet, data, _ = load_search_run(args.run_dir, device, supernet=args.supernet)
+    cfg, supernet, data, state = load_search_run(args.run_dir, device, supernet=args.supernet)
     batch_size = args.batch_size or default_batch_size(cfg)
     eval_set = _eval_batches(args, cfg, split_batches(cfg, data, args.split, batch_size=batch_size, device=device))
     recalibrate = []
@@ -318,20 +329,7 @@ def _setup(args: RankOptions) -> tuple[SearchConfig, nn.Module, list[Batch], lis
         recalibrate = fixed_batches(data.train, args.recalibrate_batches or cfg.recalibrate_batches)
     elif args.recalibrate_batches is not None:
         raise NsasError("--recalibrate-batches applies only with --bn recalibrate")
-    return cfg, supernet, eval_set, recalibrate, device
-
-
-def _classes(supernet: nn.Module, space: SearchSpace, batches: list[Batch]) -> int:
-    """The supernet's output classes: the width of its logits on two scoring images."""
-    import random
-
-    was_training = supernet.training
-    supernet.eval()
-    try:
-        with torch.no_grad():
-            return int(supernet(batches[0][0][:2], space.sample(random.Random(0))).size(-1))
-    finally:
-        supernet.train(was_training)
+    return _Loaded(cfg, supernet, eval_set, recalibrate, device, state.get("num_classes") or data.num_classes)
 
 
 def bn_mode(args: RankOptions, cfg: SearchConfig) -> str:
@@ -342,7 +340,7 @@ def bn_mode(args: RankOptions, cfg: SearchConfig) -> str:
 def _score_chunk(args: RankOptions, archs: list[str]) -> list[dict[str, Any]]:
     """One worker process of ``--workers``: one thread, its own copy of the run, a slice of the architectures."""
     torch.set_num_threads(1)
-    cfg, supernet, eval_set, recalibrate, _ = _setup(args)
+    cfg, supernet, eval_set, recalibrate, _, _ = _setup(args)
     space = get_space(cfg.space)
     return score_archs(supernet, [space.parse(a) for a in archs], eval_set, recalibrate=recalibrate, seed=args.seed)
 
@@ -560,7 +558,7 @@ def score_runs(args: RankOptions, log: Callable[[str], Any] | None = None) -> Ra
     seconds = 0.0
     for i, run_dir in enumerate(runs):
         one = dataclasses.replace(args, run_dir=run_dir)
-        cfg, supernet, eval_set, recalibrate, device = _setup(one)
+        cfg, supernet, eval_set, recalibrate, device, num_classes = _setup(one)
         examples = sum(y.numel() for _, y in eval_set)
         if i == 0:
             rank_by = args.rank_by or cfg.rank_by  # what "best" means: the flag, else the run's own setting
@@ -614,7 +612,7 @@ def score_runs(args: RankOptions, log: Callable[[str], Any] | None = None) -> Ra
     elif cfg.select_by == "fused" and len(runs) == 1 and not extra:  # the run's own pipeline, at its defaults
         from nsas.selection import fuse_for_run, proxy_names_of
 
-        rows = fuse_for_run(cfg, space, rows, num_classes=_classes(supernet, space, eval_set),
+        rows = fuse_for_run(cfg, space, rows, num_classes=num_classes,
                             device=device)
         extra = [*proxy_names_of(cfg.fuse_weights), "score"]
         log(f"fused score of the run's pipeline (select_by fused, {cfg.fuse_method}: {cfg.fuse_weights}); "
