@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -26,39 +25,9 @@ import torch
 from nsas.errors import ArchitectureError, brief, shorten
 from nsas.spaces import register_space
 from nsas.spaces.base import Architecture, SearchSpace
-from nsas.spaces.darts_rnn_net import NODES, RNNModel, RNNSupernet
+from nsas.spaces.darts_rnn_arch import CONCAT, NODES, OPS, SAMPLED_OPS, RnnGenotype  # noqa: F401 (importable here)
+from nsas.spaces.darts_rnn_net import RNNModel, RNNSupernet
 from nsas.spaces.genotype_text import GenotypeText, Token
-
-OPS = ("none", "tanh", "relu", "sigmoid", "identity")
-SAMPLED_OPS = OPS[1:]  # sampling and GDAS never pick "none"
-CONCAT = tuple(range(1, NODES + 1))
-
-
-@dataclass(frozen=True)
-class RnnGenotype(Architecture):
-    """A DARTS recurrent cell: ``recurrent[i - 1] = (op, input)`` of node i."""
-
-    recurrent: tuple[tuple[str, int], ...]
-    space: ClassVar[str] = "darts-rnn"
-
-    def __post_init__(self) -> None:
-        nodes = tuple((str(op), int(j)) for op, j in self.recurrent)
-        object.__setattr__(self, "recurrent", nodes)
-        if len(nodes) != NODES:
-            raise ArchitectureError(f"a darts-rnn genotype has {NODES} nodes, got {len(nodes)}")
-        for i, (op, j) in enumerate(nodes, start=1):
-            if op not in OPS:
-                raise ArchitectureError(f"node {i}: unknown op {shorten(repr(op), 60)}; expected one of {', '.join(OPS)}")
-            if not 0 <= j < i:
-                raise ArchitectureError(f"node {i}: input {j} out of range 0..{i - 1}")
-
-    def to_str(self) -> str:
-        nodes = ", ".join(f"('{op}', {j})" for op, j in self.recurrent)
-        return f"Genotype(recurrent=[{nodes}], concat=range(1, {NODES + 1}))"
-
-    def to_json(self) -> Any:
-        return {"recurrent": [[op, j] for op, j in self.recurrent], "concat": list(CONCAT)}
-
 
 # ---------------------------------------------------------------- parsing
 # nsas.spaces.genotype_text: one tokenizer and grammar for both DARTS spaces, no eval

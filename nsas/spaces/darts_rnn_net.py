@@ -29,18 +29,14 @@ is DARTS's AR/TAR penalty on the cell outputs (stand-alone training).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nsas.errors import ArchitectureError
+from nsas.spaces.darts_rnn_arch import NODES, RnnGenotype
 
-if TYPE_CHECKING:  # the space module imports this one; avoid the cycle at run time
-    from nsas.spaces.darts_rnn import RnnGenotype
-
-NODES = 8
 INIT_RANGE = 0.04  # uniform init of the recurrent matrices, as DARTS
 EMBED_RANGE = 0.1  # uniform init of the (tied) embedding, as DARTS
 
