@@ -48,9 +48,9 @@ ROUNDS = {
               (BASE, "ce-functions")),
              (fusion.RESULTS / "round9", ROUND8)),
     10: Round(fusion.RESULTS / "round10",
-              ("ce-functions", BASE, f"{BASE}-size", f"{BASE}-cap"),
+              ("ce-functions", BASE, f"{BASE}-late", f"{BASE}-size", f"{BASE}-cap"),
               ((f"{BASE}-size", "ce-functions"), (f"{BASE}-size", BASE), (f"{BASE}-cap", "ce-functions"),
-               (f"{BASE}-cap", BASE), (BASE, "ce-functions")),
+               (f"{BASE}-cap", BASE), (f"{BASE}-late", "ce-functions"), (BASE, "ce-functions")),
               (fusion.RESULTS / "round10", fusion.RESULTS / "round9", ROUND8)),
 }
 
