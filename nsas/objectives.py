@@ -35,10 +35,11 @@ from torch import nn
 from nsas import distributed
 from nsas.archive import NoveltyArchive
 from nsas.config import option
-from nsas.passes import WHOLE, Batch, Criterion, Term, carried_path_loss, path_loss, run_passes  # noqa: F401
 from nsas.errors import CheckpointError, NsasError
+from nsas.passes import WHOLE, Batch, Criterion, Term, carried_path_loss, path_loss, run_passes  # noqa: F401
 from nsas.registry import Registry
 from nsas.spaces.base import Architecture, SearchSpace
+
 
 @dataclass
 class NSASOptions:
