@@ -29,7 +29,7 @@ SEARCH_RANGES = {
     "steps_per_epoch": "[1, inf)", "proxy_batch_size": "[1, inf)", "score_batch_size": "[0, inf)", "candidates": "[1, inf)", "channels": "[1, inf)",
     "cells": "[1, inf)",
     "hidden": "[1, inf)", "bptt": "[1, inf)", "few_shot_warmup": "[0, 1]", "constraint_after": "[0, 1)",
-    "constraint_cap": "[0, inf)",
+    "constraint_cap": "[0, inf)", "few_shot_workers": "[1, inf)",
 }
 
 
@@ -58,6 +58,10 @@ class FewShotOptions:
     few_shot_archive: str = option("split", "few-shot with an NSAS loss: split (one archive per sub-supernet) "
                                             "or shared (one archive; each member's loss trains its own "
                                             "sub-supernet)", choices=("split", "shared"))
+    few_shot_workers: int = option(1, "few-shot: CPU processes that train the sub-supernets after the split, "
+                                      "each copy in one of them (1: this process alone; 2 on 2 cores). At "
+                                      "one thread per process the result is the one-process run's, bit for "
+                                      "bit; torch's threads are shared out among the processes", metavar="N")
 
 
 @dataclass
@@ -233,8 +237,25 @@ class SearchConfig(DistributedOptions, ProbeOptions, ScoringOptions, FewShotOpti
             raise NsasError(f"few_shot_archive must be split or shared, got {self.few_shot_archive!r}")
         if self.few_shot_edge is not None:
             get_space(self.space).split_options(self.few_shot_edge)  # a clear error for a bad edge or space
+        if self.few_shot_workers > 1:
+            self._check_few_shot_workers()
         check_device(self.device)
         check_ranges(self, SEARCH_RANGES)
+
+    def _check_few_shot_workers(self) -> None:
+        """What parallel splits cannot do (the built run checks the rest: ``nsas.few_shot_parallel``)."""
+        if self.few_shot_edge is None:
+            raise NsasError("few_shot_workers trains the sub-supernets of a few-shot split; set few_shot_edge too")
+        if self.few_shot_archive == "shared" and self.loss not in ("ce", "wpl"):
+            raise NsasError("few_shot_workers > 1 needs one archive per sub-supernet (few_shot_archive split); a "
+                            "shared archive sends its members' losses to every sub-supernet")
+        if self.loss == "wpl":
+            raise NsasError("few_shot_workers > 1 needs each sub-supernet's training to be independent; WPL's "
+                            "anchors span the whole supernet (use few_shot_workers 1)")
+        for key in ("probe_every", "checkpoint_every"):
+            if getattr(self, key):
+                raise NsasError(f"few_shot_workers > 1 gathers the sub-supernets at the end of each epoch; {key} "
+                                "acts within one (set it to 0: epochs are probed and checkpointed anyway)")
 
     @classmethod
     def preset(cls, name: str = "quick", **overrides: Any) -> SearchConfig:

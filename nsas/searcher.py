@@ -62,6 +62,7 @@ from nsas.device import resolve_device
 from nsas.errors import CheckpointError, NsasError
 from nsas.evaluate import rank_key, rank_value, score_archs
 from nsas.few_shot import FewShotSupernet
+from nsas.few_shot_parallel import SplitWorkers, train_split_epoch
 from nsas.objectives import build_objective, nsas_options
 from nsas.rundir import progress_bar, setup_logging, write_json
 from nsas.search_config import SearchConfig
@@ -178,6 +179,8 @@ class Search:
         self.log = setup_logging(self.run_dir if self.main else None, quiet=not self.progress)
         self._metrics: Any = None  # opened on first use (see the metrics property)
         self._resume_step: int | None = None  # set by load()
+        # few_shot_workers: the processes that train the split's copies (checked now, started after the split)
+        self.split_workers = SplitWorkers(self) if cfg.few_shot_workers > 1 else None
 
     def _build_objective(self, seed: int) -> Any:
         options = replace(nsas_options(self.cfg), wpl_window=self.cfg.wpl_window or self.steps_per_epoch)
@@ -257,7 +260,7 @@ class Search:
         state = load_checkpoint(path, kind="search", map_location=self.device)
         defaults = config_to_dict(SearchConfig(space=self.cfg.space))  # keys added since the checkpoint was written
         check_same_config(path, {**defaults, **state.get("config", {})}, config_to_dict(self.cfg),
-                          free=("device", "consistency_every", "tensorboard"))  # these may change between resumes
+                          free=("device", "consistency_every", "tensorboard", "few_shot_workers"))  # free between resumes
         recorded, now = state.get("data_fingerprint"), self.data.fingerprint  # absent in older checkpoints
         if recorded is not None and now is not None and recorded != now:
             raise CheckpointError(f"the data set {self.cfg.dataset!r} is not the one {path} was trained on "
@@ -318,44 +321,55 @@ class Search:
         val_stream = cycle_batches(self.data.val, self.global_step) if self.strategy.parameters() else None
         total_steps = end * self.steps_per_epoch
         bar = progress_bar(total_steps, self.global_step, enabled=self.progress)
-        while self.epoch < end:
-            self.split_if_due()
-            for objective in self.objectives():  # constraint_after: the late phase only
-                if hasattr(objective, "constraints_on"):
-                    objective.constraints_on = self.epoch >= self.constraint_epoch
-            self.strategy.set_progress(self.epoch, cfg.epochs)
-            window_start, window_images = time.perf_counter(), 0
-            if self.step == 0:
-                self.hidden = None  # carry_state: every epoch starts from a zero state, as in DARTS
-            batches = self.data.train.epoch(self.epoch, start=self.step)
-            for batch in batches:
-                if self.step >= self.steps_per_epoch:
-                    break
-                t0 = time.perf_counter()
-                record = self.train_step(batch, val_stream)
-                self.elapsed += time.perf_counter() - t0
-                window_images += batch[1].numel()  # images, or tokens for text
-                self.step += 1
-                self.global_step += 1
-                bar.update(1)
-                bar.set_description(f"epoch {self.epoch + 1}/{cfg.epochs}")
-                bar.set_postfix(loss=f"{record['loss']:.3f}", archive=_fmt(record.get("archive_loss")))
-                if self.global_step % cfg.log_every == 0:
-                    now = time.perf_counter()
-                    unit = "tokens_per_s" if self.space.kind == "text" else "images_per_s"
-                    record[unit] = window_images / max(now - window_start, 1e-9)
-                    window_start, window_images = now, 0
-                    self.metrics.write(record)
-                if cfg.probe_every and self.global_step % cfg.probe_every == 0:
-                    self.evaluate_probe()
-                if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
-                    self.save()
-                if self.world > 1 and cfg.consistency_every and self.global_step % cfg.consistency_every == 0:
-                    self.check_consistency(record["arch"])
-                for callback in self.callbacks:
-                    callback.on_step_end(self, record)
-            self.end_epoch()
-        bar.close()
+        try:
+            while self.epoch < end:
+                self.split_if_due()
+                for objective in self.objectives():  # constraint_after: the late phase only
+                    if hasattr(objective, "constraints_on"):
+                        objective.constraints_on = self.epoch >= self.constraint_epoch
+                self.strategy.set_progress(self.epoch, cfg.epochs)
+                if self.step == 0:
+                    self.hidden = None  # carry_state: every epoch starts from a zero state, as in DARTS
+                if self.split_workers is not None and self.is_split:
+                    train_split_epoch(self, self.split_workers, bar)  # the copies in parallel processes
+                else:
+                    self.train_epoch(bar, val_stream)
+                self.end_epoch()
+        finally:
+            bar.close()
+            if self.split_workers is not None:
+                self.split_workers.close()
+
+    def train_epoch(self, bar: Any, val_stream: Iterator[Any] | None) -> None:
+        """The rest of the current epoch's steps, one after another in this process."""
+        cfg = self.cfg
+        window_start, window_images = time.perf_counter(), 0
+        for batch in self.data.train.epoch(self.epoch, start=self.step):
+            if self.step >= self.steps_per_epoch:
+                break
+            t0 = time.perf_counter()
+            record = self.train_step(batch, val_stream)
+            self.elapsed += time.perf_counter() - t0
+            window_images += batch[1].numel()  # images, or tokens for text
+            self.step += 1
+            self.global_step += 1
+            bar.update(1)
+            bar.set_description(f"epoch {self.epoch + 1}/{cfg.epochs}")
+            bar.set_postfix(loss=f"{record['loss']:.3f}", archive=_fmt(record.get("archive_loss")))
+            if self.global_step % cfg.log_every == 0:
+                now = time.perf_counter()
+                unit = "tokens_per_s" if self.space.kind == "text" else "images_per_s"
+                record[unit] = window_images / max(now - window_start, 1e-9)
+                window_start, window_images = now, 0
+                self.metrics.write(record)
+            if cfg.probe_every and self.global_step % cfg.probe_every == 0:
+                self.evaluate_probe()
+            if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
+                self.save()
+            if self.world > 1 and cfg.consistency_every and self.global_step % cfg.consistency_every == 0:
+                self.check_consistency(record["arch"])
+            for callback in self.callbacks:
+                callback.on_step_end(self, record)
 
     def local_part(self, batch: Any) -> Any:
         """This rank's contiguous slice of a global batch (:func:`nsas.step.local_part`)."""

@@ -15,7 +15,9 @@ and the objective then runs that slice as ``chunks`` micro-batches
 (:func:`local_micro_batches`) and, for ``constraint_slices``, one slice per
 archive member (``nsas.passes``, ``run_passes``). With few-shot supernets
 (``nsas.few_shot``) the model routes every path to its own sub-supernet; the
-step itself is unchanged, only the objective is the sampled split's.
+step itself is unchanged, only the objective is the sampled split's (and with
+``few_shot_workers`` the split's steps run in several processes, each on the
+copies it owns: ``nsas.few_shot_parallel``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ if TYPE_CHECKING:  # type-only
     from nsas.objectives import Objective
     from nsas.search_config import SearchConfig
     from nsas.spaces.base import Architecture, SearchSpace
-    from nsas.strategies import Strategy
+    from nsas.strategies import Sample, Strategy
 
 
 class StepRun(Protocol):
@@ -80,14 +82,17 @@ def local_part(batch: Any, kind: str, rank: int, world: int) -> Any:
     return distributed.shard(batch, rank, world, dim=1 if kind == "text" else 0)
 
 
-def supernet_step(run: StepRun, batch: Any, val_stream: Iterator[Any] | None) -> dict[str, Any]:
+def supernet_step(run: StepRun, batch: Any, val_stream: Iterator[Any] | None,
+                  sample: Sample | None = None) -> dict[str, Any]:
     """One supernet step of the search ``run`` on the global ``batch``; returns its metrics record.
 
     ``run`` holds the strategy, the objective(s), the supernet (``run.model`` is it, or its
     DistributedDataParallel wrapper under torchrun), the optimizer and the counters the step advances
-    (``passes``; ``hidden`` with ``carry_state``).
+    (``passes``; ``hidden`` with ``carry_state``). ``sample``: the step's architecture, when it was drawn
+    from the strategy already (parallel few-shot splits, ``nsas.few_shot_parallel``).
     """
-    sample = run.strategy.sample()
+    if sample is None:
+        sample = run.strategy.sample()
     objective = run.objective_for(sample.arch)  # the run's objective; few-shot: the sampled split's
     objective.observe(sample.arch)
     if not run.supernet.training:  # .train() walks thousands of modules; evaluation restores the mode

@@ -1,0 +1,114 @@
+"""Parallel few-shot splits (nsas/few_shot_parallel.py): the sequential run bit for bit, shared work, resume,
+refusals and a worker's failure.
+
+Every test here runs at one thread per process (tests/conftest.py sets one thread, and the run shares it
+out: one each), where the parallel run must equal the sequential one exactly.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import nsas.data
+import nsas.few_shot_parallel
+from nsas.errors import NsasError, TrainingError
+from nsas.few_shot_parallel import assign
+from nsas.search import Search, SearchConfig, search
+from test_search import _cut_after_an_epoch_and_resume, _final_state, assert_same_run
+from tiny import fake_dataset, tiny_search_config
+
+EDGE = 3
+
+
+@pytest.fixture(autouse=True)
+def fake_data(monkeypatch):
+    monkeypatch.setattr(nsas.data, "load_dataset", fake_dataset)
+
+
+def _config(**overrides):
+    values = dict(few_shot_edge=EDGE, epochs=3, steps_per_epoch=10, few_shot_warmup=1 / 3, archive_size=2)
+    return tiny_search_config("nb201", **{**values, **overrides})
+
+
+def _count_local_steps(monkeypatch) -> dict[str, int]:
+    """Count the split steps this process runs itself (the workers' run in their own processes)."""
+    counts = {"n": 0}
+    original = nsas.few_shot_parallel.supernet_step
+
+    def counted(*args, **kwargs):
+        counts["n"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(nsas.few_shot_parallel, "supernet_step", counted)
+    return counts
+
+
+@pytest.mark.parametrize("loss", ["nsas", "ce"])
+def test_two_processes_train_the_splits_bit_identically_to_one(tmp_path, monkeypatch, loss):
+    # 3 epochs: one warm-up epoch as one supernet, then 2 split epochs of 10 steps shared by 2 processes
+    search(_config(loss=loss), tmp_path / "one", progress=False)
+    local = _count_local_steps(monkeypatch)
+    search(_config(loss=loss, few_shot_workers=2), tmp_path / "two", progress=False)
+    assert 0 < local["n"] < 20  # the worker process ran the other split steps
+    assert_same_run(tmp_path / "one", tmp_path / "two")  # weights, archives, selection, every metrics record
+    one, two = _final_state(tmp_path / "one"), _final_state(tmp_path / "two")
+    assert one["split_objectives"] == two["split_objectives"] and one["passes"] == two["passes"]
+    for key, buf in one["optimizer"]["state"].items():  # momentum of every copy came back from its process
+        assert torch.equal(buf["momentum_buffer"], two["optimizer"]["state"][key]["momentum_buffer"])
+
+
+def test_a_parallel_run_cut_after_a_split_epoch_resumes_as_the_sequential_run(tmp_path, monkeypatch):
+    cfg = _config(epochs=2, few_shot_warmup=0.0, steps_per_epoch=6)  # split from the start: both epochs parallel
+    search(replace_workers(cfg, 1), tmp_path / "straight", progress=False)
+    _cut_after_an_epoch_and_resume(replace_workers(cfg, 2), tmp_path, monkeypatch)
+    assert_same_run(tmp_path / "straight", tmp_path / "cut")
+
+
+def replace_workers(cfg: SearchConfig, workers: int) -> SearchConfig:
+    from dataclasses import replace
+
+    return replace(cfg, few_shot_workers=workers)
+
+
+def test_copies_go_to_the_least_loaded_process_most_steps_first():
+    assert assign([4, 1, 3, 2, 0], 2) == [0, 0, 1, 1, 0]  # 4 -> p0; 3 -> p1; 2 -> p1 (3 < 4); 1 -> p0; 0 -> p0 (tie)
+    assert sorted(assign([5, 5, 5, 5, 5], 2)).count(0) == 3  # 5 copies on 2 processes: 3 and 2
+    assert assign([7, 0, 0], 1) == [0, 0, 0]
+
+
+def test_parallel_splits_refuse_what_couples_the_copies_or_acts_within_an_epoch():
+    with pytest.raises(NsasError, match="set few_shot_edge"):
+        SearchConfig(space="nb201", few_shot_workers=2)
+    with pytest.raises(NsasError, match="few_shot_archive split"):
+        SearchConfig(space="nb201", few_shot_edge=0, few_shot_archive="shared", few_shot_workers=2)
+    with pytest.raises(NsasError, match="WPL's anchors"):
+        SearchConfig(space="nb201", loss="wpl", few_shot_edge=0, few_shot_workers=2)
+    for key in ("probe_every", "checkpoint_every"):
+        with pytest.raises(NsasError, match=f"{key} acts within one"):
+            SearchConfig(space="nb201", few_shot_edge=0, few_shot_workers=2, **{key: 5})
+    with pytest.raises(NsasError, match=r"few_shot_workers must be in \[1, inf\)"):
+        SearchConfig(space="nb201", few_shot_edge=0, few_shot_workers=0)
+
+
+def test_an_unpicklable_criterion_is_refused_before_training(tmp_path):
+    with pytest.raises(NsasError, match="cannot be pickled.*few_shot_workers 1"):
+        Search(_config(few_shot_workers=2), tmp_path, progress=False, criterion=lambda out, y: F.cross_entropy(out, y))
+
+
+def nan_in_workers(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy, NaN in a child process: only the worker's steps fail."""
+    loss = F.cross_entropy(logits, targets)
+    return loss * float("nan") if multiprocessing.parent_process() is not None else loss
+
+
+def test_a_nan_loss_in_a_worker_stops_the_run_with_the_last_checkpoint_intact(tmp_path):
+    cfg = _config(epochs=2, few_shot_warmup=0.5, few_shot_workers=2)  # epoch 1 sequential, epoch 2 split
+    with pytest.raises(TrainingError, match="loss became nan at epoch 2"):
+        search(cfg, tmp_path, progress=False, criterion=nan_in_workers)
+    state = _final_state(tmp_path)
+    assert state["epoch"] == 1 and not bool(state["supernet"]["is_split"])
+    assert all(torch.isfinite(v).all() for v in state["supernet"].values() if v.is_floating_point())
