@@ -321,6 +321,8 @@ class Search:
         val_stream = cycle_batches(self.data.val, self.global_step) if self.strategy.parameters() else None
         total_steps = end * self.steps_per_epoch
         bar = progress_bar(total_steps, self.global_step, enabled=self.progress)
+        if self.split_workers is not None and self.epoch < end:
+            self.split_workers.start()  # now: the workers start up (import torch) while the warm-up trains
         try:
             while self.epoch < end:
                 self.split_if_due()
