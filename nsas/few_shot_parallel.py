@@ -32,12 +32,16 @@ from __future__ import annotations
 
 import heapq
 import multiprocessing
+import multiprocessing.connection
+import os
 import pickle
 import queue
+import signal
+import threading
 import time
 import traceback
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -312,6 +316,8 @@ class _WorkerRun:
 
 def _worker_main(setup_bytes: bytes, inbox: Any, outbox: Any) -> None:
     """A worker process: load the epoch's copies, run their steps, return their state at the epoch's end."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the main process, which ends the workers
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
     try:
         setup = pickle.loads(setup_bytes)
         torch.set_num_threads(setup["threads"])
@@ -346,6 +352,14 @@ def _worker_main(setup_bytes: bytes, inbox: Any, outbox: Any) -> None:
         elif kind == "end":
             reply = ("error", failure) if failure else ("done", {k: state_of(run, k) for k in owned}, records)
             outbox.put(_dumps(reply))
+
+
+def _exit_with_parent() -> None:
+    """End this worker as soon as the main process ends, however it ended (even killed mid-message)."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
 
 
 def _dumps(obj: Any) -> bytes:

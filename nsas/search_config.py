@@ -59,9 +59,10 @@ class FewShotOptions:
                                             "or shared (one archive; each member's loss trains its own "
                                             "sub-supernet)", choices=("split", "shared"))
     few_shot_workers: int = option(1, "few-shot: CPU processes that train the sub-supernets after the split, "
-                                      "each copy in one of them (1: this process alone; 2 on 2 cores). At "
-                                      "one thread per process the result is the one-process run's, bit for "
-                                      "bit; torch's threads are shared out among the processes", metavar="N")
+                                      "each copy in one of them for an epoch (1: this process alone). torch's "
+                                      "threads are shared out among them; at one thread each the result is "
+                                      "the one-process run's, bit for bit. On 2 idle cores one process of 2 "
+                                      "threads was faster (bench/few_shot_parallel.md)", metavar="N")
 
 
 @dataclass
@@ -252,10 +253,6 @@ class SearchConfig(DistributedOptions, ProbeOptions, ScoringOptions, FewShotOpti
         if self.loss == "wpl":
             raise NsasError("few_shot_workers > 1 needs each sub-supernet's training to be independent; WPL's "
                             "anchors span the whole supernet (use few_shot_workers 1)")
-        for key in ("probe_every", "checkpoint_every"):
-            if getattr(self, key):
-                raise NsasError(f"few_shot_workers > 1 gathers the sub-supernets at the end of each epoch; {key} "
-                                "acts within one (set it to 0: epochs are probed and checkpointed anyway)")
 
     @classmethod
     def preset(cls, name: str = "quick", **overrides: Any) -> SearchConfig:

@@ -398,7 +398,12 @@ class Search:
             self.supernet.split(self.optimizer)
             self.log.info(f"few-shot: the supernet split on edge {self.cfg.few_shot_edge} into "
                           f"{len(self.supernet.subnets)} sub-supernets ({', '.join(self.supernet.options)}) "
-                          f"after {self.epoch} warm-up epoch{'s' * (self.epoch != 1)}")
+                          f"after {self.epoch} warm-up epoch{'s' * (self.epoch != 1)}"
+                          + (f"; {self.cfg.few_shot_workers} processes train them" if self.split_workers else ""))
+            within = [k for k in ("probe_every", "checkpoint_every") if self.split_workers and getattr(self.cfg, k)]
+            if within:  # the copies come together only at an epoch's end
+                self.log.info(f"few-shot: {' and '.join(within)} act in the warm-up only; the parallel split epochs "
+                              "are probed and checkpointed at their ends")
 
     def check_consistency(self, arch: str) -> None:
         """Stop with an error naming the ranks whose state differs from rank 0's."""

@@ -1,5 +1,5 @@
 """Parallel few-shot splits (nsas/few_shot_parallel.py): the sequential run bit for bit, shared work, resume,
-refusals and a worker's failure.
+refusals, a worker's failure and a killed run.
 
 Every test here runs at one thread per process (tests/conftest.py sets one thread, and the run shares it
 out: one each), where the parallel run must equal the sequential one exactly.
@@ -7,7 +7,14 @@ out: one each), where the parallel run must equal the sequential one exactly.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -68,9 +75,26 @@ def test_a_parallel_run_cut_after_a_split_epoch_resumes_as_the_sequential_run(tm
     assert_same_run(tmp_path / "straight", tmp_path / "cut")
 
 
-def replace_workers(cfg: SearchConfig, workers: int) -> SearchConfig:
-    from dataclasses import replace
+def test_checkpoint_every_acts_in_the_warm_up_and_split_epochs_checkpoint_at_their_end(tmp_path, monkeypatch):
+    saved = []
+    original = Search.save
 
+    def save(self):
+        saved.append((self.epoch, self.step))
+        original(self)
+
+    monkeypatch.setattr(Search, "save", save)
+    search(_config(epochs=2, few_shot_warmup=0.5, steps_per_epoch=6, checkpoint_every=4, few_shot_workers=2),
+           tmp_path, progress=False)
+    # steps 1-6 warm up (saved after step 4 and at the epoch's end); steps 7-12 are split, in parallel: a
+    # sequential run would save after step 8 and 12, the parallel one at the epoch's end only
+    assert saved == [(0, 4), (1, 0), (2, 0)]
+    steps = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in steps if r["kind"] == "step"] == list(range(1, 13))
+    assert "checkpoint_every act in the warm-up only" in (tmp_path / "log.txt").read_text()
+
+
+def replace_workers(cfg: SearchConfig, workers: int) -> SearchConfig:
     return replace(cfg, few_shot_workers=workers)
 
 
@@ -80,16 +104,13 @@ def test_copies_go_to_the_least_loaded_process_most_steps_first():
     assert assign([7, 0, 0], 1) == [0, 0, 0]
 
 
-def test_parallel_splits_refuse_what_couples_the_copies_or_acts_within_an_epoch():
+def test_parallel_splits_refuse_what_couples_the_copies():
     with pytest.raises(NsasError, match="set few_shot_edge"):
         SearchConfig(space="nb201", few_shot_workers=2)
     with pytest.raises(NsasError, match="few_shot_archive split"):
         SearchConfig(space="nb201", few_shot_edge=0, few_shot_archive="shared", few_shot_workers=2)
     with pytest.raises(NsasError, match="WPL's anchors"):
         SearchConfig(space="nb201", loss="wpl", few_shot_edge=0, few_shot_workers=2)
-    for key in ("probe_every", "checkpoint_every"):
-        with pytest.raises(NsasError, match=f"{key} acts within one"):
-            SearchConfig(space="nb201", few_shot_edge=0, few_shot_workers=2, **{key: 5})
     with pytest.raises(NsasError, match=r"few_shot_workers must be in \[1, inf\)"):
         SearchConfig(space="nb201", few_shot_edge=0, few_shot_workers=0)
 
@@ -112,3 +133,34 @@ def test_a_nan_loss_in_a_worker_stops_the_run_with_the_last_checkpoint_intact(tm
     state = _final_state(tmp_path)
     assert state["epoch"] == 1 and not bool(state["supernet"]["is_split"])
     assert all(torch.isfinite(v).all() for v in state["supernet"].values() if v.is_floating_point())
+
+
+def test_a_killed_run_leaves_no_worker_behind(tmp_path):
+    script = (
+        "import sys, time\n"
+        "from nsas.search import Search, SearchConfig\n"
+        "cfg = SearchConfig(space='nb201', dataset='cifar10-mini', loss='ce', channels=4, cells=1, epochs=2,\n"
+        f"                  few_shot_edge={EDGE}, few_shot_workers=2, steps_per_epoch=2)\n"
+        "run = Search(cfg, sys.argv[1], progress=False)\n"
+        "run.split_workers.start()\n"
+        "print(*[p.pid for p in run.split_workers.procs], flush=True)\n"
+        "time.sleep(120)\n")
+    (tmp_path / "run").mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "run")], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert len(pids) == 1
+    proc.send_signal(signal.SIGKILL)  # no cleanup runs in the main process
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _alive(pids[0]):
+        time.sleep(0.2)
+    assert not _alive(pids[0]), "the worker outlived its killed main process"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie (exited, not yet reaped by init) counts as ended
+        return f.read().split(")")[-1].split()[0] != "Z"
