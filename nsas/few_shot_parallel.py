@@ -177,11 +177,12 @@ class SplitWorkers:
                     inbox.put(_dumps(("stop",)), timeout=_POLL_S)
                 except queue.Full:
                     pass
-        for proc in self.procs:
+        for proc, inbox in zip(self.procs, self.inboxes, strict=True):
             proc.join(timeout=5)
             if proc.is_alive():
                 proc.terminate()
                 proc.join()
+            inbox.cancel_join_thread()  # what a dead worker did not read must not hold this process at exit
         self.procs, self.inboxes, self.outbox = [], [], None
 
 

@@ -135,6 +135,21 @@ def test_a_nan_loss_in_a_worker_stops_the_run_with_the_last_checkpoint_intact(tm
     assert all(torch.isfinite(v).all() for v in state["supernet"].values() if v.is_floating_point())
 
 
+def test_a_worker_that_dies_stops_the_run_with_a_clear_error(tmp_path, monkeypatch):
+    original = nsas.few_shot_parallel.SplitWorkers.send
+
+    def send(self, worker, message):
+        original(self, worker, message)
+        if message[0] == "step" and self.procs[worker - 1].is_alive():
+            self.procs[worker - 1].kill()  # as if the system had killed it (out of memory, say)
+            self.procs[worker - 1].join()
+
+    monkeypatch.setattr(nsas.few_shot_parallel.SplitWorkers, "send", send)
+    with pytest.raises(NsasError, match="worker nsas-few-shot-1 ended before the epoch did.*checkpoint is intact"):
+        search(_config(epochs=2, few_shot_warmup=0.5, few_shot_workers=2), tmp_path, progress=False)
+    assert _final_state(tmp_path)["epoch"] == 1
+
+
 def test_a_killed_run_leaves_no_worker_behind(tmp_path):
     script = (
         "import sys, time\n"
