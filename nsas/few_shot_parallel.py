@@ -42,7 +42,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
@@ -50,16 +50,28 @@ from torch import nn
 from nsas.errors import NsasError, TrainingError
 from nsas.few_shot import FewShotSupernet
 from nsas.objectives import Objective
-from nsas.step import supernet_step
+from nsas.step import StepRun, supernet_step
 
 if TYPE_CHECKING:  # type-only
-    from nsas.searcher import Search
     from nsas.spaces.base import Architecture
 
 _POLL_S = 1.0  # how often a blocked send or receive checks that the other process is still alive
 
 
-def check_parallel(run: Search) -> None:
+class SplitRun(StepRun, Protocol):
+    """What the parallel split reads of a search run beyond a step's needs: :class:`nsas.searcher.Search` is one."""
+
+    objective: Any
+    split_objectives: list[Any]
+    criterion: Any
+    data: Any  # SearchData: ``train.epoch(epoch, start=step)`` gives the epoch's batches
+    steps_per_epoch: int
+    elapsed: float
+    metrics: Any  # the run's metrics writer (``write(record)``)
+    callbacks: list[Any]
+
+
+def check_parallel(run: SplitRun) -> None:
     """Raise a clear error if ``run`` cannot train its splits in ``few_shot_workers`` processes.
 
     ``SearchConfig`` checks the config's own rules when it is made; these need the built run.
@@ -107,7 +119,7 @@ class SplitWorkers:
             objective cannot be pickled for the workers.
     """
 
-    def __init__(self, run: Search) -> None:
+    def __init__(self, run: SplitRun) -> None:
         check_parallel(run)
         self.count = run.cfg.few_shot_workers - 1  # processes besides this one
         self.threads = max(1, torch.get_num_threads() // run.cfg.few_shot_workers)
@@ -186,12 +198,12 @@ class SplitWorkers:
         self.procs, self.inboxes, self.outbox = [], [], None
 
 
-def train_split_epoch(run: Search, workers: SplitWorkers, bar: Any) -> None:
+def train_split_epoch(run: SplitRun, workers: SplitWorkers, bar: Any) -> None:
     """Run the rest of ``run``'s current epoch (a split supernet) in ``workers`` and this process.
 
     Leaves ``run`` as the sequential loop leaves it (``step``, ``global_step``, ``passes``, ``elapsed``, the
     weights, optimizer state and objectives; every step's metrics record written and passed to the
-    callbacks, in step order, after the last step), ready for :meth:`Search.end_epoch`.
+    callbacks, in step order, after the last step), ready for ``Search.end_epoch``.
     """
     cfg, supernet = run.cfg, run.supernet
     workers.start()
