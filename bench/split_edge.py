@@ -5,6 +5,14 @@ the largest share of the true accuracy's variance among the tune half's cells (e
 grouping by the op on that edge). No supernet is trained for the choice; held-out cells are not read.
 
     python bench/split_edge.py > results/ranking/round9/split-edge.txt
+
+``measure`` checks the rule by training: one few-shot ``ce-functions`` supernet per edge and one plain
+supernet, seed 10, 7,800 passes each, all on the tune half (``bench/ranking.py run --split tune``, the
+commands in results/ranking/split-edges/README.md), scored on the tune probe by the loss alone, within
+equal live size, and fused with round 8's frozen pipeline (z scores of loss, params, jacov at 0.05,
+0.05, 0.90); held-out cells are still not read.
+
+    python bench/split_edge.py measure > results/ranking/split-edges/measured.md
 """
 
 from __future__ import annotations
@@ -31,7 +39,48 @@ def eta_squared(values: dict[str, float], edge: int) -> tuple[float, dict[str, f
     return between / total, {op: statistics.fmean(g) for op, g in sorted(groups.items())}
 
 
+def measure() -> int:
+    import json
+
+    import numpy as np
+
+    import fusion
+    from nsas.fusion import fuse
+    from nsas.rankstats import live_parameters
+
+    truth = ranking.read_truth(ranking.TRUTH)
+    tune = {a: v for a, v in truth.items() if ranking.half_of(a) == "tune"}
+    cells = fusion.probes(truth)["tune"]
+    t, size = np.array([truth[a] for a in cells]), live_parameters(cells, "nb201")
+    proxies, _ = fusion.read_proxies(fusion.RESULTS / "round8" / "proxies.csv")
+    weights = json.loads((fusion.RESULTS / "round8" / "pipeline.json").read_text())["pipeline"]["weights"]["ce-functions"]
+    root = fusion.RESULTS / "split-edges"
+    runs = [(f"edge {e} ({EDGES[e][0]}<-{EDGES[e][1]})", eta_squared(tune, e)[0], root / f"edge-{e}" / "jobs" /
+             "ce-functions-fewshot-compute-s10.json") for e in range(len(EDGES))]
+    runs.append(("one supernet (no split)", None, root / "one" / "jobs" / "ce-functions-compute-s10.json"))
+    print("Few-shot split edge measured on the tune half's probe (200 cells), ce-functions, seed 10, 7,800 passes; "
+          "'fused': round 8's frozen pipeline (z: loss 0.05, params 0.05, jacov 0.90).\n")
+    print("| split | rule's eta^2 | tau by loss [95% CI] | within-size (loss) | tau fused [95% CI] | within-size (fused) "
+          "| pick's true acc (fused) | CPU-min |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, eta, path in runs:
+        if not path.is_file():
+            print(f"| {name} | {'' if eta is None else f'{eta:.3f}'} | not run | | | | | |")
+            continue
+        job = json.loads(path.read_text())
+        rows = fusion.rows_of(cells, proxies, {a: (v[0], v[1]) for a, v in job["scores"].items()})
+        lo = fusion.judge_vector(fusion.oriented(rows, "loss"), t, size)
+        fu = fusion.judge_vector(fuse(rows, weights, method="z"), t, size)
+        print(f"| {name} | {'-' if eta is None else f'{eta:.3f}'} | {lo['tau']:.3f} [{lo['tau_ci'][0]:.2f}, "
+              f"{lo['tau_ci'][1]:.2f}] | {lo['within_size']:.3f} | {fu['tau']:.3f} [{fu['tau_ci'][0]:.2f}, "
+              f"{fu['tau_ci'][1]:.2f}] | {fu['within_size']:.3f} | {fu['pick_acc']:.2f} | "
+              f"{(job['train_s'] + job['score_s']) / 60:.1f} |")
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["measure"]:
+        return measure()
     truth = ranking.read_truth(ranking.TRUTH)
     tune = {a: v for a, v in truth.items() if ranking.half_of(a) == "tune"}
     print(f"tune half: {len(tune)} cells of {len(truth)}")
