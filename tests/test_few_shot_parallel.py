@@ -75,6 +75,27 @@ def test_a_parallel_run_cut_after_a_split_epoch_resumes_as_the_sequential_run(tm
     assert_same_run(tmp_path / "straight", tmp_path / "cut")
 
 
+def test_a_one_process_checkpoint_from_mid_split_epoch_resumes_in_two_processes_exactly(tmp_path, monkeypatch):
+    cfg = _config(epochs=2, few_shot_warmup=0.0, steps_per_epoch=6, checkpoint_every=4)  # split from the start
+    search(cfg, tmp_path / "straight", progress=False)
+    original = Search.train_step
+
+    def stop_at_step_5(self, *args):
+        if self.global_step == 5:  # mid-epoch 1, one process; the checkpoint of step 4 stands
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(Search, "train_step", stop_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        search(cfg, tmp_path / "cut", progress=False)
+    assert _final_state(tmp_path / "cut")["global_step"] == 4
+    monkeypatch.setattr(Search, "train_step", original)
+    local = _count_local_steps(monkeypatch)
+    search(replace_workers(cfg, 2), tmp_path / "cut", resume=True, progress=False)  # steps 5-12 in two processes
+    assert 0 < local["n"] < 8
+    assert_same_run(tmp_path / "straight", tmp_path / "cut")
+
+
 def test_checkpoint_every_acts_in_the_warm_up_and_split_epochs_checkpoint_at_their_end(tmp_path, monkeypatch):
     saved = []
     original = Search.save
