@@ -1,7 +1,7 @@
 """Rounds 9 and 10 of the ranking benchmark, judged on held-out cells with round 8's fusion weights.
 
 Round 9: few-shot supernets and NSAS in the low-learning-rate phase; round 10: an archive per live size
-class and a cap on the constraints. Every choice was made before (``results/ranking/round<N>/
+class and a cap on the constraints; round 11: few-shot split on the edge measured best on the tune half. Every choice was made before (``results/ranking/round<N>/
 PREREGISTRATION.md``); the fusion weights are round 8's ``pipeline.json``. This script reads the round's
 jobs (``results/ranking/round<N>/jobs``) and the earlier rounds' jobs of the same seeds, and writes
 ``judge-<probe>.md`` / ``.json`` into the round's folder for the benchmark's held-out probe and round 8's
@@ -10,6 +10,7 @@ intervals over the cells.
 
     python bench/judge_rounds.py 9 --probe probe fresh2
     python bench/judge_rounds.py 10 --probe probe fresh2
+    python bench/judge_rounds.py 11 --probe probe fresh2
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ ROUNDS = {
               ((f"{BASE}-size", "ce-functions"), (f"{BASE}-size", BASE), (f"{BASE}-cap", "ce-functions"),
                (f"{BASE}-cap", BASE), (f"{BASE}-late", "ce-functions"), (BASE, "ce-functions")),
               (fusion.RESULTS / "round10", fusion.RESULTS / "round9", ROUND8)),
+    11: Round(fusion.RESULTS / "round11",
+              ("ce-functions", "ce-functions-fewshot", "ce-functions-fewshot-e2"),
+              (("ce-functions-fewshot-e2", "ce-functions"), ("ce-functions-fewshot-e2", "ce-functions-fewshot")),
+              (fusion.RESULTS / "round11", fusion.RESULTS / "round9", ROUND8)),
 }
 
 

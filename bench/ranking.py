@@ -104,6 +104,10 @@ METHODS: dict[str, dict[str, Any]] = {
     "nsas-forget-norm-functions-fewshot": dict(strategy="random", loss="nsas", constraint_slices=True,
                                                archive_forgetting=50, normalize_loss=True, sampling="functions",
                                                few_shot_edge=3, few_shot_warmup=0.5),
+    # round 11: the split edge measured on the tune half instead (one supernet per edge, seed 10: edge 2 (2<-1)
+    # ranked best by loss and fused; results/ranking/split-edges/measured.md)
+    "ce-functions-fewshot-e2": dict(strategy="random", loss="ce", sampling="functions", few_shot_edge=2,
+                                    few_shot_warmup=0.5),
     # round 9 (issue 20 section 4): the forgetting variant's constraints only in the second half (low lr)
     "nsas-forget-norm-functions-late": dict(strategy="random", loss="nsas", constraint_slices=True,
                                             archive_forgetting=50, normalize_loss=True, sampling="functions",

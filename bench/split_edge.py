@@ -59,22 +59,37 @@ def measure() -> int:
              "ce-functions-fewshot-compute-s10.json") for e in range(len(EDGES))]
     runs.append(("one supernet (no split)", None, root / "one" / "jobs" / "ce-functions-compute-s10.json"))
     print("Few-shot split edge measured on the tune half's probe (200 cells), ce-functions, seed 10, 7,800 passes; "
-          "'fused': round 8's frozen pipeline (z: loss 0.05, params 0.05, jacov 0.90).\n")
-    print("| split | rule's eta^2 | tau by loss [95% CI] | within-size (loss) | tau fused [95% CI] | within-size (fused) "
-          "| pick's true acc (fused) | CPU-min |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, eta, path in runs:
+          "'fused': round 8's frozen pipeline (z: loss 0.05, params 0.05, jacov 0.90); 'vs one': minus the one "
+          "supernet of the same seed and passes, with a 95% bootstrap interval over the probe's cells.\n")
+    print("| split | rule's eta^2 | tau by loss [95% CI] | vs one | within-size (loss) | tau fused [95% CI] | vs one "
+          "| within-size (fused) | pick's true acc (fused) | CPU-min |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    vectors = {}
+    for name, eta, path in runs[::-1]:  # the one supernet first: every split is paired with it
         if not path.is_file():
-            print(f"| {name} | {'' if eta is None else f'{eta:.3f}'} | not run | | | | | |")
             continue
         job = json.loads(path.read_text())
         rows = fusion.rows_of(cells, proxies, {a: (v[0], v[1]) for a, v in job["scores"].items()})
-        lo = fusion.judge_vector(fusion.oriented(rows, "loss"), t, size)
-        fu = fusion.judge_vector(fuse(rows, weights, method="z"), t, size)
+        vectors[name] = (fusion.oriented(rows, "loss"), fuse(rows, weights, method="z"),
+                         (job["train_s"] + job["score_s"]) / 60)
+    one = vectors.get(runs[-1][0])
+    for name, eta, _ in runs:
+        if name not in vectors:
+            print(f"| {name} | {'-' if eta is None else f'{eta:.3f}'} | not run | | | | | | | |")
+            continue
+        loss, fused, minutes = vectors[name]
+        lo, fu = fusion.judge_vector(loss, t, size), fusion.judge_vector(fused, t, size)
+
+        def versus(mine: np.ndarray, k: int) -> str:
+            if one is None or eta is None:
+                return "-"
+            d = fusion.paired([mine], [one[k]], t, size)
+            return f"{d['tau']:+.3f} [{d['tau_ci'][0]:+.2f}, {d['tau_ci'][1]:+.2f}]"
+
         print(f"| {name} | {'-' if eta is None else f'{eta:.3f}'} | {lo['tau']:.3f} [{lo['tau_ci'][0]:.2f}, "
-              f"{lo['tau_ci'][1]:.2f}] | {lo['within_size']:.3f} | {fu['tau']:.3f} [{fu['tau_ci'][0]:.2f}, "
-              f"{fu['tau_ci'][1]:.2f}] | {fu['within_size']:.3f} | {fu['pick_acc']:.2f} | "
-              f"{(job['train_s'] + job['score_s']) / 60:.1f} |")
+              f"{lo['tau_ci'][1]:.2f}] | {versus(loss, 0)} | {lo['within_size']:.3f} | {fu['tau']:.3f} "
+              f"[{fu['tau_ci'][0]:.2f}, {fu['tau_ci'][1]:.2f}] | {versus(fused, 1)} | {fu['within_size']:.3f} | "
+              f"{fu['pick_acc']:.2f} | {minutes:.1f} |")
     return 0
 
 
