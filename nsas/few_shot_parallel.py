@@ -48,7 +48,6 @@ import torch
 from torch import nn
 
 from nsas.errors import NsasError, TrainingError
-from nsas.few_shot import FewShotSupernet
 from nsas.objectives import Objective
 from nsas.step import StepRun, supernet_step
 
@@ -74,10 +73,10 @@ class SplitRun(StepRun, Protocol):
 def check_parallel(run: SplitRun) -> None:
     """Raise a clear error if ``run`` cannot train its splits in ``few_shot_workers`` processes.
 
-    ``SearchConfig`` checks the config's own rules when it is made; these need the built run.
+    ``SearchConfig`` refuses it without ``few_shot_edge``; these need the built run: the copies must not
+    share an archive or other objective state (a shared archive, WPL's anchors), and the run must be a
+    one-machine CPU run with a one-group optimizer.
     """
-    if not isinstance(run.supernet, FewShotSupernet):
-        raise NsasError("few_shot_workers > 1 trains the sub-supernets of a few-shot split; set few_shot_edge")
     if run.world > 1:
         raise NsasError("few_shot_workers > 1 trains the sub-supernets in processes of one machine; under "
                         "torchrun (data parallel) use few_shot_workers 1")

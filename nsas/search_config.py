@@ -238,21 +238,10 @@ class SearchConfig(DistributedOptions, ProbeOptions, ScoringOptions, FewShotOpti
             raise NsasError(f"few_shot_archive must be split or shared, got {self.few_shot_archive!r}")
         if self.few_shot_edge is not None:
             get_space(self.space).split_options(self.few_shot_edge)  # a clear error for a bad edge or space
-        if self.few_shot_workers > 1:
-            self._check_few_shot_workers()
+        if self.few_shot_workers > 1 and self.few_shot_edge is None:  # the built run checks the rest
+            raise NsasError("few_shot_workers trains the sub-supernets of a few-shot split; set few_shot_edge too")
         check_device(self.device)
         check_ranges(self, SEARCH_RANGES)
-
-    def _check_few_shot_workers(self) -> None:
-        """What parallel splits cannot do (the built run checks the rest: ``nsas.few_shot_parallel``)."""
-        if self.few_shot_edge is None:
-            raise NsasError("few_shot_workers trains the sub-supernets of a few-shot split; set few_shot_edge too")
-        if self.few_shot_archive == "shared" and self.loss not in ("ce", "wpl"):
-            raise NsasError("few_shot_workers > 1 needs one archive per sub-supernet (few_shot_archive split); a "
-                            "shared archive sends its members' losses to every sub-supernet")
-        if self.loss == "wpl":
-            raise NsasError("few_shot_workers > 1 needs each sub-supernet's training to be independent; WPL's "
-                            "anchors span the whole supernet (use few_shot_workers 1)")
 
     @classmethod
     def preset(cls, name: str = "quick", **overrides: Any) -> SearchConfig:

@@ -125,13 +125,16 @@ def test_copies_go_to_the_least_loaded_process_most_steps_first():
     assert assign([7, 0, 0], 1) == [0, 0, 0]
 
 
-def test_parallel_splits_refuse_what_couples_the_copies():
+def test_parallel_splits_refuse_what_couples_the_copies(tmp_path):
     with pytest.raises(NsasError, match="set few_shot_edge"):
         SearchConfig(space="nb201", few_shot_workers=2)
     with pytest.raises(NsasError, match="few_shot_archive split"):
-        SearchConfig(space="nb201", few_shot_edge=0, few_shot_archive="shared", few_shot_workers=2)
-    with pytest.raises(NsasError, match="WPL's anchors"):
-        SearchConfig(space="nb201", loss="wpl", few_shot_edge=0, few_shot_workers=2)
+        Search(_config(few_shot_archive="shared", few_shot_workers=2), tmp_path, progress=False)
+    with pytest.raises(NsasError, match="the wpl loss keeps state over the whole supernet"):
+        Search(_config(loss="wpl", few_shot_workers=2), tmp_path, progress=False)
+    with pytest.raises(NsasError, match="one parameter group"):
+        Search(_config(few_shot_workers=2), tmp_path, progress=False,
+               optimizer=lambda params: torch.optim.SGD([{"params": params[:1]}, {"params": params[1:]}], lr=0.1))
     with pytest.raises(NsasError, match=r"few_shot_workers must be in \[1, inf\)"):
         SearchConfig(space="nb201", few_shot_edge=0, few_shot_workers=0)
 
