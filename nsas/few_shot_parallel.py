@@ -288,9 +288,7 @@ def state_of(run: Any, k: int) -> dict[str, Any]:
 def load_state(run: Any, k: int, state: dict[str, Any]) -> None:
     """Load a :func:`state_of` copy ``k`` into ``run`` (the search or a worker's copy)."""
     sub = run.supernet.subnets[k]
-    with torch.no_grad():
-        for target, source in zip(sub.state_dict().values(), state["weights"].values(), strict=True):
-            target.copy_(source)
+    sub.load_state_dict(state["weights"])  # copies into the live tensors, which the optimizer holds
     for p, opt_state in zip(sub.parameters(), state["optimizer"], strict=True):
         if opt_state is None:
             run.optimizer.state.pop(p, None)
