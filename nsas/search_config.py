@@ -61,7 +61,7 @@ class FewShotOptions:
     few_shot_workers: int = option(1, "few-shot: CPU processes that train the sub-supernets after the split, "
                                       "each copy in one of them for an epoch (1: this process alone). torch's "
                                       "threads are shared out among them; at one thread each the result is "
-                                      "the one-process run's, bit for bit. On 2 idle cores one process of 2 "
+                                      "the one-process run's, bit for bit. On 2 cores one process of 2 "
                                       "threads was faster (bench/few_shot_parallel.md)", metavar="N")
 
 
